@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.views import HomeView
+from events_app import api as events_api
+from users_app import api as users_api
+
+api_patterns = [
+    path("track", events_api.TrackApi.as_view(), name="api-track"),
+    path("add_user_properties", events_api.UserPropertiesAddApi.as_view(), name="api-add-user-properties"),
+    # Heap's legacy name for add_user_properties.
+    path("identify", events_api.UserPropertiesAddApi.as_view(), name="api-identify-legacy"),
+    path("v1/identify", users_api.IdentifyApi.as_view(), name="api-identify"),
+    path("v1/users", users_api.UserLookupApi.as_view(), name="api-user-lookup"),
+    path("v1/users/<str:user_id>", users_api.UserDetailApi.as_view(), name="api-user-detail"),
+    path("v1/users/<str:user_id>/events", users_api.UserEventsApi.as_view(), name="api-user-events"),
+    path("v1/merges", users_api.MergeListApi.as_view(), name="api-merges"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("", HomeView.as_view(), name="home"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+]

@@ -1,0 +1,88 @@
+"""Heap-compatible server-side ingest: /api/track and /api/add_user_properties (and legacy /api/identify)."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from events_app.services.ingest import IngestResult, bulk_items, track_ingest, user_properties_ingest
+from events_app.services.sessions import RequestContext
+from users_app.api import ERROR_SCHEMA
+from users_app.api_common import JsonBodyApi, error_response
+
+INGEST_RESULT_SCHEMA = inline_serializer("IngestResult", {
+    "accepted": serializers.IntegerField(),
+    "rejected": serializers.ListField(child=serializers.DictField(), help_text="[{index, error}] of bad items"),
+    "duplicates": serializers.IntegerField(required=False),
+})
+
+
+def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
+    """A single call answers its error as SPEC 3's error body; a bulk call lists rejected items and is a 400
+    only when nothing at all was accepted."""
+    if not is_bulk and result.rejected:
+        error = result.rejected[0]["error"]
+        return error_response(error["code"], error["message"], error["field"])
+    answer = result.as_dict()
+    if not is_bulk and result.profile is not None:
+        answer["user_id"] = str(result.profile.user_id)
+    return Response(answer, status=400 if result.rejected and not result.accepted else 200)
+
+
+def request_context(request) -> RequestContext:
+    from django.conf import settings
+
+    meta = request.META
+    return RequestContext(
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+        ip=meta.get("REMOTE_ADDR", ""),
+        country=meta.get(settings.CAIRN_COUNTRY_HEADER, "") if settings.CAIRN_COUNTRY_HEADER else "",
+        city=meta.get(settings.CAIRN_CITY_HEADER, "") if settings.CAIRN_CITY_HEADER else "",
+    )
+
+
+class TrackApi(JsonBodyApi):
+    @extend_schema(
+        summary="Track events (single or bulk of up to 1000)",
+        request=inline_serializer("TrackRequest", {
+            "app_id": serializers.CharField(), "identity": serializers.CharField(required=False),
+            "user_id": serializers.CharField(required=False), "event": serializers.CharField(required=False),
+            "properties": serializers.DictField(required=False), "timestamp": serializers.CharField(required=False),
+            "idempotency_key": serializers.CharField(required=False),
+            "session_id": serializers.CharField(required=False),
+            "events": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
+        }),
+        responses={200: INGEST_RESULT_SCHEMA, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
+        examples=[
+            OpenApiExample("One event", request_only=True, value={
+                "app_id": "1234567890", "identity": "alice@example.com", "event": "Sign Up",
+                "properties": {"plan": "Startup"}, "idempotency_key": "signup-alice"}),
+            OpenApiExample("Bulk", request_only=True, value={"app_id": "1234567890", "events": [
+                {"identity": "alice@example.com", "event": "Upgrade", "timestamp": "2026-11-20T10:00:00Z"},
+                {"user_id": "1565941335949135", "event": "pageview", "properties": {"path": "/pricing"}}]}),
+        ],
+    )
+    def post(self, request):
+        body = self.json_body(request)
+        environment = self.environment_of(body)
+        items, is_bulk = bulk_items(body, "events")
+        result = track_ingest(environment=environment, items=items, context=request_context(request))
+        return ingest_response(result, is_bulk)
+
+
+class UserPropertiesAddApi(JsonBodyApi):
+    @extend_schema(
+        summary="Add user properties (single or bulk of up to 1000); null removes a property",
+        request=inline_serializer("AddUserPropertiesRequest", {
+            "app_id": serializers.CharField(), "identity": serializers.CharField(required=False),
+            "user_id": serializers.CharField(required=False), "properties": serializers.DictField(required=False),
+            "users": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
+        }),
+        responses={200: INGEST_RESULT_SCHEMA, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
+        examples=[OpenApiExample("Set a plan", request_only=True, value={
+            "app_id": "1234567890", "identity": "alice@example.com", "properties": {"plan": "Startup"}})],
+    )
+    def post(self, request):
+        body = self.json_body(request)
+        environment = self.environment_of(body)
+        items, is_bulk = bulk_items(body, "users")
+        return ingest_response(user_properties_ingest(environment=environment, items=items), is_bulk)

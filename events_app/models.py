@@ -1,0 +1,80 @@
+"""Sessions and events.
+
+Both keep two profiles: `profile` is who owns the row now (it changes when a merge moves history) and
+`original_profile` is the profile the row was first recorded on, so a merge can be undone exactly.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from users_app.models import Environment, Profile
+
+# 255 characters of any script still fit in a B-tree index entry (reports look events up by name).
+EVENT_NAME_MAX_LENGTH = 255
+PAGEVIEW_EVENT = "pageview"
+
+
+class Session(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="sessions")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="sessions")
+    original_profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="original_sessions")
+    # The tracker's session id, or one Cairn made for server calls without one.
+    session_key = models.CharField(max_length=64)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    landing_page = models.TextField(blank=True)
+    referrer = models.TextField(blank=True)
+    utm_source = models.CharField(max_length=1024, blank=True)
+    utm_medium = models.CharField(max_length=1024, blank=True)
+    utm_campaign = models.CharField(max_length=1024, blank=True)
+    browser = models.CharField(max_length=200, blank=True)
+    device_type = models.CharField(max_length=50, blank=True)
+    country = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["original_profile", "session_key"], name="session_unique_key"),
+        ]
+        indexes = [
+            models.Index(fields=["profile", "-ended_at"], name="session_by_profile"),
+            models.Index(fields=["environment", "started_at"], name="session_by_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Session {self.session_key} of {self.profile_id}"
+
+    @property
+    def duration(self):
+        return self.ended_at - self.started_at
+
+
+class Event(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="events")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events")
+    original_profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="original_events")
+    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)
+    timestamp = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="event_unique_idempotency_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["environment", "name", "timestamp"], name="event_by_name_time"),
+            models.Index(fields=["environment", "timestamp"], name="event_by_time"),
+            models.Index(fields=["profile", "-timestamp", "-id"], name="event_by_profile"),
+            models.Index(fields=["original_profile"], name="event_by_original_profile"),
+            models.Index(fields=["session"], name="event_by_session"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.timestamp:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,44 @@
+"""Browser, device type and location of a request, for a new session."""
+
+from functools import lru_cache
+
+from django.conf import settings
+from user_agents import parse as parse_user_agent
+
+
+@lru_cache(maxsize=1)
+def _geoip_reader():
+    if not settings.GEOIP_PATH:
+        return None
+    import geoip2.database
+
+    return geoip2.database.Reader(settings.GEOIP_PATH)
+
+
+def location_of(context) -> tuple[str, str]:
+    """(country, city): from the GeoIP2 database when configured, else the trusted proxy headers."""
+    reader = _geoip_reader()
+    if reader is not None and context.ip:
+        try:
+            answer = reader.city(context.ip)
+        except (ValueError, LookupError, OSError):  # geoip2's AddressNotFoundError is a LookupError
+            return "", ""
+        return (answer.country.name or "")[:200], (answer.city.name or "")[:200]
+    return context.country[:200], context.city[:200]
+
+
+def device_describe(context) -> dict[str, str]:
+    attributes = {}
+    if context.user_agent:
+        agent = parse_user_agent(context.user_agent[:1024])
+        attributes["browser"] = (agent.browser.family or "")[:200]
+        if agent.is_bot:
+            attributes["device_type"] = "Bot"
+        elif agent.is_tablet:
+            attributes["device_type"] = "Tablet"
+        elif agent.is_mobile:
+            attributes["device_type"] = "Mobile"
+        else:
+            attributes["device_type"] = "Desktop"
+    attributes["country"], attributes["city"] = location_of(context)
+    return attributes

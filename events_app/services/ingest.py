@@ -1,0 +1,240 @@
+"""The ingest write path, top to bottom: parse -> validate -> resolve profile -> write -> enqueue.
+
+Each call takes a list of raw items (a single call is a list of one) and returns which were accepted and
+which were rejected with their index and reason. Valid items are never lost because of invalid ones.
+Writes are set-based: a constant number of queries per call, not one per event.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from events_app.models import EVENT_NAME_MAX_LENGTH, Event
+from events_app.services.sessions import RequestContext, SessionNeed, sessions_assign
+from events_app.services.time_bounds import time_bounds_extend
+from users_app.errors import InvalidInput
+from users_app.models import Environment, Profile
+from users_app.services.identity_guard import identity_check
+from users_app.services.profiles import ResolvedProfile, profiles_for_identities, profiles_for_user_ids
+from users_app.services.properties import properties_add
+from users_app.validation import (
+    PropertyValue,
+    parse_properties,
+    parse_short_string,
+    parse_timestamp,
+    parse_user_id,
+    require_object,
+)
+
+MAX_BULK_ITEMS = 1000
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict] = field(default_factory=list)
+    # The profile of the last accepted item, for single calls that answer a user_id.
+    profile: Profile | None = None
+
+    def as_dict(self) -> dict:
+        answer = {"accepted": self.accepted, "rejected": self.rejected}
+        if self.duplicates:
+            answer["duplicates"] = self.duplicates
+        return answer
+
+
+@dataclass
+class Target:
+    """Who an item is about: a user_id (client) or an identity (server)."""
+
+    user_id: int | None = None
+    identity: str | None = None
+    resolved: ResolvedProfile | None = None
+
+
+@dataclass
+class TrackItem:
+    target: Target
+    event: str
+    properties: dict[str, PropertyValue]
+    timestamp: datetime
+    idempotency_key: str | None
+    session_key: str | None
+
+
+@dataclass
+class PropertiesItem:
+    target: Target
+    properties: dict[str, PropertyValue | None]
+
+
+# ---- parse and validate -------------------------------------------------------------------------------
+
+
+def parse_target(environment: Environment, raw: dict) -> Target:
+    if raw.get("identity") is not None:
+        return Target(identity=identity_check(environment, raw["identity"]))
+    if raw.get("user_id") is not None:
+        return Target(user_id=parse_user_id(raw["user_id"]))
+    raise InvalidInput("missing_field", "Send `identity` or `user_id`.", "identity")
+
+
+def parse_track_item(environment: Environment, raw) -> TrackItem:
+    raw = require_object(raw, "event")
+    name = raw.get("event")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("missing_field", "`event` must be a non-empty string.", "event")
+    if len(name) > EVENT_NAME_MAX_LENGTH:
+        raise InvalidInput("invalid_field", f"`event` is longer than {EVENT_NAME_MAX_LENGTH} characters.", "event")
+    return TrackItem(
+        target=parse_target(environment, raw),
+        event=name,
+        properties=parse_properties(raw.get("properties"), allow_null=False),
+        timestamp=parse_timestamp(raw.get("timestamp")),
+        idempotency_key=parse_short_string(raw.get("idempotency_key"), "idempotency_key", 255),
+        session_key=parse_short_string(raw.get("session_id"), "session_id", 64),
+    )
+
+
+def parse_properties_item(environment: Environment, raw) -> PropertiesItem:
+    raw = require_object(raw, "user")
+    if "properties" not in raw:
+        raise InvalidInput("missing_field", "`properties` is required.", "properties")
+    return PropertiesItem(
+        target=parse_target(environment, raw),
+        properties=parse_properties(raw.get("properties"), allow_null=True),
+    )
+
+
+def bulk_items(body: dict, list_field: str) -> tuple[list, bool]:
+    """The raw items of a call: the `list_field` array of a bulk call, or the body itself."""
+    if list_field not in body:
+        return [body], False
+    items = body[list_field]
+    if not isinstance(items, list):
+        raise InvalidInput("invalid_type", f"`{list_field}` must be an array.", list_field)
+    if not items:
+        raise InvalidInput("empty_batch", f"`{list_field}` is empty.", list_field)
+    if len(items) > MAX_BULK_ITEMS:
+        raise InvalidInput("too_many_items", f"At most {MAX_BULK_ITEMS} items per call.", list_field)
+    return items, True
+
+
+def parse_each(environment: Environment, items: list, parse: Callable) -> tuple[list, list[dict]]:
+    parsed, rejected = [], []
+    for index, raw in enumerate(items):
+        try:
+            parsed.append(parse(environment, raw))
+        except InvalidInput as error:
+            rejected.append({"index": index, "error": error.as_dict()})
+    return parsed, rejected
+
+
+# ---- resolve profiles ---------------------------------------------------------------------------------
+
+
+def resolve_targets(environment: Environment, targets: list[Target]) -> None:
+    by_user_id = profiles_for_user_ids(
+        environment=environment, user_ids={t.user_id for t in targets if t.user_id is not None}
+    )
+    by_identity = profiles_for_identities(
+        environment=environment, identities={t.identity for t in targets if t.identity is not None}
+    )
+    for target in targets:
+        target.resolved = by_user_id[target.user_id] if target.user_id is not None else by_identity[target.identity]
+
+
+# ---- write --------------------------------------------------------------------------------------------
+
+
+def _drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[TrackItem]:
+    """An idempotency_key is stored once: skip keys already stored or repeated earlier in this call.
+    (Concurrent duplicates are caught by the unique constraint when inserting.)"""
+    keys = {item.idempotency_key for item in items if item.idempotency_key}
+    seen = set(
+        Event.objects.filter(environment=environment, idempotency_key__in=keys).values_list(
+            "idempotency_key", flat=True
+        )
+    ) if keys else set()
+    fresh = []
+    for item in items:
+        if item.idempotency_key:
+            if item.idempotency_key in seen:
+                continue
+            seen.add(item.idempotency_key)
+        fresh.append(item)
+    return fresh
+
+
+def _touch_profiles(items) -> None:
+    """Widen each owner profile's first/last seen to its new events."""
+    bounds: dict[int, tuple[datetime, datetime]] = {}
+    for item in items:
+        pk, moment = item.target.resolved.profile.pk, item.timestamp
+        low, high = bounds.get(pk, (moment, moment))
+        bounds[pk] = (min(low, moment), max(high, moment))
+    time_bounds_extend(Profile, lower_field="first_seen", upper_field="last_seen", bounds=bounds)
+
+
+def events_write(environment: Environment, items: list[TrackItem], context: RequestContext | None) -> int:
+    items = _drop_duplicates(environment, items)
+    needs = [
+        SessionNeed(
+            profile=item.target.resolved.profile, named=item.target.resolved.named, timestamp=item.timestamp,
+            session_key=item.session_key, name=item.event, properties=item.properties,
+        )
+        for item in items
+    ]
+    sessions_assign(environment=environment, needs=needs, context=context)
+    Event.objects.bulk_create(
+        [
+            Event(
+                environment=environment, profile=item.target.resolved.profile,
+                original_profile=item.target.resolved.named, session=need.session, name=item.event,
+                timestamp=item.timestamp, properties=item.properties, idempotency_key=item.idempotency_key,
+            )
+            for item, need in zip(items, needs, strict=True)
+        ],
+        ignore_conflicts=True,
+    )
+    _touch_profiles(items)
+    return len(items)
+
+
+# ---- the calls ----------------------------------------------------------------------------------------
+
+
+def track_ingest(
+    *, environment: Environment, items: list, context: RequestContext | None = None
+) -> IngestResult:
+    """POST /api/track, single or bulk."""
+    parsed, rejected = parse_each(environment, items, parse_track_item)
+    result = IngestResult(rejected=rejected)
+    if parsed:
+        with transaction.atomic():
+            resolve_targets(environment, [item.target for item in parsed])
+            stored = events_write(environment, parsed, context)
+        result.accepted = len(parsed)
+        result.duplicates = len(parsed) - stored
+        result.profile = parsed[-1].target.resolved.profile
+    return result
+
+
+def user_properties_ingest(*, environment: Environment, items: list) -> IngestResult:
+    """POST /api/add_user_properties (and Heap's legacy /api/identify), single or bulk."""
+    parsed, rejected = parse_each(environment, items, parse_properties_item)
+    result = IngestResult(rejected=rejected)
+    if parsed:
+        with transaction.atomic():
+            resolve_targets(environment, [item.target for item in parsed])
+            properties_add(
+                updates=[(item.target.resolved.profile, item.properties) for item in parsed], set_at=timezone.now()
+            )
+        result.accepted = len(parsed)
+        result.profile = parsed[-1].target.resolved.profile
+    return result
+

@@ -1,0 +1,139 @@
+"""Grouping events into sessions: by the tracker's session id, or by 30 minutes of inactivity for server
+calls that send none. Set-based: a constant number of queries per batch, whatever its size."""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.db.models import Q
+
+from events_app.models import PAGEVIEW_EVENT, Session
+from events_app.services.time_bounds import time_bounds_extend
+from users_app.models import Environment, Profile
+
+
+@dataclass
+class RequestContext:
+    """What the HTTP request tells about the device: used for a new session's browser, device and place."""
+
+    user_agent: str = ""
+    ip: str = ""
+    country: str = ""
+    city: str = ""
+
+
+@dataclass
+class SessionNeed:
+    """One event that needs a session."""
+
+    profile: Profile  # owner
+    named: Profile  # original profile
+    timestamp: datetime
+    session_key: str | None
+    name: str
+    properties: dict
+    session: Session | None = field(default=None)
+
+
+def session_timeout() -> timedelta:
+    return timedelta(minutes=settings.CAIRN_SESSION_TIMEOUT_MINUTES)
+
+
+def _truncate(value, limit: int) -> str:
+    return str(value or "")[:limit]
+
+
+def session_attributes(name: str, properties: dict, context: RequestContext | None) -> dict:
+    """A new session's landing page, referrer and UTM values from its first event, plus the device."""
+    attributes: dict[str, str] = {}
+    url = properties.get("url") or properties.get("path") or ""
+    if name == PAGEVIEW_EVENT or url:
+        attributes["landing_page"] = _truncate(properties.get("path") or urlsplit(str(url)).path or url, 2048)
+        attributes["referrer"] = _truncate(properties.get("referrer"), 2048)
+        query = parse_qs(urlsplit(str(url)).query) if url else {}
+        for utm in ("utm_source", "utm_medium", "utm_campaign"):
+            value = properties.get(utm) or (query.get(utm) or [""])[0]
+            attributes[utm] = _truncate(value, 1024)
+    if context is not None:
+        from events_app.services.devices import device_describe
+
+        attributes.update(device_describe(context))
+    return attributes
+
+
+def sessions_assign(*, environment: Environment, needs: list[SessionNeed], context: RequestContext | None) -> None:
+    """Set `need.session` for every need, creating and widening sessions as required."""
+    timeout = session_timeout()
+    new_sessions: list[Session] = []
+
+    def widen(session: Session, moment: datetime) -> None:
+        session.started_at = min(session.started_at, moment)
+        session.ended_at = max(session.ended_at, moment)
+
+    def start(need: SessionNeed, key: str) -> Session:
+        session = Session(
+            environment=environment, profile=need.profile, original_profile=need.named, session_key=key,
+            started_at=need.timestamp, ended_at=need.timestamp,
+            **session_attributes(need.name, need.properties, context),
+        )
+        new_sessions.append(session)
+        return session
+
+    keyed = [need for need in needs if need.session_key]
+    unkeyed = sorted((need for need in needs if not need.session_key), key=lambda need: need.timestamp)
+
+    # Tracker sessions: look up by (original profile, key).
+    if keyed:
+        condition = Q()
+        for need in keyed:
+            condition |= Q(original_profile_id=need.named.pk, session_key=need.session_key)
+        known = {(s.original_profile_id, s.session_key): s for s in Session.objects.filter(condition)}
+        for need in sorted(keyed, key=lambda need: need.timestamp):
+            identity_key = (need.named.pk, need.session_key)
+            session = known.get(identity_key)
+            if session is None:
+                session = known[identity_key] = start(need, need.session_key)
+            widen(session, need.timestamp)
+            need.session = session
+
+    # Server calls: continue the owner's session if it was active within the timeout, else start one.
+    if unkeyed:
+        earliest = unkeyed[0].timestamp - timeout
+        latest = unkeyed[-1].timestamp + timeout
+        candidates: dict[int, list[Session]] = defaultdict(list)
+        for session in Session.objects.filter(
+            profile_id__in={need.profile.pk for need in unkeyed}, ended_at__gte=earliest, started_at__lte=latest
+        ):
+            candidates[session.profile_id].append(session)
+        for need in unkeyed:
+            session = next(
+                (
+                    s for s in candidates[need.profile.pk]
+                    if s.started_at - timeout <= need.timestamp <= s.ended_at + timeout
+                ),
+                None,
+            )
+            if session is None:
+                session = start(need, uuid.uuid4().hex)
+                candidates[need.profile.pk].append(session)
+            widen(session, need.timestamp)
+            need.session = session
+
+    # A concurrent request may have created the same tracker session: keep theirs, then re-read all new ones.
+    Session.objects.bulk_create(new_sessions, ignore_conflicts=True)
+    if new_sessions:
+        condition = Q()
+        for session in new_sessions:
+            condition |= Q(original_profile_id=session.original_profile_id, session_key=session.session_key)
+        stored = {(s.original_profile_id, s.session_key): s for s in Session.objects.filter(condition)}
+        for need in needs:
+            if need.session.pk is None:
+                need.session = stored[(need.session.original_profile_id, need.session.session_key)]
+    bounds: dict[int, tuple[datetime, datetime]] = {}
+    for need in needs:
+        low, high = bounds.get(need.session.pk, (need.timestamp, need.timestamp))
+        bounds[need.session.pk] = (min(low, need.timestamp), max(high, need.timestamp))
+    time_bounds_extend(Session, lower_field="started_at", upper_field="ended_at", bounds=bounds)

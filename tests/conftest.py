@@ -1,0 +1,142 @@
+"""Shared fixtures. Tests run against real PostgreSQL and Redis (see .ci/test)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from config.celery import app as celery_app
+from users_app.services.environments import environment_create
+
+REPO = Path(__file__).resolve().parent.parent
+API_KEY = "test-api-key-0123456789abcdef"
+OTHER_API_KEY = "other-api-key-0123456789abcdef"
+
+
+@pytest.fixture
+def environment(db):
+    return environment_create(name="Test site", app_id="1000000001", api_key=API_KEY).environment
+
+
+@pytest.fixture
+def other_environment(db):
+    return environment_create(name="Other site", app_id="1000000002", api_key=OTHER_API_KEY).environment
+
+
+class JsonClient:
+    """A thin wrapper over Django's test client for JSON calls."""
+
+    def __init__(self, client, api_key: str = API_KEY):
+        self.client = client
+        self.api_key = api_key
+
+    def post(self, path: str, body, **extra):
+        payload = body if isinstance(body, str | bytes) else json.dumps(body)
+        return self.client.post(path, payload, content_type="application/json", **extra)
+
+    def get(self, path: str, api_key: str | None = None, **params):
+        key = self.api_key if api_key is None else api_key
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+        return self.client.get(path, params, **headers)
+
+
+@pytest.fixture
+def api(client):
+    return JsonClient(client)
+
+
+@pytest.fixture
+def eager_celery(settings):
+    """Run tasks in-process (on commit) for tests about logic, not about the async path."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = not os.environ.get("REDIS_URL")
+
+
+def worker_environment() -> dict:
+    """The environment a real worker subprocess needs to use the test database and the test broker."""
+    settings_dict = connection.settings_dict
+    env = dict(os.environ)
+    env["DATABASE_URL"] = (
+        f"postgres://{settings_dict['USER'] or 'postgres'}@{settings_dict['HOST'] or '127.0.0.1'}:"
+        f"{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+    )
+    env.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+    return env
+
+
+class WorkerProcess:
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen | None = None
+        self.log_path = REPO / "test-output" / f"celery-worker-{os.getpid()}-{time.time_ns()}.log"
+
+    def start(self) -> "WorkerProcess":
+        self.log_path.parent.mkdir(exist_ok=True)
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *self.extra_args],
+            cwd=REPO, env=worker_environment(), stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if "ready" in self.log_path.read_text():
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited: {self.log_path.read_text()[-2000:]}")
+            time.sleep(0.2)
+        raise RuntimeError("celery worker did not become ready in 60 s")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+@pytest.fixture
+def redis_broker():
+    """The test broker, emptied before and after the test."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set: the real-worker tests need Redis")
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, redis_broker):
+    """A real `celery -A config worker` process on the real broker and the test database."""
+    worker = WorkerProcess().start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -1,0 +1,118 @@
+"""users_app's API: identify (SPEC 2) and the read API for users and merges (SPEC 3)."""
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from users_app.api_common import JsonBodyApi, ReadApi
+from users_app.errors import InvalidInput
+from users_app.models import MergeRecord
+from users_app.selectors import merge_as_dict, merge_list, profile_get, user_detail, user_timeline
+from users_app.services.profiles import profile_identify
+from users_app.validation import parse_identity, parse_timestamp, parse_user_id
+
+ERROR_SCHEMA = inline_serializer(
+    "Error",
+    {"error": inline_serializer("ErrorBody", {"code": serializers.CharField(), "message": serializers.CharField(),
+                                              "field": serializers.CharField(allow_null=True)})},
+)
+
+
+def bounded_int(value, field: str, default: int, maximum: int) -> int:
+    if value in (None, ""):
+        return default
+    if not str(value).isdigit() or not 1 <= int(value) <= maximum:
+        raise InvalidInput("invalid_field", f"`{field}` must be an integer from 1 to {maximum}.", field)
+    return int(value)
+
+
+class IdentifyApi(JsonBodyApi):
+    @extend_schema(
+        summary="Identify a user (SPEC 2)",
+        request=inline_serializer("IdentifyRequest", {
+            "app_id": serializers.CharField(), "user_id": serializers.CharField(),
+            "identity": serializers.CharField(), "timestamp": serializers.CharField(required=False),
+        }),
+        responses={200: inline_serializer("IdentifyResponse", {
+            "user_id": serializers.CharField(), "identity": serializers.CharField(),
+            "merge": inline_serializer("IdentifyMerge", {"id": serializers.IntegerField(),
+                                                         "status": serializers.CharField()}, allow_null=True),
+        }), 400: ERROR_SCHEMA, 404: ERROR_SCHEMA},
+        examples=[OpenApiExample("Anonymous to existing identity", request_only=True,
+                                 value={"app_id": "1234567890", "user_id": "1565941335949135",
+                                        "identity": "12345"})],
+    )
+    def post(self, request):
+        body = self.json_body(request)
+        environment = self.environment_of(body)
+        user_id = parse_user_id(body.get("user_id"))
+        parse_identity(body.get("identity"))  # field errors before the block list, for clearer messages
+        seen_at = parse_timestamp(body.get("timestamp"))
+        result = profile_identify(
+            environment=environment, user_id=user_id, identity=body.get("identity"), seen_at=seen_at,
+            trigger=MergeRecord.Trigger.SERVER,
+        )
+        merge = result.merge
+        return Response({
+            "user_id": str(result.profile.user_id),
+            "identity": result.profile.identity,
+            "merge": {"id": merge.pk, "status": merge.status} if merge else None,
+        })
+
+
+USER_SCHEMA = inline_serializer("User", {
+    "user_id": serializers.CharField(), "identity": serializers.CharField(allow_null=True),
+    "properties": serializers.DictField(), "first_seen": serializers.DateTimeField(allow_null=True),
+    "last_seen": serializers.DateTimeField(allow_null=True), "session_count": serializers.IntegerField(),
+    "event_count": serializers.IntegerField(), "merged_into": serializers.CharField(allow_null=True),
+})
+
+
+class UserDetailApi(ReadApi):
+    @extend_schema(summary="A user by user_id", responses={200: USER_SCHEMA, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA})
+    def get(self, request, user_id: str):
+        profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
+        return Response(user_detail(profile))
+
+
+class UserLookupApi(ReadApi):
+    @extend_schema(
+        summary="A user by identity",
+        parameters=[OpenApiParameter("identity", str, required=True)],
+        responses={200: USER_SCHEMA, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA},
+    )
+    def get(self, request):
+        identity = parse_identity(request.query_params.get("identity"))
+        return Response(user_detail(profile_get(environment=self.environment, identity=identity)))
+
+
+class UserEventsApi(ReadApi):
+    @extend_schema(
+        summary="A user's events, newest first",
+        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        responses={200: inline_serializer("EventPage", {
+            "results": serializers.ListField(child=serializers.DictField()),
+            "next": serializers.CharField(allow_null=True)}), 404: ERROR_SCHEMA},
+    )
+    def get(self, request, user_id: str):
+        profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
+        limit = bounded_int(request.query_params.get("limit"), "limit", 100, 1000)
+        return Response(user_timeline(profile, cursor=request.query_params.get("cursor"), limit=limit))
+
+
+class MergeListApi(ReadApi):
+    @extend_schema(
+        summary="Merges by identity or user_id",
+        parameters=[OpenApiParameter("identity", str), OpenApiParameter("user_id", str)],
+        responses={200: inline_serializer("MergeList", {
+            "results": serializers.ListField(child=serializers.DictField())})},
+    )
+    def get(self, request):
+        identity = request.query_params.get("identity")
+        user_id = request.query_params.get("user_id")
+        merges = merge_list(
+            environment=self.environment,
+            identity=parse_identity(identity) if identity is not None else None,
+            user_id=parse_user_id(user_id) if user_id is not None else None,
+        )
+        return Response({"results": [merge_as_dict(record) for record in merges]})

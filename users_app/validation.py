@@ -1,0 +1,162 @@
+"""Parsing of attacker-controlled ingest values. Each function returns a clean value or raises InvalidInput
+naming the field. Plain functions rather than DRF serializers: a bulk call validates 1,000 items and this
+stays on the hot path."""
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from users_app.errors import InvalidInput
+from users_app.models import (
+    IDENTITY_MAX_LENGTH,
+    MAX_USER_ID,
+    PROPERTY_KEY_MAX_LENGTH,
+    PROPERTY_VALUE_MAX_LENGTH,
+)
+
+RESERVED_PROPERTY_KEYS = frozenset({"user_id", "id"})
+MAX_PROPERTIES_PER_CALL = 1000
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
+
+PropertyValue = str | int | float
+
+
+def is_number(value) -> bool:
+    # bool is an int in Python; JSON true/false are not numbers.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def require_object(value, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidInput("invalid_type", f"`{field}` must be a JSON object.", field)
+    return value
+
+
+def parse_app_id(value) -> str:
+    if value is None:
+        raise InvalidInput("missing_field", "`app_id` is required.", "app_id")
+    if is_number(value) and float(value).is_integer():
+        value = str(int(value))
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        raise InvalidInput("invalid_app_id", "`app_id` must be a string or number of 1 to 64 characters.",
+                           "app_id")
+    return value.strip()
+
+
+def parse_user_id(value, field: str = "user_id") -> int:
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 16:
+        value = int(value.strip())
+    if not (is_number(value) and float(value).is_integer() and 0 <= value < MAX_USER_ID):
+        raise InvalidInput(
+            "invalid_user_id", f"`{field}` must be a decimal string or integer from 0 to 2**53 - 1.", field
+        )
+    return int(value)
+
+
+def parse_identity(value, field: str = "identity") -> str:
+    """Identity as stored: strings are trimmed, integers written in decimal. Case is kept."""
+    if is_number(value):
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise InvalidInput("invalid_identity", f"`{field}` must be a finite number.", field)
+            value = str(int(value)) if value.is_integer() else repr(value)
+        else:
+            value = str(value)
+    if not isinstance(value, str):
+        raise InvalidInput("invalid_identity", f"`{field}` must be a string or a number.", field)
+    value = value.strip()
+    if not value:
+        raise InvalidInput("invalid_identity", f"`{field}` is empty.", field)
+    if len(value) > IDENTITY_MAX_LENGTH:
+        raise InvalidInput(
+            "invalid_identity", f"`{field}` is longer than {IDENTITY_MAX_LENGTH} characters.", field
+        )
+    return value
+
+
+def parse_property_key(key, field: str) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput("invalid_property", "Property keys must be non-empty strings.", field)
+    if len(key) > PROPERTY_KEY_MAX_LENGTH:
+        raise InvalidInput(
+            "invalid_property", f"Property key is longer than {PROPERTY_KEY_MAX_LENGTH} characters.", field
+        )
+    return key
+
+
+def parse_property_value(value, field: str, *, allow_null: bool) -> PropertyValue | None:
+    if value is None and allow_null:
+        return None
+    if isinstance(value, str):
+        if len(value) > PROPERTY_VALUE_MAX_LENGTH:
+            raise InvalidInput(
+                "invalid_property", f"Value is longer than {PROPERTY_VALUE_MAX_LENGTH} characters.", field
+            )
+        return value
+    if is_number(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput("invalid_property", "Numbers must be finite.", field)
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    expected = "a string, a number or null" if allow_null else "a string or a number"
+    raise InvalidInput("invalid_property", f"Value must be {expected}, not {type(value).__name__}.", field)
+
+
+def parse_properties(value, field: str = "properties", *, allow_null: bool) -> dict[str, PropertyValue | None]:
+    """User properties (allow_null: null removes the property) or event properties."""
+    if value is None:
+        return {}
+    properties = require_object(value, field)
+    if len(properties) > MAX_PROPERTIES_PER_CALL:
+        raise InvalidInput("too_many_properties", f"At most {MAX_PROPERTIES_PER_CALL} properties.", field)
+    clean = {}
+    for key, item in properties.items():
+        key_field = f"{field}.{key[:100]}" if isinstance(key, str) else field
+        key = parse_property_key(key, key_field)
+        if allow_null and key in RESERVED_PROPERTY_KEYS:
+            raise InvalidInput("reserved_property", f"`{key}` is reserved and cannot be set.", key_field)
+        clean[key] = parse_property_value(item, key_field, allow_null=allow_null)
+    return clean
+
+
+def parse_timestamp(value, field: str = "timestamp") -> datetime:
+    """ISO 8601 (a time zone is required; naive means UTC) or Unix epoch milliseconds. None -> now."""
+    now = timezone.now()
+    if value is None:
+        return now
+    moment = None
+    if is_number(value) and math.isfinite(value):
+        try:
+            moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            moment = None
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            moment = parse_datetime(value.strip())
+        except ValueError:
+            moment = None
+        if moment is not None and timezone.is_naive(moment):
+            moment = moment.replace(tzinfo=UTC)
+    if moment is None:
+        raise InvalidInput(
+            "invalid_timestamp", f"`{field}` must be ISO 8601 or Unix epoch milliseconds.", field
+        )
+    if not EARLIEST_TIMESTAMP <= moment <= now + MAX_CLOCK_SKEW:
+        raise InvalidInput("invalid_timestamp", f"`{field}` is out of range (2000 to tomorrow).", field)
+    return moment.astimezone(UTC)
+
+
+def parse_short_string(value, field: str, max_length: int, *, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if is_number(value) and not isinstance(value, float):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("invalid_field", f"`{field}` must be a non-empty string.", field)
+    if len(value) > max_length:
+        raise InvalidInput("invalid_field", f"`{field}` is longer than {max_length} characters.", field)
+    return value
