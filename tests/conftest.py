@@ -140,3 +140,56 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):
             return result
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+class CairnCalls:
+    """The public API of one environment, one method per endpoint (used by the identity-core tests)."""
+
+    def __init__(self, api: JsonClient, environment):
+        self.api = api
+        self.environment = environment
+        self.app_id = environment.app_id
+
+    def track(self, **item):
+        return self.api.post("/api/track", {"app_id": self.app_id, "event": "pageview", **item})
+
+    def track_bulk(self, events: list):
+        return self.api.post("/api/track", {"app_id": self.app_id, "events": events})
+
+    def add_properties(self, properties: dict, **target):
+        return self.api.post("/api/add_user_properties", {"app_id": self.app_id, "properties": properties, **target})
+
+    def identify(self, user_id, identity, **extra):
+        return self.api.post("/api/v1/identify", {"app_id": self.app_id, "user_id": user_id, "identity": identity,
+                                                  **extra})
+
+    def user(self, user_id, **params):
+        return self.api.get(f"/api/v1/users/{user_id}", **params)
+
+    def user_by_identity(self, identity):
+        return self.api.get("/api/v1/users", identity=identity)
+
+    def events(self, user_id, **params):
+        return self.api.get(f"/api/v1/users/{user_id}/events", **params)
+
+    def merges(self, **params):
+        return self.api.get("/api/v1/merges", **params)
+
+
+@pytest.fixture
+def calls(api, environment):
+    return CairnCalls(api, environment)
+
+
+@pytest.fixture
+def start_celery_worker(transactional_db, redis_broker):
+    """Start a real worker in the middle of a test (after work was queued with no worker running)."""
+    workers = []
+
+    def start() -> WorkerProcess:
+        workers.append(WorkerProcess().start())
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.stop()
