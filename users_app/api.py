@@ -9,7 +9,7 @@ from users_app.errors import InvalidInput
 from users_app.models import MergeRecord
 from users_app.selectors import merge_as_dict, merge_list, profile_get, user_detail, user_timeline
 from users_app.services.profiles import profile_identify
-from users_app.validation import parse_identity, parse_timestamp, parse_user_id
+from users_app.validation import is_decimal, parse_identity, parse_timestamp, parse_user_id
 
 ERROR_SCHEMA = inline_serializer(
     "Error",
@@ -21,7 +21,7 @@ ERROR_SCHEMA = inline_serializer(
 def bounded_int(value, field: str, default: int, maximum: int) -> int:
     if value in (None, ""):
         return default
-    if not str(value).isdigit() or not 1 <= int(value) <= maximum:
+    if not is_decimal(str(value)) or not 1 <= int(value) <= maximum:
         raise InvalidInput("invalid_field", f"`{field}` must be an integer from 1 to {maximum}.", field)
     return int(value)
 

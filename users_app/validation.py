@@ -29,6 +29,11 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def is_decimal(text: str) -> bool:
+    """Only 0-9: str.isdigit() is also true for "²" or "١٢"."""
+    return text.isascii() and text.isdigit()
+
+
 def require_object(value, field: str) -> dict:
     if not isinstance(value, dict):
         raise InvalidInput("invalid_type", f"`{field}` must be a JSON object.", field)
@@ -47,7 +52,8 @@ def parse_app_id(value) -> str:
 
 
 def parse_user_id(value, field: str = "user_id") -> int:
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 16:
+    # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and other scripts' digits.
+    if isinstance(value, str) and is_decimal(value.strip()) and len(value.strip()) <= 16:
         value = int(value.strip())
     if not (is_number(value) and float(value).is_integer() and 0 <= value < MAX_USER_ID):
         raise InvalidInput(
