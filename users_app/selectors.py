@@ -2,14 +2,25 @@
 
 import base64
 import binascii
+import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Window
+from django.db.models.functions import Left, RowNumber
 from django.utils.dateparse import parse_datetime
 
 from events_app.models import Event, Session
 from users_app.errors import InvalidInput, NotFound
-from users_app.models import Environment, MergeRecord, Profile
+from users_app.models import (
+    MAX_USER_ID,
+    VALUE_INDEX_PREFIX,
+    Environment,
+    MergeRecord,
+    Profile,
+    UserProperty,
+    property_key_hash,
+)
 
 
 def profile_members(profile: Profile) -> QuerySet:
@@ -123,3 +134,323 @@ def merge_list(
     if user_id is not None:
         merges = merges.filter(Q(source__user_id=user_id) | Q(destination__user_id=user_id))
     return list(merges.order_by("-requested_at", "-pk")[:limit])
+
+
+# ---- The Users view and its JSON twin (GET /api/v1/users/search) ----------------------------------------
+# One selector serves the HTML list and the read API, so the two can never disagree. Pagination is keyset
+# on the (environment, -last_seen, -id) index: no COUNT and no OFFSET per page, whatever the table size.
+
+USER_PAGE_SIZE = 50
+# The count of matching users stops at this many ("more than 100,000") so it stays cheap at any size.
+USER_COUNT_CAP = 100_000
+INITIAL_PROPERTY_PREFIX = "Initial "
+SESSION_EVENTS_SHOWN = 30
+
+
+@dataclass(frozen=True)
+class PropertyFilter:
+    """`eq` and `in` compare whole values (numbers as stored text); `set` / `notset` test presence."""
+
+    EQUALS = "eq"
+    ONE_OF = "in"
+    IS_SET = "set"
+    NOT_SET = "notset"
+    OPERATORS = (EQUALS, ONE_OF, IS_SET, NOT_SET)
+
+    key: str
+    op: str
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    since: datetime | None = None  # active at or after (None: any time, including never-seen profiles)
+    until: datetime | None = None  # active before (None: up to now)
+    properties: tuple[PropertyFilter, ...] = ()
+    kind: str = ""  # "", "identified" or "anonymous"
+    search: str = ""
+
+    def signature(self) -> str:
+        return hashlib.sha256(repr(self).encode()).hexdigest()
+
+
+@dataclass
+class UserRow:
+    profile: Profile
+    session_count: int
+    columns: list[UserProperty | None]
+
+    @property
+    def display_name(self) -> str:
+        return self.profile.display_name
+
+    def as_dict(self, column_keys: list[str]) -> dict:
+        profile = self.profile
+        return {
+            "user_id": str(profile.user_id),
+            "identity": profile.identity,
+            "display_name": profile.display_name,
+            "first_seen": profile.first_seen.isoformat() if profile.first_seen else None,
+            "last_seen": profile.last_seen.isoformat() if profile.last_seen else None,
+            "session_count": self.session_count,
+            "properties": {
+                key: (row.typed_value if row is not None else None)
+                for key, row in zip(column_keys, self.columns, strict=True)
+            },
+        }
+
+
+@dataclass
+class UserPage:
+    rows: list[UserRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class UserCount:
+    value: int
+    capped: bool  # True: at least `value` users match
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "capped": self.capped}
+
+
+def _property_exists(prop_filter: PropertyFilter) -> Exists:
+    rows = UserProperty.objects.filter(profile_id=OuterRef("pk"), key_hash=property_key_hash(prop_filter.key))
+    if prop_filter.op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
+        # The prefix comparison lets PostgreSQL use the (key_hash, Left(value, 100)) index when it drives
+        # the join from the property side; the full comparison makes it exact.
+        rows = rows.annotate(value_prefix=Left("value", VALUE_INDEX_PREFIX)).filter(
+            value_prefix__in={value[:VALUE_INDEX_PREFIX] for value in prop_filter.values},
+            value__in=set(prop_filter.values),
+        )
+    return Exists(rows)
+
+
+def _member_sessions_exist(since: datetime | None, until: datetime) -> Q:
+    """Some session of the profile or of a profile merged into it overlaps [since, until)."""
+    bounds = {"started_at__lt": until}
+    if since is not None:
+        bounds["ended_at__gte"] = since
+    own = Session.objects.filter(profile_id=OuterRef("pk"), **bounds)
+    merged_in = Session.objects.filter(profile__merged_into_id=OuterRef("pk"), **bounds)
+    return Q(Exists(own)) | Q(Exists(merged_in))
+
+
+def users_matching(*, environment: Environment, filters: UserFilters) -> QuerySet:
+    """Live profiles (not tombstones) of the environment that match the filters, unordered."""
+    profiles = Profile.objects.filter(environment=environment, merged_into__isnull=True)
+    if filters.since is not None:
+        profiles = profiles.filter(last_seen__gte=filters.since)
+    if filters.until is not None:
+        # last_seen >= since alone is exact for a period ending now; a period ending in the past also needs
+        # a session inside it (the profile may have been active before and after, but not during).
+        profiles = profiles.filter(first_seen__lt=filters.until).filter(
+            _member_sessions_exist(filters.since, filters.until)
+        )
+    if filters.kind == "identified":
+        profiles = profiles.filter(identity__isnull=False)
+    elif filters.kind == "anonymous":
+        profiles = profiles.filter(identity__isnull=True)
+    if filters.search:
+        term = filters.search
+        condition = Q(identity=term) | Q(identity__startswith=term)
+        if term.isdigit() and len(term) <= 16 and int(term) < MAX_USER_ID:
+            # A merged-away user_id finds the person it was merged into.
+            condition |= Q(user_id=int(term)) | Q(
+                Exists(Profile.objects.filter(merged_into_id=OuterRef("pk"), user_id=int(term)))
+            )
+        profiles = profiles.filter(condition)
+    for prop_filter in filters.properties:
+        exists = _property_exists(prop_filter)
+        profiles = profiles.filter(~exists if prop_filter.op == PropertyFilter.NOT_SET else exists)
+    return profiles
+
+
+def _encode_user_cursor(profile: Profile) -> str:
+    moment = profile.last_seen.isoformat() if profile.last_seen else "-"
+    return base64.urlsafe_b64encode(f"{moment}|{profile.pk}".encode()).decode()
+
+
+def _decode_user_cursor(cursor: str) -> tuple[datetime | None, int]:
+    try:
+        moment_text, _, pk_text = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        moment = None if moment_text == "-" else parse_datetime(moment_text)
+        if moment_text != "-" and (moment is None or moment.tzinfo is None):
+            raise ValueError(moment_text)
+        return moment, int(pk_text)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidInput("invalid_cursor", "`cursor` is not a cursor this page gave out.",
+                           "cursor") from error
+
+
+def session_counts(profile_ids: list[int]) -> dict[int, int]:
+    """Sessions per live profile, including those of profiles merged into it whose merge task has not moved
+    them yet (the same rule as `profile_sessions`). Two queries for a whole page."""
+    owner_of = {pk: pk for pk in profile_ids}
+    owner_of.update(
+        Profile.objects.filter(merged_into_id__in=profile_ids).values_list("pk", "merged_into_id")
+    )
+    counts = dict.fromkeys(profile_ids, 0)
+    per_profile = (
+        Session.objects.filter(profile_id__in=list(owner_of)).values("profile_id").annotate(sessions=Count("pk"))
+    )
+    for row in per_profile.order_by():
+        counts[owner_of[row["profile_id"]]] += row["sessions"]
+    return counts
+
+
+def property_values(profile_ids: list[int], keys: list[str]) -> dict[tuple[int, str], UserProperty]:
+    if not profile_ids or not keys:
+        return {}
+    rows = UserProperty.objects.filter(
+        profile_id__in=profile_ids, key_hash__in=[property_key_hash(key) for key in keys]
+    )
+    return {(row.profile_id, row.key): row for row in rows}
+
+
+def user_list(
+    *,
+    environment: Environment,
+    filters: UserFilters,
+    columns: list[str] = ("plan",),
+    cursor: str | None = None,
+    limit: int = USER_PAGE_SIZE,
+) -> UserPage:
+    """One page of users, newest activity first. Profiles never seen (created by a server call with no
+    events) only appear when the period is unbounded, after all the others."""
+    matching = users_matching(environment=environment, filters=filters)
+    after_moment, after_pk = _decode_user_cursor(cursor) if cursor else (None, None)
+    profiles: list[Profile] = []
+    if after_pk is None or after_moment is not None:
+        seen = matching.filter(last_seen__isnull=False)
+        if after_moment is not None:
+            seen = seen.filter(Q(last_seen__lt=after_moment) | Q(last_seen=after_moment, pk__lt=after_pk))
+        profiles = list(seen.order_by("-last_seen", "-pk")[: limit + 1])
+    if len(profiles) <= limit and filters.since is None and filters.until is None:
+        never_seen = matching.filter(last_seen__isnull=True)
+        if after_pk is not None and after_moment is None:
+            never_seen = never_seen.filter(pk__lt=after_pk)
+        profiles += list(never_seen.order_by("-pk")[: limit + 1 - len(profiles)])
+    more = len(profiles) > limit
+    profiles = profiles[:limit]
+    ids = [profile.pk for profile in profiles]
+    counts = session_counts(ids)
+    values = property_values(ids, list(columns))
+    rows = [
+        UserRow(profile=profile, session_count=counts[profile.pk],
+                columns=[values.get((profile.pk, key)) for key in columns])
+        for profile in profiles
+    ]
+    return UserPage(rows=rows, next_cursor=_encode_user_cursor(profiles[-1]) if more else None)
+
+
+def user_count(*, environment: Environment, filters: UserFilters, cap: int = USER_COUNT_CAP) -> UserCount:
+    """How many users match, counting at most `cap + 1` rows (one query, never a full-table COUNT)."""
+    found = users_matching(environment=environment, filters=filters).values("pk")[: cap + 1].count()
+    return UserCount(value=min(found, cap), capped=found > cap)
+
+
+def property_keys_of(profile_ids: list[int], limit: int = 200) -> list[str]:
+    """Property keys present on these profiles, for the column picker and filter suggestions."""
+    keys = (
+        UserProperty.objects.filter(profile_id__in=profile_ids).order_by("key").values_list("key", flat=True)
+        .distinct()[:limit]
+    )
+    return list(keys)
+
+
+# ---- The profile page -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SessionRow:
+    session: Session
+    event_count: int
+    events: list[Event]
+
+
+def profile_property_rows(
+    profile: Profile, *, search: str = ""
+) -> tuple[list[UserProperty], list[UserProperty]]:
+    """(custom properties, `Initial *` properties), by key; `search` matches keys and values."""
+    rows = profile.properties.order_by("key")
+    if search:
+        rows = rows.filter(Q(key__icontains=search) | Q(value__icontains=search))
+    custom, initial = [], []
+    for row in rows:
+        (initial if row.key.startswith(INITIAL_PROPERTY_PREFIX) else custom).append(row)
+    return custom, initial
+
+
+def profile_session_page(
+    profile: Profile,
+    *,
+    cursor: str | None = None,
+    limit: int = 20,
+    events_per_session: int = SESSION_EVENTS_SHOWN,
+) -> tuple[list[SessionRow], str | None]:
+    """A person's sessions, newest first (keyset), each with its event count and first events."""
+    sessions = profile_sessions(profile).order_by("-started_at", "-pk")
+    if cursor:
+        moment, pk = _decode_cursor(cursor)
+        sessions = sessions.filter(Q(started_at__lt=moment) | Q(started_at=moment, pk__lt=pk))
+    page = list(sessions[: limit + 1])
+    more = len(page) > limit
+    page = page[:limit]
+    ids = [session.pk for session in page]
+    counts = dict(
+        Event.objects.filter(session_id__in=ids).values("session_id").annotate(events=Count("pk"))
+        .order_by().values_list("session_id", "events")
+    )
+    first_events = (
+        Event.objects.filter(session_id__in=ids)
+        .annotate(position=Window(RowNumber(), partition_by=[F("session_id")],
+                                  order_by=[F("timestamp"), F("pk")]))
+        .filter(position__lte=events_per_session)
+        .order_by("session_id", "timestamp", "pk")
+    )
+    events_of: dict[int, list[Event]] = {}
+    for event in first_events:
+        events_of.setdefault(event.session_id, []).append(event)
+    rows = [
+        SessionRow(session=session, event_count=counts.get(session.pk, 0),
+                   events=events_of.get(session.pk, []))
+        for session in page
+    ]
+    next_cursor = None
+    if more:
+        last = page[-1]
+        next_cursor = base64.urlsafe_b64encode(f"{last.started_at.isoformat()}|{last.pk}".encode()).decode()
+    return rows, next_cursor
+
+
+def session_events(profile: Profile, *, session_pk: int, limit: int = 1000) -> tuple[Session, list[Event]]:
+    session = profile_sessions(profile).filter(pk=session_pk).first()
+    if session is None:
+        raise NotFound("No such session for this user.", field="session")
+    return session, list(Event.objects.filter(session=session).order_by("timestamp", "pk")[:limit])
+
+
+def profile_merge_history(profile: Profile) -> list[MergeRecord]:
+    """Merges into this profile (newest first) and, for a profile merged away, the merge that did it."""
+    return list(
+        MergeRecord.objects.filter(Q(destination=profile) | Q(source=profile))
+        .select_related("source", "destination")
+        .order_by("-requested_at", "-pk")[:500]
+    )
+
+
+def identities_absorbing(*, since: datetime, limit: int = 50) -> list[dict]:
+    """Identities that absorbed the most profiles since `since`: a bad identity (a company name, `guest`
+    with a typo) stands out at the top."""
+    return list(
+        MergeRecord.objects.filter(requested_at__gte=since)
+        .values("environment_id", "environment__name", "identity", "destination_id", "destination__user_id")
+        .annotate(
+            merges=Count("pk"),
+            held=Count("pk", filter=Q(status=MergeRecord.Status.HELD)),
+            last_requested_at=Max("requested_at"),
+        )
+        .order_by("-merges", "identity")[:limit]
+    )
