@@ -164,6 +164,9 @@ class MergeRecord(models.Model):
     requested_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life of the task (each moved batch) or of the sweep queuing it; the sweep re-queues a
+    # pending or running merge whose heartbeat is older than CAIRN_MERGE_STALE_SECONDS.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
