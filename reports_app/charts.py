@@ -1,0 +1,44 @@
+"""Plotly figures of a report, built in Python and drawn in the browser by static/cairn/reports.js."""
+
+import html
+import json
+
+import plotly.graph_objects as go
+
+from reports_app.query import MEASURES
+from reports_app.selectors import ReportResult
+
+PALETTE = ["#3558d6", "#e8793a", "#2ca58d", "#d64565", "#8e6bd6", "#c9a227", "#1f9bd1", "#7a8b99",
+           "#b65fb5", "#5a9e3d", "#a0a7b4"]
+
+
+def _label(text: str) -> str:
+    # Plotly reads a few HTML-like tags in names and hover text; property values are attacker-controlled,
+    # so escape them: Plotly shows entities as the characters they stand for.
+    return html.escape(text, quote=False)
+
+
+def report_figure(result: ReportResult) -> dict | None:
+    """The figure as a plain JSON-able dict (fig.to_plotly_json() through JSON), or None for a table."""
+    query = result.query
+    if query.chart == "table":
+        return None
+    labels = result.bucket_labels
+    figure = go.Figure()
+    for position, series in enumerate(result.series):
+        color = PALETTE[position % len(PALETTE)]
+        name = _label(series.group)
+        if query.chart == "line":
+            trace = go.Scatter(x=labels, y=series.values, name=name, mode="lines+markers",
+                               line={"color": color, "width": 2}, marker={"size": 5})
+        else:
+            trace = go.Bar(x=labels, y=series.values, name=name, marker={"color": color})
+        figure.add_trace(trace)
+    figure.update_layout(
+        barmode="stack" if query.chart == "stacked_bar" else "group",
+        margin={"l": 50, "r": 20, "t": 20, "b": 50}, height=420, hovermode="x unified",
+        legend={"orientation": "h", "y": -0.15}, plot_bgcolor="#fff", paper_bgcolor="#fff",
+        yaxis={"title": {"text": MEASURES[query.measure]}, "rangemode": "tozero", "gridcolor": "#eef0f4"},
+        xaxis={"type": "category"},
+    )
+    return json.loads(figure.to_json())

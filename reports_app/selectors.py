@@ -1,0 +1,282 @@
+"""Reads of reports_app. `report_series` is the one computation behind the page, the CSV export and
+GET /api/v1/reports/query, so they can never disagree.
+
+Who an event belongs to: COALESCE(profile.merged_into_id, profile_id). When identify merges P into Q, P
+becomes a tombstone at once but its events keep profile=P until the merge task moves them; counting the
+tombstone's destination makes merged people count once from the moment identify returns. A user property
+is read from that person's row (Heap-style: the current value applies to all of the person's events).
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    FilteredRelation,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
+
+from events_app.models import Event
+from reports_app.models import SavedReport
+from reports_app.query import ReportQuery
+from users_app.models import Environment, UserProperty, property_key_hash
+
+NONE_GROUP = "(none)"
+OTHER_GROUP = "Other"
+ALL_GROUP = "All"
+TOP_GROUPS = 10
+TRUNC = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+
+
+@dataclass
+class Series:
+    group: str
+    values: list[int]
+    total: int
+
+    def as_dict(self) -> dict:
+        return {"group": self.group, "values": self.values, "total": self.total}
+
+
+@dataclass
+class ReportResult:
+    query: ReportQuery
+    buckets: list[datetime]
+    series: list[Series]
+
+    @property
+    def bucket_labels(self) -> list[str]:
+        return [bucket_label(bucket, self.query.interval) for bucket in self.buckets]
+
+    def as_dict(self) -> dict:
+        return {"buckets": self.bucket_labels, "series": [item.as_dict() for item in self.series]}
+
+
+def bucket_label(bucket: datetime, interval: str) -> str:
+    return bucket.strftime("%Y-%m-%dT%H:00:00Z") if interval == "hour" else bucket.date().isoformat()
+
+
+def bucket_floor(moment: datetime, interval: str) -> datetime:
+    if interval == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if interval == "week":
+        return day - timedelta(days=day.weekday())  # weeks start on Monday
+    if interval == "month":
+        return day.replace(day=1)
+    return day
+
+
+def bucket_next(bucket: datetime, interval: str) -> datetime:
+    if interval == "hour":
+        return bucket + timedelta(hours=1)
+    if interval == "day":
+        return bucket + timedelta(days=1)
+    if interval == "week":
+        return bucket + timedelta(days=7)
+    return (bucket + timedelta(days=32)).replace(day=1)
+
+
+def time_range(query: ReportQuery) -> tuple[datetime, datetime]:
+    """[from 00:00 UTC, the day after `to` 00:00 UTC): `to` is inclusive."""
+    start = datetime.combine(query.date_from, time.min, tzinfo=UTC)
+    end = datetime.combine(query.date_to + timedelta(days=1), time.min, tzinfo=UTC)
+    return start, end
+
+
+def report_buckets(query: ReportQuery) -> list[datetime]:
+    """Every bucket of the range, empty or not. The first week or month may start before `from`."""
+    start, end = time_range(query)
+    buckets, bucket = [], bucket_floor(start, query.interval)
+    while bucket < end:
+        buckets.append(bucket)
+        bucket = bucket_next(bucket, query.interval)
+    return buckets
+
+
+class _Expressions:
+    """Builds the queryset's joins and the SQL expressions of the person, properties and groups."""
+
+    def __init__(self, queryset: QuerySet):
+        self.queryset = queryset
+        self.aliases = 0
+
+    def person(self):
+        return Coalesce(F("profile__merged_into_id"), F("profile_id"))
+
+    def user_property(self, key: str):
+        """The person's current value of `key`: the destination's row for a tombstone's events, else the
+        owner's own row. Two LEFT JOINs on (profile, key_hash), which the unique index serves."""
+        key_hash = property_key_hash(key)
+        self.aliases += 1
+        own, merged = f"own_prop_{self.aliases}", f"merged_prop_{self.aliases}"
+        self.queryset = self.queryset.alias(**{
+            own: FilteredRelation("profile__properties", condition=Q(profile__properties__key_hash=key_hash)),
+            merged: FilteredRelation(
+                "profile__merged_into__properties",
+                condition=Q(profile__merged_into__properties__key_hash=key_hash),
+            ),
+        })
+        return Case(
+            When(profile__merged_into_id__isnull=False, then=F(f"{merged}__value")),
+            default=F(f"{own}__value"),
+            output_field=TextField(),
+        )
+
+    def event_property(self, key: str):
+        # Cast so numbers group and compare as text on both databases (SQLite's ->> keeps the JSON type).
+        return Cast(KeyTextTransform(key, "properties"), output_field=TextField())
+
+    def property(self, prop):
+        return self.user_property(prop.key) if prop.scope == "user" else self.event_property(prop.key)
+
+
+def _filter_condition(alias: str, item) -> Q:
+    positive = item.positive_operator
+    if positive == "set":
+        condition = Q(**{f"{alias}__isnull": False})
+    elif positive == "in":
+        condition = Q(**{f"{alias}__in": list(item.values)})
+    elif positive == "contains":
+        condition = Q(**{f"{alias}__icontains": item.values[0]})
+    else:
+        condition = Q(**{alias: item.values[0]})
+    if not item.is_negated:
+        return condition
+    if positive == "set":
+        return Q(**{f"{alias}__isnull": True})
+    # "is not Startup" includes people with no plan at all (a NULL would otherwise drop out of NOT).
+    return ~condition | Q(**{f"{alias}__isnull": True})
+
+
+def _measure(query: ReportQuery, expressions: _Expressions):
+    if query.measure == "unique_users":
+        return Count(expressions.person(), distinct=True)
+    if query.measure == "sessions":
+        return Count("session_id", distinct=True)
+    return Count("id")
+
+
+def _base_queryset(environment: Environment, query: ReportQuery) -> tuple[QuerySet, _Expressions]:
+    start, end = time_range(query)
+    queryset = Event.objects.filter(environment=environment, timestamp__gte=start, timestamp__lt=end)
+    if query.event is not None:
+        queryset = queryset.filter(name=query.event)
+    expressions = _Expressions(queryset)
+    conditions = []
+    for index, item in enumerate(query.filters):
+        alias = f"filter_{index}"
+        value = expressions.property(item.prop)
+        expressions.queryset = expressions.queryset.alias(**{alias: value})
+        conditions.append(_filter_condition(alias, item))
+    queryset = expressions.queryset.filter(*conditions)
+    expressions.queryset = queryset
+    return queryset, expressions
+
+
+def _as_utc(moment) -> datetime:
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.combine(moment, time.min, tzinfo=UTC)  # a date
+
+
+def report_series(*, environment: Environment, query: ReportQuery) -> ReportResult:
+    """The numbers of a graph report (SPEC 7), aggregated in the database: one GROUP BY (bucket, group),
+    plus a GROUP BY group for the range totals of distinct measures (a person active in two weeks counts
+    once in the total), plus, beyond the top 10 groups, the distinct counts of `Other`."""
+    buckets = report_buckets(query)
+    bucket_index = {bucket: position for position, bucket in enumerate(buckets)}
+    queryset, expressions = _base_queryset(environment, query)
+    if query.group_by is not None:
+        group = Coalesce(expressions.property(query.group_by), Value(NONE_GROUP), output_field=TextField())
+    else:
+        group = Value(ALL_GROUP, output_field=TextField())
+    queryset = expressions.queryset.annotate(report_group=group)
+    measure = _measure(query, expressions)
+    bucket = TRUNC[query.interval]("timestamp", tzinfo=UTC)
+
+    rows = (
+        queryset.annotate(report_bucket=bucket).values("report_bucket", "report_group")
+        .annotate(report_value=measure).order_by()
+        .values_list("report_bucket", "report_group", "report_value")
+    )
+    values: dict[str, list[int]] = {}
+    for moment, group_name, value in rows:
+        series_values = values.setdefault(group_name, [0] * len(buckets))
+        series_values[bucket_index[bucket_floor(_as_utc(moment), query.interval)]] += value
+    if not values:
+        return ReportResult(query, buckets, [])
+
+    if query.measure == "events":
+        totals = {name: sum(series_values) for name, series_values in values.items()}
+    else:
+        totals = dict(
+            queryset.values("report_group").annotate(report_value=measure).order_by()
+            .values_list("report_group", "report_value")
+        )
+    ranked = sorted(values, key=lambda name: (-totals[name], name))
+    top, rest = ranked[:TOP_GROUPS], ranked[TOP_GROUPS:]
+    series = [Series(name, values[name], totals[name]) for name in top]
+    if rest:
+        series.append(_other_series(queryset, query, top, rest, values, totals, measure, bucket,
+                                    bucket_index, len(buckets)))
+    return ReportResult(query, buckets, series)
+
+
+def _other_series(queryset, query, top, rest, values, totals, measure, bucket, bucket_index, size) -> Series:
+    """Every group beyond the top ones, as one series. Sums are exact for event counts, and for distinct
+    measures grouped by a user property (a person has one value, so groups never share a person); an
+    event property can put one person or session in several groups, so those are counted again."""
+    disjoint = query.measure == "events" or query.group_by.scope == "user"
+    if disjoint:
+        other_values = [sum(values[name][position] for name in rest) for position in range(size)]
+        return Series(OTHER_GROUP, other_values, sum(totals[name] for name in rest))
+    others = queryset.exclude(report_group__in=top)
+    other_values = [0] * size
+    by_bucket = (
+        others.annotate(report_bucket=bucket).values("report_bucket").annotate(report_value=measure)
+        .order_by().values_list("report_bucket", "report_value")
+    )
+    for moment, value in by_bucket:
+        other_values[bucket_index[bucket_floor(_as_utc(moment), query.interval)]] += value
+    total = others.aggregate(report_value=measure)["report_value"]
+    return Series(OTHER_GROUP, other_values, total)
+
+
+# ---- choices for the report builder -------------------------------------------------------------------
+
+RECENT_EVENTS_SAMPLE = 2000
+
+
+def report_property_choices(*, environment: Environment) -> dict[str, list[str]]:
+    """Property names offered by the builder: user property keys, and event property keys seen in a sample
+    of recent events (any other name can still be typed)."""
+    user_keys = list(
+        UserProperty.objects.filter(profile__environment=environment)
+        .values_list("key", flat=True).distinct().order_by("key")[:200]
+    )
+    recent = (
+        Event.objects.filter(environment=environment).order_by("-timestamp")
+        .values_list("properties", flat=True)[:RECENT_EVENTS_SAMPLE]
+    )
+    event_keys = sorted({key for properties in recent if isinstance(properties, dict) for key in properties})
+    return {"user": user_keys, "event": event_keys[:200]}
+
+
+def report_event_names(*, environment: Environment, since: date | None = None) -> list[str]:
+    queryset = Event.objects.filter(environment=environment)
+    if since is not None:
+        queryset = queryset.filter(timestamp__gte=datetime.combine(since, time.min, tzinfo=UTC))
+    return list(queryset.values_list("name", flat=True).distinct().order_by("name")[:200])
+
+
+def saved_report_list(*, environment: Environment) -> QuerySet:
+    return SavedReport.objects.filter(environment=environment).order_by("-pinned", "id")
