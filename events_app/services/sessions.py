@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.db.models import Q
 
 from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.time_bounds import time_bounds_extend
@@ -64,6 +63,15 @@ def session_attributes(name: str, properties: dict, context: RequestContext | No
     return attributes
 
 
+def _sessions_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], Session]:
+    """Sessions by (original profile, session key): one query for a superset, narrowed here (an OR of a
+    thousand pairs is too deep an expression for SQLite)."""
+    candidates = Session.objects.filter(
+        original_profile_id__in={pk for pk, _ in pairs}, session_key__in={key for _, key in pairs}
+    )
+    return {(s.original_profile_id, s.session_key): s for s in candidates if (s.original_profile_id, s.session_key) in pairs}
+
+
 def sessions_assign(*, environment: Environment, needs: list[SessionNeed], context: RequestContext | None) -> None:
     """Set `need.session` for every need, creating and widening sessions as required."""
     timeout = session_timeout()
@@ -87,10 +95,7 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
 
     # Tracker sessions: look up by (original profile, key).
     if keyed:
-        condition = Q()
-        for need in keyed:
-            condition |= Q(original_profile_id=need.named.pk, session_key=need.session_key)
-        known = {(s.original_profile_id, s.session_key): s for s in Session.objects.filter(condition)}
+        known = _sessions_by_key({(need.named.pk, need.session_key) for need in keyed})
         for need in sorted(keyed, key=lambda need: need.timestamp):
             identity_key = (need.named.pk, need.session_key)
             session = known.get(identity_key)
@@ -125,10 +130,7 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
     # A concurrent request may have created the same tracker session: keep theirs, then re-read all new ones.
     Session.objects.bulk_create(new_sessions, ignore_conflicts=True)
     if new_sessions:
-        condition = Q()
-        for session in new_sessions:
-            condition |= Q(original_profile_id=session.original_profile_id, session_key=session.session_key)
-        stored = {(s.original_profile_id, s.session_key): s for s in Session.objects.filter(condition)}
+        stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in new_sessions})
         for need in needs:
             if need.session.pk is None:
                 need.session = stored[(need.session.original_profile_id, need.session.session_key)]

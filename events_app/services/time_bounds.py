@@ -1,27 +1,37 @@
 from datetime import datetime
 
-from django.db import models
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db import connection, models
 
 
 def time_bounds_extend(
     model: type[models.Model], *, lower_field: str, upper_field: str, bounds: dict[int, tuple[datetime, datetime]]
 ) -> None:
-    """Widen each row's [lower, upper] to include the given times in one UPDATE, never narrowing it (so
-    concurrent requests and late events cannot move last_seen backwards). Rows are locked in primary-key
-    order first, so two concurrent requests touching the same rows cannot deadlock."""
+    """Widen each row's [lower, upper] to include the given times, never narrowing it (so concurrent requests
+    and late events cannot move last_seen backwards). One UPDATE ... FROM (VALUES ...) for all rows, in
+    primary-key order so two concurrent requests touching the same rows cannot deadlock. Table and column
+    names come from the model; every value is a parameter."""
     if not bounds:
         return
-    list(model.objects.select_for_update().filter(pk__in=bounds).order_by("pk").values_list("pk", flat=True))
-
-    def widened(field: str, pick, position: int) -> Case:
-        whens = []
-        for pk, limits in bounds.items():
-            moment = Value(limits[position], output_field=models.DateTimeField())
-            whens.append(When(pk=pk, then=pick(Coalesce(F(field), moment), moment)))
-        return Case(*whens, default=F(field), output_field=models.DateTimeField())
-
-    model.objects.filter(pk__in=bounds).update(
-        **{lower_field: widened(lower_field, Least, 0), upper_field: widened(upper_field, Greatest, 1)}
+    table = connection.ops.quote_name(model._meta.db_table)
+    lower = connection.ops.quote_name(model._meta.get_field(lower_field).column)
+    upper = connection.ops.quote_name(model._meta.get_field(upper_field).column)
+    postgres = connection.vendor == "postgresql"
+    least, greatest = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
+    cast = "::timestamptz" if postgres else ""
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = sorted(bounds.items())
+    values_sql = ", ".join([f"(%s, %s{cast}, %s{cast})"] * len(rows))
+    params = [item for pk, (low, high) in rows for item in (pk, adapt(low), adapt(high))]
+    if postgres:
+        # Lock in key order first: UPDATE ... FROM alone may lock rows in any order.
+        lock_sql = f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+        with connection.cursor() as cursor:
+            cursor.execute(lock_sql, [[pk for pk, _ in rows]])
+    sql = (
+        f"WITH bounds (id, low, high) AS (VALUES {values_sql}) "
+        f"UPDATE {table} SET {lower} = {least}(COALESCE({table}.{lower}, bounds.low), bounds.low), "
+        f"{upper} = {greatest}(COALESCE({table}.{upper}, bounds.high), bounds.high) "
+        f"FROM bounds WHERE {table}.id = bounds.id"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)

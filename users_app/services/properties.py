@@ -4,7 +4,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from users_app.models import Profile, UserProperty, property_key_hash
@@ -33,8 +32,11 @@ def properties_add(
             update_fields=["value", "is_number", "set_at"],
         )
         if removals:
-            condition = Q()
-            for profile_pk, key in removals:
-                condition |= Q(profile_id=profile_pk, key_hash=property_key_hash(key))
-            UserProperty.objects.filter(condition).delete()
+            wanted = {(profile_pk, property_key_hash(key)) for profile_pk, key in removals}
+            candidates = UserProperty.objects.filter(
+                profile_id__in={pk for pk, _ in wanted}, key_hash__in={key_hash for _, key_hash in wanted}
+            ).values_list("pk", "profile_id", "key_hash")
+            UserProperty.objects.filter(
+                pk__in=[pk for pk, profile_id, key_hash in candidates if (profile_id, key_hash) in wanted]
+            ).delete()
     return len(latest)

@@ -1,0 +1,158 @@
+"""Demo data made through the same services the API uses, so its profiles, sessions and merges are real.
+
+People visit anonymously, some sign up (identify + plan + `Sign Up`), some later log in from a second or
+third device (identify into an existing identity: a real merge), some upgrade their plan.
+"""
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from events_app.models import PAGEVIEW_EVENT
+from events_app.services.ingest import MAX_BULK_ITEMS, track_ingest, user_properties_ingest
+from users_app.models import Environment, MergeRecord
+from users_app.services.environments import environment_create
+from users_app.services.profiles import new_user_id, profile_identify
+
+DEMO_APP_ID = "2718281828"
+DEMO_API_KEY = "cairn_demo_key_not_secret_0001"
+PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
+PLAN_WEIGHTS = [50, 22, 14, 9, 5]
+PAGES = ["/", "/pricing", "/features", "/blog/using-identify", "/docs", "/signup", "/login", "/app/dashboard",
+         "/app/reports", "/app/settings"]
+REFERRERS = ["", "", "https://www.google.com/", "https://news.ycombinator.com/", "https://twitter.com/",
+             "https://www.linkedin.com/"]
+CAMPAIGNS = [("", "", ""), ("google", "cpc", "spring_sale"), ("newsletter", "email", "weekly_digest"),
+             ("twitter", "social", "launch")]
+
+
+@dataclass
+class Person:
+    index: int
+    plan: str
+    identity: str | None
+    devices: list[int]
+    signup_at: datetime | None = None
+    upgrade_to: str | None = None
+    visits: list[tuple[int, datetime]] = field(default_factory=list)  # (device user_id, visit start)
+
+
+@dataclass
+class DemoSummary:
+    environment: Environment
+    api_key: str
+    people: int
+    events: int
+    merges: int
+
+
+def _people(count: int, days: int, rng: random.Random, now: datetime) -> list[Person]:
+    people = []
+    for index in range(count):
+        signed_up = rng.random() < 0.6
+        device_count = 1
+        if signed_up:
+            device_count = rng.choices([1, 2, 3], weights=[70, 22, 8])[0]
+        person = Person(
+            index=index,
+            plan=rng.choices(PLANS, weights=PLAN_WEIGHTS)[0],
+            identity=f"user{index:05d}@example.com" if signed_up else None,
+            devices=[new_user_id() for _ in range(device_count)],
+        )
+        first_visit = now - timedelta(days=rng.uniform(0, days), minutes=rng.uniform(0, 600))
+        for visit_number in range(rng.randint(1, 4) + device_count):
+            device = person.devices[min(visit_number, device_count - 1)] if visit_number else person.devices[0]
+            start = first_visit + timedelta(days=rng.uniform(0, 6) * visit_number)
+            if start < now - timedelta(minutes=30):
+                person.visits.append((device, start))
+        if not person.visits:
+            person.visits.append((person.devices[0], now - timedelta(hours=1)))
+        if signed_up:
+            person.signup_at = person.visits[0][1] + timedelta(minutes=rng.uniform(2, 20))
+            if rng.random() < 0.15 and person.plan != "Enterprise":
+                person.upgrade_to = PLANS[PLANS.index(person.plan) + 1]
+        people.append(person)
+    return people
+
+
+def _visit_events(person: Person, device: int, start: datetime, rng: random.Random, now: datetime) -> list[dict]:
+    source, medium, campaign = rng.choice(CAMPAIGNS)
+    referrer = rng.choice(REFERRERS)
+    session_id = f"demo-{device}-{int(start.timestamp())}"
+    events = []
+    moment = start
+    for page_number in range(rng.randint(1, 5)):
+        path = rng.choice(PAGES) if page_number else "/"
+        query = f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}" if source and not page_number else ""
+        properties = {"path": path, "url": f"https://demo.cairn.test{path}{query}", "title": path.strip("/") or "Home"}
+        if not page_number:
+            properties["referrer"] = referrer
+        events.append({"user_id": str(device), "event": PAGEVIEW_EVENT, "timestamp": moment.isoformat(),
+                       "session_id": session_id, "properties": properties})
+        moment += timedelta(seconds=rng.uniform(10, 240))
+        if moment > now:
+            break
+    return events
+
+
+def _send_tracks(environment: Environment, items: list[dict]) -> int:
+    for offset in range(0, len(items), MAX_BULK_ITEMS):
+        track_ingest(environment=environment, items=items[offset : offset + MAX_BULK_ITEMS])
+    return len(items)
+
+
+def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7) -> DemoSummary:
+    """Create (or top up) the demo environment. Deterministic for a given seed, apart from user_ids."""
+    rng = random.Random(seed)
+    now = timezone.now()
+    environment = Environment.objects.filter(app_id=DEMO_APP_ID).first()
+    if environment is None:
+        environment = environment_create(name="Demo", app_id=DEMO_APP_ID, api_key=DEMO_API_KEY).environment
+    crowd = _people(people, days, rng, now)
+
+    # 1. Anonymous visits before anyone signs up (every device of every person).
+    anonymous, later = [], []
+    for person in crowd:
+        for device, start in person.visits:
+            events = _visit_events(person, device, start, rng, now)
+            (anonymous if person.signup_at is None or start <= person.signup_at else later).append(
+                (person, device, events)
+            )
+    event_count = _send_tracks(environment, [e for _, _, events in anonymous for e in events])
+
+    # 2. Sign-ups: identify on the first device (anonymous -> new identity), set the plan, track Sign Up.
+    signed_up = [person for person in crowd if person.identity]
+    for person in signed_up:
+        profile_identify(environment=environment, user_id=person.devices[0], identity=person.identity,
+                         trigger=MergeRecord.Trigger.DEMO)
+    user_properties_ingest(environment=environment, items=[
+        {"identity": p.identity, "properties": {"plan": p.plan, "company_size": rng.choice([1, 5, 20, 100, 500])}}
+        for p in signed_up
+    ])
+    signups = [{"identity": p.identity, "event": "Sign Up", "timestamp": p.signup_at.isoformat(),
+                "properties": {"plan": p.plan}, "idempotency_key": f"demo-signup-{p.index}"} for p in signed_up]
+    event_count += _send_tracks(environment, signups)
+
+    # 3. Later visits; a second or third device logs in (anonymous -> existing identity: a merge).
+    event_count += _send_tracks(environment, [e for _, _, events in later for e in events])
+    merges = 0
+    for person in signed_up:
+        for device in person.devices[1:]:
+            result = profile_identify(environment=environment, user_id=device, identity=person.identity,
+                                      trigger=MergeRecord.Trigger.DEMO)
+            merges += result.merge is not None
+
+    # 4. Upgrades: the plan changes and an Upgrade event is tracked.
+    upgraded = [p for p in signed_up if p.upgrade_to]
+    user_properties_ingest(environment=environment, items=[
+        {"identity": p.identity, "properties": {"plan": p.upgrade_to}} for p in upgraded
+    ])
+    upgrades = [{"identity": p.identity, "event": "Upgrade",
+                 "timestamp": min(now, p.signup_at + timedelta(days=rng.uniform(1, 20))).isoformat(),
+                 "properties": {"from": p.plan, "to": p.upgrade_to}, "idempotency_key": f"demo-upgrade-{p.index}"}
+                for p in upgraded]
+    event_count += _send_tracks(environment, upgrades)
+    return DemoSummary(environment=environment, api_key=DEMO_API_KEY, people=people, events=event_count,
+                       merges=merges)
