@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.views import HomeView
 from events_app import api as events_api
+from events_app import api_browser
 from users_app import api as users_api
 
 api_patterns = [
@@ -13,6 +14,7 @@ api_patterns = [
     # Heap's legacy name for add_user_properties.
     path("identify", events_api.UserPropertiesAddApi.as_view(), name="api-identify-legacy"),
     path("v1/identify", users_api.IdentifyApi.as_view(), name="api-identify"),
+    path("v1/browser", api_browser.BrowserBatchApi.as_view(), name="api-browser"),
     path("v1/users", users_api.UserLookupApi.as_view(), name="api-user-lookup"),
     path("v1/users/<str:user_id>", users_api.UserDetailApi.as_view(), name="api-user-detail"),
     path("v1/users/<str:user_id>/events", users_api.UserEventsApi.as_view(), name="api-user-events"),

@@ -1,0 +1,124 @@
+"""The browser endpoint (SPEC 3) for Cairn's own tracker: ordered batches of calls from one device, with CORS
+limited to each environment's allowed origins.
+
+The tracker sends `text/plain` bodies (a CORS "simple request", as `sendBeacon` does), so browsers send no
+preflight; one is still answered for clients that send JSON. A preflight carries no body, so it names the
+environment in the query string: `OPTIONS /api/v1/browser?app_id=...`.
+
+Cross-origin writes are refused, not only unreadable: a request whose `Origin` is neither this server nor
+one of the environment's `allowed_origins` gets 403 and nothing is stored, so another site cannot feed
+events into an environment through its visitors' browsers. Requests without an `Origin` header (server to
+server, curl) are accepted like the other ingest endpoints: an app_id is public anyway.
+"""
+
+from urllib.parse import urlsplit
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from events_app.api import request_context
+from events_app.services.browser import browser_batch_parse, browser_batch_process
+from users_app.api import ERROR_SCHEMA
+from users_app.api_common import JsonBodyApi, error_response
+from users_app.errors import InvalidInput
+from users_app.models import Environment
+from users_app.services.environments import environment_for_app_id
+from users_app.validation import parse_app_id
+
+PREFLIGHT_MAX_AGE = "86400"
+
+
+def origin_normal_form(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+def origin_is_same_site(request, origin: str) -> bool:
+    # Compare host[:port] only: behind a TLS-terminating proxy Django may see http while the page is https.
+    return urlsplit(origin).netloc.lower() == request.get_host().lower()
+
+
+def origin_is_allowed(environment: Environment | None, origin: str) -> bool:
+    if environment is None:
+        return False
+    allowed = {origin_normal_form(str(item)) for item in environment.allowed_origins or []}
+    return "*" in allowed or origin_normal_form(origin) in allowed
+
+
+class BrowserBatchApi(JsonBodyApi):
+    """POST /api/v1/browser: `{app_id, user_id, session_id?, sent_at?, calls: [...]}`."""
+
+    def _environment_from_query(self, request) -> Environment | None:
+        app_id = request.GET.get("app_id")
+        if not app_id:
+            return None
+        try:
+            return environment_for_app_id(parse_app_id(app_id))
+        except InvalidInput:
+            return None
+
+    def _with_cors(self, request, response, environment: Environment | None):
+        origin = request.headers.get("Origin")
+        response["Vary"] = "Origin"
+        if origin and not origin_is_same_site(request, origin) and origin_is_allowed(environment, origin):
+            response["Access-Control-Allow-Origin"] = origin
+        return response
+
+    @extend_schema(exclude=True)
+    def options(self, request, *args, **kwargs):
+        environment = self._environment_from_query(request)
+        response = Response(status=204)
+        origin = request.headers.get("Origin")
+        if origin and origin_is_allowed(environment, origin):
+            response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = "Content-Type"
+            response["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+        return self._with_cors(request, response, environment)
+
+    @extend_schema(
+        summary="The browser tracker's ordered batch of calls",
+        parameters=[OpenApiParameter("app_id", str, required=False, description="For preflights.")],
+        request=inline_serializer("BrowserBatchRequest", {
+            "app_id": serializers.CharField(), "user_id": serializers.CharField(),
+            "session_id": serializers.CharField(required=False),
+            "sent_at": serializers.IntegerField(required=False, help_text="Device clock, epoch ms"),
+            "calls": serializers.ListField(child=serializers.DictField(), max_length=200),
+        }),
+        responses={200: inline_serializer("BrowserBatchResponse", {
+            "user_id": serializers.CharField(help_text="The user_id to use from now on"),
+            "identity": serializers.CharField(allow_null=True),
+            "accepted": serializers.IntegerField(),
+            "rejected": serializers.ListField(child=serializers.DictField()),
+        }), 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
+        examples=[OpenApiExample("Sign-up", request_only=True, value={
+            "app_id": "1234567890", "user_id": "1565941335949135", "session_id": "k2j4h5g6f7d8s9a0",
+            "calls": [
+                {"type": "pageview", "timestamp": 1795000000000, "idempotency_key": "p-1",
+                 "properties": {"path": "/signup", "title": "Sign up", "referrer": ""}},
+                {"type": "identify", "identity": "alice@example.com"},
+                {"type": "add_user_properties", "properties": {"plan": "Startup"}},
+                {"type": "track", "event": "Sign Up", "idempotency_key": "t-2",
+                 "properties": {"plan": "Startup"}},
+            ]})],
+    )
+    def post(self, request):
+        environment = self._environment_from_query(request)
+        try:
+            body = self.json_body(request)
+            environment = self.environment_of(body)
+            origin = request.headers.get("Origin")
+            cross_site = origin and not origin_is_same_site(request, origin)
+            if cross_site and not origin_is_allowed(environment, origin):
+                raise InvalidInput(
+                    "origin_not_allowed",
+                    "This origin is not in the environment's allowed origins.", "Origin", status=403,
+                )
+            batch = browser_batch_parse(environment, body)
+            result = browser_batch_process(
+                environment=environment, batch=batch, context=request_context(request)
+            )
+        except InvalidInput as error:
+            answer = error_response(error.code, error.message, error.field, error.status)
+            return self._with_cors(request, answer, environment)
+        status = 400 if result.rejected and not result.accepted else 200
+        return self._with_cors(request, Response(result.as_dict(), status=status), environment)

@@ -1,0 +1,243 @@
+"""The browser endpoint's write path (SPEC 3): one ordered batch of calls from one device.
+
+parse -> validate (each call on its own: a bad call is rejected with its index, the others are kept) ->
+process IN ORDER: runs of consecutive pageview/track calls go through ingest's `events_write` in one
+transaction, `identify` through `profile_identify`, `add_user_properties` through `properties_add`. After an
+identify, the later calls of the batch belong to the user_id the identify answered, exactly as the tracker
+would send them once it has read the answer.
+
+Every call is safe to receive twice (the tracker re-sends what it could not confirm, e.g. after a
+`sendBeacon`): events carry an idempotency key, identify is idempotent by SPEC 2's rules, and setting the
+same property again changes nothing but its time.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from events_app.models import PAGEVIEW_EVENT
+from events_app.services.ingest import Target, TrackItem, events_write, parse_track_item, resolve_targets
+from events_app.services.sessions import RequestContext
+from users_app.errors import InvalidInput
+from users_app.models import Environment, MergeRecord, Profile
+from users_app.services.identity_guard import identity_check
+from users_app.services.profiles import profile_for_user_id, profile_identify
+from users_app.services.properties import properties_add
+from users_app.validation import (
+    is_number,
+    parse_properties,
+    parse_short_string,
+    parse_timestamp,
+    parse_user_id,
+    require_object,
+)
+
+MAX_BROWSER_CALLS = 200
+CALL_TYPES = ("pageview", "track", "identify", "add_user_properties")
+# A client clock further off than this is not trusted to place its events: the server's time is used.
+MAX_CORRECTABLE_SKEW = timedelta(days=365)
+
+
+@dataclass
+class IdentifyCall:
+    identity: str
+    timestamp: object
+
+
+@dataclass
+class PropertiesCall:
+    properties: dict
+
+
+@dataclass
+class BrowserBatch:
+    user_id: int
+    calls: list[tuple[int, object]]  # (index in the request, TrackItem | IdentifyCall | PropertiesCall)
+    rejected: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class BrowserBatchResult:
+    user_id: int
+    identity: str | None
+    accepted: int
+    rejected: list[dict]
+    merges: list[MergeRecord] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "user_id": str(self.user_id),
+            "identity": self.identity,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+        }
+
+
+# ---- parse and validate -------------------------------------------------------------------------------
+
+
+def _clock_skew(sent_at) -> timedelta:
+    """How far the device's clock is behind the server's, from the batch's `sent_at` (epoch ms). Call
+    timestamps are shifted by it, so a phone set to the wrong day still records events at the right time."""
+    if sent_at is None or not is_number(sent_at):
+        return timedelta(0)
+    try:
+        skew = timezone.now() - datetime.fromtimestamp(sent_at / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return timedelta(0)
+    return skew if abs(skew) <= MAX_CORRECTABLE_SKEW else timedelta(0)
+
+
+def _call_timestamp(raw: dict, skew: timedelta):
+    value = raw.get("timestamp")
+    if is_number(value) and skew:
+        value = value + skew.total_seconds() * 1000
+    return parse_timestamp(value)
+
+
+def parse_call(environment: Environment, raw, *, user_id: int, session_id: str | None, skew: timedelta):
+    raw = require_object(raw, "calls")
+    kind = raw.get("type")
+    if kind not in CALL_TYPES:
+        raise InvalidInput("invalid_call_type", f"`type` must be one of {', '.join(CALL_TYPES)}.", "type")
+    if kind == "identify":
+        return IdentifyCall(identity=identity_check(environment, raw.get("identity")),
+                            timestamp=_call_timestamp(raw, skew))
+    if kind == "add_user_properties":
+        if not isinstance(raw.get("properties"), dict):
+            raise InvalidInput("missing_field", "`properties` must be an object.", "properties")
+        return PropertiesCall(properties=parse_properties(raw["properties"], allow_null=True))
+    item = {
+        "event": PAGEVIEW_EVENT if kind == "pageview" else raw.get("event"),
+        "properties": raw.get("properties"),
+        "timestamp": None,  # set below, corrected for the device's clock
+        "idempotency_key": raw.get("idempotency_key"),
+        "session_id": raw.get("session_id", session_id),
+        "user_id": user_id,
+    }
+    track_item = parse_track_item(environment, item)
+    track_item.timestamp = _call_timestamp(raw, skew)
+    return track_item
+
+
+def browser_batch_parse(environment: Environment, body: dict) -> BrowserBatch:
+    """The whole-request fields (400 if wrong) and each call (rejected with its index if wrong)."""
+    user_id = parse_user_id(body.get("user_id"))
+    session_id = parse_short_string(body.get("session_id"), "session_id", 64)
+    calls = body.get("calls")
+    if not isinstance(calls, list):
+        raise InvalidInput("invalid_type", "`calls` must be an array.", "calls")
+    if len(calls) > MAX_BROWSER_CALLS:
+        raise InvalidInput("too_many_items", f"At most {MAX_BROWSER_CALLS} calls per request.", "calls")
+    skew = _clock_skew(body.get("sent_at"))
+    batch = BrowserBatch(user_id=user_id, calls=[])
+    for index, raw in enumerate(calls):
+        try:
+            batch.calls.append(
+                (index, parse_call(environment, raw, user_id=user_id, session_id=session_id, skew=skew))
+            )
+        except InvalidInput as error:
+            batch.rejected.append({"index": index, "error": error.as_dict()})
+    return batch
+
+
+# ---- process in order ---------------------------------------------------------------------------------
+
+
+def _write_events(environment: Environment, items: list[TrackItem], user_id: int, context) -> None:
+    for item in items:
+        item.target = Target(user_id=user_id)
+    with transaction.atomic():
+        resolve_targets(environment, [item.target for item in items])
+        events_write(environment, items, context)
+
+
+def browser_batch_process(
+    *, environment: Environment, batch: BrowserBatch, context: RequestContext | None = None
+) -> BrowserBatchResult:
+    current_user_id = batch.user_id
+    rejected = list(batch.rejected)
+    accepted = 0
+    merges: list[MergeRecord] = []
+    pending_events: list[TrackItem] = []
+
+    def flush_events() -> None:
+        nonlocal accepted
+        if pending_events:
+            _write_events(environment, pending_events, current_user_id, context)
+            accepted += len(pending_events)
+            pending_events.clear()
+
+    for index, call in batch.calls:
+        if isinstance(call, TrackItem):
+            pending_events.append(call)
+            continue
+        flush_events()
+        if isinstance(call, IdentifyCall):
+            try:
+                result = profile_identify(
+                    environment=environment, user_id=current_user_id, identity=call.identity,
+                    seen_at=call.timestamp, trigger=MergeRecord.Trigger.TRACKER,
+                )
+            except InvalidInput as error:
+                rejected.append({"index": index, "error": error.as_dict()})
+                continue
+            current_user_id = result.profile.user_id
+            if result.merge is not None:
+                merges.append(result.merge)
+        else:
+            with transaction.atomic():
+                owner = profile_for_user_id(environment=environment, user_id=current_user_id).profile
+                properties_add(updates=[(owner, call.properties)])
+        accepted += 1
+    flush_events()
+
+    owner = _owner_of(environment, current_user_id)
+    rejected.sort(key=lambda item: item["index"])
+    return BrowserBatchResult(
+        user_id=current_user_id, identity=owner.identity if owner else None, accepted=accepted,
+        rejected=rejected, merges=merges,
+    )
+
+
+def _owner_of(environment: Environment, user_id: int) -> Profile | None:
+    named = (
+        Profile.objects.filter(environment=environment, user_id=user_id).select_related("merged_into").first()
+    )
+    if named is None:
+        return None
+    return named.merged_into if named.merged_into_id else named
+
+
+# ---- the loader snippet -------------------------------------------------------------------------------
+
+# Heap's loader, with the script's address pointing at this Cairn server. Calls made before the tracker
+# loads are queued in the `window.heap` array and replayed in order by the tracker.
+_SNIPPET = """<script type="text/javascript">
+  window.heap=window.heap||[],heap.load=function(e,t){window.heap.appid=e,window.heap.config=t=t||{};\
+var r=document.createElement("script");r.type="text/javascript",r.async=!0,\
+r.src=t.host+"/static/cairn/tracker.min.js";\
+var a=document.getElementsByTagName("script")[0];a.parentNode.insertBefore(r,a);for(var n=function(e){return \
+function(){heap.push([e].concat(Array.prototype.slice.call(arguments,0)))}},p=["addEventProperties",\
+"addUserProperties","clearEventProperties","identify","resetIdentity","removeEventProperty",\
+"setEventProperties","track","unsetEventProperty"],o=0;o<p.length;o++)heap[p[o]]=n(p[o])};
+  heap.load(%(app_id)s, {host: %(host)s});
+</script>"""
+
+
+def js_string(value: str) -> str:
+    """A JavaScript string literal that is also safe inside an HTML <script> element."""
+    text = json.dumps(str(value))
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                         ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text
+
+
+def tracker_snippet(environment: Environment, request) -> str:
+    """The HTML to paste into every page of the tracked site, for this environment and this server."""
+    host = request.build_absolute_uri("/").rstrip("/")
+    return _SNIPPET % {"app_id": js_string(environment.app_id), "host": js_string(host)}
