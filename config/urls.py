@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config.views import HomeView
 from events_app import api as events_api
 from events_app import api_browser
+from reports_app import api as reports_api
 from users_app import api as users_api
 
 api_patterns = [
@@ -19,6 +20,7 @@ api_patterns = [
     path("v1/users/<str:user_id>", users_api.UserDetailApi.as_view(), name="api-user-detail"),
     path("v1/users/<str:user_id>/events", users_api.UserEventsApi.as_view(), name="api-user-events"),
     path("v1/merges", users_api.MergeListApi.as_view(), name="api-merges"),
+    path("v1/reports/query", reports_api.ReportQueryApi.as_view(), name="api-report-query"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -29,4 +31,5 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("reports/", include("reports_app.urls")),
 ]

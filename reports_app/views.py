@@ -1,0 +1,218 @@
+"""The graph report pages (SPEC 7): build, see, export, save and reopen reports."""
+
+import csv
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views import View
+from django.views.generic import TemplateView
+
+from events_app.models import PAGEVIEW_EVENT
+from reports_app.charts import report_figure
+from reports_app.models import SavedReport
+from reports_app.query import (
+    CHART_TYPES,
+    INTERVALS,
+    MEASURES,
+    OPERATORS,
+    RANGES,
+    ReportQuery,
+    report_query_parse,
+)
+from reports_app.selectors import (
+    ReportResult,
+    report_event_names,
+    report_property_choices,
+    report_series,
+    saved_report_list,
+)
+from reports_app.services import (
+    saved_report_create,
+    saved_report_delete,
+    saved_report_duplicate,
+    saved_report_update,
+)
+from users_app.errors import InvalidInput
+from users_app.models import Environment
+
+
+class EnvironmentMixin:
+    """The environment a page shows: `?env=<app_id>`, else the first one."""
+
+    def get_environment(self) -> Environment | None:
+        app_id = self.request.GET.get("env") or self.request.POST.get("env")
+        environments = Environment.objects.order_by("id")
+        if app_id:
+            environment = environments.filter(app_id=app_id).first()
+            if environment is None:
+                raise Http404("No such environment.")
+            return environment
+        return environments.first()
+
+
+def report_url(environment: Environment, query: ReportQuery, report: SavedReport | None = None) -> str:
+    extra = {"env": environment.app_id}
+    if report is not None:
+        extra["report"] = report.pk
+    return f"{reverse('reports:report')}?{urlencode(extra)}&{query.to_querystring()}"
+
+
+def _open_report(request, environment: Environment) -> SavedReport | None:
+    report_id = request.GET.get("report", "")
+    if not report_id.isdigit():
+        return None
+    return SavedReport.objects.filter(pk=int(report_id), environment=environment).first()
+
+
+class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
+    template_name = "reports_app/report.html"
+
+    def get(self, request, *args, **kwargs):
+        environment = self.get_environment()
+        context = {"environment": environment, "environments": Environment.objects.order_by("id")}
+        status = 200
+        if environment is not None:
+            try:
+                query = report_query_parse(request.GET, page_filters=True)
+            except InvalidInput as error:
+                query, status = ReportQuery(), 400
+                context["error"] = error
+            context.update(self.report_context(environment, query, compute=status == 200))
+        return self.render_to_response(self.get_context_data(**context), status=status)
+
+    def report_context(self, environment: Environment, query: ReportQuery, compute: bool) -> dict:
+        result = report_series(environment=environment, query=query) if compute else None
+        choices = report_property_choices(environment=environment)
+        event_names = [name for name in report_event_names(environment=environment) if name != PAGEVIEW_EVENT]
+        if query.event and query.event != PAGEVIEW_EVENT and query.event not in event_names:
+            event_names.insert(0, query.event)
+        group_choices = [f"user.{key}" for key in choices["user"]] + [f"event.{key}" for key in choices["event"]]
+        if query.group_by and str(query.group_by) not in group_choices:
+            group_choices.insert(0, str(query.group_by))
+        return {
+            "query": query,
+            "result": result,
+            "figure": report_figure(result) if result is not None else None,
+            "table": table_rows(result) if result is not None else [],
+            "querystring": query.to_querystring(),
+            "share_url": report_url(environment, query),
+            "saved_reports": saved_report_list(environment=environment),
+            "open_report": _open_report(self.request, environment),
+            "event_names": event_names,
+            "pageview_event": PAGEVIEW_EVENT,
+            "group_choices": group_choices,
+            "measures": MEASURES, "intervals": INTERVALS, "chart_types": CHART_TYPES, "ranges": RANGES,
+            "operators": OPERATORS,
+            "filter_rows": [*query.filters, None],
+        }
+
+
+def table_rows(result: ReportResult) -> list[dict]:
+    """Rows of the data table and the CSV: one per bucket, a column per group."""
+    rows = [
+        {"bucket": label, "values": [series.values[position] for series in result.series]}
+        for position, label in enumerate(result.bucket_labels)
+    ]
+    return rows
+
+
+def _csv_cell(value) -> str | int:
+    # Spreadsheets run cells that start with these as formulas; property values are attacker-controlled.
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
+
+
+class ReportCsvView(LoginRequiredMixin, EnvironmentMixin, View):
+    def get(self, request):
+        environment = self.get_environment()
+        if environment is None:
+            raise Http404("No environment yet.")
+        try:
+            query = report_query_parse(request.GET, page_filters=True)
+        except InvalidInput as error:
+            return HttpResponse(f"{error.field}: {error.message}", status=400, content_type="text/plain")
+        result = report_series(environment=environment, query=query)
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="cairn-report.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["bucket", *(_csv_cell(series.group) for series in result.series)])
+        for row in table_rows(result):
+            writer.writerow([row["bucket"], *row["values"]])
+        writer.writerow(["Total", *(series.total for series in result.series)])
+        return response
+
+
+class SavedReportMixin(LoginRequiredMixin):
+    def get_report(self, pk: int) -> SavedReport:
+        return get_object_or_404(SavedReport.objects.select_related("environment"), pk=pk)
+
+    def posted_query(self) -> ReportQuery:
+        return report_query_parse(QueryDict(self.request.POST.get("query", "")))
+
+
+class SavedReportOpenView(SavedReportMixin, View):
+    def get(self, request, pk: int):
+        report = self.get_report(pk)
+        try:
+            query = report_query_parse(_as_querydict(report.params))
+        except InvalidInput:
+            query = ReportQuery()
+        return HttpResponseRedirect(report_url(report.environment, query, report))
+
+
+def _as_querydict(params: dict) -> QueryDict:
+    query = QueryDict(mutable=True)
+    for key, value in params.items():
+        query.setlist(key, [str(item) for item in value] if isinstance(value, list) else [str(value)])
+    return query
+
+
+class SavedReportCreateView(SavedReportMixin, EnvironmentMixin, View):
+    def post(self, request):
+        environment = self.get_environment()
+        if environment is None:
+            raise Http404("No environment yet.")
+        try:
+            query = self.posted_query()
+            report = saved_report_create(environment=environment, name=request.POST.get("name"), query=query,
+                                         user=request.user)
+        except InvalidInput as error:
+            messages.error(request, f"Not saved: {error.message}")
+            return HttpResponseRedirect(f"{reverse('reports:report')}?{urlencode({'env': environment.app_id})}&"
+                                        f"{request.POST.get('query', '')[:4000]}")
+        messages.success(request, f"Saved “{report.name}”.")
+        return HttpResponseRedirect(report_url(environment, query, report))
+
+
+class SavedReportUpdateView(SavedReportMixin, View):
+    def post(self, request, pk: int):
+        report = self.get_report(pk)
+        try:
+            query = self.posted_query()
+            saved_report_update(report=report, name=request.POST.get("name"), query=query)
+        except InvalidInput as error:
+            messages.error(request, f"Not saved: {error.message}")
+            return HttpResponseRedirect(reverse("reports:saved-open", args=[report.pk]))
+        messages.success(request, f"Updated “{report.name}”.")
+        return HttpResponseRedirect(report_url(report.environment, query, report))
+
+
+class SavedReportDuplicateView(SavedReportMixin, View):
+    def post(self, request, pk: int):
+        copy = saved_report_duplicate(report=self.get_report(pk), user=request.user)
+        messages.success(request, f"Created “{copy.name}”.")
+        return HttpResponseRedirect(reverse("reports:saved-open", args=[copy.pk]))
+
+
+class SavedReportDeleteView(SavedReportMixin, View):
+    def post(self, request, pk: int):
+        report = self.get_report(pk)
+        environment = report.environment
+        saved_report_delete(report=report)
+        messages.success(request, f"Deleted “{report.name}”.")
+        return HttpResponseRedirect(f"{reverse('reports:report')}?{urlencode({'env': environment.app_id})}")
