@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "users_app",
     "events_app",
     "reports_app",
@@ -129,6 +130,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Heap-compatible ingest (track, add_user_properties, identify) and the read API.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI served from our own static files: dashboards run behind firewalls, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Celery: REDIS_URL absent -> eager (the embedded default). Tasks are enqueued after commit.
@@ -143,12 +147,34 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A merge is short, but a redelivery must wait for a dead worker's task: the sweep re-queues sooner.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CAIRN_VISIBILITY_TIMEOUT", 600)}
+# max_retries/interval_*: publishing to a Redis that is down gives up after one quick retry (~0.1 s
+# measured) instead of kombu's default ~2 s, so identify answers at once and the sweep queues the merge.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CAIRN_VISIBILITY_TIMEOUT", 600),
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.1,
+}
 # When the broker is down, publishing must fail fast so identify still answers (the sweep re-queues).
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE = {}
+# Merges (users_app/services/merges.py): rows moved per batch, an optional pause between batches (throttle
+# on a busy database), and how long a pending/running merge may go without a heartbeat before the sweep
+# re-queues it. Worst case after a worker dies: STALE + SWEEP seconds plus the rest of the merge.
+CAIRN_MERGE_BATCH_SIZE = env_int("CAIRN_MERGE_BATCH_SIZE", 5000)
+CAIRN_MERGE_BATCH_PAUSE_MS = env_int("CAIRN_MERGE_BATCH_PAUSE_MS", 0)
+CAIRN_MERGE_STALE_SECONDS = env_int("CAIRN_MERGE_STALE_SECONDS", 45)
+CAIRN_MERGE_SWEEP_SECONDS = env_int("CAIRN_MERGE_SWEEP_SECONDS", 15)
+CELERY_BEAT_SCHEDULE = {
+    "merge-sweep": {
+        "task": "cairn.merge_sweep",
+        "schedule": float(CAIRN_MERGE_SWEEP_SECONDS),
+        # A sweep that could not run in time is pointless: the next one is coming.
+        "options": {"expires": float(CAIRN_MERGE_SWEEP_SECONDS)},
+    },
+}
 
 # Identity guard (SPEC 4): merges into one identity beyond this many in 24 h are held for an admin.
 CAIRN_MERGE_HOLD_THRESHOLD = env_int("CAIRN_MERGE_HOLD_THRESHOLD", 25)
