@@ -78,6 +78,7 @@ class UserDetailApi(ReadApi):
 class UserLookupApi(ReadApi):
     @extend_schema(
         summary="A user by identity",
+        operation_id="user_by_identity",
         parameters=[OpenApiParameter("identity", str, required=True)],
         responses={200: USER_SCHEMA, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA},
     )
