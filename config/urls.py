@@ -31,5 +31,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("demo/", include("events_app.demo_urls")),
     path("reports/", include("reports_app.urls")),
 ]

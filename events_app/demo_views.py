@@ -1,0 +1,30 @@
+"""A small fake product at /demo/<app_id>/ that loads the real tracker for that environment: for trying
+Cairn by hand and for the browser tests. Nothing here stores anything: sign-up and login only call
+`heap.identify` / `heap.addUserProperties` / `heap.track` in the page, like a real product would."""
+
+from django.shortcuts import get_object_or_404
+from django.utils.safestring import mark_safe
+from django.views.generic import TemplateView
+
+from events_app.services.browser import tracker_snippet
+from users_app.models import Environment
+
+PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
+
+
+class DemoPageView(TemplateView):
+    """One page of the demo product. `with_tracker=False` is a page off the tracked site (where a visitor
+    goes after the last tracked click), so whatever arrives from it came by sendBeacon."""
+
+    with_tracker = True
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        environment = get_object_or_404(Environment, app_id=self.kwargs["app_id"])
+        context["environment"] = environment
+        context["app_id"] = environment.app_id
+        context["plans"] = PLANS
+        if self.with_tracker:
+            # Built by tracker_snippet from escaped JavaScript string literals, never from raw input.
+            context["tracker_snippet"] = mark_safe(tracker_snippet(environment, self.request))  # noqa: S308
+        return context
