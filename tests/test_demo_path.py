@@ -57,7 +57,8 @@ def test_quickstart_sets_up_and_prints_a_working_login(tmp_path):
 
     check = run_manage(
         "shell", "-c",
-        f"from django.contrib.auth import authenticate; print(bool(authenticate(username='admin', password='{password}')))",
+        "from django.contrib.auth import authenticate; "
+        f"print(bool(authenticate(username='admin', password='{password}')))",
         database=database,
     )
     assert check.strip().splitlines()[-1] == "True"

@@ -109,13 +109,13 @@ class UserProperty(models.Model):
         indexes = [models.Index(F("key_hash"), Left("value", VALUE_INDEX_PREFIX), name="property_key_value")]
         verbose_name_plural = "user properties"
 
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
     @classmethod
     def build(cls, *, profile, key: str, value, is_number: bool, set_at) -> "UserProperty":
         return cls(profile=profile, key=key, key_hash=property_key_hash(key), value=str(value),
                    is_number=is_number, set_at=set_at)
-
-    def __str__(self) -> str:
-        return f"{self.key}={self.value}"
 
     @property
     def typed_value(self) -> str | int | float:

@@ -85,7 +85,9 @@ def _visit_events(person: Person, device: int, start: datetime, rng: random.Rand
     moment = start
     for page_number in range(rng.randint(1, 5)):
         path = rng.choice(PAGES) if page_number else "/"
-        query = f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}" if source and not page_number else ""
+        query = ""
+        if source and not page_number:
+            query = f"?utm_source={source}&utm_medium={medium}&utm_campaign={campaign}"
         properties = {"path": path, "url": f"https://demo.cairn.test{path}{query}", "title": path.strip("/") or "Home"}
         if not page_number:
             properties["referrer"] = referrer

@@ -69,7 +69,11 @@ def _sessions_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], Sessi
     candidates = Session.objects.filter(
         original_profile_id__in={pk for pk, _ in pairs}, session_key__in={key for _, key in pairs}
     )
-    return {(s.original_profile_id, s.session_key): s for s in candidates if (s.original_profile_id, s.session_key) in pairs}
+    return {
+        (s.original_profile_id, s.session_key): s
+        for s in candidates
+        if (s.original_profile_id, s.session_key) in pairs
+    }
 
 
 def sessions_assign(*, environment: Environment, needs: list[SessionNeed], context: RequestContext | None) -> None:

@@ -1,7 +1,9 @@
 from users_app.models import Profile
 
 
-def test_track_then_identify_merges_anonymous_history(api, environment, eager_celery, django_capture_on_commit_callbacks):
+def test_track_then_identify_merges_anonymous_history(
+    api, environment, eager_celery, django_capture_on_commit_callbacks
+):
     api.post("/api/track", {"app_id": environment.app_id, "user_id": "11", "event": "pageview"})
     api.post("/api/add_user_properties", {"app_id": environment.app_id, "identity": "alice",
                                           "properties": {"plan": "Startup"}})
