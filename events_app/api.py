@@ -25,7 +25,12 @@ def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
     answer = result.as_dict()
     if not is_bulk and result.profile is not None:
         answer["user_id"] = str(result.profile.user_id)
-    return Response(answer, status=400 if result.rejected and not result.accepted else 200)
+    if result.rejected and not result.accepted:
+        # Every 400 carries the error body; `rejected` still says what was wrong with each item.
+        answer["error"] = {"code": "all_items_rejected", "message": "No item was accepted; see `rejected`.",
+                           "field": None}
+        return Response(answer, status=400)
+    return Response(answer)
 
 
 def request_context(request) -> RequestContext:

@@ -29,6 +29,34 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def is_finite_number(value) -> bool:
+    """A number a float can hold: JSON integers beyond 1.8e308 overflow float() (and cannot be read back)."""
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def check_text(value: str, field: str) -> str:
+    """PostgreSQL text cannot hold NUL characters, and UTF-8 cannot hold unpaired surrogates (JSON's
+    "\\u0000" and "\\ud800" escapes): refuse them here rather than fail in the database."""
+    if "\x00" in value or not _encodes_as_utf8(value):
+        raise InvalidInput(
+            "invalid_text", "Text must not contain NUL characters or unpaired surrogates.", field
+        )
+    return value
+
+
+def _encodes_as_utf8(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_decimal(text: str) -> bool:
     """Only 0-9: str.isdigit() is also true for "²" or "١٢"."""
     return text.isascii() and text.isdigit()
@@ -43,19 +71,19 @@ def require_object(value, field: str) -> dict:
 def parse_app_id(value) -> str:
     if value is None:
         raise InvalidInput("missing_field", "`app_id` is required.", "app_id")
-    if is_number(value) and float(value).is_integer():
+    if is_finite_number(value) and float(value).is_integer():
         value = str(int(value))
     if not isinstance(value, str) or not value.strip() or len(value) > 64:
         raise InvalidInput("invalid_app_id", "`app_id` must be a string or number of 1 to 64 characters.",
                            "app_id")
-    return value.strip()
+    return check_text(value.strip(), "app_id")
 
 
 def parse_user_id(value, field: str = "user_id") -> int:
     # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and other scripts' digits.
     if isinstance(value, str) and is_decimal(value.strip()) and len(value.strip()) <= 16:
         value = int(value.strip())
-    if not (is_number(value) and float(value).is_integer() and 0 <= value < MAX_USER_ID):
+    if not (is_finite_number(value) and float(value).is_integer() and 0 <= value < MAX_USER_ID):
         raise InvalidInput(
             "invalid_user_id", f"`{field}` must be a decimal string or integer from 0 to 2**53 - 1.", field
         )
@@ -80,7 +108,7 @@ def parse_identity(value, field: str = "identity") -> str:
         raise InvalidInput(
             "invalid_identity", f"`{field}` is longer than {IDENTITY_MAX_LENGTH} characters.", field
         )
-    return value
+    return check_text(value, field)
 
 
 def parse_property_key(key, field: str) -> str:
@@ -90,7 +118,7 @@ def parse_property_key(key, field: str) -> str:
         raise InvalidInput(
             "invalid_property", f"Property key is longer than {PROPERTY_KEY_MAX_LENGTH} characters.", field
         )
-    return key
+    return check_text(key, field)
 
 
 def parse_property_value(value, field: str, *, allow_null: bool) -> PropertyValue | None:
@@ -101,12 +129,15 @@ def parse_property_value(value, field: str, *, allow_null: bool) -> PropertyValu
             raise InvalidInput(
                 "invalid_property", f"Value is longer than {PROPERTY_VALUE_MAX_LENGTH} characters.", field
             )
-        return value
+        return check_text(value, field)
     if is_number(value):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInput("invalid_property", "Numbers must be finite.", field)
+        if not is_finite_number(value):
+            raise InvalidInput("invalid_property", "Numbers must be finite and at most about 1.8e308.", field)
         return value
-    if isinstance(value, bool):
+    # SPEC 2: user property values are strings or numbers, anything else is refused. Event properties keep
+    # Heap's leniency for booleans (stored as "true"/"false"): trackers send them and dropping the event
+    # would lose data.
+    if isinstance(value, bool) and not allow_null:
         return "true" if value else "false"
     expected = "a string, a number or null" if allow_null else "a string or a number"
     raise InvalidInput("invalid_property", f"Value must be {expected}, not {type(value).__name__}.", field)
@@ -135,7 +166,7 @@ def parse_timestamp(value, field: str = "timestamp") -> datetime:
     if value is None:
         return now
     moment = None
-    if is_number(value) and math.isfinite(value):
+    if is_finite_number(value):
         try:
             moment = datetime.fromtimestamp(value / 1000, tz=UTC)
         except (OverflowError, OSError, ValueError):
@@ -165,4 +196,4 @@ def parse_short_string(value, field: str, max_length: int, *, required: bool = F
         raise InvalidInput("invalid_field", f"`{field}` must be a non-empty string.", field)
     if len(value) > max_length:
         raise InvalidInput("invalid_field", f"`{field}` is longer than {max_length} characters.", field)
-    return value
+    return check_text(value, field)

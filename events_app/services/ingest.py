@@ -22,6 +22,7 @@ from users_app.services.profiles import ResolvedProfile, profiles_for_identities
 from users_app.services.properties import properties_add
 from users_app.validation import (
     PropertyValue,
+    check_text,
     parse_properties,
     parse_short_string,
     parse_timestamp,
@@ -92,7 +93,7 @@ def parse_track_item(environment: Environment, raw) -> TrackItem:
         raise InvalidInput("invalid_field", f"`event` is longer than {EVENT_NAME_MAX_LENGTH} characters.", "event")
     return TrackItem(
         target=parse_target(environment, raw),
-        event=name,
+        event=check_text(name, "event"),
         properties=parse_properties(raw.get("properties"), allow_null=False),
         timestamp=parse_timestamp(raw.get("timestamp")),
         idempotency_key=parse_short_string(raw.get("idempotency_key"), "idempotency_key", 255),
