@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from users_app.services.merges import merge_apply, merge_mark_failed
+from users_app.services.merges import merge_apply, merge_mark_failed, merge_sweep
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
@@ -22,7 +22,14 @@ def merge_apply_task(self, merge_id: int) -> str:
         if self.request.retries >= self.max_retries:
             merge_mark_failed(merge_id=merge_id, error=repr(error))
             raise
-        raise self.retry(exc=error, countdown=min(2 ** self.request.retries, 60)) from error
+        raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
     except Exception as error:
         merge_mark_failed(merge_id=merge_id, error=repr(error))
         raise
+
+
+@shared_task(name="cairn.merge_sweep", ignore_result=True)
+def merge_sweep_task() -> int:
+    """Beat runs this every CAIRN_MERGE_SWEEP_SECONDS (config/settings.py CELERY_BEAT_SCHEDULE). Not
+    acks_late: a lost sweep is simply replaced by the next one."""
+    return merge_sweep()
