@@ -17,6 +17,7 @@ api_patterns = [
     path("v1/identify", users_api.IdentifyApi.as_view(), name="api-identify"),
     path("v1/browser", api_browser.BrowserBatchApi.as_view(), name="api-browser"),
     path("v1/users", users_api.UserLookupApi.as_view(), name="api-user-lookup"),
+    path("v1/users/search", users_api.UserSearchApi.as_view(), name="api-user-search"),  # before <user_id>
     path("v1/users/<str:user_id>", users_api.UserDetailApi.as_view(), name="api-user-detail"),
     path("v1/users/<str:user_id>/events", users_api.UserEventsApi.as_view(), name="api-user-events"),
     path("v1/merges", users_api.MergeListApi.as_view(), name="api-merges"),
@@ -30,6 +31,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("users/", include("users_app.urls")),
     path("api/", include(api_patterns)),
     path("demo/", include("events_app.demo_urls")),
     path("reports/", include("reports_app.urls")),

@@ -6,8 +6,17 @@ from rest_framework.response import Response
 
 from users_app.api_common import JsonBodyApi, ReadApi
 from users_app.errors import InvalidInput
+from users_app.forms import parse_user_query
 from users_app.models import MergeRecord
-from users_app.selectors import merge_as_dict, merge_list, profile_get, user_detail, user_timeline
+from users_app.selectors import (
+    merge_as_dict,
+    merge_list,
+    profile_get,
+    user_count,
+    user_detail,
+    user_list,
+    user_timeline,
+)
 from users_app.services.profiles import profile_identify
 from users_app.validation import is_decimal, parse_identity, parse_timestamp, parse_user_id
 
@@ -117,3 +126,42 @@ class MergeListApi(ReadApi):
             user_id=parse_user_id(user_id) if user_id is not None else None,
         )
         return Response({"results": [merge_as_dict(record) for record in merges]})
+
+
+class UserSearchApi(ReadApi):
+    """The Users view as JSON: the same query string and the same selectors as /users/ (users_app.forms)."""
+
+    @extend_schema(
+        summary="Users matching filters, newest activity first (the Users view as JSON)",
+        parameters=[
+            OpenApiParameter("period", str, description="1d, 7d (default), 30d, 90d or all"),
+            OpenApiParameter("from", str, description="YYYY-MM-DD (instead of period)"),
+            OpenApiParameter("to", str, description="YYYY-MM-DD, inclusive"),
+            OpenApiParameter("kind", str, description="identified or anonymous"),
+            OpenApiParameter("q", str, description="identity (exact or prefix) or user_id"),
+            OpenApiParameter("f0", str, description="property key of filter 0 (f0 .. f9)"),
+            OpenApiParameter("f0_op", str, description="eq (default), in, set or notset"),
+            OpenApiParameter("f0_v", str, many=True, description="value(s) for eq / in"),
+            OpenApiParameter("col", str, many=True, description="property columns (default plan)"),
+            OpenApiParameter("cursor", str), OpenApiParameter("limit", int),
+        ],
+        responses={200: inline_serializer("UserSearchPage", {
+            "results": serializers.ListField(child=serializers.DictField()),
+            "next": serializers.CharField(allow_null=True),
+            "count": inline_serializer("UserSearchCount", {"value": serializers.IntegerField(),
+                                                           "capped": serializers.BooleanField()},
+                                       allow_null=True),
+        }), 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
+    )
+    def get(self, request):
+        query = parse_user_query(request.query_params)
+        limit = bounded_int(request.query_params.get("limit"), "limit", 50, 500)
+        page = user_list(environment=self.environment, filters=query.filters, columns=query.columns,
+                         cursor=query.cursor, limit=limit)
+        # Counted on the first page only: later pages are the same set.
+        count = None if query.cursor else user_count(environment=self.environment, filters=query.filters)
+        return Response({
+            "results": [row.as_dict(query.columns) for row in page.rows],
+            "next": page.next_cursor,
+            "count": count.as_dict() if count else None,
+        })

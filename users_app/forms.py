@@ -1,0 +1,135 @@
+"""The Users view's query string, parsed once for the HTML page and the JSON read API alike.
+
+Everything lives in the URL so a filtered view can be bookmarked and shared:
+
+    period=1d|7d|30d|90d|all (default 7d), or from=YYYY-MM-DD&to=YYYY-MM-DD (to inclusive, UTC)
+    kind=identified|anonymous
+    q=<identity, identity prefix, or user_id>
+    f0=<property key>&f0_op=eq|in|set|notset&f0_v=<value>[&f0_v=<value>...]   (f0 .. f9, all must hold)
+    col=<property key> (repeatable; the property columns shown, default plan)
+    cursor=<from the previous page>
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.utils import timezone
+
+from users_app.errors import InvalidInput
+from users_app.models import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from users_app.selectors import PropertyFilter, UserFilters
+
+PERIODS = {"1d": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
+           "all": "All time"}
+PERIOD_DAYS = {"1d": 1, "7d": 7, "30d": 30, "90d": 90}
+DEFAULT_PERIOD = "7d"
+MAX_PROPERTY_FILTERS = 10
+MAX_VALUES_PER_FILTER = 100
+MAX_COLUMNS = 10
+DEFAULT_COLUMNS = ("plan",)
+KINDS = {"identified": "Identified", "anonymous": "Anonymous"}
+OPERATOR_LABELS = {
+    PropertyFilter.EQUALS: "is",
+    PropertyFilter.ONE_OF: "is one of",
+    PropertyFilter.IS_SET: "is set",
+    PropertyFilter.NOT_SET: "is not set",
+}
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    filters: UserFilters
+    columns: list[str]
+    cursor: str | None
+    period: str  # a PERIODS key, or "custom"
+    date_from: date | None
+    date_to: date | None
+
+
+def _one(params, name: str, max_length: int = 200) -> str:
+    value = params.get(name, "")
+    if not isinstance(value, str):
+        raise InvalidInput("invalid_field", f"`{name}` must be a string.", name)
+    if len(value) > max_length:
+        raise InvalidInput("invalid_field", f"`{name}` is longer than {max_length} characters.", name)
+    return value
+
+
+def _date(params, name: str) -> date | None:
+    text = _one(params, name, 20).strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise InvalidInput("invalid_date", f"`{name}` must be a date like 2026-01-31.", name) from error
+
+
+def parse_period(params, now: datetime | None = None) -> tuple[str, date | None, date | None, datetime | None,
+                                                                datetime | None]:
+    """(period, from, to, since, until): the date-range part of the query."""
+    now = now or timezone.now()
+    date_from, date_to = _date(params, "from"), _date(params, "to")
+    if date_from or date_to:
+        if date_from and date_to and date_to < date_from:
+            raise InvalidInput("invalid_date", "`to` is before `from`.", "to")
+        since = datetime.combine(date_from, datetime.min.time(), tzinfo=UTC) if date_from else None
+        until = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC) if date_to else None
+        if until is not None and until > now:
+            until = None  # a period ending today is "up to now": the fast, exact last_seen test
+        return "custom", date_from, date_to, since, until
+    period = _one(params, "period", 10) or DEFAULT_PERIOD
+    if period not in PERIODS:
+        raise InvalidInput("invalid_period", f"`period` must be one of {', '.join(PERIODS)}.", "period")
+    since = now - timedelta(days=PERIOD_DAYS[period]) if period in PERIOD_DAYS else None
+    return period, None, None, since, None
+
+
+def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
+    found = []
+    for index in range(MAX_PROPERTY_FILTERS):
+        name = f"f{index}"
+        key = _one(params, name, PROPERTY_KEY_MAX_LENGTH)
+        if not key:
+            continue  # an empty row of the filter form
+        op = _one(params, f"{name}_op", 10) or PropertyFilter.EQUALS
+        if op not in PropertyFilter.OPERATORS:
+            raise InvalidInput("invalid_operator", f"`{name}_op` must be one of "
+                               f"{', '.join(PropertyFilter.OPERATORS)}.", f"{name}_op")
+        values: tuple[str, ...] = ()
+        if op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
+            raw_values = params.getlist(f"{name}_v") if hasattr(params, "getlist") else [params.get(f"{name}_v")]
+            values = tuple(dict.fromkeys(v for v in raw_values if isinstance(v, str) and v != ""))
+            if not values:
+                raise InvalidInput("missing_value", f"The filter on {key[:80]!r} needs a value.", f"{name}_v")
+            if op == PropertyFilter.EQUALS:
+                values = values[:1]
+            if len(values) > MAX_VALUES_PER_FILTER or any(len(v) > PROPERTY_VALUE_MAX_LENGTH for v in values):
+                raise InvalidInput("invalid_value", f"At most {MAX_VALUES_PER_FILTER} values of at most "
+                                   f"{PROPERTY_VALUE_MAX_LENGTH} characters.", f"{name}_v")
+        found.append(PropertyFilter(key=key, op=op, values=values))
+    return tuple(found)
+
+
+def parse_columns(params) -> list[str]:
+    if "col" not in params:
+        return list(DEFAULT_COLUMNS)
+    raw = params.getlist("col") if hasattr(params, "getlist") else [params.get("col")]
+    columns = list(dict.fromkeys(c for c in raw if isinstance(c, str) and c.strip()))
+    if len(columns) > MAX_COLUMNS or any(len(c) > PROPERTY_KEY_MAX_LENGTH for c in columns):
+        raise InvalidInput("invalid_column", f"At most {MAX_COLUMNS} property columns.", "col")
+    return columns
+
+
+def parse_user_query(params, now: datetime | None = None) -> UserQuery:
+    """The whole query; raises InvalidInput naming the bad parameter."""
+    period, date_from, date_to, since, until = parse_period(params, now)
+    kind = _one(params, "kind", 20)
+    if kind and kind not in KINDS:
+        raise InvalidInput("invalid_kind", "`kind` must be identified or anonymous.", "kind")
+    search = _one(params, "q", IDENTITY_MAX_LENGTH).strip()
+    filters = UserFilters(since=since, until=until, properties=parse_property_filters(params), kind=kind,
+                          search=search)
+    cursor = _one(params, "cursor", 200) or None
+    return UserQuery(filters=filters, columns=parse_columns(params), cursor=cursor, period=period,
+                     date_from=date_from, date_to=date_to)

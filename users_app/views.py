@@ -1,0 +1,222 @@
+"""The Users view and profile pages (SPEC 6). Login required; viewers and admins alike.
+
+The pages call the same selectors as the read API (`users_app.selectors`), so the HTML list and
+`GET /api/v1/users/search` can never disagree.
+"""
+
+import json
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.cache import cache
+from django.http import Http404
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.generic import TemplateView
+
+from users_app.errors import InvalidInput
+from users_app.forms import KINDS, OPERATOR_LABELS, PERIODS, UserQuery, parse_period, parse_user_query
+from users_app.models import Environment, Profile
+from users_app.selectors import (
+    PropertyFilter,
+    UserCount,
+    profile_events,
+    profile_merge_history,
+    profile_property_rows,
+    profile_session_page,
+    profile_sessions,
+    property_keys_of,
+    session_events,
+    user_count,
+    user_list,
+)
+from users_app.validation import parse_user_id
+
+COUNT_CACHE_SECONDS = 60
+
+
+def profile_url(profile: Profile, environment: Environment) -> str:
+    return f"{reverse('users:profile', args=[profile.user_id])}?{urlencode({'env': environment.app_id})}"
+
+
+class EnvironmentMixin:
+    """The environment a page shows: `?env=<app_id>`, else the first one. Pages never mix environments."""
+
+    def get_environment(self) -> Environment | None:
+        app_id = self.request.GET.get("env", "")
+        environments = Environment.objects.order_by("name", "pk")
+        if app_id:
+            environment = environments.filter(app_id=app_id[:64]).first()
+            if environment is None:
+                raise Http404("No such environment.")
+            return environment
+        return environments.first()
+
+    def environment_context(self, environment: Environment | None) -> dict:
+        return {"environment": environment, "environments": Environment.objects.order_by("name", "pk")}
+
+
+class DateRangeMixin:
+    """The chosen period: a preset (`period=7d`, the default) or `from`/`to` dates."""
+
+    def get_date_range(self):
+        return parse_period(self.request.GET)
+
+    def date_range_context(self, query: UserQuery | None) -> dict:
+        return {
+            "periods": PERIODS,
+            "period": query.period if query else "7d",
+            "date_from": query.date_from if query else None,
+            "date_to": query.date_to if query else None,
+        }
+
+
+class UserFilterMixin(DateRangeMixin):
+    """Property filters, identified/anonymous, search and columns, all from the query string."""
+
+    def get_user_query(self) -> UserQuery:
+        return parse_user_query(self.request.GET)
+
+    def url_with(self, **changes) -> str:
+        """This page's URL with some parameters replaced (None removes one)."""
+        params = self.request.GET.copy()
+        for name, value in changes.items():
+            params.pop(name, None)
+            if value is not None:
+                params.setlist(name, value if isinstance(value, list) else [value])
+        return f"{self.request.path}?{params.urlencode()}" if params else self.request.path
+
+    def filter_rows(self, query: UserQuery | None) -> list[dict]:
+        """The filter form's rows: the current filters plus one empty row to add another."""
+        rows = []
+        for prop_filter in query.filters.properties if query else ():
+            rows.append({"key": prop_filter.key, "op": prop_filter.op, "values": list(prop_filter.values)})
+        rows.append({"key": "", "op": PropertyFilter.EQUALS, "values": []})
+        for index, row in enumerate(rows):
+            row["name"] = f"f{index}"
+            # "one of" gets a spare value box; users.js adds more without a round trip.
+            row["inputs"] = row["values"] + ([""] if row["op"] == PropertyFilter.ONE_OF or not row["values"] else [])
+        return rows
+
+
+class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, TemplateView):
+    template_name = "users_app/user_list.html"
+
+    def get(self, request, *args, **kwargs):
+        environment = self.get_environment()
+        context = {**self.environment_context(environment), "operators": OPERATOR_LABELS, "kinds": KINDS}
+        try:
+            query = self.get_user_query()
+        except InvalidInput as error:
+            context.update(self.date_range_context(None), error=error, filter_rows=self.filter_rows(None),
+                           columns=["plan"], rows=[])
+            return self.render_to_response(self.get_context_data(**context), status=400)
+        if environment is None:
+            context.update(self.date_range_context(query), filter_rows=self.filter_rows(query), rows=[],
+                           columns=query.columns, query=query)
+            return self.render_to_response(self.get_context_data(**context))
+        try:
+            page = user_list(environment=environment, filters=query.filters, columns=query.columns,
+                             cursor=query.cursor)
+        except InvalidInput as error:
+            context.update(self.date_range_context(query), error=error, filter_rows=self.filter_rows(query),
+                           columns=query.columns, rows=[])
+            return self.render_to_response(self.get_context_data(**context), status=400)
+        profile_ids = [row.profile.pk for row in page.rows]
+        known_keys = sorted(set(property_keys_of(profile_ids)) | set(query.columns)
+                            | {f.key for f in query.filters.properties})
+        context.update(
+            self.date_range_context(query),
+            query=query,
+            rows=[(row, profile_url(row.profile, environment)) for row in page.rows],
+            columns=query.columns,
+            known_keys=known_keys,
+            count=self.cached_count(environment, query),
+            filter_rows=self.filter_rows(query),
+            search=query.filters.search,
+            kind=query.filters.kind,
+            next_url=self.url_with(cursor=page.next_cursor) if page.next_cursor else None,
+            first_url=self.url_with(cursor=None) if query.cursor else None,
+            column_chips=[(key, self.url_with(col=[c for c in query.columns if c != key] or [""], cursor=None))
+                          for key in query.columns],
+        )
+        return self.render_to_response(self.get_context_data(**context))
+
+    def cached_count(self, environment: Environment, query: UserQuery) -> UserCount:
+        """Counted once per filter change (and minute), not once per page."""
+        key = f"cairn:user_count:{environment.pk}:{query.filters.signature()}"
+        return cache.get_or_set(key, lambda: user_count(environment=environment, filters=query.filters),
+                                COUNT_CACHE_SECONDS)
+
+
+class ProfileMixin(EnvironmentMixin):
+    """The profile named by the URL's user_id, in `?env=` or, without it, in whichever environment has it."""
+
+    def get_profile(self) -> tuple[Profile, Environment]:
+        try:
+            user_id = parse_user_id(self.kwargs["user_id"])
+        except InvalidInput as error:
+            raise Http404(error.message) from error
+        profiles = Profile.objects.filter(user_id=user_id).select_related("environment", "merged_into")
+        if self.request.GET.get("env"):
+            profiles = profiles.filter(environment=self.get_environment())
+        profile = profiles.order_by("environment__name", "environment_id").first()
+        if profile is None:
+            raise Http404("No such user.")
+        return profile, profile.environment
+
+
+class ProfileView(LoginRequiredMixin, ProfileMixin, TemplateView):
+    template_name = "users_app/profile.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        profile, environment = self.get_profile()
+        search = self.request.GET.get("pq", "")[:200]
+        custom, initial = profile_property_rows(profile, search=search)
+        try:
+            sessions, next_cursor = profile_session_page(profile, cursor=self.request.GET.get("sessions") or None)
+        except InvalidInput as error:
+            raise Http404(error.message) from error
+        for row in sessions:
+            for event in row.events:
+                event.properties_text = json.dumps(event.properties, ensure_ascii=False, sort_keys=True)
+        merges = profile_merge_history(profile)
+        params = self.request.GET.copy()
+        params["sessions"] = next_cursor or ""
+        context.update(
+            self.environment_context(environment),
+            profile=profile,
+            profile_url=profile_url(profile, environment),
+            merged_into_url=profile_url(profile.merged_into, environment) if profile.merged_into_id else None,
+            merged_by=next((m for m in merges if m.source_id == profile.pk and m.status != "held"), None),
+            session_count=profile_sessions(profile).count(),
+            event_count=profile_events(profile).count(),
+            custom_properties=custom,
+            initial_properties=initial,
+            property_search=search,
+            sessions=sessions,
+            next_sessions_url=f"?{params.urlencode()}" if next_cursor else None,
+            merges_in=[(m, profile_url(m.source, environment)) for m in merges if m.destination_id == profile.pk],
+            merges_out=[(m, profile_url(m.destination, environment)) for m in merges if m.source_id == profile.pk],
+            can_admin=self.request.user.is_staff,
+        )
+        return context
+
+
+class SessionView(LoginRequiredMixin, ProfileMixin, TemplateView):
+    """Every event of one session (the profile page shows the first few inline)."""
+
+    template_name = "users_app/session.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        profile, environment = self.get_profile()
+        try:
+            session, events = session_events(profile, session_pk=int(self.kwargs["session_pk"]))
+        except InvalidInput as error:
+            raise Http404(error.message) from error
+        for event in events:
+            event.properties_text = json.dumps(event.properties, ensure_ascii=False, sort_keys=True)
+        context.update(self.environment_context(environment), profile=profile, session=session, events=events,
+                       profile_url=profile_url(profile, environment))
+        return context
