@@ -1,0 +1,97 @@
+"""SPEC 2: concurrent identifies of one new identity end with one owner and everyone else merged into it.
+
+Real HTTP against the live server: every request thread has its own PostgreSQL connection and transaction.
+"""
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+from django.db import connection
+
+from events_app.models import Event, Session
+from users_app.models import MergeRecord, Profile
+from users_app.services.merges import merge_apply
+
+DEVICES = 20
+EVENTS_PER_DEVICE = 3
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="row locks need PostgreSQL"
+)
+
+
+@pytest.fixture
+def empty_broker_afterwards(request):
+    """Identify queues merge tasks after commit; nobody consumes them here, so drop them afterwards."""
+    if os.environ.get("REDIS_URL"):
+        request.getfixturevalue("redis_broker")
+
+
+def post_json(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_twenty_devices_identify_the_same_new_identity_at_once(
+    transactional_db, live_server, environment, calls, empty_broker_afterwards
+):
+    assert connection.vendor == "postgresql"
+    user_ids = [str(8_000_000 + device) for device in range(DEVICES)]
+    answer = calls.track_bulk([
+        {"user_id": user_id, "event": f"e{n}", "session_id": f"tab-{user_id}"}
+        for user_id in user_ids for n in range(EVENTS_PER_DEVICE)
+    ])
+    assert answer.json()["accepted"] == DEVICES * EVENTS_PER_DEVICE
+
+    barrier = threading.Barrier(DEVICES)
+    answers: dict[str, tuple[int, dict]] = {}
+
+    def device(user_id: str) -> None:
+        barrier.wait()
+        answers[user_id] = post_json(f"{live_server.url}/api/v1/identify",
+                                     {"app_id": environment.app_id, "user_id": user_id, "identity": "shared@x.io"})
+
+    threads = [threading.Thread(target=device, args=(user_id,)) for user_id in user_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+
+    assert len(answers) == DEVICES
+    assert {status for status, _ in answers.values()} == {200}, answers
+    # Exactly one profile owns the identity; every device is told to use its user_id.
+    owner = Profile.objects.get(identity="shared@x.io")
+    assert {body["user_id"] for _, body in answers.values()} == {str(owner.user_id)}
+    assert str(owner.user_id) in user_ids
+    assert sum(body["merge"] is None for _, body in answers.values()) == 1
+    merges = MergeRecord.objects.all()
+    assert merges.count() == DEVICES - 1
+    assert {m.destination_id for m in merges} == {owner.pk}
+    assert len({m.source_id for m in merges}) == DEVICES - 1
+    assert Profile.objects.filter(merged_into=owner).count() == DEVICES - 1
+
+    # Reads are right before the merge tasks run.
+    total = DEVICES * EVENTS_PER_DEVICE
+    user = calls.user(owner.user_id).json()
+    assert (user["event_count"], user["session_count"]) == (total, DEVICES)
+
+    for merge in merges:
+        merge_apply(merge_id=merge.pk)
+    merges = list(MergeRecord.objects.all())
+    assert {m.status for m in merges} == {"done"}
+    assert sorted({m.events_moved for m in merges}) == [EVENTS_PER_DEVICE]
+    assert Event.objects.count() == total
+    assert Event.objects.filter(profile=owner).count() == total
+    assert Event.objects.values("original_profile", "name").distinct().count() == total
+    assert Session.objects.filter(profile=owner).count() == DEVICES
+    user = calls.user(owner.user_id).json()
+    assert (user["event_count"], user["session_count"]) == (total, DEVICES)
