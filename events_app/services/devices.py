@@ -6,22 +6,28 @@ from django.conf import settings
 from user_agents import parse as parse_user_agent
 
 
-@lru_cache(maxsize=1)
 def _geoip_reader():
-    if not settings.GEOIP_PATH:
-        return None
+    return _geoip_reader_for(settings.GEOIP_PATH) if settings.GEOIP_PATH else None
+
+
+@lru_cache(maxsize=4)
+def _geoip_reader_for(path: str):
+    # One reader per database path (opened once: the file is memory-mapped and shared by requests).
     import geoip2.database
 
-    return geoip2.database.Reader(settings.GEOIP_PATH)
+    return geoip2.database.Reader(path)
 
 
 def location_of(context) -> tuple[str, str]:
     """(country, city): from the GeoIP2 database when configured, else the trusted proxy headers."""
     reader = _geoip_reader()
     if reader is not None and context.ip:
+        import geoip2.errors
+
         try:
             answer = reader.city(context.ip)
-        except (ValueError, LookupError, OSError):  # geoip2's AddressNotFoundError is a LookupError
+        except (geoip2.errors.GeoIP2Error, ValueError, TypeError, OSError):
+            # Not in the database (AddressNotFoundError), not an IP address, or not a City database.
             return "", ""
         return (answer.country.name or "")[:200], (answer.city.name or "")[:200]
     return context.country[:200], context.city[:200]

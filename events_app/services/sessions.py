@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 
 from events_app.models import PAGEVIEW_EVENT, Session
+from events_app.services.initial_properties import initial_properties_update
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
 
@@ -131,8 +132,10 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
             widen(session, need.timestamp)
             need.session = session
 
+    _continue_device_sessions(environment, [s for s in new_sessions if s.session_key and not s.landing_page])
     # A concurrent request may have created the same tracker session: keep theirs, then re-read all new ones.
     Session.objects.bulk_create(new_sessions, ignore_conflicts=True)
+    stored: dict[tuple[int, str], Session] = {}
     if new_sessions:
         stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in new_sessions})
         for need in needs:
@@ -143,3 +146,30 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
         low, high = bounds.get(need.session.pk, (need.timestamp, need.timestamp))
         bounds[need.session.pk] = (min(low, need.timestamp), max(high, need.timestamp))
     time_bounds_extend(Session, lower_field="started_at", upper_field="ended_at", bounds=bounds)
+    if stored:
+        initial_properties_update(
+            profile_ids={session.profile_id for session in stored.values()},
+            new_session_ids={session.pk for session in stored.values()},
+        )
+
+
+# What a browser visit is about; the device fields come from the request itself.
+VISIT_FIELDS = ("landing_page", "referrer", "utm_source", "utm_medium", "utm_campaign")
+
+
+def _continue_device_sessions(environment: Environment, sessions: list[Session]) -> None:
+    """A tracker session that starts on a new profile without a page view is the same browser visit going
+    on under another user (identify switched to a new or existing identity): it keeps the visit's landing
+    page, referrer and UTM values, taken from the visit's first session row."""
+    if not sessions:
+        return
+    earliest: dict[str, Session] = {}
+    for row in Session.objects.filter(
+        environment=environment, session_key__in={s.session_key for s in sessions}
+    ).order_by("started_at", "pk"):
+        earliest.setdefault(row.session_key, row)
+    for session in sessions:
+        visit = earliest.get(session.session_key)
+        if visit is not None:
+            for name in VISIT_FIELDS:
+                setattr(session, name, getattr(visit, name))
