@@ -369,7 +369,7 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             try:
                 merge_service(service_name)(**kwargs)
             except InvalidInput as error:
-                self.message_user(request, f"Merge #{record.pk}: {error.message}", messages.ERROR)
+                self.message_user(request, error.message, messages.ERROR)
                 continue
             self.log_change(request, record, f"{action_name.capitalize()} ({note})" if note else action_name)
             succeeded.append(record.pk)
