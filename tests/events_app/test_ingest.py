@@ -64,6 +64,23 @@ def test_app_id_as_string_or_number(calls, api, app_id):
     answer = api.post("/api/track", {"app_id": app_id, "user_id": "5003", "event": "pageview"})
     assert answer.status_code == 200
     assert Event.objects.get().environment == calls.environment
+    answer = api.post("/api/add_user_properties", {"app_id": app_id, "user_id": 5003, "properties": {"a": 1}})
+    assert answer.status_code == 200
+    answer = api.post("/api/v1/identify", {"app_id": app_id, "user_id": 5003, "identity": "alice"})
+    assert answer.json()["user_id"] == "5003"
+    assert Profile.objects.get().identity == "alice"
+
+
+@pytest.mark.parametrize(("timestamp", "expected"), [
+    (1767225600000, "2026-01-01T00:00:00+00:00"),  # Unix epoch milliseconds
+    (1767225600500.0, "2026-01-01T00:00:00.500000+00:00"),
+    ("2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00+00:00"),
+    ("2026-01-01T00:00:00", "2026-01-01T00:00:00+00:00"),  # no time zone: UTC
+    ("2026-01-01 00:00:00Z", "2026-01-01T00:00:00+00:00"),
+])
+def test_timestamps_as_iso_8601_or_epoch_milliseconds(calls, timestamp, expected):
+    assert calls.track(user_id="5014", timestamp=timestamp).status_code == 200
+    assert calls.events("5014").json()["results"][0]["timestamp"] == expected
 
 
 @pytest.mark.parametrize(("identity", "stored"), [(12345, "12345"), (12345.0, "12345"), (0.5, "0.5"),

@@ -221,6 +221,12 @@ def test_merges_by_identity_and_by_user_id(calls):
 def test_merge_list_rejects_malformed_filters(calls):
     assert calls.merges(user_id="abc").status_code == 400
     assert calls.merges(identity="x" * 300).status_code == 400
+    assert calls.merges(identity="a\x00b").status_code == 400
+
+
+def test_lookup_by_identity_with_unstorable_text_is_400(calls):
+    assert calls.user_by_identity("a\x00b").status_code == 400
+    assert calls.user_by_identity("").status_code == 400
 
 
 # ---- OpenAPI -----------------------------------------------------------------------------------------
