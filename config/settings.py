@@ -138,7 +138,7 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: REDIS_URL absent -> eager (the embedded default). Tasks are enqueued after commit.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
