@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min, Q, QuerySet, Subquery
+from django.db.models import F, Max, Min, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -47,10 +47,7 @@ REVERT_REPAIR_WINDOW = timedelta(hours=1)
 
 
 def property_snapshot(rows) -> dict:
-    return {
-        row.key: {"value": row.value, "is_number": row.is_number, "set_at": row.set_at.isoformat()}
-        for row in rows
-    }
+    return {row.key: {"value": row.value, "is_number": row.is_number, "set_at": row.set_at.isoformat()} for row in rows}
 
 
 def _earlier(first, second) -> bool:
@@ -197,9 +194,9 @@ def _move_in_batches(model, *, record: MergeRecord) -> bool:
     pause = max(0, int(getattr(settings, "CAIRN_MERGE_BATCH_PAUSE_MS", 0))) / 1000
     while True:
         with transaction.atomic():
-            still_running = MergeRecord.objects.filter(
-                pk=record.pk, status=MergeRecord.Status.RUNNING
-            ).update(heartbeat_at=timezone.now())
+            still_running = MergeRecord.objects.filter(pk=record.pk, status=MergeRecord.Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
             if not still_running:
                 return False
             batch = model.objects.filter(profile_id=record.source_id).values("pk")[:batch_size]
@@ -277,9 +274,7 @@ def merge_sweep() -> int:
     stale_before = now - timedelta(seconds=settings.CAIRN_MERGE_STALE_SECONDS)
     stuck = list(
         MergeRecord.objects.filter(status__in=(MergeRecord.Status.PENDING, MergeRecord.Status.RUNNING))
-        .filter(
-            Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, requested_at__lt=stale_before)
-        )
+        .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, requested_at__lt=stale_before))
         .order_by("requested_at")
         .values_list("pk", flat=True)[:SWEEP_LIMIT]
     )
@@ -384,9 +379,7 @@ def _undo_refusals(record: MergeRecord, source: Profile, destination: Profile) -
     # 2. A later merge into the destination replaced a property value this merge had written: undoing this
     #    one first would leave that merge's undo restoring a value that came from this source.
     written = {key: record.source_properties.get(key) for key in record.replaced_destination_properties}
-    later = MergeRecord.objects.filter(destination=destination, status__in=COUNTED_STATUSES).exclude(
-        pk=record.pk
-    )
+    later = MergeRecord.objects.filter(destination=destination, status__in=COUNTED_STATUSES).exclude(pk=record.pk)
     for other in later.order_by("pk"):
         keys = sorted(
             key
@@ -406,14 +399,11 @@ def _undo_refusals(record: MergeRecord, source: Profile, destination: Profile) -
     #    destination too, which would keep values that belong to the source, and its own earlier values are
     #    not recorded anywhere.
     source_now = {row.key: row for row in source.properties.all()}
-    changed = {
-        key for key, row in source_now.items() if not _same_value(row, record.source_properties.get(key))
-    }
+    changed = {key for key, row in source_now.items() if not _same_value(row, record.source_properties.get(key))}
     changed |= record.source_properties.keys() - source_now.keys()
     if changed:
         destination_now = {
-            row.key: row
-            for row in destination.properties.filter(key_hash__in=[property_key_hash(k) for k in changed])
+            row.key: row for row in destination.properties.filter(key_hash__in=[property_key_hash(k) for k in changed])
         }
         in_effect = sorted(
             key
@@ -441,8 +431,7 @@ def _restore_destination_properties(record: MergeRecord, destination: Profile) -
     if not replaced:
         return
     current = {
-        row.key: row
-        for row in destination.properties.filter(key_hash__in=[property_key_hash(key) for key in replaced])
+        row.key: row for row in destination.properties.filter(key_hash__in=[property_key_hash(key) for key in replaced])
     }
     restore, remove = [], []
     for key, previous in replaced.items():
@@ -470,6 +459,56 @@ def _restore_destination_properties(record: MergeRecord, destination: Profile) -
     UserProperty.objects.filter(pk__in=remove).delete()
 
 
+SESSION_COPY_FIELDS = (
+    "environment_id",
+    "landing_page",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "browser",
+    "device_type",
+    "country",
+    "city",
+)
+
+
+def _split_mixed_sessions(profile_ids: tuple[int, int]) -> int:
+    """After the rows went back, a session may hold events of both people: a server call without a session
+    id continues its owner's recent session, which after the merge could be one first recorded on the other
+    profile. Give each such group of events its own session (same key, same device attributes), so each
+    person's sessions hold only their own events. Returns how many groups were split off (usually 0)."""
+    mixed = (
+        Event.objects.filter(profile_id__in=profile_ids, session__isnull=False)
+        .exclude(session__profile_id=F("profile_id"))
+        .values("session_id", "profile_id", "original_profile_id")
+        .annotate(first=Min("timestamp"), last=Max("timestamp"))
+    )
+    groups = list(mixed)
+    for group in groups:
+        old = Session.objects.get(pk=group["session_id"])
+        new, created = Session.objects.get_or_create(
+            original_profile_id=group["original_profile_id"],
+            session_key=old.session_key,
+            defaults={
+                "profile_id": group["profile_id"],
+                "started_at": group["first"],
+                "ended_at": group["last"],
+                **{name: getattr(old, name) for name in SESSION_COPY_FIELDS},
+            },
+        )
+        if not created:
+            new.started_at, new.ended_at = min(new.started_at, group["first"]), max(new.ended_at, group["last"])
+            new.save(update_fields=["started_at", "ended_at"])
+        Event.objects.filter(
+            session_id=old.pk, profile_id=group["profile_id"], original_profile_id=group["original_profile_id"]
+        ).update(session=new)
+        remaining = Event.objects.filter(session_id=old.pk).aggregate(first=Min("timestamp"), last=Max("timestamp"))
+        if remaining["first"] is not None:
+            Session.objects.filter(pk=old.pk).update(started_at=remaining["first"], ended_at=remaining["last"])
+    return len(groups)
+
+
 def _activity_bounds(events: QuerySet, sessions: QuerySet, fallback: tuple) -> tuple:
     """First and last seen from the rows themselves; `fallback` when there are none."""
     event_bounds = events.aggregate(first=Min("timestamp"), last=Max("timestamp"))
@@ -495,15 +534,11 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
                 MergeRecord.Status.FAILED: " Retry it first.",
                 MergeRecord.Status.HELD: " Reject it instead.",
             }.get(record.status, "")
-            raise _refuse(
-                "undo_refused", record, f"it is {record.status}; only a done merge can be undone.{hint}"
-            )
+            raise _refuse("undo_refused", record, f"it is {record.status}; only a done merge can be undone.{hint}")
         locked = _lock_profiles(record.source_id, record.destination_id)
         source, destination = locked[record.source_id], locked[record.destination_id]
         if source.merged_into_id != destination.pk:
-            raise _refuse(
-                "undo_refused", record, f"user {source.user_id} is no longer merged into this identity."
-            )
+            raise _refuse("undo_refused", record, f"user {source.user_id} is no longer merged into this identity.")
         reasons = _undo_refusals(record, source, destination)
         if reasons:
             raise _refuse("undo_refused", record, "cannot be undone: " + " ".join(reasons))
@@ -518,6 +553,7 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
             .exclude(profile_id=source.pk)
             .update(profile_id=source.pk)
         )
+        split = _split_mixed_sessions((source.pk, destination.pk))
         _restore_destination_properties(record, destination)
         source.merged_into = None
         source.first_seen, source.last_seen = _activity_bounds(
@@ -535,5 +571,8 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
         destination.save(update_fields=["first_seen", "last_seen"])
         record.status = MergeRecord.Status.REVERTED  # when: the "undo" MergeAction
         record.save(update_fields=["status"])
-        _audit(record, "undo", actor, f"{events_back} events and {sessions_back} sessions moved back.")
+        note = f"{events_back} events and {sessions_back} sessions moved back."
+        if split:
+            note += f" {split} shared session(s) split between the two users."
+        _audit(record, "undo", actor, note)
     return record
