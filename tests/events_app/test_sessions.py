@@ -45,7 +45,8 @@ def test_a_tracker_session_records_landing_page_referrer_utm_and_device(client, 
 
 
 @pytest.mark.parametrize(("agent", "browser", "device"), [
-    (CHROME_DESKTOP, "Chrome", "Desktop"), (SAFARI_IPHONE, "Mobile Safari", "Mobile"), (IPAD, "Mobile Safari", "Tablet"),
+    (CHROME_DESKTOP, "Chrome", "Desktop"), (SAFARI_IPHONE, "Mobile Safari", "Mobile"),
+    (IPAD, "Mobile Safari", "Tablet"),
     ("Googlebot/2.1 (+http://www.google.com/bot.html)", "Googlebot", "Bot"),
 ])
 def test_browser_and_device_type_come_from_the_user_agent(client, environment, agent, browser, device):
