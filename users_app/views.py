@@ -5,6 +5,7 @@ The pages call the same selectors as the read API (`users_app.selectors`), so th
 """
 
 import json
+from datetime import timedelta
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.cache import cache
@@ -32,6 +33,15 @@ from users_app.selectors import (
 from users_app.validation import parse_user_id
 
 COUNT_CACHE_SECONDS = 60
+
+
+def duration_text(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
 def profile_url(profile: Profile, environment: Environment) -> str:
@@ -178,6 +188,7 @@ class ProfileView(LoginRequiredMixin, ProfileMixin, TemplateView):
         except InvalidInput as error:
             raise Http404(error.message) from error
         for row in sessions:
+            row.duration_text = duration_text(row.session.duration)
             for event in row.events:
                 event.properties_text = json.dumps(event.properties, ensure_ascii=False, sort_keys=True)
         merges = profile_merge_history(profile)
@@ -215,6 +226,7 @@ class SessionView(LoginRequiredMixin, ProfileMixin, TemplateView):
             session, events = session_events(profile, session_pk=int(self.kwargs["session_pk"]))
         except InvalidInput as error:
             raise Http404(error.message) from error
+        session.duration_text = duration_text(session.duration)
         for event in events:
             event.properties_text = json.dumps(event.properties, ensure_ascii=False, sort_keys=True)
         context.update(self.environment_context(environment), profile=profile, session=session, events=events,
