@@ -34,11 +34,17 @@ def report_figure(result: ReportResult) -> dict | None:
         else:
             trace = go.Bar(x=labels, y=series.values, name=name, marker={"color": color})
         figure.add_trace(trace)
+    if query.chart == "stacked_bar":
+        peak = max((sum(column) for column in zip(*(item.values for item in result.series), strict=True)), default=0)
+    else:
+        peak = max((max(item.values, default=0) for item in result.series), default=0)
     figure.update_layout(
         barmode="stack" if query.chart == "stacked_bar" else "group",
         margin={"l": 50, "r": 20, "t": 20, "b": 50}, height=420, hovermode="x unified",
         legend={"orientation": "h", "y": -0.15}, plot_bgcolor="#fff", paper_bgcolor="#fff",
-        yaxis={"title": {"text": MEASURES[query.measure]}, "rangemode": "tozero", "gridcolor": "#eef0f4"},
+        yaxis={"title": {"text": MEASURES[query.measure]}, "rangemode": "tozero", "gridcolor": "#eef0f4",
+               # Counts are whole numbers: no 0.2 ticks on small reports.
+               **({"dtick": 1} if peak <= 8 else {"tickformat": ",d"})},
         xaxis={"type": "category"},
     )
     return json.loads(figure.to_json())
