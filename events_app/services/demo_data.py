@@ -152,7 +152,8 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7) -> DemoSumma
         {"identity": p.identity, "properties": {"plan": p.upgrade_to}} for p in upgraded
     ])
     upgrades = [{"identity": p.identity, "event": "Upgrade",
-                 "timestamp": min(now, p.signup_at + timedelta(days=rng.uniform(1, 20))).isoformat(),
+                 "timestamp": (p.signup_at + min(timedelta(days=20), now - p.signup_at) * rng.uniform(0.2, 0.95)
+                               ).isoformat(),
                  "properties": {"from": p.plan, "to": p.upgrade_to}, "idempotency_key": f"demo-upgrade-{p.index}"}
                 for p in upgraded]
     event_count += _send_tracks(environment, upgrades)
