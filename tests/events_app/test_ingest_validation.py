@@ -4,8 +4,11 @@ Django's test client re-raises any exception a view lets through, so a 500 fails
 """
 
 import json
+import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from events_app.models import Event, Session
 from users_app.models import MergeRecord, Profile, UserProperty
@@ -291,3 +294,44 @@ def test_identify_with_a_multibyte_identity_at_the_limit(calls):
     answer = calls.identify("7301", "ß" * 255)
     assert answer.status_code == 200
     assert answer.json()["identity"] == "ß" * 255
+
+
+# ---- property-based: any JSON in any field is a 2xx or a documented 4xx, never a 500 -------------------
+
+ANY_TEXT = st.text(st.characters(blacklist_categories=()), max_size=30)  # includes NUL and lone surrogates
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(10**400), max_value=10**400) | st.floats() | ANY_TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(ANY_TEXT, children, max_size=3),
+    max_leaves=8,
+)
+PLAUSIBLE = {
+    "user_id": st.sampled_from(["1", "0", str(2**53 - 1), 42]),
+    "identity": st.sampled_from(["alice", "Bob", 7]),
+    "event": st.sampled_from(["pageview", "Sign Up"]),
+    "properties": st.dictionaries(ANY_TEXT, ANY_JSON, max_size=3),
+}
+FIELDS = ["user_id", "identity", "event", "properties", "timestamp", "idempotency_key", "session_id"]
+
+
+@st.composite
+def ingest_items(draw) -> dict:
+    item = {}
+    for field in draw(st.lists(st.sampled_from(FIELDS), unique=True)):
+        plausible = PLAUSIBLE.get(field)
+        item[field] = draw(plausible | ANY_JSON if plausible is not None else ANY_JSON)
+    return item
+
+
+@settings(max_examples=int(os.environ.get("CAIRN_FUZZ_EXAMPLES", 120)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from([TRACK, PROPS, IDENTIFY]), items=st.lists(ingest_items(), min_size=1, max_size=3),
+       bulk=st.booleans())
+def test_any_json_in_any_field_is_never_a_server_error(api, environment, path, items, bulk):
+    list_field = "users" if path == PROPS else "events"
+    body = {"app_id": APP, list_field: items} if bulk and path != IDENTIFY else {"app_id": APP, **items[0]}
+    answer = api.post(path, body)
+    assert answer.status_code in (200, 400, 404), answer.content[:300]
+    if answer.status_code != 200:
+        assert set(answer.json()["error"]) == {"code", "message", "field"}
+    elif path != IDENTIFY:
+        assert answer.json()["accepted"] + len(answer.json()["rejected"]) == (len(items) if bulk else 1)
