@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 
 from events_app.models import Event, Session
+from tests.conftest import wait_for
 from users_app.models import MergeRecord, Profile
 from users_app.services.merges import merge_apply
 
@@ -95,3 +96,65 @@ def test_twenty_devices_identify_the_same_new_identity_at_once(
     assert Session.objects.filter(profile=owner).count() == DEVICES
     user = calls.user(owner.user_id).json()
     assert (user["event_count"], user["session_count"]) == (total, DEVICES)
+
+
+def locked_or_done(thread: threading.Thread) -> bool:
+    """True once `thread` has finished or its query waits for a row lock held by another transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND wait_event_type = 'Lock'")
+        return not thread.is_alive() or cursor.fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("call", ["add_user_properties", "track"])
+def test_calls_made_while_a_merge_of_their_profile_commits_land_on_the_destination(
+    transactional_db, environment, calls, empty_broker_afterwards, call
+):
+    """A server call with the anonymous user_id arrives while identify merges that profile: it waits for the
+    merge to commit (the profile upsert meets the merge's row lock) and then lands on the destination, so
+    the value or event belongs to the person, not to the tombstone."""
+    from django.db import transaction
+
+    from events_app.services.ingest import track_ingest, user_properties_ingest
+    from users_app.services.profiles import profile_identify
+
+    calls.track(identity="alice")
+    calls.track(user_id="8100")
+    identify_open, release = threading.Event(), threading.Event()
+
+    def identify_and_hold() -> None:
+        try:
+            with transaction.atomic():
+                profile_identify(environment=environment, user_id=8100, identity="alice")
+                identify_open.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def late_call() -> None:
+        try:
+            if call == "track":
+                track_ingest(environment=environment, items=[{"user_id": "8100", "event": "Late"}])
+            else:
+                user_properties_ingest(environment=environment,
+                                       items=[{"user_id": "8100", "properties": {"plan": "Growth"}}])
+        finally:
+            connection.close()
+
+    identifier = threading.Thread(target=identify_and_hold)
+    identifier.start()
+    assert identify_open.wait(30)
+    caller = threading.Thread(target=late_call)
+    caller.start()
+    wait_for(lambda: locked_or_done(caller), timeout=30, interval=0.05)
+    release.set()
+    identifier.join(30)
+    caller.join(30)
+
+    alice = calls.user_by_identity("alice").json()
+    if call == "track":
+        assert Event.objects.get(name="Late").profile.identity == "alice"
+        assert alice["event_count"] == 3
+    else:
+        assert alice["properties"]["plan"]["value"] == "Growth"
+        assert calls.user("8100").json()["properties"] == {}
