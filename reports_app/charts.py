@@ -41,7 +41,7 @@ def report_figure(result: ReportResult) -> dict | None:
     figure.update_layout(
         barmode="stack" if query.chart == "stacked_bar" else "group",
         margin={"l": 50, "r": 20, "t": 20, "b": 50}, height=420, hovermode="x unified",
-        legend={"orientation": "h", "y": -0.15}, plot_bgcolor="#fff", paper_bgcolor="#fff",
+        legend={"orientation": "h", "y": -0.15, "traceorder": "normal"}, plot_bgcolor="#fff", paper_bgcolor="#fff",
         yaxis={"title": {"text": MEASURES[query.measure]}, "rangemode": "tozero", "gridcolor": "#eef0f4",
                # Counts are whole numbers: no 0.2 ticks on small reports.
                **({"dtick": 1} if peak <= 8 else {"tickformat": ",d"})},
