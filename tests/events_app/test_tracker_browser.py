@@ -1,0 +1,316 @@
+"""The tracker in a real browser (Debian's chromium, headless, driven by Playwright) against a live server and
+the demo product: the seed's four identify stories, calls queued before load, the last event before leaving,
+retries, resetIdentity, initial properties and CORS."""
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from events_app.services.browser import tracker_snippet
+from tests.conftest import API_KEY, JsonClient, wait_for
+from users_app.services.environments import environment_create
+
+CHROMIUM = "/usr/bin/chromium"
+APP_ID = "4242424242"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+# Playwright's sync API runs an event loop in this thread; the Django calls made from the test are sync.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu",
+                  "--disable-component-update", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def site(transactional_db, live_server):
+    environment = environment_create(name="Demo shop", app_id=APP_ID, api_key=API_KEY).environment
+    return environment, live_server.url
+
+
+@pytest.fixture
+def read_api(client):
+    return JsonClient(client)
+
+
+def demo(base: str, page: str = "") -> str:
+    return f"{base}/demo/{APP_ID}/{page}"
+
+
+def wait_idle(page) -> None:
+    """Until the tracker has loaded and the server has confirmed every queued call."""
+    page.wait_for_function("() => window.heap && window.heap._cairn === true && window.heap.pending() === 0",
+                           timeout=30_000)
+
+
+def who(page) -> tuple[str, str | None]:
+    return tuple(page.evaluate("() => [window.heap.userId, window.heap.identity]"))
+
+
+def user(read_api, user_id=None, identity=None) -> dict:
+    answer = (read_api.get(f"/api/v1/users/{user_id}") if user_id is not None
+              else read_api.get("/api/v1/users", identity=identity))
+    assert answer.status_code == 200, answer.content
+    return answer.json()
+
+
+def events(read_api, user_id) -> list[tuple[str, dict]]:
+    answer = read_api.get(f"/api/v1/users/{user_id}/events").json()
+    return [(event["event"], event["properties"]) for event in reversed(answer["results"])]
+
+
+def names(read_api, user_id) -> list[str]:
+    return [
+        name if name != "pageview" else f"pageview {props.get('path')}" for name, props in events(read_api, user_id)
+    ]
+
+
+def merges(read_api, **query) -> list[tuple[str, str]]:
+    results = read_api.get("/api/v1/merges", **query).json()["results"]
+    return [(merge["source_user_id"], merge["destination_user_id"]) for merge in results]
+
+
+def sign_up(page, base, email, plan) -> None:
+    page.goto(demo(base, "signup/"))
+    page.fill("#signup-email", email)
+    page.check(f"input[name=plan][value={plan}]")
+    page.click("#signup-submit")
+    page.wait_for_url(demo(base, "app/"))
+    wait_idle(page)
+
+
+def log_in(page, base, email) -> None:
+    if page.url != demo(base, "login/"):
+        page.goto(demo(base, "login/"))
+    page.fill("#login-email", email)
+    page.click("#login-submit")
+    page.wait_for_url(demo(base, "app/"))
+    wait_idle(page)
+
+
+def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, settings):
+    _, base = site
+    settings.CAIRN_COUNTRY_HEADER = "HTTP_CF_IPCOUNTRY"
+    shared = browser.new_context(extra_http_headers={"CF-IPCountry": "NL"})  # the shared computer
+    page = shared.new_page()
+    app = f"/demo/{APP_ID}/"
+
+    # 1. An anonymous visitor arrives from a newsletter and signs up: anonymous -> new identity.
+    page.goto(demo(base, "?utm_source=newsletter&utm_medium=email&utm_campaign=launch"),
+              referer="https://news.example.org/issue-42")
+    wait_idle(page)
+    anonymous_alice, identity = who(page)
+    assert identity is None
+    assert user(read_api, anonymous_alice)["identity"] is None
+    sign_up(page, base, "alice@example.com", "Startup")
+    assert who(page) == (anonymous_alice, "alice@example.com")  # same user_id, now identified
+    alice = user(read_api, identity="alice@example.com")
+    assert alice["user_id"] == anonymous_alice
+    assert alice["properties"]["plan"]["value"] == "Startup"
+    assert names(read_api, anonymous_alice) == [f"pageview {app}", f"pageview {app}signup/", "Sign Up",
+                                                f"pageview {app}app/"]
+    assert alice["session_count"] == 1 and alice["event_count"] == 4
+    initial = {key: value["value"] for key, value in alice["properties"].items() if key.startswith("Initial ")}
+    assert initial["Initial Landing Page"] == app
+    assert initial["Initial Referrer"] == "https://news.example.org/issue-42"
+    assert (initial["Initial UTM Source"], initial["Initial UTM Medium"], initial["Initial UTM Campaign"]) == (
+        "newsletter", "email", "launch")
+    assert "Chrome" in initial["Initial Browser"] and initial["Initial Device Type"] == "Desktop"
+    assert initial["Initial Country"] == "NL"
+    assert merges(read_api, identity="alice@example.com") == []
+    page.screenshot(path=str(SCREENSHOTS / "tracker-1-signed-up.png"))
+
+    # 2. Alice on her phone (a second browser) logs in: anonymous -> existing identity, merged.
+    phone = browser.new_context()
+    phone_page = phone.new_page()
+    phone_page.goto(demo(base, "login/"))
+    wait_idle(phone_page)
+    anonymous_phone, _ = who(phone_page)
+    assert anonymous_phone != anonymous_alice
+    log_in(phone_page, base, "alice@example.com")
+    assert who(phone_page) == (anonymous_alice, "alice@example.com")  # adopted the answered user_id
+    assert merges(read_api, identity="alice@example.com") == [(anonymous_phone, anonymous_alice)]
+    assert user(read_api, anonymous_phone)["merged_into"] == anonymous_alice
+    alice = user(read_api, identity="alice@example.com")
+    assert alice["event_count"] == 7  # counted at once, before any merge task has moved the rows
+    assert set(names(read_api, anonymous_alice)) >= {f"pageview {app}login/", "Log In"}
+    phone.close()
+
+    # 3. On the shared computer (still alice), bob signs up: identified -> new identity, a new profile.
+    sign_up(page, base, "bob@example.com", "Growth")
+    bob_id, identity = who(page)
+    assert identity == "bob@example.com" and bob_id != anonymous_alice
+    bob = user(read_api, identity="bob@example.com")
+    assert bob["user_id"] == bob_id and bob["merged_into"] is None
+    assert bob["properties"]["plan"]["value"] == "Growth"
+    assert names(read_api, bob_id) == ["Sign Up", f"pageview {app}app/"]
+    assert merges(read_api, identity="bob@example.com") == []
+    alice = user(read_api, identity="alice@example.com")
+    assert alice["properties"]["plan"]["value"] == "Startup"  # bob's plan did not touch alice
+    assert alice["event_count"] == 8  # + the sign-up page view, made while the browser was still alice's
+
+    # 4. Alice comes back to the shared computer and logs in: identified -> existing identity, no merge.
+    log_in(page, base, "alice@example.com")
+    assert who(page) == (anonymous_alice, "alice@example.com")
+    assert merges(read_api, identity="alice@example.com") == [(anonymous_phone, anonymous_alice)]
+    assert merges(read_api, identity="bob@example.com") == []
+    assert names(read_api, bob_id) == ["Sign Up", f"pageview {app}app/", f"pageview {app}login/"]
+    assert names(read_api, anonymous_alice)[-2:] == ["Log In", f"pageview {app}app/"]
+    assert user(read_api, identity="alice@example.com")["event_count"] == 10
+
+    # 5. Alice logs out: resetIdentity starts a new anonymous user and session; nothing is sent for it.
+    session_before = page.evaluate("() => heap.getSessionId()")
+    sent = []
+    page.on("request", lambda request: sent.append(request.post_data) if "/api/v1/browser" in request.url else None)
+    page.click("#logout")
+    page.wait_for_url(demo(base))
+    wait_idle(page)
+    newcomer, identity = who(page)
+    assert identity is None and newcomer not in (anonymous_alice, bob_id, anonymous_phone)
+    assert page.evaluate("() => heap.getSessionId()") != session_before
+    assert names(read_api, anonymous_alice)[-1] == "Log Out"  # tracked before the reset: still alice's
+    stranger = user(read_api, newcomer)
+    assert stranger["identity"] is None and stranger["merged_into"] is None
+    assert names(read_api, newcomer) == [f"pageview {app}"]
+    sent_calls = [call["type"] for body in sent if body for call in json.loads(body)["calls"]]
+    assert "identify" not in sent_calls  # the reset itself sent nothing
+    page.screenshot(path=str(SCREENSHOTS / "tracker-5-after-reset.png"))
+    shared.close()
+
+
+def test_calls_queued_before_the_script_loads_arrive_in_order(browser, site, read_api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(demo(base, "playground/"))
+    wait_idle(page)
+    assert page.evaluate("() => window.cairnQueuedBeforeLoad") is True
+    user_id, _ = who(page)
+    recorded = events(read_api, user_id)
+    assert [name for name, _ in recorded] == ["pageview", "Playground Queued 1", "Playground Queued 2",
+                                              "Playground Queued 3"]
+    # addEventProperties was queued between 1 and 2: it applies to the calls after it only.
+    assert [props.get("campaign_page") for _, props in recorded[1:]] == [None, "playground", "playground"]
+    assert [props["position"] for _, props in recorded[1:]] == [1, 2, 3]
+    assert user(read_api, user_id)["properties"]["Playground Visited"]["value"] == "yes"
+    context.close()
+
+
+def test_the_last_event_before_leaving_the_site_arrives(browser, site, read_api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(demo(base, "playground/"))
+    wait_idle(page)
+    user_id, _ = who(page)
+    # The click tracks an event and navigates at once to a page without the tracker: only the
+    # sendBeacon made on page hide can deliver it.
+    page.click("#leave")
+    page.wait_for_url(demo(base, "goodbye/"))
+    assert page.evaluate("() => typeof window.heap") == "undefined"
+    wait_for(lambda: "Leave Playground" in [name for name, _ in events(read_api, user_id)])
+    assert [name for name, _ in events(read_api, user_id)].count("Leave Playground") == 1
+    context.close()
+
+
+def test_failed_sends_are_kept_and_retried_in_order(browser, site, read_api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    refused = []
+
+    def refuse(route):
+        refused.append(route.request.url)
+        route.abort()
+
+    context.route("**/api/v1/browser*", refuse)
+    page.goto(demo(base, "playground/"))
+    page.wait_for_function("() => window.heap && window.heap._cairn === true")
+    for number in range(1, 4):
+        page.evaluate(f"() => heap.track('Offline {number}')")
+    while len(refused) < 2:  # the route handler runs while Playwright waits, not during time.sleep
+        page.wait_for_timeout(100)
+    user_id, _ = who(page)
+    stored = page.evaluate(
+        "() => Object.keys(localStorage).filter(k => k.startsWith('_cairn_q_'))"
+        ".flatMap(k => JSON.parse(localStorage.getItem(k)).items.map(i => i.e || i.t))"
+    )
+    assert stored[-3:] == ["Offline 1", "Offline 2", "Offline 3"]
+    assert read_api.get(f"/api/v1/users/{user_id}").status_code == 404  # nothing got through yet
+    # The visitor moves on while still offline; then the network comes back.
+    page.goto(demo(base))
+    page.wait_for_function("() => window.heap && window.heap._cairn === true")
+    context.unroute("**/api/v1/browser*")
+    wait_idle(page)
+    recorded = names(read_api, user_id)
+    app = f"/demo/{APP_ID}/"
+    assert recorded == [f"pageview {app}playground/", "Playground Queued 1", "Playground Queued 2",
+                        "Playground Queued 3", "Offline 1", "Offline 2", "Offline 3", f"pageview {app}"]
+    context.close()
+
+
+def other_site(context, base, environment) -> str:
+    """A page of another site, with the snippet pointing at the live server (http://localhost:PORT): the
+    page is served at http://127.0.0.1:PORT/shop/, another origin. (A made-up public host name would run
+    into Chrome's Private Network Access rules for reaching localhost, which is not what is tested here.)"""
+    from django.test import RequestFactory
+
+    # The routed page counts as a public site for Chrome's Local Network Access rules: let it reach localhost.
+    context.grant_permissions(["local-network-access"])
+    request = RequestFactory().get("/", HTTP_HOST=base.split("://", 1)[1])
+    html = f"<!doctype html><html><head>{tracker_snippet(environment, request)}</head><body>Shop</body></html>"
+    origin = base.replace("localhost", "127.0.0.1")
+    context.route(f"{origin}/shop/**", lambda route: route.fulfill(status=200, content_type="text/html", body=html))
+    return origin
+
+
+def test_cors_an_allowed_origin_can_send(browser, site, read_api):
+    environment, base = site
+    context = browser.new_context()
+    origin = other_site(context, base, environment)
+    environment.allowed_origins = [origin]
+    environment.save()
+    page = context.new_page()
+    page.goto(f"{origin}/shop/landing?utm_source=" + quote("partner site"))
+    wait_idle(page)
+    user_id, _ = who(page)
+    recorded = events(read_api, user_id)
+    assert [(name, props["path"], props["utm_source"]) for name, props in recorded] == [
+        ("pageview", "/shop/landing", "partner site")]
+    context.close()
+
+
+def test_cors_an_origin_not_allowed_cannot_send(browser, site, read_api):
+    environment, base = site
+    environment.allowed_origins = ["http://shop.example.test"]
+    environment.save()
+    context = browser.new_context()
+    origin = other_site(context, base, environment)
+    page = context.new_page()
+    finished = []  # the browser reports a response it may not share with the page as a failed request
+    page.on("requestfinished", lambda request: finished.append(request) if "/api/v1/browser" in request.url else None)
+    page.on("requestfailed", lambda request: finished.append(request) if "/api/v1/browser" in request.url else None)
+    page.goto(f"{origin}/shop/")
+    while not finished:
+        page.wait_for_timeout(100)
+    user_id, _ = who(page)
+    assert page.evaluate("() => heap.pending()") == 1  # kept (and retried later), not lost
+    assert read_api.get(f"/api/v1/users/{user_id}").status_code == 404
+    context.close()
