@@ -10,6 +10,7 @@ Everything lives in the URL so a filtered view can be bookmarked and shared:
     cursor=<from the previous page>
 """
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -44,6 +45,13 @@ class UserQuery:
     period: str  # a PERIODS key, or "custom"
     date_from: date | None
     date_to: date | None
+
+    def count_key(self) -> str:
+        """Identifies the filtered set: the period as chosen (not its moving start), and the filters."""
+        filters = self.filters
+        described = repr((self.period, self.date_from, self.date_to, filters.properties, filters.kind,
+                          filters.search))
+        return hashlib.sha256(described.encode()).hexdigest()
 
 
 def _one(params, name: str, max_length: int = 200) -> str:

@@ -2,7 +2,6 @@
 
 import base64
 import binascii
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -170,9 +169,6 @@ class UserFilters:
     kind: str = ""  # "", "identified" or "anonymous"
     search: str = ""
 
-    def signature(self) -> str:
-        return hashlib.sha256(repr(self).encode()).hexdigest()
-
 
 @dataclass
 class UserRow:
@@ -237,6 +233,21 @@ def _member_sessions_exist(since: datetime | None, until: datetime) -> Q:
     return Q(Exists(own)) | Q(Exists(merged_in))
 
 
+def _search_condition(environment: Environment, term: str) -> Q:
+    """Identity equal to or starting with `term`, or the profile whose user_id is `term` (a merged-away
+    user_id finds the person it was merged into). The identity range lets PostgreSQL use the unique
+    (environment, identity) index whatever the collation; `startswith` keeps the match exact."""
+    condition = Q(identity__gte=term, identity__lt=term + "\U0010ffff", identity__startswith=term)
+    if term.isdigit() and len(term) <= 16 and int(term) < MAX_USER_ID:
+        named = (
+            Profile.objects.filter(environment=environment, user_id=int(term))
+            .values_list("pk", "merged_into_id").first()
+        )
+        if named is not None:
+            condition |= Q(pk=named[1] or named[0])
+    return condition
+
+
 def users_matching(*, environment: Environment, filters: UserFilters) -> QuerySet:
     """Live profiles (not tombstones) of the environment that match the filters, unordered."""
     profiles = Profile.objects.filter(environment=environment, merged_into__isnull=True)
@@ -253,14 +264,7 @@ def users_matching(*, environment: Environment, filters: UserFilters) -> QuerySe
     elif filters.kind == "anonymous":
         profiles = profiles.filter(identity__isnull=True)
     if filters.search:
-        term = filters.search
-        condition = Q(identity=term) | Q(identity__startswith=term)
-        if term.isdigit() and len(term) <= 16 and int(term) < MAX_USER_ID:
-            # A merged-away user_id finds the person it was merged into.
-            condition |= Q(user_id=int(term)) | Q(
-                Exists(Profile.objects.filter(merged_into_id=OuterRef("pk"), user_id=int(term)))
-            )
-        profiles = profiles.filter(condition)
+        profiles = profiles.filter(_search_condition(environment, filters.search))
     for prop_filter in filters.properties:
         exists = _property_exists(prop_filter)
         profiles = profiles.filter(~exists if prop_filter.op == PropertyFilter.NOT_SET else exists)

@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.cache import cache
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.urls import reverse
 from django.utils.http import urlencode
-from django.views.generic import TemplateView
+from django.views.generic import TemplateView, View
 
 from users_app.errors import InvalidInput
 from users_app.forms import KINDS, OPERATOR_LABELS, PERIODS, UserQuery, parse_period, parse_user_query
@@ -140,7 +140,9 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
             rows=[(row, profile_url(row.profile, environment)) for row in page.rows],
             columns=query.columns,
             known_keys=known_keys,
-            count=self.cached_count(environment, query),
+            count=self.count_for_page(environment, query),
+            count_url=self.url_for_count(),
+            count_page_url=self.url_with(count="1", cursor=None),
             filter_rows=self.filter_rows(query),
             search=query.filters.search,
             kind=query.filters.kind,
@@ -151,11 +153,47 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
         )
         return self.render_to_response(self.get_context_data(**context))
 
-    def cached_count(self, environment: Environment, query: UserQuery) -> UserCount:
-        """Counted once per filter change (and minute), not once per page."""
-        key = f"cairn:user_count:{environment.pk}:{query.filters.signature()}"
-        return cache.get_or_set(key, lambda: user_count(environment=environment, filters=query.filters),
-                                COUNT_CACHE_SECONDS)
+    def count_for_page(self, environment: Environment, query: UserQuery) -> UserCount | None:
+        """The count if it is already known (or asked for with `count=1`); otherwise the page does not wait
+        for it: users.js fetches it from /users/count/ (one COUNT per filter change, then cached)."""
+        if self.request.GET.get("count") == "1":
+            return cached_user_count(environment, query)
+        return cache.get(count_cache_key(environment, query))
+
+    def url_for_count(self) -> str:
+        params = self.request.GET.copy()
+        params.pop("cursor", None)
+        return f"{reverse('users:count')}?{params.urlencode()}"
+
+
+def count_cache_key(environment: Environment, query: UserQuery) -> str:
+    return f"cairn:user_count:{environment.pk}:{query.count_key()}"
+
+
+def cached_user_count(environment: Environment, query: UserQuery) -> UserCount:
+    return cache.get_or_set(count_cache_key(environment, query),
+                            lambda: user_count(environment=environment, filters=query.filters), COUNT_CACHE_SECONDS)
+
+
+class UserCountView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, View):
+    """How many users match the Users view's filters, as JSON for the page's script."""
+
+    def get(self, request, *args, **kwargs):
+        environment = self.get_environment()
+        try:
+            query = self.get_user_query()
+        except InvalidInput as error:
+            return JsonResponse({"error": error.as_dict()}, status=400)
+        if environment is None:
+            return JsonResponse({"value": 0, "capped": False, "text": "0 users match"})
+        count = cached_user_count(environment, query)
+        return JsonResponse({**count.as_dict(), "text": count_text(count)})
+
+
+def count_text(count: UserCount) -> str:
+    if count.capped:
+        return f"More than {count.value:,} users match"
+    return f"{count.value:,} user{'' if count.value == 1 else 's'} match{'es' if count.value == 1 else ''}"
 
 
 class ProfileMixin(EnvironmentMixin):

@@ -25,3 +25,14 @@
     refresh();
   });
 })();
+
+// The count of matching users is one COUNT per filter change: the page does not wait for it.
+(function () {
+  "use strict";
+  var count = document.getElementById("user-count");
+  if (!count || !count.querySelector(".pending")) { return; }
+  fetch(count.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (response) { return response.ok ? response.json() : Promise.reject(response.status); })
+    .then(function (answer) { count.querySelector(".pending").textContent = answer.text; })
+    .catch(function () { count.querySelector(".pending").textContent = "Could not count users."; });
+})();

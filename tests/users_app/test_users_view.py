@@ -129,7 +129,7 @@ def test_keyset_pages_cover_every_user_once(viewer, environment):
     first = viewer.get("/users/")
     first_names = listed(first)
     assert len(first_names) == 50
-    assert "57 users match" in first.content.decode()
+    assert viewer.get("/users/count/").json()["value"] == 57
     next_url = re.search(r'href="([^"]+)" rel="next"', first.content.decode()).group(1).replace("&amp;", "&")
     second_names = listed(viewer.get(next_url))
     assert len(second_names) == 7
@@ -138,8 +138,29 @@ def test_keyset_pages_cover_every_user_once(viewer, environment):
 
 
 def test_count_of_matching_users(viewer, people):
-    html = viewer.get("/users/", {"f0": "plan", "f0_op": "eq", "f0_v": "Startup"}).content.decode()
-    assert re.search(r"2 users\s+match", html)
+    startup = {"f0": "plan", "f0_op": "eq", "f0_v": "Startup"}
+    # The page does not wait for the count: its script asks /users/count/ with the same filters.
+    first = viewer.get("/users/", startup).content.decode()
+    assert "Counting users" in first
+    url = re.search(r'id="user-count" data-url="([^"]+)"', first).group(1).replace("&amp;", "&")
+    assert viewer.get(url).json() == {"value": 2, "capped": False, "text": "2 users match"}
+    # Counted once per filter change: the next visit shows it at once.
+    assert re.search(r"2 users\s+match", viewer.get("/users/", startup).content.decode())
+    # Without JavaScript, count=1 counts on the page itself.
+    growth = {"f0": "plan", "f0_op": "eq", "f0_v": "Growth", "count": "1"}
+    assert re.search(r"1 user\s+matches", viewer.get("/users/", growth).content.decode())
+    assert viewer.get("/users/count/", {"period": "bogus"}).status_code == 400
+
+
+def test_count_is_bounded(people):
+    from users_app.forms import parse_user_query
+    from users_app.selectors import user_count
+    from users_app.views import count_text
+
+    filters = parse_user_query({}).filters  # 4 users active this week
+    assert user_count(environment=people, filters=filters, cap=3).as_dict() == {"value": 3, "capped": True}
+    assert count_text(user_count(environment=people, filters=filters, cap=3)) == "More than 3 users match"
+    assert user_count(environment=people, filters=filters, cap=4).as_dict() == {"value": 4, "capped": False}
 
 
 @pytest.mark.parametrize("params", [
