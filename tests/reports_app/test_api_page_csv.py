@@ -189,3 +189,13 @@ def test_openapi_schema_documents_the_query(client):
     text = schema.content.decode()
     assert "/api/v1/reports/query" in text
     assert "user.plan=in:Startup,Growth" in text
+
+
+def test_builder_offers_the_environments_events_and_properties(world, other_environment, signed_in):
+    set_properties(other_environment, {"identity": "zed"}, secret_key_elsewhere="x")
+    track(other_environment, {"identity": "zed"}, "Elsewhere", "2026-11-03T10:00:00Z")
+    page = signed_in.get("/reports/", {"env": world.app_id})
+    assert page.context["event_names"] == ["Sign Up", "Upgrade"]  # page views have their own choice
+    choices = page.context["group_choices"]
+    assert "user.plan" in choices and "event.path" in choices and "event.source" in choices
+    assert "user.secret_key_elsewhere" not in choices
