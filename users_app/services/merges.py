@@ -184,32 +184,45 @@ def merge_enqueue(*, merge_id: int) -> None:
 # ---- the task's work -------------------------------------------------------------------------------------
 
 
-def _move_in_batches(model, *, record: MergeRecord) -> bool:
-    """UPDATE ... SET profile = destination in bounded batches, each its own short transaction, so a large
-    history never holds long locks. Safe to repeat: rows already moved no longer match. Each batch first
-    touches the record's heartbeat, which also checks (under the record's row lock) that the merge is still
-    running: a duplicate task left behind by the sweep stops as soon as an undo or another worker wins.
-    Returns False when the merge is no longer running."""
-    batch_size = max(1, int(getattr(settings, "CAIRN_MERGE_BATCH_SIZE", MOVE_BATCH_SIZE)))
-    pause = max(0, int(getattr(settings, "CAIRN_MERGE_BATCH_PAUSE_MS", 0))) / 1000
-    while True:
-        with transaction.atomic():
-            still_running = MergeRecord.objects.filter(pk=record.pk, status=MergeRecord.Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
-            if not still_running:
-                return False
-            batch = model.objects.filter(profile_id=record.source_id).values("pk")[:batch_size]
-            moved = model.objects.filter(pk__in=Subquery(batch)).update(profile_id=record.destination_id)
-        if moved < batch_size:
-            return True
-        if pause:
-            time.sleep(pause)
+def _move_round(record: MergeRecord, batch_size: int) -> bool:
+    """Move one bounded batch of the source's sessions and one of its events to the destination (UPDATE ...
+    WHERE pk IN (SELECT ... LIMIT n)). Safe to repeat: rows already moved no longer match. True when nothing
+    is left to move."""
+    done = True
+    for model in (Session, Event):
+        batch = model.objects.filter(profile_id=record.source_id).values("pk")[:batch_size]
+        moved = model.objects.filter(pk__in=Subquery(batch)).update(profile_id=record.destination_id)
+        done = done and moved < batch_size
+    return done
+
+
+def _finish(record: MergeRecord) -> MergeRecord:
+    # Counted from the rows, not added up per batch, so a run repeated after a crash counts nothing twice.
+    record.events_moved = Event.objects.filter(
+        original_profile_id=record.source_id, profile_id=record.destination_id
+    ).count()
+    record.sessions_moved = Session.objects.filter(
+        original_profile_id=record.source_id, profile_id=record.destination_id
+    ).count()
+    record.status = MergeRecord.Status.DONE
+    record.finished_at = timezone.now()
+    record.heartbeat_at = record.finished_at
+    record.last_error = ""
+    record.save()
+    return record
 
 
 def merge_apply(*, merge_id: int) -> MergeRecord:
     """Move the source's history into the destination. Idempotent: finished or inapplicable merges are left
-    as they are, and a run that died half-way is simply continued."""
+    as they are, and a run that died half-way is simply continued.
+
+    A small history (under CAIRN_MERGE_BATCH_SIZE rows) moves and finishes in one transaction. A large one
+    moves one bounded batch per short transaction, so it never holds long locks; each batch first touches the
+    record's heartbeat, which also checks (under the record's row lock) that the merge is still running, so
+    a duplicate task left behind by the sweep stops as soon as another worker finished it or an admin undid
+    it."""
+    batch_size = max(1, int(getattr(settings, "CAIRN_MERGE_BATCH_SIZE", MOVE_BATCH_SIZE)))
+    pause = max(0, int(getattr(settings, "CAIRN_MERGE_BATCH_PAUSE_MS", 0))) / 1000
     with transaction.atomic():
         record = MergeRecord.objects.select_for_update().get(pk=merge_id)
         if record.status not in (
@@ -223,27 +236,19 @@ def merge_apply(*, merge_id: int) -> MergeRecord:
         record.heartbeat_at = timezone.now()
         record.attempts += 1
         record.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
-    for model in (Session, Event):
-        if not _move_in_batches(model, record=record):
-            record.refresh_from_db()
-            return record
-    with transaction.atomic():
-        record = MergeRecord.objects.select_for_update().get(pk=merge_id)
-        if record.status != MergeRecord.Status.RUNNING:
-            return record
-        # Counted from the rows, not added up per batch, so a run repeated after a crash counts nothing twice.
-        record.events_moved = Event.objects.filter(
-            original_profile_id=record.source_id, profile_id=record.destination_id
-        ).count()
-        record.sessions_moved = Session.objects.filter(
-            original_profile_id=record.source_id, profile_id=record.destination_id
-        ).count()
-        record.status = MergeRecord.Status.DONE
-        record.finished_at = timezone.now()
-        record.heartbeat_at = record.finished_at
-        record.last_error = ""
-        record.save()
-    return record
+        if _move_round(record, batch_size):
+            return _finish(record)
+    while True:
+        if pause:
+            time.sleep(pause)
+        with transaction.atomic():
+            still_running = MergeRecord.objects.filter(pk=merge_id, status=MergeRecord.Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+            if not still_running:
+                return MergeRecord.objects.get(pk=merge_id)
+            if _move_round(record, batch_size):
+                return _finish(MergeRecord.objects.select_for_update().get(pk=merge_id))
 
 
 def merge_mark_failed(*, merge_id: int, error: str) -> None:
