@@ -82,8 +82,6 @@ def test_build_save_and_reopen_sign_ups_by_plan(live_server, transactional_db, d
             page.fill("#report-name", "Sign-ups by plan (browser)")
             page.click("#save-new")
             page.wait_for_selector("text=Saved “Sign-ups by plan (browser)”")
-            saved = SavedReport.objects.get(name="Sign-ups by plan (browser)")
-            assert saved.params["group_by"] == "user.plan" and saved.params["chart"] == "stacked_bar"
 
             page.goto(f"{live_server.url}/reports/")
             page.click("#saved-reports >> text=Sign-ups by plan (browser)")
@@ -95,3 +93,7 @@ def test_build_save_and_reopen_sign_ups_by_plan(live_server, transactional_db, d
             page.screenshot(path=str(OUTPUT / "reports-reopened.png"), full_page=True)
         finally:
             browser.close()
+    # Database reads after the browser is gone: inside Playwright's event loop Django would open (and leave
+    # open) a separate, context-local connection.
+    saved = SavedReport.objects.get(name="Sign-ups by plan (browser)")
+    assert saved.params["group_by"] == "user.plan" and saved.params["chart"] == "stacked_bar"
