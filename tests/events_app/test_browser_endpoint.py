@@ -246,3 +246,48 @@ def test_environments_do_not_share_users(client, api, environment, other_environ
     post(client, {**batch([track("Theirs", "e2")]), "app_id": "1000000002"})
     assert [name for name, _ in events_of(api, DEVICE)] == ["Mine"]
     assert Profile.objects.filter(user_id=int(DEVICE)).count() == 2
+
+
+# ---- the loader snippet, the demo site, the served tracker ----------------------------------------------
+
+
+def test_snippet_names_the_app_id_and_this_server(environment, rf, settings):
+    settings.ALLOWED_HOSTS = ["cairn.example.com"]
+    from events_app.services.browser import tracker_snippet
+
+    snippet = tracker_snippet(environment, rf.get("/", HTTP_HOST="cairn.example.com"))
+    assert 'heap.load("1000000001", {host: "http://cairn.example.com"})' in snippet
+    assert "/static/cairn/tracker.min.js" in snippet
+    assert snippet.startswith("<script") and snippet.rstrip().endswith("</script>")
+
+
+def test_snippet_escapes_an_app_id_that_looks_like_html(db, rf):
+    from events_app.services.browser import tracker_snippet
+    from users_app.services.environments import environment_create
+
+    hostile = environment_create(name="x", app_id='</script><img src=x onerror="alert(1)">').environment
+    snippet = tracker_snippet(hostile, rf.get("/"))
+    assert snippet.count("</script>") == 1 and "<img" not in snippet
+    assert "\\u003c/script\\u003e\\u003cimg" in snippet
+
+
+def test_demo_pages_load_the_tracker_for_their_environment(client, environment):
+    for page in ("", "signup/", "login/", "app/", "playground/"):
+        response = client.get(f"/demo/1000000001/{page}")
+        assert response.status_code == 200, page
+        assert b'heap.load("1000000001"' in response.content
+    goodbye = client.get("/demo/1000000001/goodbye/")
+    assert goodbye.status_code == 200 and b"heap.load" not in goodbye.content
+
+
+def test_demo_of_an_unknown_app_id_is_404(client, environment):
+    assert client.get("/demo/9999999999/").status_code == 404
+
+
+def test_served_minified_tracker_is_built_from_the_current_source():
+    from events_app.management.commands.build_tracker import TRACKER_MINIFIED, TRACKER_SOURCE, tracker_minify
+
+    assert TRACKER_MINIFIED.read_text() == tracker_minify(TRACKER_SOURCE.read_text()), (
+        "static/cairn/tracker.min.js is stale: run `python manage.py build_tracker`"
+    )
+    assert len(TRACKER_MINIFIED.read_bytes()) < 10_000  # "a few KB": no framework crept in

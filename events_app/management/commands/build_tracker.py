@@ -12,9 +12,11 @@ HEADER = "/* Cairn browser tracker (heap.js-compatible). Source: tracker.js */\n
 
 
 def tracker_minify(source: str) -> str:
-    import rjsmin  # a dev dependency: only needed to rebuild
+    # calmjs.parse (a dev dependency, only needed to rebuild) parses the ES5 source and renames local names.
+    from calmjs.parse import es5
+    from calmjs.parse.unparsers.es5 import minify_print
 
-    return HEADER + rjsmin.jsmin(source, keep_bang_comments=False) + "\n"
+    return HEADER + minify_print(es5(source), obfuscate=True, obfuscate_globals=False) + "\n"
 
 
 class Command(BaseCommand):
