@@ -38,20 +38,7 @@ from reports_app.services import (
 )
 from users_app.errors import InvalidInput
 from users_app.models import Environment
-
-
-class EnvironmentMixin:
-    """The environment a page shows: `?env=<app_id>`, else the first one."""
-
-    def get_environment(self) -> Environment | None:
-        app_id = self.request.GET.get("env") or self.request.POST.get("env")
-        environments = Environment.objects.order_by("id")
-        if app_id:
-            environment = environments.filter(app_id=app_id).first()
-            if environment is None:
-                raise Http404("No such environment.")
-            return environment
-        return environments.first()
+from users_app.views import EnvironmentMixin  # `?env=<app_id>`, else the first environment
 
 
 def report_url(environment: Environment, query: ReportQuery, report: SavedReport | None = None) -> str:
@@ -73,7 +60,7 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
 
     def get(self, request, *args, **kwargs):
         environment = self.get_environment()
-        context = {"environment": environment, "environments": Environment.objects.order_by("id")}
+        context = {"environment": environment, "environments": Environment.objects.order_by("name", "pk")}
         status = 200
         if environment is not None:
             try:

@@ -48,7 +48,7 @@ def test_reopening_the_headline_report_shows_the_last_90_days_by_week(environmen
 def test_save_reopen_edit_duplicate_delete(world, signed_in):
     querystring = "measure=events&group_by=user.plan&range=custom&from=2026-11-02&to=2026-11-15&interval=week" \
                   "&where=user.plan%21%3D%2A&chart=bar"
-    saved = signed_in.post("/reports/saved/", {"env": world.app_id, "name": "Plans weekly", "query": querystring})
+    saved = signed_in.post(f"/reports/saved/?env={world.app_id}", {"name": "Plans weekly", "query": querystring})
     assert saved.status_code == 302
     report = SavedReport.objects.get(name="Plans weekly")
     assert report.environment == world
@@ -84,7 +84,7 @@ def test_a_saved_reports_url_carries_its_environment(world, signed_in):
 
 
 def test_saving_without_a_name_is_refused(world, signed_in):
-    signed_in.post("/reports/saved/", {"env": world.app_id, "name": "  ", "query": "measure=events"})
+    signed_in.post(f"/reports/saved/?env={world.app_id}", {"name": "  ", "query": "measure=events"})
     assert not SavedReport.objects.exists()
 
 
