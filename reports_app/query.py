@@ -239,6 +239,14 @@ def bucket_count_check(query: ReportQuery) -> None:
                                    "interval or a shorter range.")
 
 
+def _refuse_nul(params, names: tuple[str, ...]) -> None:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail in the database with a 500.
+    for name in names:
+        for value in _getlist(params, name):
+            if "\x00" in str(value):
+                raise _invalid(name, f"`{name}` must not contain NUL characters.")
+
+
 def report_query_parse(params, *, today: date | None = None, page_filters: bool = False) -> ReportQuery:
     """Parse SPEC 7's parameters. Raises InvalidInput naming the field.
 
@@ -246,6 +254,7 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
     `range=7d|30d|90d` instead, which is relative to today. `page_filters` also reads the page's filter
     rows (`filter_field`, `filter_op`, `filter_value`, in step)."""
     today = today or timezone.now().date()
+    _refuse_nul(params, ("event", "group_by", "where", "filter_field", "filter_value"))
     measure = _choice(params, "measure", MEASURES, "events")
     event = params.get("event") or None
     if event is not None and len(event) > 255:

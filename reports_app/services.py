@@ -16,6 +16,8 @@ def _clean_name(name) -> str:
     name = (name or "").strip() if isinstance(name, str) else ""
     if not name:
         raise InvalidInput("missing_field", "Give the report a name.", "name")
+    if "\x00" in name:
+        raise InvalidInput("invalid_field", "A report name must not contain NUL characters.", "name")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidInput("invalid_field", f"A report name is at most {NAME_MAX_LENGTH} characters.", "name")
     return name
