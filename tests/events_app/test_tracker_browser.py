@@ -328,3 +328,40 @@ def test_cors_an_origin_not_allowed_cannot_send(browser, site, read_api):
     assert page.evaluate("() => heap.pending()") == 1  # kept (and retried later), not lost
     assert read_api.get(f"/api/v1/users/{user_id}").status_code == 404
     context.close()
+
+
+def test_the_tracker_never_throws_into_the_page(browser, site, read_api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+    page.goto(demo(base, "playground/"))
+    wait_idle(page)
+    outcome = page.evaluate("""() => {
+        const circular = {}; circular.self = circular;
+        const hostile = {toString() { throw new Error("boom"); }};
+        const calls = [
+            () => heap.track(hostile), () => heap.track(), () => heap.track("", {}), () => heap.track("x".repeat(5000)),
+            () => heap.track("Odd values", {nested: {a: 1}, list: [1], fn() {}, nan: NaN, ok: true, n: 2}),
+            () => heap.identify(), () => heap.identify(null), () => heap.identify({}), () => heap.identify("   "),
+            () => heap.addUserProperties(circular), () => heap.addUserProperties("nope"),
+            () => heap.addUserProperties(),
+            () => heap.addEventProperties(null), () => heap.removeEventProperty(hostile),
+            () => heap.identify(hostile), () => heap.push(["track"]), () => heap.push(null),
+        ];
+        let thrown = 0;
+        for (const call of calls) { try { call(); } catch (e) { thrown += 1; } }
+        return thrown;
+    }""")
+    assert outcome == 0 and errors == []
+    page.evaluate("() => heap.track('Still Works')")
+    wait_idle(page)
+    user_id, identity = who(page)
+    assert identity is None
+    recorded = dict(events(read_api, user_id))
+    assert "Still Works" in recorded
+    # The valid values of a call with odd ones are kept; the rest are left out.
+    assert recorded["Odd values"] == {"campaign_page": "playground", "ok": "true", "n": 2}
+    assert "x" * 255 in recorded  # event names are cut to 255 characters, not refused
+    context.close()
