@@ -350,10 +350,10 @@
     };
   }
 
-  function pageviewProperties() {
+  function pageviewProperties(referrer) {
     var location = window.location, properties = {
       path: location.pathname, query: location.search, hash: location.hash,
-      title: document.title, referrer: document.referrer
+      title: document.title, referrer: referrer == null ? document.referrer : referrer
     };
     var pairs = location.search.replace(/^\?/, "").split("&");
     for (var i = 0; i < pairs.length; i++) {
@@ -373,8 +373,8 @@
       enqueue({ t: "track", e: String(name).slice(0, 255), s: sessionId(),
                 p: merged(eventProperties, clean(properties, false)) });
     },
-    pageview: function () {
-      enqueue({ t: "pageview", s: sessionId(), p: merged(eventProperties, pageviewProperties()) });
+    pageview: function (referrer) {
+      enqueue({ t: "pageview", s: sessionId(), p: merged(eventProperties, pageviewProperties(referrer)) });
     },
     identify: function (identity) {
       if (typeof identity === "number" && isFinite(identity)) identity = String(identity);
@@ -422,6 +422,27 @@
   api.setEventProperties = api.addEventProperties;
   api.unsetEventProperty = api.removeEventProperty;
 
+  // Single-page apps: a pushState or back/forward to another path or query is a page view too (the
+  // previous address is its referrer). The page's own pushState runs first and keeps its behaviour.
+  function watchRoutes() {
+    var history = window.history, lastHref = window.location.href;
+    var changed = safe(function () {
+      var href = window.location.href;
+      if (href.split("#")[0] === lastHref.split("#")[0]) return;
+      var previous = lastHref;
+      lastHref = href;
+      api.pageview(previous);
+    });
+    if (!history || typeof history.pushState !== "function") return;
+    var pushState = history.pushState;
+    history.pushState = function () {
+      var result = pushState.apply(this, arguments);
+      changed();
+      return result;
+    };
+    window.addEventListener("popstate", changed);
+  }
+
   // ---- start -----------------------------------------------------------------------------------------
 
   var heap = {};
@@ -446,7 +467,10 @@
     queue = queue.filter(function (item) { return item && item.ts > oldest; });
     for (var i = 0; i < queue.length; i++) lastTimestamp = Math.max(lastTimestamp, queue[i].ts || 0);
     readIdentity();
-    if (config.disablePageviewAutocapture !== true) api.pageview();
+    if (config.disablePageviewAutocapture !== true) {
+      api.pageview();
+      watchRoutes();
+    }
     // Calls made before the script loaded, in the order they were made.
     for (var j = 0; j < calls.length; j++) heap.push(calls[j]);
     if (window.addEventListener) {

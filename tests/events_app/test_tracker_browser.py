@@ -365,3 +365,28 @@ def test_the_tracker_never_throws_into_the_page(browser, site, read_api):
     assert recorded["Odd values"] == {"campaign_page": "playground", "ok": "true", "n": 2}
     assert "x" * 255 in recorded  # event names are cut to 255 characters, not refused
     context.close()
+
+
+def test_single_page_app_route_changes_are_page_views(browser, site, read_api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(demo(base, "playground/"))
+    wait_idle(page)
+    page.evaluate("() => history.pushState({}, '', 'settings?utm_source=spa')")
+    page.evaluate("() => history.pushState({}, '', 'settings?utm_source=spa#billing')")  # same page: no view
+    page.evaluate("() => history.back()")
+    page.wait_for_function("() => location.hash === ''")
+    page.evaluate("() => history.back()")
+    page.wait_for_function("() => location.pathname.endsWith('/playground/')")
+    wait_idle(page)
+    user_id, _ = who(page)
+    views = [(props["path"], props.get("utm_source"), props["referrer"].removeprefix(base))
+             for name, props in events(read_api, user_id) if name == "pageview"]
+    app = f"/demo/{APP_ID}/"
+    assert views == [
+        (f"{app}playground/", None, ""),
+        (f"{app}playground/settings", "spa", f"{app}playground/"),
+        (f"{app}playground/", None, f"{app}playground/settings?utm_source=spa"),
+    ]
+    context.close()
