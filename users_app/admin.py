@@ -275,7 +275,7 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["identity"]  # see get_search_results: identity, or a source/destination user_id
     search_help_text = "An identity (exact or prefix) or a user_id of the source or destination."
     list_select_related = ["source", "destination", "environment"]
-    date_hierarchy = None
+    show_full_result_count = False
     actions = ["approve_selected", "reject_selected", "retry_selected", "undo_selected"]
     inlines = [MergeActionInline]
     change_form_template = "admin/users_app/mergerecord/change_form.html"
