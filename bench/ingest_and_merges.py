@@ -98,19 +98,22 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def bulk_bodies(app_id: str, count: int, seed: int) -> list[bytes]:
-    """Realistic bulk calls: 1,000 events from ~100 devices, pageviews with paths and a few custom events."""
+    """Realistic bulk calls: 1,000 events from 100 devices (a visit of ~10 events each, within 20 minutes, at
+    some time in the last 10 hours), pageviews with paths and a few custom events."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     bodies = []
     for request in range(count):
-        devices = [rng.randrange(2**53) for _ in range(100)]
+        devices = {rng.randrange(2**53): now - timedelta(minutes=rng.randrange(20, 600)) for _ in range(100)}
+        device_ids = list(devices)
         events = []
         for index in range(1000):
             name = rng.choice(["pageview", "pageview", "pageview", "Add to cart", "Sign Up", "Search"])
+            device = rng.choice(device_ids)
             events.append({
-                "user_id": str(rng.choice(devices)),
+                "user_id": str(device),
                 "event": name,
-                "timestamp": (now - timedelta(minutes=rng.randrange(600))).isoformat(),
+                "timestamp": (devices[device] + timedelta(seconds=rng.randrange(1200))).isoformat(),
                 "properties": {"path": f"/p/{rng.randrange(50)}", "referrer": "https://example.com/",
                                "price": rng.randrange(1, 500)},
                 "idempotency_key": f"bench-{seed}-{request}-{index}",

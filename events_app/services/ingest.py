@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events_app.models import EVENT_NAME_MAX_LENGTH, Event
@@ -181,6 +181,37 @@ def _touch_profiles(items) -> None:
     time_bounds_extend(Profile, lower_field="first_seen", upper_field="last_seen", bounds=bounds)
 
 
+# One new event: the values of these columns, in this order (received_at is added on insert).
+EVENT_COLUMNS = (
+    "environment_id", "profile_id", "original_profile_id", "session_id", "name", "timestamp", "properties",
+    "idempotency_key",
+)
+
+
+def events_insert(rows: list[tuple]) -> None:
+    """Store new events given as EVENT_COLUMNS tuples (no model instances: building 1,000 of them costs more
+    than storing them). On PostgreSQL with COPY, about three times faster than a bulk INSERT for 1,000 events
+    (bench/ingest_and_merges.py). COPY cannot skip conflicts: if a concurrent call stored the same
+    idempotency_key first, the COPY fails inside its savepoint and the batch is inserted skipping them."""
+    if not rows:
+        return
+    received_at = timezone.now()
+    if connection.vendor == "postgresql":
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        copy_sql = f"COPY {Event._meta.db_table} ({', '.join(EVENT_COLUMNS)}, received_at) FROM STDIN"
+        try:
+            with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
+                for row in rows:
+                    copy.write_row((*row[:6], Jsonb(row[6]), row[7], received_at))
+            return
+        except (IntegrityError, psycopg.IntegrityError):  # the raw cursor's errors are not Django's
+            pass
+    Event.objects.bulk_create([Event(**dict(zip(EVENT_COLUMNS, row, strict=True))) for row in rows],
+                              ignore_conflicts=True)
+
+
 def events_write(environment: Environment, items: list[TrackItem], context: RequestContext | None) -> int:
     items = _drop_duplicates(environment, items)
     needs = [
@@ -191,17 +222,13 @@ def events_write(environment: Environment, items: list[TrackItem], context: Requ
         for item in items
     ]
     sessions_assign(environment=environment, needs=needs, context=context)
-    Event.objects.bulk_create(
-        [
-            Event(
-                environment=environment, profile=item.target.resolved.profile,
-                original_profile=item.target.resolved.named, session=need.session, name=item.event,
-                timestamp=item.timestamp, properties=item.properties, idempotency_key=item.idempotency_key,
-            )
-            for item, need in zip(items, needs, strict=True)
-        ],
-        ignore_conflicts=True,
-    )
+    events_insert([
+        (
+            environment.pk, item.target.resolved.profile.pk, item.target.resolved.named.pk, need.session.pk,
+            item.event, item.timestamp, item.properties, item.idempotency_key,
+        )
+        for item, need in zip(items, needs, strict=True)
+    ])
     _touch_profiles(items)
     return len(items)
 

@@ -1,0 +1,34 @@
+"""events_insert: the COPY fast path stores every new event once, and a batch that hits an idempotency_key
+stored meanwhile by a concurrent call keeps its other events (the savepoint fallback)."""
+
+import pytest
+from django.utils import timezone
+
+from events_app.models import Event
+from events_app.services.ingest import events_insert
+from users_app.models import Profile
+
+pytestmark = pytest.mark.django_db
+
+
+def rows(environment, profile, keys):
+    now = timezone.now()
+    return [(environment.pk, profile.pk, profile.pk, None, "Signed up", now, {"plan": "Free", "n": 1}, key)
+            for key in keys]
+
+
+def test_events_are_stored_with_their_values(environment):
+    profile = Profile.objects.create(environment=environment, user_id=5)
+    events_insert(rows(environment, profile, ["a", None, None]))
+    stored = list(Event.objects.order_by("pk"))
+    assert len(stored) == 3
+    assert stored[0].properties == {"plan": "Free", "n": 1} and stored[0].idempotency_key == "a"
+    assert stored[0].received_at is not None and stored[0].profile_id == profile.pk
+
+
+def test_a_key_stored_meanwhile_is_skipped_and_the_rest_of_the_batch_kept(environment):
+    profile = Profile.objects.create(environment=environment, user_id=5)
+    events_insert(rows(environment, profile, ["race"]))  # the concurrent call that won
+    events_insert(rows(environment, profile, ["race", "other", None]))
+    assert Event.objects.filter(idempotency_key="race").count() == 1
+    assert Event.objects.count() == 3
