@@ -155,6 +155,9 @@ def main() -> None:
         "identified, plan is set, all time": {"kind": "identified", "f0": "plan", "f0_op": "set",
                                               "period": "all"},
         "search by user_id": {"q": "123456", "period": "all"},
+        "search by identity prefix": {"q": "user12345", "period": "all"},
+        "worst case: a value nobody has (plan = Nonexistent)": {"f0": "plan", "f0_op": "eq", "f0_v": "Nonexistent"},
+        "worst case: plan is not set (everyone has one)": {"f0": "plan", "f0_op": "notset"},
     }
 
     class Params(dict):
@@ -181,16 +184,22 @@ def main() -> None:
     user, _ = get_user_model().objects.get_or_create(username="bench-viewer")
     client = Client()
     client.force_login(user)
-    print("\nHTML view GET /users/ through the test client (server time: request in, response out):")
+    print("\nHTML view through the test client (server time: request in, response out; a new DB connection"
+          " per request, as with the default DB_CONN_MAX_AGE=0):")
     for label in ("first page (last 7 days)", "filtered page (plan = Startup)"):
         params = {"env": APP_ID, **cases[label]}
-        cache.clear()
-        timed(f"{label}, count not cached", lambda p=params: _get_ok(client, p), 1)
-        timed(f"{label}, count cached", lambda p=params: _get_ok(client, p), args.repeat)
+        timed(f"GET /users/ {label}", lambda p=params: _get_ok(client, "/users/", p), args.repeat)
+
+        def count_uncached(p=params):
+            cache.clear()
+            return _get_ok(client, "/users/count/", p)
+
+        timed(f"GET /users/count/ {label} (not cached)", count_uncached, 3)
+        timed(f"GET /users/count/ {label} (cached)", lambda p=params: _get_ok(client, "/users/count/", p), 3)
 
 
-def _get_ok(client, params):
-    response = client.get("/users/", params)
+def _get_ok(client, path, params):
+    response = client.get(path, params)
     assert response.status_code == 200, response.status_code
     return response
 
