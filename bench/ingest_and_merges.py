@@ -162,16 +162,20 @@ def measure_copy(environment_id: int) -> tuple[int, float]:
                 buffer.write(data)
     rows = buffer.getvalue().count(b"\n")
     payload = buffer.getvalue()
-    started = time.perf_counter()
-    with raw.transaction():
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY bench_event_copy ({columns}) FROM STDIN") as copy:
-                for offset in range(0, len(payload), 1 << 20):
-                    copy.write(payload[offset:offset + (1 << 20)])
-    elapsed = time.perf_counter() - started
+    timings = []
+    for _attempt in range(3):  # the best of three: the baseline is taken at its fastest
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE bench_event_copy")
+        started = time.perf_counter()
+        with raw.transaction():
+            with raw.cursor() as cursor:
+                with cursor.copy(f"COPY bench_event_copy ({columns}) FROM STDIN") as copy:
+                    for offset in range(0, len(payload), 1 << 20):
+                        copy.write(payload[offset:offset + (1 << 20)])
+        timings.append(time.perf_counter() - started)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_event_copy")
-    return rows, elapsed
+    return rows, min(timings)
 
 
 def measure_single_calls(port: int, app_id: str, count: int) -> dict[str, list[float]]:
@@ -231,7 +235,12 @@ def history_source(environment, user_id: int, events: int):
     return source
 
 
-def measure_merges(environment) -> dict[int, float]:
+def measure_merges(environment) -> dict[int, tuple[float, float]]:
+    """{size: (merge_apply seconds, seconds of one plain UPDATE moving the same rows back)}: the second is
+    the floor for any design that moves rows, on this machine at this moment."""
+    from django.db import connection
+
+    from events_app.models import Event
     from users_app.models import MergeRecord, Profile
     from users_app.services.merges import merge_apply
     from users_app.services.profiles import profile_identify
@@ -243,8 +252,13 @@ def measure_merges(environment) -> dict[int, float]:
         record = profile_identify(environment=environment, user_id=source.user_id, identity=owner.identity).merge
         started = time.perf_counter()
         record = merge_apply(merge_id=record.pk)
-        results[size] = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
         assert record.status == MergeRecord.Status.DONE and record.events_moved == size, record
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {Event._meta.db_table} SET profile_id = %s WHERE profile_id = %s",
+                           [source.pk, owner.pk])
+        results[size] = (elapsed, time.perf_counter() - started)
     return results
 
 
@@ -271,7 +285,7 @@ def measure_small_merges(environment, count: int) -> float:
     worker = subprocess.Popen(
         [PYTHON, "-m", "celery", "-A", "config", "worker", "--concurrency=1", "--loglevel=WARNING",
          "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=SERVER_ENV, start_new_session=True,
+        cwd=REPO, env=SERVER_ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 300
@@ -323,8 +337,9 @@ def main() -> None:
     for name, values in timings.items():
         print(f"2. {name}: p50 {percentile(values, 0.5) * 1000:.1f} ms, p99 {percentile(values, 0.99) * 1000:.1f} ms "
               f"over {len(values)} calls (target p50 < 10 ms)")
-    for size, elapsed in measure_merges(environment).items():
-        print(f"3. merge_apply of a {size:,}-event source: {elapsed * 1000:,.0f} ms")
+    for size, (elapsed, floor) in measure_merges(environment).items():
+        print(f"3. merge_apply of a {size:,}-event source: {elapsed * 1000:,.0f} ms "
+              f"(one plain UPDATE of the same rows: {floor * 1000:,.0f} ms; target 100,000 < 2,000 ms)")
     print(f"3. small merges (5 events) with one worker: {measure_small_merges(environment, args.small_merges):.0f}"
           " merges/s")
 
