@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 
 from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.initial_properties import initial_properties_update
@@ -77,6 +79,15 @@ def _sessions_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], Sessi
     }
 
 
+def _person_sessions(owner_pks: set[int]):
+    """Sessions that are these people's: their own, and those of profiles merged into them, whose rows a
+    pending merge has not moved yet (SPEC 2: from identify on, the source's activity is the owner's). Each
+    row is annotated with `owner_pk`."""
+    return Session.objects.filter(
+        Q(profile_id__in=owner_pks) | Q(profile__merged_into_id__in=owner_pks)
+    ).annotate(owner_pk=Coalesce("profile__merged_into_id", "profile_id"))
+
+
 def sessions_assign(*, environment: Environment, needs: list[SessionNeed], context: RequestContext | None) -> None:
     """Set `need.session` for every need, creating and widening sessions as required."""
     timeout = session_timeout()
@@ -98,14 +109,21 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
     keyed = [need for need in needs if need.session_key]
     unkeyed = sorted((need for need in needs if not need.session_key), key=lambda need: need.timestamp)
 
-    # Tracker sessions: look up by (original profile, key).
+    # Tracker sessions: look up by (original profile, key), then among the person's sessions: a visit that
+    # logs in (identify case 4) goes on under the owner's user_id and stays one session.
     if keyed:
         known = _sessions_by_key({(need.named.pk, need.session_key) for need in keyed})
+        persons: dict[tuple[int, str], Session] = {}
+        for session in _person_sessions({need.profile.pk for need in keyed}).filter(
+            session_key__in={need.session_key for need in keyed}
+        ).order_by("started_at", "pk"):
+            persons.setdefault((session.owner_pk, session.session_key), session)
         for need in sorted(keyed, key=lambda need: need.timestamp):
-            identity_key = (need.named.pk, need.session_key)
-            session = known.get(identity_key)
+            identity_key, person_key = (need.named.pk, need.session_key), (need.profile.pk, need.session_key)
+            session = known.get(identity_key) or persons.get(person_key)
             if session is None:
-                session = known[identity_key] = start(need, need.session_key)
+                session = start(need, need.session_key)
+            known[identity_key] = persons[person_key] = session
             widen(session, need.timestamp)
             need.session = session
 
@@ -114,10 +132,10 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
         earliest = unkeyed[0].timestamp - timeout
         latest = unkeyed[-1].timestamp + timeout
         candidates: dict[int, list[Session]] = defaultdict(list)
-        for session in Session.objects.filter(
-            profile_id__in={need.profile.pk for need in unkeyed}, ended_at__gte=earliest, started_at__lte=latest
+        for session in _person_sessions({need.profile.pk for need in unkeyed}).filter(
+            ended_at__gte=earliest, started_at__lte=latest
         ):
-            candidates[session.profile_id].append(session)
+            candidates[session.owner_pk].append(session)
         for need in unkeyed:
             session = next(
                 (

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from events_app.models import Event, Session
-from users_app.models import Profile
+from users_app.models import MergeRecord, Profile
+from users_app.services.merges import merge_apply
 
 pytestmark = pytest.mark.django_db
 
@@ -184,3 +185,30 @@ def test_sessions_of_different_users_are_separate(calls):
     calls.track(user_id="5012", session_id="same", timestamp=at(2))
     calls.track(user_id="5013", session_id="same", timestamp=at(3))
     assert Session.objects.count() == 4
+
+
+# ---- sessions across a merge: one visit stays one session when the visitor logs in --------------------
+
+
+def visitor_logs_in(calls, **session) -> str:
+    """alice has an old session; an anonymous visitor starts a visit, logs in as alice (case 4) and the
+    client switches to alice's user_id for the rest of the visit. Returns alice's user_id."""
+    calls.track(identity="alice", timestamp=at(-3000))
+    alice_id = calls.user_by_identity("alice").json()["user_id"]
+    calls.track(user_id="5020", timestamp=at(0), **session)
+    assert calls.identify("5020", "alice").json()["user_id"] == alice_id
+    calls.track(user_id=alice_id, timestamp=at(5), **session)
+    calls.track(user_id="5020", timestamp=at(6), **session)  # a late call with the old user_id
+    return alice_id
+
+
+@pytest.mark.parametrize("session", [{"session_id": "tab-1"}, {}], ids=["session_id", "server"])
+def test_a_visit_continues_as_one_session_across_identify(calls, session):
+    alice_id = visitor_logs_in(calls, **session)
+    assert calls.user(alice_id).json()["session_count"] == 2  # the old one and this visit
+    assert Session.objects.count() == 2
+    for merge_id in MergeRecord.objects.values_list("pk", flat=True):
+        merge_apply(merge_id=merge_id)
+    assert calls.user(alice_id).json()["session_count"] == 2
+    visit = Session.objects.get(started_at__gt=at(-1))
+    assert (visit.started_at.isoformat(), visit.ended_at.isoformat(), visit.events.count()) == (at(0), at(6), 3)
