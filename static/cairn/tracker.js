@@ -150,7 +150,9 @@
         return { userId: userId, identity: heap.identity };
       }
     }
-    return writeIdentity(newUserId(), null);
+    // No cookie (first visit, cookies cleared, or cookies blocked): keep the user this page already has,
+    // so a browser that refuses cookies is still one user per page rather than one per call.
+    return heap.userId ? writeIdentity(heap.userId, heap.identity) : writeIdentity(newUserId(), null);
   }
 
   function writeIdentity(userId, identity) {
