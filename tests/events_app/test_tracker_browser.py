@@ -184,6 +184,13 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     assert names(read_api, bob_id) == ["Sign Up", f"pageview {app}app/", f"pageview {app}login/"]
     assert names(read_api, anonymous_alice)[-2:] == ["Log In", f"pageview {app}app/"]
     assert user(read_api, identity="alice@example.com")["event_count"] == 10
+    # She moves to another plan with the plan picker.
+    page.check("input[name=plan][value=Premium]")
+    page.click("#plan-submit")
+    wait_idle(page)
+    assert user(read_api, identity="alice@example.com")["properties"]["plan"]["value"] == "Premium"
+    assert user(read_api, identity="bob@example.com")["properties"]["plan"]["value"] == "Growth"
+    assert events(read_api, anonymous_alice)[-1] == ("Change Plan", {"plan": "Premium"})
 
     # 5. Alice logs out: resetIdentity starts a new anonymous user and session; nothing is sent for it.
     session_before = page.evaluate("() => heap.getSessionId()")
