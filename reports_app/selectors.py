@@ -190,29 +190,34 @@ def _as_utc(moment) -> datetime:
 
 
 def report_series(*, environment: Environment, query: ReportQuery) -> ReportResult:
-    """The numbers of a graph report (SPEC 7), aggregated in the database: one GROUP BY (bucket, group),
-    plus a GROUP BY group for the range totals of distinct measures (a person active in two weeks counts
-    once in the total), plus, beyond the top 10 groups, the distinct counts of `Other`."""
+    """The numbers of a graph report (SPEC 7), aggregated in the database: one GROUP BY (bucket, group)
+    (on PostgreSQL with the range totals of distinct measures in the same pass; elsewhere a second GROUP BY
+    group computes them, since a person active in two weeks counts once in the total), plus, beyond the
+    top 10 groups of an event property, the distinct counts of `Other`."""
     buckets = report_buckets(query)
     bucket_index = {bucket: position for position, bucket in enumerate(buckets)}
-    queryset, expressions = _base_queryset(environment, query)
-    if query.group_by is not None:
-        group = Coalesce(expressions.property(query.group_by), Value(NONE_GROUP), output_field=TextField())
-    else:
-        group = Value(ALL_GROUP, output_field=TextField())
-    queryset = expressions.queryset.annotate(report_group=group)
+    base, expressions = _base_queryset(environment, query)
     measure = _measure(query, expressions)
     bucket = TRUNC[query.interval]("timestamp", tzinfo=UTC)
 
-    if query.measure != "events" and connections[queryset.db].vendor == "postgresql":
-        rows, totals = _distinct_counts_with_totals(queryset, query, expressions, bucket)
+    def grouped() -> QuerySet:
+        """The filtered events annotated with their group (built lazily: the PostgreSQL path needs it only
+        for `Other` of an event property)."""
+        if query.group_by is not None:
+            group = Coalesce(expressions.property(query.group_by), Value(NONE_GROUP), output_field=TextField())
+        else:
+            group = Value(ALL_GROUP, output_field=TextField())
+        return expressions.queryset.annotate(report_group=group)
+
+    totals = None
+    if connections[base.db].vendor == "postgresql":
+        rows, totals = _postgresql_rows(base, query, expressions, bucket)
     else:
         rows = (
-            queryset.annotate(report_bucket=bucket).values("report_bucket", "report_group")
+            grouped().annotate(report_bucket=bucket).values("report_bucket", "report_group")
             .annotate(report_value=measure).order_by()
             .values_list("report_bucket", "report_group", "report_value")
         )
-        totals = None
     values: dict[str, list[int]] = {}
     for moment, group_name, value in rows:
         series_values = values.setdefault(group_name, [0] * len(buckets))
@@ -224,41 +229,68 @@ def report_series(*, environment: Environment, query: ReportQuery) -> ReportResu
         totals = {name: sum(series_values) for name, series_values in values.items()}
     elif totals is None:
         totals = dict(
-            queryset.values("report_group").annotate(report_value=measure).order_by()
+            grouped().values("report_group").annotate(report_value=measure).order_by()
             .values_list("report_group", "report_value")
         )
     ranked = sorted(values, key=lambda name: (-totals[name], name))
     top, rest = ranked[:TOP_GROUPS], ranked[TOP_GROUPS:]
     series = [Series(name, values[name], totals[name]) for name in top]
     if rest:
-        series.append(_other_series(queryset, query, top, rest, values, totals, measure, bucket,
+        series.append(_other_series(grouped, query, top, rest, values, totals, measure, bucket,
                                     bucket_index, len(buckets)))
     return ReportResult(query, buckets, series)
 
 
-def _distinct_counts_with_totals(queryset, query, expressions, bucket) -> tuple[list[tuple], dict[str, int]]:
-    """PostgreSQL: the per-bucket distinct counts and the range totals in one pass (GROUPING SETS), instead
-    of two scans of the events. The inner query is the ORM's own SQL with its parameters; only fixed text
-    is added around it."""
-    item = expressions.person() if query.measure == "unique_users" else F("session_id")
-    inner = queryset.annotate(report_bucket=bucket, report_item=item).values(
-        "report_bucket", "report_group", "report_item"
-    ).order_by()
-    sql, params = inner.query.sql_with_params()
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(
-            "SELECT GROUPING(report_bucket), report_bucket, report_group, COUNT(DISTINCT report_item) "
-            f"FROM ({sql}) AS report_rows "
-            "GROUP BY GROUPING SETS ((report_bucket, report_group), (report_group))",
-            params,
-        )
+def _postgresql_rows(base: QuerySet, query: ReportQuery, expressions: _Expressions,
+                     bucket) -> tuple[list[tuple], dict[str, int] | None]:
+    """PostgreSQL: (bucket, group, value) rows, and for distinct measures the range totals in the same pass
+    (GROUPING SETS) instead of a second scan of the events.
+
+    The ORM builds the inner query (filters, bucket, person); the group by a user property is one LEFT JOIN
+    of that person's property row, as the plain SQL would do it. (The ORM can only reach a tombstone's
+    destination's row through two more joins, which at 10M events made hash joins spill to disk.) Around the
+    ORM's SQL only fixed text is added; every value is a parameter."""
+    columns = {"report_bucket": bucket}
+    group_by = query.group_by
+    if group_by is not None and group_by.scope == "user":
+        columns["report_person"] = expressions.person()
+        group_sql, group_params = "COALESCE(report_property.value, %s)", [NONE_GROUP]
+        join_sql = ("LEFT JOIN users_app_userproperty report_property ON report_property.profile_id = "
+                    "report_rows.report_person AND report_property.key_hash = %s")
+        join_params = [property_key_hash(group_by.key)]
+    else:
+        if group_by is not None:
+            columns["report_group"] = Coalesce(expressions.event_property(group_by.key), Value(NONE_GROUP),
+                                               output_field=TextField())
+            group_sql, group_params = "report_rows.report_group", []
+        else:
+            group_sql, group_params = "%s", [ALL_GROUP]
+        join_sql, join_params = "", []
+    if query.measure == "unique_users":
+        columns["report_item"] = expressions.person()
+    elif query.measure == "sessions":
+        columns["report_item"] = F("session_id")
+    inner = base.annotate(**columns).values(*columns).order_by()
+    inner_sql, inner_params = inner.query.sql_with_params()
+    item_sql = "report_rows.report_item" if query.measure != "events" else "NULL"
+    rows_sql = (f"SELECT report_rows.report_bucket AS bucket, {group_sql} AS grp, {item_sql} AS item "
+                f"FROM ({inner_sql}) AS report_rows {join_sql}")
+    params = [*group_params, *inner_params, *join_params]
+    if query.measure == "events":
+        sql = f"SELECT 0, bucket, grp, COUNT(*) FROM ({rows_sql}) AS report_groups GROUP BY bucket, grp"
+    else:
+        sql = (f"SELECT GROUPING(bucket), bucket, grp, COUNT(DISTINCT item) FROM ({rows_sql}) AS report_groups "
+               "GROUP BY GROUPING SETS ((bucket, grp), (grp))")
+    with connections[base.db].cursor() as cursor:
+        cursor.execute(sql, params)
         fetched = cursor.fetchall()
     rows = [(moment, group_name, value) for is_total, moment, group_name, value in fetched if not is_total]
-    totals = {group_name: value for is_total, _, group_name, value in fetched if is_total}
-    return rows, totals
+    if query.measure == "events":
+        return rows, None
+    return rows, {group_name: value for is_total, _, group_name, value in fetched if is_total}
 
 
-def _other_series(queryset, query, top, rest, values, totals, measure, bucket, bucket_index, size) -> Series:
+def _other_series(grouped, query, top, rest, values, totals, measure, bucket, bucket_index, size) -> Series:
     """Every group beyond the top ones, as one series. Sums are exact for event counts, and for distinct
     measures grouped by a user property (a person has one value, so groups never share a person); an
     event property can put one person or session in several groups, so those are counted again."""
@@ -266,7 +298,7 @@ def _other_series(queryset, query, top, rest, values, totals, measure, bucket, b
     if disjoint:
         other_values = [sum(values[name][position] for name in rest) for position in range(size)]
         return Series(OTHER_GROUP, other_values, sum(totals[name] for name in rest))
-    others = queryset.exclude(report_group__in=top)
+    others = grouped().exclude(report_group__in=top)
     other_values = [0] * size
     by_bucket = (
         others.annotate(report_bucket=bucket).values("report_bucket").annotate(report_value=measure)
