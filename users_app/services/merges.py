@@ -117,7 +117,7 @@ def merge_request(*, source: Profile, destination: Profile, trigger: str, reques
     )
     if open_merge is not None:
         return open_merge
-    Profile.objects.select_for_update().filter(pk=destination.pk).exists()
+    list(Profile.objects.select_for_update().filter(pk=destination.pk).values_list("pk", flat=True))
     record = MergeRecord(
         environment_id=source.environment_id,
         source=source,
