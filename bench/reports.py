@@ -178,14 +178,19 @@ def prepare(size: int, rebuild: bool) -> str:
     return database
 
 
-def median_time(function, repeat: int) -> tuple[float, object]:
-    result = function()  # warm-up (caches, plans)
-    timings = []
+def median_times(first, second, repeat: int) -> tuple[float, float, object, object]:
+    """Median seconds of two functions run alternately (one warm-up each first), so that the load of a
+    shared machine weighs on both alike."""
+    first_result, second_result = first(), second()
+    first_timings, second_timings = [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        result = function()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings), result
+        first_result = first()
+        first_timings.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        second_result = second()
+        second_timings.append(time.perf_counter() - started)
+    return statistics.median(first_timings), statistics.median(second_timings), first_result, second_result
 
 
 def sql_as_report(rows, buckets: list[str]) -> dict:
@@ -210,7 +215,8 @@ def run(size: int, repeat: int) -> list[tuple]:
     from events_app.models import Event
 
     count = Event.objects.filter(environment=environment).count()
-    print(f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}", flush=True)
+    print(f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {API_KEY}")
     lines = []
     for title, report in REPORTS.items():
@@ -225,8 +231,7 @@ def run(size: int, repeat: int) -> list[tuple]:
                                      "end": "2026-10-30T00:00:00Z", "key": property_key_hash("plan")})
                 return cursor.fetchall()
 
-        api_seconds, answer = median_time(api_call, repeat)
-        sql_seconds, rows = median_time(sql_call, repeat)
+        api_seconds, sql_seconds, answer, rows = median_times(api_call, sql_call, repeat)
         from_api = {item["group"]: (item["values"], item["total"]) for item in answer["series"]}
         same = from_api == sql_as_report(rows, answer["buckets"])
         ratio = api_seconds / sql_seconds
@@ -253,6 +258,7 @@ def main() -> None:
     size = arguments.sizes[0]
     prepare(size, arguments.rebuild)
     results = run(size, arguments.repeat)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print("\n| events | report | API (median) | plain SQL (median) | ratio | same numbers |")
     print("|---:|---|---:|---:|---:|---|")
     for size, title, api_seconds, sql_seconds, ratio, same in results:
