@@ -412,3 +412,25 @@ def test_sweep_leaves_a_merge_queued_moments_ago_alone(calls, settings):
     calls.identify("95", "alice")
     assert merge_sweep() == 0
     assert MergeRecord.objects.get().status == "pending"
+
+
+def test_undo_splits_a_visit_that_logged_in_into_each_persons_part(calls, admin):
+    # The tracker's visit v1 starts anonymous, logs in (the merge), and goes on under alice's user_id: one
+    # session (SPEC: the visit stays one). Undone, each person keeps their own part of the visit.
+    alice_id = identified(calls, "alice")
+    calls.track(user_id="62", event="landing", session_id="v1", timestamp=ago(minutes=30))
+    calls.track(user_id="62", event="pricing", session_id="v1", timestamp=ago(minutes=25))
+    visitor_before = snapshot("62")
+    merge_id = calls.identify("62", "alice").json()["merge"]["id"]
+    apply_pending_merges()
+    calls.track(user_id=alice_id, event="dashboard", session_id="v1", timestamp=ago(minutes=20))
+    assert Session.objects.filter(session_key="v1").count() == 1  # one visit while merged
+    assert calls.user(alice_id).json()["session_count"] == 2
+
+    merge_undo(merge_id=merge_id, actor=admin)
+
+    assert snapshot("62") == visitor_before  # its session holds exactly its two events again
+    alice_sessions = Session.objects.filter(profile__user_id=int(alice_id), session_key="v1")
+    assert [e.name for e in Event.objects.filter(session__in=alice_sessions)] == ["dashboard"]
+    assert alice_sessions.get().started_at == Event.objects.get(name="dashboard").timestamp
+    assert calls.user(alice_id).json()["event_count"] == 2
