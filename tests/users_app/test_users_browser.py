@@ -73,6 +73,17 @@ def test_filter_by_plan_open_a_profile_and_follow_its_merge_into_the_admin(
         OUTPUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUTPUT / "users-view-plan-startup.png"), full_page=True)
 
+        # "is one of": users.js adds a value box without a round trip.
+        row = page.locator(".filter-row").first
+        row.locator("select[name=f0_op]").select_option("in")
+        row.locator("button.add-value").click()
+        row.locator("input[name=f0_v]").last.fill("Growth")
+        page.click("#user-filters button[type=submit]")
+        page.wait_for_url("**f0_v=Growth**")
+        assert page.locator("a.user-link").all_inner_texts() == ["alice@example.com", "bob@example.com", "User 13"]
+        page.go_back()
+        page.wait_for_selector("#users-table")
+
         page.click("a.user-link >> text=alice@example.com")
         page.wait_for_selector("#merge-history")
         assert page.inner_text("h1.profile-name") == "alice@example.com"
