@@ -202,3 +202,23 @@ def test_builder_offers_the_environments_events_and_properties(world, other_envi
     choices = page.context["group_choices"]
     assert "user.plan" in choices and "event.path" in choices and "event.source" in choices
     assert "user.secret_key_elsewhere" not in choices
+
+
+@pytest.mark.parametrize(("chart", "trace_type", "barmode"), [
+    ("line", "scatter", "group"), ("bar", "bar", "group"), ("stacked_bar", "bar", "stack"),
+])
+def test_chart_types(world, signed_in, chart, trace_type, barmode):
+    page = signed_in.get("/reports/", {"env": world.app_id, "group_by": "user.plan", "from": "2026-11-02",
+                                       "to": "2026-11-15", "interval": "week", "chart": chart})
+    figure = page.context["figure"]
+    assert {trace["type"] for trace in figure["data"]} == {trace_type}
+    assert len(figure["data"]) == 4
+    assert figure["layout"]["barmode"] == barmode
+
+
+def test_table_chart_shows_only_the_table(world, signed_in):
+    page = signed_in.get("/reports/", {"env": world.app_id, "group_by": "user.plan", "from": "2026-11-02",
+                                       "to": "2026-11-15", "interval": "week", "chart": "table"})
+    html = page.content.decode()
+    assert 'id="chart-data"' not in html
+    assert page_table(html)[-1] == ["Total", "4", "3", "1", "1"]
