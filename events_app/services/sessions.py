@@ -129,10 +129,15 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
 
     # Server calls: continue the owner's session if it was active within the timeout, else start one.
     if unkeyed:
+        # Concurrent calls for one person must see each other's new session rather than each start one:
+        # lock the owners' rows first (in pk order, as the first/last-seen update later in this transaction
+        # does), so they take turns here.
+        owner_pks = {need.profile.pk for need in unkeyed}
+        list(Profile.objects.select_for_update().filter(pk__in=owner_pks).order_by("pk").values_list("pk", flat=True))
         earliest = unkeyed[0].timestamp - timeout
         latest = unkeyed[-1].timestamp + timeout
         candidates: dict[int, list[Session]] = defaultdict(list)
-        for session in _person_sessions({need.profile.pk for need in unkeyed}).filter(
+        for session in _person_sessions(owner_pks).filter(
             ended_at__gte=earliest, started_at__lte=latest
         ):
             candidates[session.owner_pk].append(session)

@@ -8,9 +8,11 @@ import os
 import threading
 import urllib.error
 import urllib.request
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from events_app.models import Event, Session
 from tests.conftest import wait_for
@@ -158,3 +160,31 @@ def test_calls_made_while_a_merge_of_their_profile_commits_land_on_the_destinati
     else:
         assert alice["properties"]["plan"]["value"] == "Growth"
         assert calls.user("8100").json()["properties"] == {}
+
+
+@pytest.mark.parametrize("session", [{}, {"session_id": "tab-1"}], ids=["server", "session_id"])
+def test_concurrent_calls_for_one_user_make_one_session(transactional_db, live_server, environment, calls,
+                                                         session):
+    """Several web workers send one user's events at the same moment (a page load firing server calls):
+    one visit, one session, every event stored."""
+    calls.track(user_id="8200", event="yesterday", timestamp=(timezone.now() - timedelta(days=1)).isoformat())
+    calls_at_once = 10
+    barrier = threading.Barrier(calls_at_once)
+    statuses = []
+
+    def send(n: int) -> None:
+        barrier.wait()
+        status, _ = post_json(f"{live_server.url}/api/track", {"app_id": environment.app_id, "user_id": "8200",
+                                                              "event": f"e{n}", **session})
+        statuses.append(status)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(calls_at_once)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [200] * calls_at_once
+    assert Event.objects.count() == calls_at_once + 1
+    assert Session.objects.count() == 2  # yesterday's and this visit
+    visit = Session.objects.exclude(events__name="yesterday").get()
+    assert visit.events.count() == calls_at_once
