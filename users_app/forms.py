@@ -19,6 +19,7 @@ from django.utils import timezone
 from users_app.errors import InvalidInput
 from users_app.models import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
 from users_app.selectors import PropertyFilter, UserFilters
+from users_app.validation import check_text
 
 PERIODS = {"1d": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
            "all": "All time"}
@@ -60,7 +61,7 @@ def _one(params, name: str, max_length: int = 200) -> str:
         raise InvalidInput("invalid_field", f"`{name}` must be a string.", name)
     if len(value) > max_length:
         raise InvalidInput("invalid_field", f"`{name}` is longer than {max_length} characters.", name)
-    return value
+    return check_text(value, name)
 
 
 def _date(params, name: str) -> date | None:
@@ -107,7 +108,8 @@ def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
         values: tuple[str, ...] = ()
         if op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
             raw_values = params.getlist(f"{name}_v") if hasattr(params, "getlist") else [params.get(f"{name}_v")]
-            values = tuple(dict.fromkeys(v for v in raw_values if isinstance(v, str) and v != ""))
+            values = tuple(dict.fromkeys(check_text(v, f"{name}_v") for v in raw_values
+                                         if isinstance(v, str) and v != ""))
             if not values:
                 raise InvalidInput("missing_value", f"The filter on {key[:80]!r} needs a value.", f"{name}_v")
             if op == PropertyFilter.EQUALS:
@@ -123,7 +125,7 @@ def parse_columns(params) -> list[str]:
     if "col" not in params:
         return list(DEFAULT_COLUMNS)
     raw = params.getlist("col") if hasattr(params, "getlist") else [params.get("col")]
-    columns = list(dict.fromkeys(c for c in raw if isinstance(c, str) and c.strip()))
+    columns = list(dict.fromkeys(check_text(c, "col") for c in raw if isinstance(c, str) and c.strip()))
     if len(columns) > MAX_COLUMNS or any(len(c) > PROPERTY_KEY_MAX_LENGTH for c in columns):
         raise InvalidInput("invalid_column", f"At most {MAX_COLUMNS} property columns.", "col")
     return columns

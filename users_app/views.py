@@ -55,6 +55,8 @@ class EnvironmentMixin:
         app_id = self.request.GET.get("env", "")
         environments = Environment.objects.order_by("name", "pk")
         if app_id:
+            if "\x00" in app_id:
+                raise Http404("No such environment.")
             environment = environments.filter(app_id=app_id[:64]).first()
             if environment is None:
                 raise Http404("No such environment.")
@@ -219,7 +221,7 @@ class ProfileView(LoginRequiredMixin, ProfileMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         profile, environment = self.get_profile()
-        search = self.request.GET.get("pq", "")[:200]
+        search = self.request.GET.get("pq", "")[:200].replace("\x00", "")
         custom, initial = profile_property_rows(profile, search=search)
         try:
             sessions, next_cursor = profile_session_page(profile, cursor=self.request.GET.get("sessions") or None)

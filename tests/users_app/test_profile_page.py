@@ -61,6 +61,7 @@ def test_property_search_matches_keys_and_values(viewer, alice):
     table = section(page(viewer, alice, pq="acm"), "custom-properties")
     assert "<td>company</td>" in table and "<td>plan</td>" not in table
     assert "No property matches" in section(page(viewer, alice, pq="zzz"), "custom-properties")
+    assert "<td>plan</td>" in section(page(viewer, alice, pq="\x00"), "custom-properties")  # NUL ignored, no 500
 
 
 def test_initial_properties_have_their_own_section(viewer, alice):

@@ -171,6 +171,10 @@ def test_count_is_bounded(people):
     {"f0": "plan", "f0_op": "eq"},
     {"kind": "robots"},
     {"cursor": "not-a-cursor"},
+    {"q": "a\x00b"},  # PostgreSQL text cannot hold NUL: refused before the query
+    {"f0": "plan", "f0_v": "Startup\x00"},
+    {"f0": "pl\x00an", "f0_op": "set"},
+    {"col": "plan\x00"},
 ])
 def test_bad_parameters_are_a_400_page_with_the_reason(viewer, people, params):
     response = viewer.get("/users/", params)
@@ -217,7 +221,7 @@ def test_search_api_needs_the_key_and_sees_only_its_environment(api, people, oth
 
 
 @pytest.mark.parametrize("params", [{"period": "x"}, {"f0": "plan", "f0_op": "zz"}, {"cursor": "%%%"},
-                                    {"limit": "0"}, {"limit": "abc"}])
+                                    {"limit": "0"}, {"limit": "abc"}, {"q": "\x00"}, {"f0": "plan", "f0_v": "\x00"}])
 def test_search_api_bad_input_is_400_with_the_error_body(api, people, params):
     answer = api.get("/api/v1/users/search", **params)
     assert answer.status_code == 400
