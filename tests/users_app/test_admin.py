@@ -123,6 +123,12 @@ def test_merge_list_filters_by_status_and_trigger(staff, merges):
     assert len(changelist_ids(staff.get(MERGES, {"requested_at__gte": "2000-01-01 00:00:00+00:00"}))) == 3
 
 
+def test_nul_in_admin_search_or_filters_is_400(staff, merges):
+    for url in [MERGES, "/admin/users_app/profile/", "/admin/events_app/event/", "/admin/users_app/environment/"]:
+        assert staff.get(url, {"q": "a\x00"}).status_code == 400, url
+    assert staff.get(MERGES, {"absorbing": "\x00"}).status_code == 400
+
+
 def test_merge_list_search_by_identity_or_user_id(staff, merges):
     assert changelist_ids(staff.get(MERGES, {"q": "bob"})) == [merges[301].pk]
     assert changelist_ids(staff.get(MERGES, {"q": "202"})) == [merges[202].pk]
