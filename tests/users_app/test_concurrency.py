@@ -188,3 +188,52 @@ def test_concurrent_calls_for_one_user_make_one_session(transactional_db, live_s
     assert Session.objects.count() == 2  # yesterday's and this visit
     visit = Session.objects.exclude(events__name="yesterday").get()
     assert visit.events.count() == calls_at_once
+
+
+def test_identify_waiting_for_a_merge_of_its_profile_follows_the_tombstone(
+    transactional_db, environment, calls, empty_broker_afterwards
+):
+    """One device sends identify(alice) and identify(bob) at once; alice wins the profile's lock and merges
+    it. The bob call must then treat the device as alice (identified: case 6, a new profile for bob), not
+    give the tombstone an identity."""
+    from django.db import transaction
+
+    from users_app.services.profiles import profile_identify
+
+    calls.track(identity="alice")
+    calls.track(user_id="8300")
+    alice_open, release = threading.Event(), threading.Event()
+    results = {}
+
+    def identify_alice_and_hold() -> None:
+        try:
+            with transaction.atomic():
+                profile_identify(environment=environment, user_id=8300, identity="alice")
+                alice_open.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    def identify_bob() -> None:
+        try:
+            results["bob"] = profile_identify(environment=environment, user_id=8300, identity="bob")
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=identify_alice_and_hold)
+    first.start()
+    assert alice_open.wait(30)
+    second = threading.Thread(target=identify_bob)
+    second.start()
+    wait_for(lambda: locked_or_done(second), timeout=30, interval=0.05)
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    tombstone = Profile.objects.get(user_id=8300)
+    assert tombstone.identity is None
+    assert tombstone.merged_into.identity == "alice"
+    bob = Profile.objects.get(identity="bob")
+    assert results["bob"].profile.pk == bob.pk and results["bob"].merge is None
+    assert bob.merged_into_id is None and bob.user_id != 8300
+    assert MergeRecord.objects.count() == 1

@@ -119,6 +119,10 @@ def profile_identify(
     identity = identity_check(environment, identity)
     with transaction.atomic():
         current = _lock(profile_for_user_id(environment=environment, user_id=user_id).profile)
+        if current.merged_into_id is not None:
+            # Merged by a concurrent identify of the same device while we waited for its lock: the device is
+            # its destination now (never a tombstone itself). Never give a tombstone an identity.
+            current = _lock(current.merged_into)
         # Rule 2: already this identity.
         if current.identity == identity:
             return IdentifyResult(profile=current, merge=None)
