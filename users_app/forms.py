@@ -83,9 +83,10 @@ def parse_period(params, now: datetime | None = None) -> tuple[str, date | None,
         if date_from and date_to and date_to < date_from:
             raise InvalidInput("invalid_date", "`to` is before `from`.", "to")
         since = datetime.combine(date_from, datetime.min.time(), tzinfo=UTC) if date_from else None
-        until = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC) if date_to else None
-        if until is not None and until > now:
-            until = None  # a period ending today is "up to now": the fast, exact last_seen test
+        # A period ending today (or later) is "up to now": the fast, exact last_seen test.
+        until = None
+        if date_to and date_to < now.astimezone(UTC).date():
+            until = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         return "custom", date_from, date_to, since, until
     period = _one(params, "period", 10) or DEFAULT_PERIOD
     if period not in PERIODS:

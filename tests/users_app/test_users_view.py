@@ -49,6 +49,10 @@ def test_period_30_days_and_all_time_include_older_users(viewer, people):
     assert "erin@example.com" not in listed(viewer.get("/users/", {"period": "90d"}))
 
 
+def test_extreme_dates_are_fine(viewer, people):
+    assert len(listed(viewer.get("/users/", {"from": "0001-01-01", "to": "9999-12-31"}))) == 5
+
+
 def test_custom_dates_in_the_past_list_only_users_active_then(viewer, people):
     start, end = days_ago(21).date(), days_ago(19).date()
     names = listed(viewer.get("/users/", {"from": start.isoformat(), "to": end.isoformat()}))
