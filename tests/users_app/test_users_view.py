@@ -4,6 +4,8 @@ keyset pages, the count, tombstones and pending merges."""
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import OTHER_API_KEY
 from tests.users_app.users_view_factories import days_ago, identify, person, set_properties, track
@@ -230,3 +232,14 @@ def test_search_api_bad_input_is_400_with_the_error_body(api, people, params):
     answer = api.get("/api/v1/users/search", **params)
     assert answer.status_code == 400
     assert set(answer.json()["error"]) == {"code", "message", "field"}
+
+
+PARAM_NAMES = ["period", "from", "to", "kind", "q", "f0", "f0_op", "f0_v", "f1", "f1_op", "col", "cursor", "limit"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.dictionaries(st.sampled_from(PARAM_NAMES), st.text(max_size=40), max_size=6))
+def test_any_query_string_is_answered_200_or_400(viewer, api, people, params):
+    for response in (viewer.get("/users/", params), api.get("/api/v1/users/search", **params),
+                     viewer.get("/users/count/", params)):
+        assert response.status_code in (200, 400), (params, response.status_code)
