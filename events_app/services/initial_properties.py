@@ -9,7 +9,7 @@ earliest session's initial properties win (users_app.services.merges compares fi
 
 from collections.abc import Iterable
 
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 
 from events_app.models import Session
 from users_app.models import Profile, UserProperty, property_key_hash
@@ -47,14 +47,21 @@ def initial_properties_update(*, profile_ids: Iterable[int], new_session_ids: It
     # Lock the profiles (in key order, like time_bounds_extend) so two concurrent first sessions of one
     # person are decided one after the other, each seeing the other's committed session.
     list(Profile.objects.select_for_update().filter(pk__in=profile_ids).order_by("pk").values_list("pk", flat=True))
-    first_session = (
-        Session.objects.filter(Q(profile_id=OuterRef("pk")) | Q(profile__merged_into_id=OuterRef("pk")))
-        .order_by("started_at", "pk")
-        .values("pk")[:1]
-    )
-    firsts = dict(
-        Profile.objects.filter(pk__in=profile_ids).annotate(first=Subquery(first_session)).values_list("pk", "first")
-    )
+    # The earliest of the profile's own sessions and of those of profiles merged into it, as two subqueries:
+    # one OR across both would not use the indexes and scans every session for each profile.
+    own = Session.objects.filter(profile_id=OuterRef("pk")).order_by("started_at", "pk")
+    merged_in = Session.objects.filter(profile__merged_into_id=OuterRef("pk")).order_by("started_at", "pk")
+    candidates = Profile.objects.filter(pk__in=profile_ids).annotate(
+        own_pk=Subquery(own.values("pk")[:1]), own_at=Subquery(own.values("started_at")[:1]),
+        merged_pk=Subquery(merged_in.values("pk")[:1]), merged_at=Subquery(merged_in.values("started_at")[:1]),
+    ).values_list("pk", "own_at", "own_pk", "merged_at", "merged_pk")
+    firsts = {
+        profile_pk: min(
+            ((at, session_pk) for at, session_pk in ((own_at, own_pk), (merged_at, merged_pk)) if session_pk),
+            default=(None, None),
+        )[1]
+        for profile_pk, own_at, own_pk, merged_at, merged_pk in candidates
+    }
     chosen = {profile_pk: session_pk for profile_pk, session_pk in firsts.items() if session_pk in new_session_ids}
     if not chosen:
         return 0
