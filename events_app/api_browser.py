@@ -18,7 +18,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from events_app.api import request_context
-from events_app.services.browser import browser_batch_parse, browser_batch_process
+from events_app.services.browser import browser_batch_parse, browser_batch_process, encodable
 from users_app.api import ERROR_SCHEMA
 from users_app.api_common import JsonBodyApi, error_response
 from users_app.errors import InvalidInput
@@ -118,7 +118,7 @@ class BrowserBatchApi(JsonBodyApi):
                 environment=environment, batch=batch, context=request_context(request)
             )
         except InvalidInput as error:
-            answer = error_response(error.code, error.message, error.field, error.status)
+            answer = error_response(error.code, encodable(error.message), encodable(error.field), error.status)
             return self._with_cors(request, answer, environment)
         status = 400 if result.rejected and not result.accepted else 200
         return self._with_cors(request, Response(result.as_dict(), status=status), environment)

@@ -79,6 +79,16 @@ class BrowserBatchResult:
 # ---- parse and validate -------------------------------------------------------------------------------
 
 
+def encodable(text):
+    """Error messages and fields can quote the input; an unpaired surrogate in it could not be encoded
+    as UTF-8 when the answer is rendered (a 500). Such characters are written as escapes instead."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(text, str) else text
+
+
+def rejection(index: int, error: InvalidInput) -> dict:
+    return {"index": index, "error": {key: encodable(value) for key, value in error.as_dict().items()}}
+
+
 def _clock_skew(sent_at) -> timedelta:
     """How far the device's clock is behind the server's, from the batch's `sent_at` (epoch ms). Call
     timestamps are shifted by it, so a phone set to the wrong day still records events at the right time."""
@@ -140,7 +150,7 @@ def browser_batch_parse(environment: Environment, body: dict) -> BrowserBatch:
                 (index, parse_call(environment, raw, user_id=user_id, session_id=session_id, skew=skew))
             )
         except InvalidInput as error:
-            batch.rejected.append({"index": index, "error": error.as_dict()})
+            batch.rejected.append(rejection(index, error))
     return batch
 
 
@@ -183,7 +193,7 @@ def browser_batch_process(
                     seen_at=call.timestamp, trigger=MergeRecord.Trigger.TRACKER,
                 )
             except InvalidInput as error:
-                rejected.append({"index": index, "error": error.as_dict()})
+                rejected.append(rejection(index, error))
                 continue
             current_user_id = result.profile.user_id
             if result.merge is not None:

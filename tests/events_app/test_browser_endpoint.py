@@ -114,6 +114,25 @@ def test_bad_calls_are_rejected_with_their_index_and_the_others_kept(client, api
     assert answer["identity"] is None
 
 
+@pytest.mark.parametrize("call", [
+    {"type": "track", "event": "\ud800x", "idempotency_key": "u1"},
+    {"type": "track", "event": "ok", "properties": {"\ud800": 1}},
+    {"type": "track", "event": "ok", "properties": {"k": "\udfff"}},
+    {"type": "track", "event": "ok", "idempotency_key": "\ud800"},
+    {"type": "track", "event": "ok", "session_id": "\ud800"},
+    {"type": "identify", "identity": "\ud800"},
+    {"type": "add_user_properties", "properties": {"\ud800": "x"}},
+    {"type": "add_user_properties", "properties": {"a": "nul\x00"}},
+    {"type": "pageview", "properties": {"path": "/\x00"}},
+    {"type": "\ud800"},
+])
+def test_unencodable_text_is_rejected_not_a_server_error(client, environment, call):
+    response = post(client, batch([call, track("Fine", "u2")]))
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert answer["accepted"] == 1 and [item["index"] for item in answer["rejected"]] == [0]
+
+
 def test_nothing_valid_is_a_400_with_the_same_answer(client, environment):
     response = post(client, batch([{"type": "nope"}]))
     assert response.status_code == 400
