@@ -160,6 +160,7 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     assert user(read_api, anonymous_phone)["merged_into"] == anonymous_alice
     alice = user(read_api, identity="alice@example.com")
     assert alice["event_count"] == 7  # counted at once, before any merge task has moved the rows
+    assert alice["session_count"] == 2  # the phone's visit that logged in is one session
     assert set(names(read_api, anonymous_alice)) >= {f"pageview {app}login/", "Log In"}
     phone.close()
 
@@ -184,6 +185,9 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     assert names(read_api, bob_id) == ["Sign Up", f"pageview {app}app/", f"pageview {app}login/"]
     assert names(read_api, anonymous_alice)[-2:] == ["Log In", f"pageview {app}app/"]
     assert user(read_api, identity="alice@example.com")["event_count"] == 10
+    # One visit on the shared computer: alice's session went on; bob's part of it is his own session.
+    assert user(read_api, identity="alice@example.com")["session_count"] == 2
+    assert user(read_api, identity="bob@example.com")["session_count"] == 1
     # She moves to another plan with the plan picker.
     page.check("input[name=plan][value=Premium]")
     page.click("#plan-submit")
