@@ -28,7 +28,7 @@ from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, Trun
 from events_app.models import Event
 from reports_app.models import SavedReport
 from reports_app.query import ReportQuery
-from users_app.models import Environment, UserProperty, property_key_hash
+from users_app.models import Environment, Profile, UserProperty, property_key_hash
 
 NONE_GROUP = "(none)"
 OTHER_GROUP = "Other"
@@ -246,42 +246,51 @@ def _postgresql_rows(base: QuerySet, query: ReportQuery, expressions: _Expressio
     """PostgreSQL: (bucket, group, value) rows, and for distinct measures the range totals in the same pass
     (GROUPING SETS) instead of a second scan of the events.
 
-    The ORM builds the inner query (filters, bucket, person); the group by a user property is one LEFT JOIN
-    of that person's property row, as the plain SQL would do it. (The ORM can only reach a tombstone's
-    destination's row through two more joins, which at 10M events made hash joins spill to disk.) Around the
-    ORM's SQL only fixed text is added; every value is a parameter."""
-    columns = {"report_bucket": bucket}
+    The ORM builds the inner query (the filters, the bucket, the event's profile id); around it, the person
+    and their property are joined as plain SQL would: profile, then the property row of
+    COALESCE(merged_into_id, id). Written on the profile's own columns, the planner can join profiles to
+    their properties first and the events once; the ORM's version (a tombstone's destination reached through
+    two more joins, and the profile id taken from the event) made hash joins spill to disk at 10M events.
+    Only fixed text (table names from the models) is added around the ORM's SQL; every value is a
+    parameter."""
+    connection = connections[base.db]
+    quote = connection.ops.quote_name
     group_by = query.group_by
-    if group_by is not None and group_by.scope == "user":
-        columns["report_person"] = expressions.person()
-        group_sql, group_params = "COALESCE(report_property.value, %s)", [NONE_GROUP]
-        join_sql = ("LEFT JOIN users_app_userproperty report_property ON report_property.profile_id = "
-                    "report_rows.report_person AND report_property.key_hash = %s")
-        join_params = [property_key_hash(group_by.key)]
-    else:
-        if group_by is not None:
-            columns["report_group"] = Coalesce(expressions.event_property(group_by.key), Value(NONE_GROUP),
-                                               output_field=TextField())
-            group_sql, group_params = "report_rows.report_group", []
-        else:
-            group_sql, group_params = "%s", [ALL_GROUP]
-        join_sql, join_params = "", []
-    if query.measure == "unique_users":
-        columns["report_item"] = expressions.person()
-    elif query.measure == "sessions":
+    needs_person = query.measure == "unique_users" or (group_by is not None and group_by.scope == "user")
+    columns = {"report_bucket": bucket}
+    if needs_person:
+        columns["report_profile_id"] = F("profile_id")
+    if group_by is not None and group_by.scope == "event":
+        columns["report_group"] = Coalesce(expressions.event_property(group_by.key), Value(NONE_GROUP),
+                                           output_field=TextField())
+    if query.measure == "sessions":
         columns["report_item"] = F("session_id")
-    inner = base.annotate(**columns).values(*columns).order_by()
-    inner_sql, inner_params = inner.query.sql_with_params()
-    item_sql = "report_rows.report_item" if query.measure != "events" else "NULL"
+    inner_sql, inner_params = base.annotate(**columns).values(*columns).order_by().query.sql_with_params()
+
+    person_sql = "COALESCE(report_profile.merged_into_id, report_profile.id)"
+    joins, join_params = [], []
+    if needs_person:
+        joins.append(f"JOIN {quote(Profile._meta.db_table)} report_profile "
+                     "ON report_profile.id = report_rows.report_profile_id")
+    if group_by is not None and group_by.scope == "user":
+        joins.append(f"LEFT JOIN {quote(UserProperty._meta.db_table)} report_property "
+                     f"ON report_property.profile_id = {person_sql} AND report_property.key_hash = %s")
+        join_params.append(property_key_hash(group_by.key))
+        group_sql, group_params = "COALESCE(report_property.value, %s)", [NONE_GROUP]
+    elif group_by is not None:
+        group_sql, group_params = "report_rows.report_group", []
+    else:
+        group_sql, group_params = "%s", [ALL_GROUP]
+    item_sql = {"unique_users": person_sql, "sessions": "report_rows.report_item", "events": "NULL"}[query.measure]
     rows_sql = (f"SELECT report_rows.report_bucket AS bucket, {group_sql} AS grp, {item_sql} AS item "
-                f"FROM ({inner_sql}) AS report_rows {join_sql}")
+                f"FROM ({inner_sql}) AS report_rows {' '.join(joins)}")
     params = [*group_params, *inner_params, *join_params]
     if query.measure == "events":
         sql = f"SELECT 0, bucket, grp, COUNT(*) FROM ({rows_sql}) AS report_groups GROUP BY bucket, grp"
     else:
         sql = (f"SELECT GROUPING(bucket), bucket, grp, COUNT(DISTINCT item) FROM ({rows_sql}) AS report_groups "
                "GROUP BY GROUPING SETS ((bucket, grp), (grp))")
-    with connections[base.db].cursor() as cursor:
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     rows = [(moment, group_name, value) for is_total, moment, group_name, value in fetched if not is_total]
