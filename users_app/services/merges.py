@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Min, Q, QuerySet, Subquery
+from django.db.models import Max, Min, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -478,18 +478,27 @@ SESSION_COPY_FIELDS = (
 )
 
 
-def _split_mixed_sessions(profile_ids: tuple[int, int]) -> int:
-    """After the rows went back, a session may hold events of both people: a server call without a session
-    id continues its owner's recent session, which after the merge could be one first recorded on the other
-    profile. Give each such group of events its own session (same key, same device attributes), so each
-    person's sessions hold only their own events. Returns how many groups were split off (usually 0)."""
-    mixed = (
-        Event.objects.filter(profile_id__in=profile_ids, session__isnull=False)
-        .exclude(session__profile_id=F("profile_id"))
-        .values("session_id", "profile_id", "original_profile_id")
-        .annotate(first=Min("timestamp"), last=Max("timestamp"))
+def _split_mixed_sessions(source_id: int) -> int:
+    """After the rows went back, a session may hold events of both people: a visit that logged in goes on in
+    one session, and a server call without a session id continues the person's recent session. Give each
+    such group of events its own session (same key, same device attributes), so each person's sessions hold
+    only their own events. Returns how many groups were split off (usually 0). Only rows reachable from the
+    source are read (two index lookups), never the destination's whole history."""
+
+    def groups_of(events: QuerySet) -> list[dict]:
+        return list(
+            events.values("session_id", "profile_id", "original_profile_id").annotate(
+                first=Min("timestamp"), last=Max("timestamp")
+            )
+        )
+
+    # Other people's events in the source's sessions, and the source's events in other people's sessions.
+    groups = groups_of(Event.objects.filter(session__original_profile_id=source_id).exclude(profile_id=source_id))
+    groups += groups_of(
+        Event.objects.filter(original_profile_id=source_id, session__isnull=False).exclude(
+            session__profile_id=source_id
+        )
     )
-    groups = list(mixed)
     for group in groups:
         old = Session.objects.get(pk=group["session_id"])
         new, created = Session.objects.get_or_create(
@@ -558,7 +567,7 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
             .exclude(profile_id=source.pk)
             .update(profile_id=source.pk)
         )
-        split = _split_mixed_sessions((source.pk, destination.pk))
+        split = _split_mixed_sessions(source.pk)
         _restore_destination_properties(record, destination)
         source.merged_into = None
         source.first_seen, source.last_seen = _activity_bounds(
