@@ -235,9 +235,9 @@ def merge_apply(*, merge_id: int) -> MergeRecord:
         record.started_at = record.started_at or timezone.now()
         record.heartbeat_at = timezone.now()
         record.attempts += 1
-        record.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
         if _move_round(record, batch_size):
-            return _finish(record)
+            return _finish(record)  # saves everything above too, in one UPDATE
+        record.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
     while True:
         if pause:
             time.sleep(pause)
