@@ -152,7 +152,8 @@ def parse_properties(value, field: str = "properties", *, allow_null: bool) -> d
         raise InvalidInput("too_many_properties", f"At most {MAX_PROPERTIES_PER_CALL} properties.", field)
     clean = {}
     for key, item in properties.items():
-        key_field = f"{field}.{key[:100]}" if isinstance(key, str) else field
+        # The key goes into the error's `field`; an unpaired surrogate there could not be rendered as JSON.
+        key_field = f"{field}.{key[:100].encode(errors='backslashreplace').decode()}" if isinstance(key, str) else field
         key = parse_property_key(key, key_field)
         if allow_null and key in RESERVED_PROPERTY_KEYS:
             raise InvalidInput("reserved_property", f"`{key}` is reserved and cannot be set.", key_field)

@@ -15,6 +15,7 @@ from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.initial_properties import initial_properties_update
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
+from users_app.services.profiles import profiles_lock
 
 
 @dataclass
@@ -106,6 +107,10 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
         new_sessions.append(session)
         return session
 
+    # Owners' row locks before any insert of this transaction (whose foreign keys would take weaker locks in
+    # no particular order): concurrent calls for one person take turns here, see each other's new session,
+    # and cannot deadlock with an identify (see profiles_lock).
+    profiles_lock(need.profile.pk for need in needs)
     keyed = [need for need in needs if need.session_key]
     unkeyed = sorted((need for need in needs if not need.session_key), key=lambda need: need.timestamp)
 
@@ -129,11 +134,7 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
 
     # Server calls: continue the owner's session if it was active within the timeout, else start one.
     if unkeyed:
-        # Concurrent calls for one person must see each other's new session rather than each start one:
-        # lock the owners' rows first (in pk order, as the first/last-seen update later in this transaction
-        # does), so they take turns here.
         owner_pks = {need.profile.pk for need in unkeyed}
-        list(Profile.objects.select_for_update().filter(pk__in=owner_pks).order_by("pk").values_list("pk", flat=True))
         earliest = unkeyed[0].timestamp - timeout
         latest = unkeyed[-1].timestamp + timeout
         candidates: dict[int, list[Session]] = defaultdict(list)

@@ -170,6 +170,8 @@ BAD_INPUT = [
     (TRACK, '{"app_id": "' + APP + '", "user_id": "1", "event": "\\ud800"}', 400, "invalid_text", "event"),
     (TRACK, '{"app_id": "' + APP + '", "user_id": "1", "event": "e", "properties": {"k": "\\udfff"}}', 400,
      "invalid_text", "properties.k"),
+    (PROPS, '{"app_id": "' + APP + '", "user_id": "1", "properties": {"\\ud800": "v"}}', 400, "invalid_text",
+     "properties.\\ud800"),  # the key is in the error's field, escaped so the answer can be rendered
     (PROPS, props(properties={"plan": "Free\x00"}), 400, "invalid_text", "properties.plan"),
     (IDENTIFY, ident(identity="al\x00ice"), 400, "invalid_text", "identity"),
     (IDENTIFY, '{"app_id": "' + APP + '", "user_id": "1", "identity": "\\ud83d"}', 400, "invalid_text",

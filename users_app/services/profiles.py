@@ -84,6 +84,15 @@ def _lock(profile: Profile) -> Profile:
     return Profile.objects.select_for_update().get(pk=profile.pk)
 
 
+def profiles_lock(profile_pks: Iterable[int | None]) -> None:
+    """Row locks in primary-key order, taken before any other write of the transaction. Every writer of
+    profile rows (identify, merges, track, add_user_properties, first/last seen) locks in this order, so a
+    call that touches two people cannot deadlock with an identify that merges one into the other."""
+    pks = sorted({pk for pk in profile_pks if pk is not None})
+    if pks:
+        list(Profile.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", flat=True))
+
+
 def _claim_identity(profile: Profile, identity: str) -> bool:
     """Give an anonymous profile the identity; False if another profile took it first."""
     try:
@@ -118,7 +127,10 @@ def profile_identify(
     """SPEC 2's six cases. Raises InvalidInput (rule 1) before anything changes."""
     identity = identity_check(environment, identity)
     with transaction.atomic():
-        current = _lock(profile_for_user_id(environment=environment, user_id=user_id).profile)
+        resolved = profile_for_user_id(environment=environment, user_id=user_id).profile
+        known_owner = Profile.objects.filter(environment=environment, identity=identity).values_list("pk", flat=True)
+        profiles_lock([resolved.pk, *known_owner])
+        current = _lock(resolved)  # held already: a fresh read
         if current.merged_into_id is not None:
             # Merged by a concurrent identify of the same device while we waited for its lock: the device is
             # its destination now (never a tombstone itself). Never give a tombstone an identity.
