@@ -1,6 +1,8 @@
 """SPEC 2 case 4 on the real async path: identify queues the merge after commit on real Redis, reads are
 right while the task waits, and a real `celery -A config worker` then moves the history."""
 
+import json
+
 import pytest
 
 from events_app.models import Event
@@ -8,6 +10,11 @@ from tests.conftest import wait_for
 from users_app.models import MergeRecord, Profile
 
 pytestmark = pytest.mark.worker
+
+
+def queued_tasks(redis_broker) -> list[str]:
+    """Names of the tasks waiting in Celery's default queue on the real broker."""
+    return [json.loads(message)["headers"]["task"] for message in redis_broker.lrange("celery", 0, -1)]
 
 
 def test_reads_are_right_before_the_merge_task_runs_and_after_a_real_worker_runs_it(
@@ -25,7 +32,7 @@ def test_reads_are_right_before_the_merge_task_runs_and_after_a_real_worker_runs
     assert answer.json()["user_id"] == alice_id
     assert answer.json()["merge"]["status"] == "pending"
     merge_id = answer.json()["merge"]["id"]
-    assert redis_broker.llen("celery") == 1
+    assert queued_tasks(redis_broker) == ["cairn.merge_apply"]
 
     alice = calls.user(alice_id).json()
     assert (alice["event_count"], alice["session_count"]) == (5, 3)
@@ -51,4 +58,4 @@ def test_reads_are_right_before_the_merge_task_runs_and_after_a_real_worker_runs
     alice_after = calls.user(alice_id).json()
     assert (alice_after["event_count"], alice_after["session_count"]) == (5, 3)
     assert alice_after["properties"] == alice["properties"]
-    assert redis_broker.llen("celery") == 0
+    assert "cairn.merge_apply" not in queued_tasks(redis_broker)
