@@ -121,8 +121,11 @@ class UserProperty(models.Model):
     def typed_value(self) -> str | int | float:
         if not self.is_number:
             return self.value
-        number = float(self.value)
-        return int(number) if number.is_integer() and "e" not in self.value.lower() else number
+        try:
+            return int(self.value)  # exact: a trip through float would change integers beyond 2**53
+        except ValueError:
+            number = float(self.value)
+            return int(number) if number.is_integer() and "e" not in self.value.lower() else number
 
 
 class MergeRecord(models.Model):
