@@ -8,6 +8,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from tests.conftest import OTHER_API_KEY
+from users_app.models import Profile
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +54,8 @@ def test_user_by_identity_answers_the_same_as_by_user_id(calls):
 
 
 def test_user_ids_are_decimal_strings_even_at_the_top_of_the_range(calls):
+    calls.track(user_id=0)
+    assert calls.user("0").json()["user_id"] == "0"
     top = str(2**53 - 1)
     calls.track(user_id=top)
     user = calls.user(top).json()
@@ -120,6 +123,11 @@ def test_same_user_id_in_two_environments_are_two_people(calls, api, other_envir
     api.post("/api/track", {"app_id": other_environment.app_id, "user_id": "1006", "event": "B"})
     assert calls.user("1006").json()["event_count"] == 1
     assert api.get("/api/v1/users/1006", api_key=OTHER_API_KEY).json()["event_count"] == 2
+    # The same identity too: identify in one environment never merges into the other's person.
+    calls.identify("1006", "alice")
+    answer = api.post("/api/v1/identify", {"app_id": other_environment.app_id, "user_id": "1006", "identity": "alice"})
+    assert answer.json() == {"user_id": "1006", "identity": "alice", "merge": None}
+    assert Profile.objects.filter(identity="alice").count() == 2
 
 
 # ---- events ------------------------------------------------------------------------------------------
