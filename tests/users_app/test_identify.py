@@ -200,6 +200,7 @@ def test_merge_rules_properties_first_and_last_seen_identity(calls):
                          identity="alice")
     calls.add_properties({"segment": "new"}, user_id="101")
     segment_set_at = calls.user("101").json()["properties"]["segment"]["set_at"]
+    alice_before = calls.user(alice_id).json()
 
     calls.identify("101", "alice")
     alice = calls.user(alice_id).json()
@@ -212,8 +213,8 @@ def test_merge_rules_properties_first_and_last_seen_identity(calls):
     }
     assert alice["properties"]["segment"]["set_at"] == segment_set_at
     visitor = calls.user("101").json()
-    assert alice["first_seen"] == visitor["first_seen"]
-    assert alice["first_seen"] < alice["last_seen"]
+    assert alice["first_seen"] == visitor["first_seen"] < alice_before["first_seen"]  # the earlier
+    assert alice["last_seen"] == alice_before["last_seen"] > visitor["last_seen"]  # the later
     assert alice["identity"] == "alice"
 
     apply_pending_merges()  # the task moves history; it does not change what was already resolved
