@@ -37,14 +37,14 @@ from users_app.validation import (
 
 MAX_BROWSER_CALLS = 200
 CALL_TYPES = ("pageview", "track", "identify", "add_user_properties")
-# A client clock further off than this is not trusted to place its events: the server's time is used.
+# A device clock further off than this is not corrected (its timestamps are then checked as they are).
 MAX_CORRECTABLE_SKEW = timedelta(days=365)
 
 
 @dataclass
 class IdentifyCall:
     identity: str
-    timestamp: object
+    timestamp: datetime
 
 
 @dataclass
