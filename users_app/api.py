@@ -148,6 +148,7 @@ class UserSearchApi(ReadApi):
         responses={200: inline_serializer("UserSearchPage", {
             "results": serializers.ListField(child=serializers.DictField()),
             "next": serializers.CharField(allow_null=True),
+            "searched_until": serializers.DateTimeField(allow_null=True),
             "count": inline_serializer("UserSearchCount", {"value": serializers.IntegerField(),
                                                            "capped": serializers.BooleanField()},
                                        allow_null=True),
@@ -163,5 +164,7 @@ class UserSearchApi(ReadApi):
         return Response({
             "results": [row.as_dict(query.columns) for row in page.rows],
             "next": page.next_cursor,
+            # Set when the page stopped at its scan budget (filters with `notset`): continue with `next`.
+            "searched_until": page.searched_until.isoformat() if page.searched_until else None,
             "count": count.as_dict() if count else None,
         })

@@ -200,6 +200,8 @@ class UserRow:
 class UserPage:
     rows: list[UserRow]
     next_cursor: str | None
+    # Set when the page stopped at its scan budget: users last seen before this were not searched yet.
+    searched_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,50 @@ def property_values(profile_ids: list[int], keys: list[str]) -> dict[tuple[int, 
     return {(row.profile_id, row.key): row for row in rows}
 
 
+# A filter PostgreSQL cannot estimate (`is not set`) may match almost nobody; then "walk the recency index
+# until 50 match" would walk the whole period. Such pages scan at most this many profiles, in windows, and
+# may come back short with a cursor to continue ("searched down to <last seen>").
+SCAN_WINDOW = 2_500
+SCAN_WINDOWS_PER_PAGE = 2
+
+
+def _after(queryset: QuerySet, moment: datetime | None, pk: int | None) -> QuerySet:
+    if moment is None:
+        return queryset
+    return queryset.filter(Q(last_seen__lt=moment) | Q(last_seen=moment, pk__lt=pk))
+
+
+def _seen_page(
+    *, environment: Environment, filters: UserFilters, seen: QuerySet, after_moment, after_pk, limit: int
+) -> tuple[list[Profile], Profile | None]:
+    """(up to limit + 1 seen profiles, the profile to resume after when the scan budget ran out)."""
+    newest_first = ("-last_seen", "-pk")
+    if not any(f.op == PropertyFilter.NOT_SET for f in filters.properties):
+        return list(_after(seen, after_moment, after_pk).order_by(*newest_first)[: limit + 1]), None
+    # Only indexed columns, so the window is an index-only scan (tombstones in it are dropped by `seen`).
+    in_period = Profile.objects.filter(environment=environment, last_seen__isnull=False)
+    if filters.since is not None:
+        in_period = in_period.filter(last_seen__gte=filters.since)
+    found: list[Profile] = []
+    boundary = None
+    for _window in range(SCAN_WINDOWS_PER_PAGE):
+        # The window's ids are read first so the filtered query is driven by them (primary-key lookups);
+        # as a subquery PostgreSQL would rather hash the whole period.
+        window = list(
+            _after(in_period, after_moment, after_pk).order_by(*newest_first).values_list("pk", "last_seen")
+            [:SCAN_WINDOW]
+        )
+        if window:
+            found += list(
+                seen.filter(pk__in=[pk for pk, _ in window]).order_by(*newest_first)[: limit + 1 - len(found)]
+            )
+        if len(found) > limit or len(window) < SCAN_WINDOW:
+            return found, None  # a full page, or the period is exhausted
+        after_pk, after_moment = window[-1]
+        boundary = Profile(pk=after_pk, last_seen=after_moment)
+    return found, boundary
+
+
 def user_list(
     *,
     environment: Environment,
@@ -326,12 +372,13 @@ def user_list(
     matching = users_matching(environment=environment, filters=filters)
     after_moment, after_pk = _decode_user_cursor(cursor) if cursor else (None, None)
     profiles: list[Profile] = []
+    resume_after = None
     if after_pk is None or after_moment is not None:
-        seen = matching.filter(last_seen__isnull=False)
-        if after_moment is not None:
-            seen = seen.filter(Q(last_seen__lt=after_moment) | Q(last_seen=after_moment, pk__lt=after_pk))
-        profiles = list(seen.order_by("-last_seen", "-pk")[: limit + 1])
-    if len(profiles) <= limit and filters.since is None and filters.until is None:
+        profiles, resume_after = _seen_page(
+            environment=environment, filters=filters, seen=matching.filter(last_seen__isnull=False),
+            after_moment=after_moment, after_pk=after_pk, limit=limit,
+        )
+    if resume_after is None and len(profiles) <= limit and filters.since is None and filters.until is None:
         never_seen = matching.filter(last_seen__isnull=True)
         if after_pk is not None and after_moment is None:
             never_seen = never_seen.filter(pk__lt=after_pk)
@@ -346,6 +393,9 @@ def user_list(
                 columns=[values.get((profile.pk, key)) for key in columns])
         for profile in profiles
     ]
+    if resume_after is not None:
+        return UserPage(rows=rows, next_cursor=_encode_user_cursor(resume_after),
+                        searched_until=resume_after.last_seen)
     return UserPage(rows=rows, next_cursor=_encode_user_cursor(profiles[-1]) if more else None)
 
 

@@ -149,6 +149,7 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
             search=query.filters.search,
             kind=query.filters.kind,
             next_url=self.url_with(cursor=page.next_cursor) if page.next_cursor else None,
+            searched_until=page.searched_until,
             first_url=self.url_with(cursor=None) if query.cursor else None,
             column_chips=[(key, self.url_with(col=[c for c in query.columns if c != key] or [""], cursor=None))
                           for key in query.columns],

@@ -143,6 +143,31 @@ def test_keyset_pages_cover_every_user_once(viewer, environment):
     assert first_names + second_names == [f"User {5000 + n}" for n in range(57)]
 
 
+def test_not_set_filters_scan_a_bounded_window_per_page_and_continue(viewer, api, environment, monkeypatch):
+    from users_app import selectors
+
+    monkeypatch.setattr(selectors, "SCAN_WINDOW", 2)
+    monkeypatch.setattr(selectors, "SCAN_WINDOWS_PER_PAGE", 1)
+    for n in range(5):
+        person(environment, 7000 + n, plan="Free", at=days_ago(0, hours=n + 1))
+    person(environment, 7010, at=days_ago(0, hours=10))  # the only one without a plan, the oldest
+    not_set = {"f0": "plan", "f0_op": "notset"}
+    first = viewer.get("/users/", not_set)
+    assert listed(first) == []
+    assert 'id="searched-until"' in first.content.decode()
+    found, pages = [], 0
+    params = dict(not_set)
+    while True:
+        answer = api.get("/api/v1/users/search", **params).json()
+        found += [row["display_name"] for row in answer["results"]]
+        pages += 1
+        if not answer["next"]:
+            break
+        assert answer["searched_until"]
+        params = {**not_set, "cursor": answer["next"]}
+    assert found == ["User 7010"] and pages == 4  # 6 users, 2 scanned per page, then an empty last page
+
+
 def test_count_of_matching_users(viewer, people):
     startup = {"f0": "plan", "f0_op": "eq", "f0_v": "Startup"}
     # The page does not wait for the count: its script asks /users/count/ with the same filters.
