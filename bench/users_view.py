@@ -114,7 +114,8 @@ def populate(profile_count: int) -> None:
         cursor.execute("VACUUM ANALYZE users_app_profile")
         cursor.execute("VACUUM ANALYZE users_app_userproperty")
         cursor.execute("VACUUM ANALYZE events_app_session")
-    print(f"data: made {profile_count:,} profiles (+{TOMBSTONES:,} tombstones), their plans and sessions "
+    print(f"data: made {profile_count:,} profiles (+{min(TOMBSTONES, profile_count // 3):,} tombstones), their "
+          "plans and sessions "
           f"in {time.perf_counter() - started:.0f} s")
     return environment
 
