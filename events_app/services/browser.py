@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -229,7 +230,7 @@ def _owner_of(environment: Environment, user_id: int) -> Profile | None:
 _SNIPPET = """<script type="text/javascript">
   window.heap=window.heap||[],heap.load=function(e,t){window.heap.appid=e,window.heap.config=t=t||{};\
 var r=document.createElement("script");r.type="text/javascript",r.async=!0,\
-r.src=t.host+"/static/cairn/tracker.min.js";\
+r.src=%(script)s;\
 var a=document.getElementsByTagName("script")[0];a.parentNode.insertBefore(r,a);for(var n=function(e){return \
 function(){heap.push([e].concat(Array.prototype.slice.call(arguments,0)))}},p=["addEventProperties",\
 "addUserProperties","clearEventProperties","identify","resetIdentity","removeEventProperty",\
@@ -250,4 +251,9 @@ def js_string(value: str) -> str:
 def tracker_snippet(environment: Environment, request) -> str:
     """The HTML to paste into every page of the tracked site, for this environment and this server."""
     host = request.build_absolute_uri("/").rstrip("/")
-    return _SNIPPET % {"app_id": js_string(environment.app_id), "host": js_string(host)}
+    # The unhashed static name on purpose: snippets pasted into other sites must keep working across deploys.
+    script = f"{settings.STATIC_URL.rstrip('/')}/cairn/tracker.min.js"
+    if not script.startswith(("http://", "https://", "//")):
+        script = host + script
+    return _SNIPPET % {"app_id": js_string(environment.app_id), "host": js_string(host),
+                       "script": js_string(script)}

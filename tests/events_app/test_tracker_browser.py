@@ -57,7 +57,7 @@ def demo(base: str, page: str = "") -> str:
 def wait_idle(page) -> None:
     """Until the tracker has loaded and the server has confirmed every queued call."""
     page.wait_for_function("() => window.heap && window.heap._cairn === true && window.heap.pending() === 0",
-                           timeout=30_000)
+                           timeout=60_000)
 
 
 def wait_in_browser(page, predicate, attempts: int = 300) -> None:
