@@ -4,6 +4,7 @@ retries, resetIdentity, initial properties and CORS."""
 
 import json
 import os
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -400,4 +401,30 @@ def test_single_page_app_route_changes_are_page_views(browser, site, read_api):
         (f"{app}playground/settings", "spa", f"{app}playground/"),
         (f"{app}playground/", None, f"{app}playground/settings?utm_source=spa"),
     ]
+    context.close()
+
+
+def test_ids_live_in_first_party_cookies_and_identify_is_sent_once(browser, site, read_api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(demo(base))
+    wait_idle(page)
+    user_id, _ = who(page)
+    assert 0 <= int(user_id) < 2**53
+    cookies = {cookie["name"]: cookie for cookie in context.cookies()}
+    id_cookie, session_cookie = cookies[f"_cairn_id_{APP_ID}"], cookies[f"_cairn_ses_{APP_ID}"]
+    assert id_cookie["value"].startswith(f"{user_id}%7C") or id_cookie["value"] == f"{user_id}|"
+    days = (id_cookie["expires"] - time.time()) / 86400
+    assert 390 < days <= 395  # 13 months
+    minutes = (session_cookie["expires"] - time.time()) / 60
+    assert 25 < minutes <= 30  # renewed by every call: 30 minutes of inactivity end the session
+    # The same user on the next page; identifying twice with the same identity sends it once.
+    page.evaluate("() => heap.identify('ken@example.com')")
+    wait_idle(page)
+    page.goto(demo(base, "app/"))
+    wait_idle(page)
+    assert who(page) == (user_id, "ken@example.com")
+    assert page.evaluate("() => { heap.identify('ken@example.com'); return heap.pending(); }") == 0
+    assert user(read_api, user_id)["identity"] == "ken@example.com"
     context.close()
