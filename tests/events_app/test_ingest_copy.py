@@ -1,14 +1,16 @@
-"""events_insert: the COPY fast path stores every new event once, and a batch that hits an idempotency_key
-stored meanwhile by a concurrent call keeps its other events (the savepoint fallback)."""
+"""events_insert: the COPY path (bulk calls) and the INSERT path (a few events) store every new event once,
+and a batch that hits an idempotency_key stored meanwhile by a concurrent call keeps its other events."""
 
 import pytest
 from django.utils import timezone
 
 from events_app.models import Event
-from events_app.services.ingest import events_insert
+from events_app.services.ingest import COPY_MIN_ROWS, events_insert
 from users_app.models import Profile
 
 pytestmark = pytest.mark.django_db
+
+SIZES = {"copy": COPY_MIN_ROWS + 5, "insert": 3}
 
 
 def rows(environment, profile, keys):
@@ -17,18 +19,21 @@ def rows(environment, profile, keys):
             for key in keys]
 
 
-def test_events_are_stored_with_their_values(environment):
+@pytest.mark.parametrize("path", sorted(SIZES))
+def test_events_are_stored_with_their_values(environment, path):
     profile = Profile.objects.create(environment=environment, user_id=5)
-    events_insert(rows(environment, profile, ["a", None, None]))
+    keys = ["a"] + [None] * (SIZES[path] - 1)
+    events_insert(rows(environment, profile, keys))
     stored = list(Event.objects.order_by("pk"))
-    assert len(stored) == 3
+    assert len(stored) == SIZES[path]
     assert stored[0].properties == {"plan": "Free", "n": 1} and stored[0].idempotency_key == "a"
     assert stored[0].received_at is not None and stored[0].profile_id == profile.pk
 
 
-def test_a_key_stored_meanwhile_is_skipped_and_the_rest_of_the_batch_kept(environment):
+@pytest.mark.parametrize("path", sorted(SIZES))
+def test_a_key_stored_meanwhile_is_skipped_and_the_rest_of_the_batch_kept(environment, path):
     profile = Profile.objects.create(environment=environment, user_id=5)
     events_insert(rows(environment, profile, ["race"]))  # the concurrent call that won
-    events_insert(rows(environment, profile, ["race", "other", None]))
+    events_insert(rows(environment, profile, ["race", "other"] + [None] * (SIZES[path] - 2)))
     assert Event.objects.filter(idempotency_key="race").count() == 1
-    assert Event.objects.count() == 3
+    assert Event.objects.count() == 1 + SIZES[path] - 1
