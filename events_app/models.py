@@ -38,6 +38,8 @@ class Session(models.Model):
         ]
         indexes = [
             models.Index(fields=["profile", "-ended_at"], name="session_by_profile"),
+            # A person's first session (initial properties): no sort over all of a long-lived profile's sessions.
+            models.Index(fields=["profile", "started_at"], name="session_by_start"),
             models.Index(fields=["environment", "started_at"], name="session_by_time"),
         ]
 
