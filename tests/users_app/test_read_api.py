@@ -1,11 +1,15 @@
 """SPEC 3's read API: exact answer shapes, Bearer auth per environment, pagination, the OpenAPI schema."""
 
 import base64
+import os
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import OTHER_API_KEY
 from users_app.models import Profile
@@ -266,3 +270,29 @@ def test_openapi_schema_lists_every_endpoint(client):
         assert required in routes
     missing = [route for route in routes if route not in schema["paths"]]
     assert missing == []
+
+
+# ---- property-based: any parameter is a 200, 400 or 404, never a 500 ----------------------------------
+
+ANY_PARAMETER = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40) | st.sampled_from(
+    ["0", "1", str(2**53 - 1), str(2**53), "-1", "1e3", "²", "١", "%00", base64.urlsafe_b64encode(b"x|1").decode()]
+)
+
+
+@settings(max_examples=int(os.environ.get("CAIRN_FUZZ_EXAMPLES", 80)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(user_id=ANY_PARAMETER, cursor=ANY_PARAMETER, limit=ANY_PARAMETER, identity=ANY_PARAMETER)
+def test_any_read_parameter_is_never_a_server_error(calls, user_id, cursor, limit, identity):
+    path_user_id = quote(user_id.replace("/", ""), safe="") or "0"  # a "/" would make another URL
+    answers = [
+        calls.api.get(f"/api/v1/users/{path_user_id}"),
+        calls.api.get(f"/api/v1/users/{path_user_id}/events", cursor=cursor, limit=limit),
+        calls.api.get("/api/v1/users", identity=identity),
+        calls.api.get("/api/v1/merges", identity=identity),
+        calls.api.get("/api/v1/merges", user_id=user_id),
+    ]
+    for answer in answers:
+        assert answer.status_code in (200, 400, 404), (answer.request, answer.status_code, answer.content[:300])
+        if answer.status_code != 200:
+            assert answer["Content-Type"] == "application/json", (answer.request, answer.content[:300])
+            assert set(answer.json()["error"]) == {"code", "message", "field"}
