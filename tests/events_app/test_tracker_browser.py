@@ -428,3 +428,29 @@ def test_ids_live_in_first_party_cookies_and_identify_is_sent_once(browser, site
     assert page.evaluate("() => { heap.identify('ken@example.com'); return heap.pending(); }") == 0
     assert user(read_api, user_id)["identity"] == "ken@example.com"
     context.close()
+
+
+def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site, read_api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(demo(base))
+    wait_idle(page)
+    user_id, _ = who(page)
+    # Two other tabs left queues: one closed 5 minutes ago, one still open (it wrote its queue just now).
+    page.evaluate("""([appId, userId]) => {
+        const item = (id, name, ago) => ({i: id, t: "track", e: name, u: userId, s: "0123456789abcdef",
+                                          ts: Date.now() - ago, p: {}});
+        localStorage.setItem(`_cairn_q_${appId}_closedtab`,
+            JSON.stringify({at: Date.now() - 300000, items: [item("orphan1", "From A Closed Tab", 300000)]}));
+        localStorage.setItem(`_cairn_q_${appId}_opentab`,
+            JSON.stringify({at: Date.now(), items: [item("live1", "From An Open Tab", 1000)]}));
+    }""", [APP_ID, user_id])
+    page.reload()
+    wait_idle(page)
+    recorded = [name for name, _ in events(read_api, user_id)]
+    assert "From A Closed Tab" in recorded  # adopted and sent
+    assert "From An Open Tab" not in recorded  # its own tab will send it
+    assert page.evaluate(f"() => localStorage.getItem('_cairn_q_{APP_ID}_closedtab')") is None
+    assert page.evaluate(f"() => localStorage.getItem('_cairn_q_{APP_ID}_opentab')") is not None
+    context.close()
