@@ -117,7 +117,8 @@ def merge_request(*, source: Profile, destination: Profile, trigger: str, reques
     )
     if open_merge is not None:
         return open_merge
-    list(Profile.objects.select_for_update().filter(pk=destination.pk).values_list("pk", flat=True))
+    # Fresh under its lock (first/last seen change with every event), with its environment in the same query.
+    destination = Profile.objects.select_for_update(of=("self",)).select_related("environment").get(pk=destination.pk)
     record = MergeRecord(
         environment_id=source.environment_id,
         source=source,
@@ -136,15 +137,16 @@ def merge_request(*, source: Profile, destination: Profile, trigger: str, reques
         record.source_properties = property_snapshot(source.properties.all())
         record.save()
         return record
-    record.save()
-    merge_redirect(record=record)
+    merge_redirect(record=record, source=source, destination=destination)
     return record
 
 
-def merge_redirect(*, record: MergeRecord) -> None:
-    """The part of a merge that happens at once: tombstone, properties, first/last seen; then enqueue."""
-    locked = _lock_profiles(record.source_id, record.destination_id)
-    source, destination = locked[record.source_id], locked[record.destination_id]
+def merge_redirect(*, record: MergeRecord, source: Profile | None = None, destination: Profile | None = None) -> None:
+    """The part of a merge that happens at once: tombstone, properties, first/last seen; then enqueue. Pass
+    `source` and `destination` only when the caller already holds their row locks and read them under it."""
+    if source is None or destination is None:
+        locked = _lock_profiles(record.source_id, record.destination_id)
+        source, destination = locked[record.source_id], locked[record.destination_id]
     record.source_first_seen, record.source_last_seen = source.first_seen, source.last_seen
     record.destination_first_seen, record.destination_last_seen = (
         destination.first_seen,
