@@ -457,7 +457,7 @@
   heap.appid = appId;
   heap.config = config;
   heap.push = safe(function (call) { // calls queued by the snippet: ["track", name, properties]
-    if (call && api[call[0]] && call[0] !== "push") api[call[0]].apply(null, call.slice(1));
+    if (call && Object.prototype.hasOwnProperty.call(api, call[0])) api[call[0]].apply(null, call.slice(1));
   });
   window.heap = heap;
 
