@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from events_app.services.browser import tracker_snippet
 from users_app.errors import InvalidInput
 from users_app.models import MAX_USER_ID, Environment, MergeAction, MergeRecord, Profile, UserProperty
 from users_app.selectors import identities_absorbing
@@ -176,6 +177,13 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
         obj.created_at = environment.created_at
         obj._state.adding = False
         request._cairn_new_api_key = created.api_key
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        environment = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {})}
+        if environment is not None:
+            extra_context["tracker_snippet"] = tracker_snippet(environment, request)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def response_add(self, request, obj, post_url_continue=None):
         api_key = getattr(request, "_cairn_new_api_key", None)

@@ -109,6 +109,13 @@ def test_editing_the_block_list_and_threshold(staff, environment, api):
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "identity_blocked"
 
 
+def test_environment_page_shows_the_tracker_snippet_with_its_app_id(staff, environment):
+    page = staff.get(f"/admin/users_app/environment/{environment.pk}/change/").content.decode()
+    snippet = page.split('id="tracker-snippet"', 1)[1].split("</pre>", 1)[0]
+    assert f"&quot;{environment.app_id}&quot;" in snippet or f"&#x27;{environment.app_id}&#x27;" in snippet
+    assert "tracker.min.js" in snippet and "<script" not in snippet  # shown as text to copy, not run
+
+
 # ---- merge records: list, filters, search, detail ---------------------------------------------------------
 
 
