@@ -23,6 +23,7 @@ from users_app.errors import InvalidInput
 from users_app.models import MAX_USER_ID, Environment, MergeAction, MergeRecord, Profile, UserProperty
 from users_app.selectors import identities_absorbing
 from users_app.services.environments import environment_create, environment_rotate_api_key
+from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
 
 
 def is_cairn_admin(user) -> bool:
@@ -220,23 +221,13 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
 
 # ---- Merge records --------------------------------------------------------------------------------------
 
-# name -> (service function name in users_app.services.merges, statuses it applies to, past tense)
+# name -> (service in users_app.services.merge_actions, statuses it applies to, past tense)
 MERGE_ACTIONS = {
-    "approve": ("merge_approve", (MergeRecord.Status.HELD,), "approved"),
-    "reject": ("merge_reject", (MergeRecord.Status.HELD,), "rejected"),
-    "retry": ("merge_retry", (MergeRecord.Status.FAILED,), "queued again"),
-    "undo": ("merge_undo", (MergeRecord.Status.DONE,), "undone"),
+    "approve": (merge_approve, (MergeRecord.Status.HELD,), "approved"),
+    "reject": (merge_reject, (MergeRecord.Status.HELD,), "rejected"),
+    "retry": (merge_retry, (MergeRecord.Status.FAILED,), "queued again"),
+    "undo": (merge_undo, (MergeRecord.Status.DONE,), "undone"),
 }
-
-
-def merge_service(name: str):
-    """The merge services of #2/#3, looked up when used so this module imports before they exist."""
-    from users_app.services import merges
-
-    service = getattr(merges, name, None)
-    if service is None:
-        raise InvalidInput("not_available", f"{name} is not available in this version.", None)
-    return service
 
 
 class AbsorbingIdentityFilter(admin.SimpleListFilter):
@@ -374,14 +365,14 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # -- actions: each confirmed on an intermediate page, each through a service that records who did it
 
     def run_merge_action(self, request, action_name: str, records, note: str = "") -> None:
-        service_name, _statuses, done = MERGE_ACTIONS[action_name]
+        service, _statuses, done = MERGE_ACTIONS[action_name]
         succeeded = []
         for record in records:
             kwargs = {"merge_id": record.pk, "actor": request.user}
             if action_name == "reject":
                 kwargs["note"] = note
             try:
-                merge_service(service_name)(**kwargs)
+                service(**kwargs)
             except InvalidInput as error:
                 self.message_user(request, error.message, messages.ERROR)
                 continue

@@ -11,6 +11,8 @@ MAX_USER_ID = 2**53
 IDENTITY_MAX_LENGTH = 255
 PROPERTY_KEY_MAX_LENGTH = 1024
 PROPERTY_VALUE_MAX_LENGTH = 1024
+# Properties Cairn sets from a profile's first session (Initial Referrer, ...); merges keep the earliest.
+INITIAL_PROPERTY_PREFIX = "Initial "
 # Filters on a property value compare this prefix (indexed) and then the whole value.
 VALUE_INDEX_PREFIX = 100
 

@@ -14,7 +14,7 @@ from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.initial_properties import initial_properties_update
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
-from users_app.services.profiles import profiles_lock
+from users_app.services.locks import profiles_lock
 
 
 @dataclass

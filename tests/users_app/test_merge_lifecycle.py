@@ -10,15 +10,8 @@ from django.utils import timezone
 from events_app.models import Event, Session
 from users_app.errors import InvalidInput
 from users_app.models import MergeAction, MergeRecord, Profile
-from users_app.services.merges import (
-    merge_apply,
-    merge_approve,
-    merge_mark_failed,
-    merge_reject,
-    merge_retry,
-    merge_sweep,
-    merge_undo,
-)
+from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
+from users_app.services.merges import merge_apply, merge_mark_failed, merge_sweep
 
 pytestmark = pytest.mark.django_db
 

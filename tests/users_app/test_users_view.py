@@ -144,7 +144,7 @@ def test_keyset_pages_cover_every_user_once(viewer, environment):
 
 
 def test_not_set_filters_scan_a_bounded_window_per_page_and_continue(viewer, api, environment, monkeypatch):
-    from users_app import selectors
+    from users_app.selectors import user_search as selectors
 
     monkeypatch.setattr(selectors, "SCAN_WINDOW", 2)
     monkeypatch.setattr(selectors, "SCAN_WINDOWS_PER_PAGE", 1)

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 
 from users_app.models import MAX_USER_ID, Environment, MergeRecord, Profile
 from users_app.services.identity_guard import identity_check
+from users_app.services.locks import profiles_lock
 from users_app.services.merges import merge_request
 
 
@@ -82,15 +83,6 @@ def profile_for_identity(*, environment: Environment, identity: str) -> Resolved
 
 def _lock(profile: Profile) -> Profile:
     return Profile.objects.select_for_update().get(pk=profile.pk)
-
-
-def profiles_lock(profile_pks: Iterable[int | None]) -> None:
-    """Row locks in primary-key order, taken before any other write of the transaction. Every writer of
-    profile rows (identify, merges, track, add_user_properties, first/last seen) locks in this order, so a
-    call that touches two people cannot deadlock with an identify that merges one into the other."""
-    pks = sorted({pk for pk in profile_pks if pk is not None})
-    if pks:
-        list(Profile.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", flat=True))
 
 
 def _claim_identity(profile: Profile, identity: str) -> bool:

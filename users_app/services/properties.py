@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from users_app.models import Profile, UserProperty, property_key_hash
-from users_app.services.profiles import profiles_lock
+from users_app.services.locks import profiles_lock
 from users_app.validation import PropertyValue, is_number
 
 
