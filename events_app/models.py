@@ -14,10 +14,16 @@ EVENT_NAME_MAX_LENGTH = 255
 PAGEVIEW_EVENT = "pageview"
 
 
+# Foreign keys carry db_index=False where a composite index below already leads with the column: every
+# index is rewritten when a merge moves rows, so a redundant one costs merges and ingest for nothing.
+
+
 class Session(models.Model):
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="sessions")
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="sessions")
-    original_profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="original_sessions")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="sessions", db_index=False)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="sessions", db_index=False)
+    original_profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="original_sessions", db_index=False
+    )
     # The tracker's session id, or one Cairn made for server calls without one.
     session_key = models.CharField(max_length=64)
     started_at = models.DateTimeField()
@@ -52,10 +58,14 @@ class Session(models.Model):
 
 
 class Event(models.Model):
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="events")
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events")
-    original_profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="original_events")
-    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="events", db_index=False)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="events", db_index=False)
+    original_profile = models.ForeignKey(
+        Profile, on_delete=models.CASCADE, related_name="original_events", db_index=False
+    )
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False
+    )
     name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)
     timestamp = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)

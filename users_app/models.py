@@ -98,7 +98,8 @@ class UserProperty(models.Model):
     Build rows with `UserProperty.build` so the hash is always set.
     """
 
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="properties")
+    # Indexed through the (profile, key_hash) unique constraint.
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="properties", db_index=False)
     key = models.TextField()
     key_hash = models.CharField(max_length=64)
     # Stored as text so reports can group and filter alike on both databases; `is_number` restores the type.
