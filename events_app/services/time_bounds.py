@@ -22,8 +22,9 @@ def time_bounds_extend(
     rows = sorted(bounds.items())
     values_sql = ", ".join([f"(%s, %s{cast}, %s{cast})"] * len(rows))
     params = [item for pk, (low, high) in rows for item in (pk, adapt(low), adapt(high))]
-    if postgres:
-        # Lock in key order first: UPDATE ... FROM alone may lock rows in any order.
+    if postgres and len(rows) > 1:
+        # Lock in key order first: UPDATE ... FROM alone may lock rows in any order. (One row cannot be
+        # locked out of order, so a single call skips the extra round trip.)
         lock_sql = f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
         with connection.cursor() as cursor:
             cursor.execute(lock_sql, [[pk for pk, _ in rows]])

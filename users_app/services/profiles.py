@@ -37,7 +37,11 @@ def _resolve(named: Profile) -> ResolvedProfile:
 
 
 def profiles_for_user_ids(*, environment: Environment, user_ids: Iterable[int]) -> dict[int, ResolvedProfile]:
-    """Profiles for these user_ids, creating anonymous ones for the new ids (set-based: two queries)."""
+    """Profiles for these user_ids, creating anonymous ones for the new ids (set-based: two queries).
+
+    The insert comes first on purpose: when an identify is merging one of these profiles right now, the
+    insert waits on the merge's uncommitted row version and the read that follows sees the tombstone, so
+    the call lands on the destination (tests/users_app/test_concurrency.py). Reading first would not wait."""
     user_ids = set(user_ids)
     if not user_ids:
         return {}
@@ -120,9 +124,11 @@ def profile_identify(
     identity = identity_check(environment, identity)
     with transaction.atomic():
         resolved = profile_for_user_id(environment=environment, user_id=user_id).profile
-        known_owner = Profile.objects.filter(environment=environment, identity=identity).values_list("pk", flat=True)
-        profiles_lock([resolved.pk, *known_owner])
-        current = _lock(resolved)  # held already: a fresh read
+        known_owners = list(
+            Profile.objects.filter(environment=environment, identity=identity).values_list("pk", flat=True)
+        )
+        locked = profiles_lock([resolved.pk, *known_owners])  # fresh reads, under lock
+        current = locked[resolved.pk]
         if current.merged_into_id is not None:
             # Merged by a concurrent identify of the same device while we waited for its lock: the device is
             # its destination now (never a tombstone itself). Never give a tombstone an identity.
@@ -130,7 +136,13 @@ def profile_identify(
         # Rule 2: already this identity.
         if current.identity == identity:
             return IdentifyResult(profile=current, merge=None)
-        owner = Profile.objects.filter(environment=environment, identity=identity).first()
+        # An identity never leaves its profile, so an owner found before locking is still the owner; without
+        # one, look again: it may have been created while we waited for the lock.
+        owner = (
+            locked[known_owners[0]]
+            if known_owners
+            else Profile.objects.filter(environment=environment, identity=identity).first()
+        )
         if current.identity is None:
             # Rule 3: anonymous and nobody has it -> it becomes this profile's identity. Two devices racing
             # for one new identity: the unique constraint lets exactly one claim it; the other merges (rule 4).
