@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.views import HomeView
+from config.views import HomeView, not_found
 from events_app import api as events_api
 from events_app import api_browser
 from reports_app import api as reports_api
@@ -36,3 +36,5 @@ urlpatterns = [
     path("demo/", include("events_app.demo_urls")),
     path("reports/", include("reports_app.urls")),
 ]
+
+handler404 = not_found

@@ -296,3 +296,10 @@ def test_any_read_parameter_is_never_a_server_error(calls, user_id, cursor, limi
         if answer.status_code != 200:
             assert answer["Content-Type"] == "application/json", (answer.request, answer.content[:300])
             assert set(answer.json()["error"]) == {"code", "message", "field"}
+
+
+def test_an_unknown_api_path_is_a_json_404(client):
+    answer = client.post("/api/v2/track", "{}", content_type="application/json")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+    assert client.get("/no-such-page/").status_code == 404  # pages keep the HTML 404
