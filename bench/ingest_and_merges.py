@@ -242,8 +242,8 @@ def measure_merges(environment) -> dict[int, tuple[float, float]]:
 
     from events_app.models import Event
     from users_app.models import MergeRecord, Profile
-    from users_app.services.merges import merge_apply
-    from users_app.services.profiles import profile_identify
+    from users_app.services.identify import profile_identify
+    from users_app.services.merge_history import merge_apply
 
     results = {}
     for size in (10, 10_000, 100_000):
@@ -269,7 +269,7 @@ def measure_small_merges(environment, count: int) -> float:
 
     from events_app.models import Event
     from users_app.models import MergeRecord, Profile
-    from users_app.services.profiles import profile_identify
+    from users_app.services.identify import profile_identify
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     now = datetime.now(UTC)

@@ -17,7 +17,7 @@ from users_app.selectors import (
     user_list,
     user_timeline,
 )
-from users_app.services.profiles import profile_identify
+from users_app.services.identify import profile_identify
 from users_app.validation import is_decimal, parse_identity, parse_timestamp, parse_user_id
 
 ERROR_SCHEMA = inline_serializer(

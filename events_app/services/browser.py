@@ -24,8 +24,9 @@ from events_app.services.ingest import Target, TrackItem, events_write, parse_tr
 from events_app.services.sessions import RequestContext
 from users_app.errors import InvalidInput
 from users_app.models import Environment, MergeRecord, Profile
+from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
-from users_app.services.profiles import profile_for_user_id, profile_identify
+from users_app.services.profiles import profile_for_user_id
 from users_app.services.properties import properties_add
 from users_app.validation import (
     is_number,

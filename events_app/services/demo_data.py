@@ -14,7 +14,8 @@ from events_app.models import PAGEVIEW_EVENT
 from events_app.services.ingest import MAX_BULK_ITEMS, track_ingest, user_properties_ingest
 from users_app.models import Environment, MergeRecord
 from users_app.services.environments import environment_create
-from users_app.services.profiles import new_user_id, profile_identify
+from users_app.services.identify import profile_identify
+from users_app.services.profiles import new_user_id
 
 DEMO_APP_ID = "2718281828"
 DEMO_API_KEY = "cairn_demo_key_not_secret_0001"

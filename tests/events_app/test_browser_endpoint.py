@@ -8,7 +8,7 @@ import pytest
 
 from events_app.models import Event
 from users_app.models import MergeRecord, Profile
-from users_app.services.profiles import profile_identify
+from users_app.services.identify import profile_identify
 
 URL = "/api/v1/browser"
 DEVICE = "1111111111111"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from events_app.services.initial_properties import INITIAL_PROPERTY_FIELDS
 from users_app.models import MergeRecord, Profile
-from users_app.services.merges import merge_apply
+from users_app.services.merge_history import merge_apply
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/120.0.0.0 Safari/537.36")

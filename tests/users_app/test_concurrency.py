@@ -17,7 +17,7 @@ from django.utils import timezone
 from events_app.models import Event, Session
 from tests.conftest import wait_for
 from users_app.models import MergeRecord, Profile
-from users_app.services.merges import merge_apply
+from users_app.services.merge_history import merge_apply
 
 DEVICES = 20
 EVENTS_PER_DEVICE = 3
@@ -122,7 +122,7 @@ def test_calls_made_while_a_merge_of_their_profile_commits_land_on_the_destinati
     from django.db import transaction
 
     from events_app.services.ingest import track_ingest, user_properties_ingest
-    from users_app.services.profiles import profile_identify
+    from users_app.services.identify import profile_identify
 
     calls.track(identity="alice")
     calls.track(user_id="8100")
@@ -202,7 +202,7 @@ def test_identify_waiting_for_a_merge_of_its_profile_follows_the_tombstone(
     give the tombstone an identity."""
     from django.db import transaction
 
-    from users_app.services.profiles import profile_identify
+    from users_app.services.identify import profile_identify
 
     calls.track(identity="alice")
     calls.track(user_id="8300")

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from events_app.models import Event, Session
 from users_app.models import MergeRecord, Profile
-from users_app.services.merges import merge_apply
+from users_app.services.merge_history import merge_apply
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from events_app.models import Event, Session
 from tests.conftest import REPO, WorkerProcess, wait_for, worker_environment
 from users_app.models import MergeRecord, Profile
-from users_app.services.profiles import profile_identify
+from users_app.services.identify import profile_identify
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from events_app.services.ingest import track_ingest, user_properties_ingest
 from users_app.models import Profile
-from users_app.services.profiles import profile_identify
+from users_app.services.identify import profile_identify
 
 HOSTILE_SCRIPT = "<script>alert(1)</script>"
 HOSTILE_IMG = '"><img src=x onerror=alert(1)>'
