@@ -1,6 +1,6 @@
 """Ingest and merge benchmark (issue #3). One command, prints its figures:
 
-    .venv/bin/python bench/ingest_and_merges.py [--clients 4] [--requests 10] [--workers 3]
+    .venv/bin/python bench/ingest_and_merges.py [--clients 4] [--requests 10] [--workers 3] [--parts bulk,single,merges]
 
 Runs against PostgreSQL (a database of its own, recreated each run: BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/cairn_bench_ingest) and Redis (BENCH_REDIS_URL, default db 2), with the
@@ -307,7 +307,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--single-calls", type=int, default=200)
     parser.add_argument("--small-merges", type=int, default=200)
+    parser.add_argument("--parts", default="bulk,single,merges",
+                        help="comma-separated subset of bulk, single, merges (default: all three)")
     args = parser.parse_args()
+    parts = {part.strip() for part in args.parts.split(",") if part.strip()}
 
     recreate_database()
     import django
@@ -316,33 +319,39 @@ def main() -> None:
     from users_app.services.environments import environment_create
 
     environment = environment_create(name="bench", api_key="bench-api-key-0123456789").environment
-    server, port = start_server(args.workers)
-    try:
-        post(port, "/api/track", b"".join(bulk_bodies(environment.app_id, 1, seed=999)))  # warm up
-        events, seconds = measure_bulk_track(port, environment.app_id, args.clients, args.requests)
-        timings = measure_single_calls(port, environment.app_id, args.single_calls)
-    finally:
-        server.terminate()
-        server.wait(30)
-    ingest_rate = events / seconds
-    copy_rows, copy_seconds = measure_copy(environment.pk)
-    copy_rate = copy_rows / copy_seconds
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} (shared with other work); "
           f"gunicorn -w {args.workers}, DEBUG=0; PostgreSQL {DATABASE_URL}")
-    print(f"1. bulk /api/track: {events} events in {seconds:.2f} s with {args.clients} clients "
-          f"= {ingest_rate:,.0f} events/s")
-    print(f"   raw COPY of the same {copy_rows} rows (same indexes): {copy_seconds:.2f} s = {copy_rate:,.0f} rows/s")
-    print(f"   ratio ingest/COPY: {ingest_rate / copy_rate:.2f} (target >= 0.25)")
-    for name, values in timings.items():
-        print(f"2. {name}: p50 {percentile(values, 0.5) * 1000:.1f} ms, p99 {percentile(values, 0.99) * 1000:.1f} ms "
-              f"over {len(values)} calls (target p50 < 10 ms)")
-    for size, (elapsed, floor) in measure_merges(environment).items():
-        print(f"3. merge_apply of a {size:,}-event source: {elapsed * 1000:,.0f} ms "
-              f"(one plain UPDATE of the same rows: {floor * 1000:,.0f} ms; target 100,000 < 2,000 ms)")
-    print(f"3. small merges (5 events) with one worker: {measure_small_merges(environment, args.small_merges):.0f}"
-          " merges/s")
-
+    if parts & {"bulk", "single"}:
+        server, port = start_server(args.workers)
+        try:
+            post(port, "/api/track", b"".join(bulk_bodies(environment.app_id, 1, seed=999)))  # warm up
+            if "bulk" in parts:
+                events, seconds = measure_bulk_track(port, environment.app_id, args.clients, args.requests)
+            if "single" in parts:
+                timings = measure_single_calls(port, environment.app_id, args.single_calls)
+        finally:
+            server.terminate()
+            server.wait(30)
+    if "bulk" in parts:
+        ingest_rate = events / seconds
+        copy_rows, copy_seconds = measure_copy(environment.pk)
+        copy_rate = copy_rows / copy_seconds
+        print(f"1. bulk /api/track: {events} events in {seconds:.2f} s with {args.clients} clients "
+              f"= {ingest_rate:,.0f} events/s")
+        print(f"   raw COPY of the same {copy_rows} rows (same indexes): {copy_seconds:.2f} s = "
+              f"{copy_rate:,.0f} rows/s")
+        print(f"   ratio ingest/COPY: {ingest_rate / copy_rate:.2f} (target >= 0.25)")
+    if "single" in parts:
+        for name, values in timings.items():
+            print(f"2. {name}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
+                  f"p99 {percentile(values, 0.99) * 1000:.1f} ms over {len(values)} calls (target p50 < 10 ms)")
+    if "merges" in parts:
+        for size, (elapsed, floor) in measure_merges(environment).items():
+            print(f"3. merge_apply of a {size:,}-event source: {elapsed * 1000:,.0f} ms "
+                  f"(one plain UPDATE of the same rows: {floor * 1000:,.0f} ms; target 100,000 < 2,000 ms)")
+        print(f"3. small merges (5 events) with one worker: "
+              f"{measure_small_merges(environment, args.small_merges):.0f} merges/s")
 
 if __name__ == "__main__":
     main()
