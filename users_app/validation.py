@@ -42,7 +42,8 @@ def is_finite_number(value) -> bool:
 def check_text(value: str, field: str) -> str:
     """PostgreSQL text cannot hold NUL characters, and UTF-8 cannot hold unpaired surrogates (JSON's
     "\\u0000" and "\\ud800" escapes): refuse them here rather than fail in the database."""
-    if "\x00" in value or not _encodes_as_utf8(value):
+    # ASCII text always encodes: skip building its UTF-8 copy (most values of a bulk call are ASCII).
+    if "\x00" in value or (not value.isascii() and not _encodes_as_utf8(value)):
         raise InvalidInput(
             "invalid_text", "Text must not contain NUL characters or unpaired surrogates.", field
         )
@@ -143,6 +144,27 @@ def parse_property_value(value, field: str, *, allow_null: bool) -> PropertyValu
     raise InvalidInput("invalid_property", f"Value must be {expected}, not {type(value).__name__}.", field)
 
 
+# Integers below this are finite as floats (math.isfinite overflows only from about 2**1024 on).
+_PLAIN_INT_LIMIT = 2**1023
+
+
+def _is_plain_entry(key, value, allow_null: bool) -> bool:
+    """The common case of a property, checked without building error fields: an ASCII key and an ASCII
+    string, an int or a finite float value that the full checks below would return unchanged. Anything
+    else (non-ASCII text, bools, nulls, limits) takes the full path, which decides and names the error."""
+    if not (type(key) is str and key.isascii() and 0 < len(key) <= PROPERTY_KEY_MAX_LENGTH
+            and "\x00" not in key and not key.isspace()):
+        return False
+    if allow_null and key in RESERVED_PROPERTY_KEYS:
+        return False
+    kind = type(value)
+    if kind is str:
+        return len(value) <= PROPERTY_VALUE_MAX_LENGTH and value.isascii() and "\x00" not in value
+    if kind is int:
+        return -_PLAIN_INT_LIMIT < value < _PLAIN_INT_LIMIT
+    return kind is float and math.isfinite(value)
+
+
 def parse_properties(value, field: str = "properties", *, allow_null: bool) -> dict[str, PropertyValue | None]:
     """User properties (allow_null: null removes the property) or event properties."""
     if value is None:
@@ -152,6 +174,9 @@ def parse_properties(value, field: str = "properties", *, allow_null: bool) -> d
         raise InvalidInput("too_many_properties", f"At most {MAX_PROPERTIES_PER_CALL} properties.", field)
     clean = {}
     for key, item in properties.items():
+        if _is_plain_entry(key, item, allow_null):
+            clean[key] = item
+            continue
         # The key goes into the error's `field`; an unpaired surrogate there could not be rendered as JSON.
         key_field = f"{field}.{key[:100].encode(errors='backslashreplace').decode()}" if isinstance(key, str) else field
         key = parse_property_key(key, key_field)
