@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events_app.models import EVENT_NAME_MAX_LENGTH, Event
+from events_app.services.rows import rows_insert
 from events_app.services.sessions import RequestContext, SessionNeed, sessions_assign
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.errors import InvalidInput
@@ -178,7 +179,8 @@ def _touch_profiles(items) -> None:
         pk, moment = item.target.resolved.profile.pk, item.timestamp
         low, high = bounds.get(pk, (moment, moment))
         bounds[pk] = (min(low, moment), max(high, moment))
-    time_bounds_extend(Profile, lower_field="first_seen", upper_field="last_seen", bounds=bounds)
+    # sessions_assign locked the owners already (those created by this transaction need no lock).
+    time_bounds_extend(Profile, lower_field="first_seen", upper_field="last_seen", bounds=bounds, locked=True)
 
 
 # One new event: the values of these columns, in this order (received_at is added on insert).
@@ -212,8 +214,8 @@ def events_insert(rows: list[tuple]) -> None:
             return
         except (IntegrityError, psycopg.IntegrityError):  # the raw cursor's errors are not Django's
             pass
-    Event.objects.bulk_create([Event(**dict(zip(EVENT_COLUMNS, row, strict=True))) for row in rows],
-                              ignore_conflicts=True)
+    rows_insert(Event, (*EVENT_COLUMNS, "received_at"), [(*row, received_at) for row in rows],
+                on_conflict="ON CONFLICT DO NOTHING")
 
 
 def events_write(environment: Environment, items: list[TrackItem], context: RequestContext | None) -> int:
@@ -222,6 +224,7 @@ def events_write(environment: Environment, items: list[TrackItem], context: Requ
         SessionNeed(
             profile=item.target.resolved.profile, named=item.target.resolved.named, timestamp=item.timestamp,
             session_key=item.session_key, name=item.event, properties=item.properties,
+            profile_created=item.target.resolved.created,
         )
         for item in items
     ]

@@ -9,9 +9,11 @@ earliest session's initial properties win (users_app.services.merges compares fi
 
 from collections.abc import Iterable
 
+from django.db import connection
 from django.db.models import OuterRef, Subquery
 
 from events_app.models import Session
+from events_app.services.rows import rows_insert
 from users_app.models import Profile, UserProperty, property_key_hash
 
 # Property key -> Session field. The keys are part of the product (reports group by them): never rename.
@@ -26,7 +28,8 @@ INITIAL_PROPERTY_FIELDS = {
     "Initial Country": "country",
     "Initial City": "city",
 }
-INITIAL_KEY_HASHES = [property_key_hash(key) for key in INITIAL_PROPERTY_FIELDS]
+INITIAL_KEY_HASH = {key: property_key_hash(key) for key in INITIAL_PROPERTY_FIELDS}
+INITIAL_KEY_HASHES = list(INITIAL_KEY_HASH.values())
 MAX_VALUE_LENGTH = 1024
 
 
@@ -36,17 +39,51 @@ def initial_properties_of(session: Session) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def initial_properties_update(*, profile_ids: Iterable[int], new_session_ids: Iterable[int]) -> int:
-    """For each (live) profile that just got a session: if its first session is one of the new ones, set its
-    initial properties from it. Returns how many profiles were updated. Call inside the ingest transaction,
-    after the sessions are stored."""
-    profile_ids = sorted(set(profile_ids))
-    new_session_ids = set(new_session_ids)
-    if not profile_ids or not new_session_ids:
+def initial_properties_update(*, new_sessions: list[Session], created_profile_ids: Iterable[int] = ()) -> int:
+    """For each (live) profile that just got one of `new_sessions` (stored, with their pks): if its first
+    session is one of them, set its initial properties from it. Returns how many profiles were updated.
+
+    Call inside the ingest transaction, after the sessions are stored, with the profiles' row locks held
+    (sessions_assign takes them), so two concurrent first sessions of one person are decided one after the
+    other, each seeing the other's committed session. A profile in `created_profile_ids` was inserted by this
+    transaction: its only sessions are the new ones, so its first is found without a query."""
+    created_profile_ids = set(created_profile_ids)
+    earliest_new: dict[int, Session] = {}
+    for session in new_sessions:
+        current = earliest_new.get(session.profile_id)
+        if current is None or (session.started_at, session.pk) < (current.started_at, current.pk):
+            earliest_new[session.profile_id] = session
+    chosen = {pk: session for pk, session in earliest_new.items() if pk in created_profile_ids}
+    stored_profile_ids = sorted(earliest_new.keys() - created_profile_ids)
+    if stored_profile_ids:
+        chosen.update(
+            (profile_pk, earliest_new[profile_pk])
+            for profile_pk, session_pk in _first_sessions(stored_profile_ids).items()
+            if session_pk == earliest_new[profile_pk].pk
+        )
+    if not chosen:
         return 0
-    # Lock the profiles (in key order, like time_bounds_extend) so two concurrent first sessions of one
-    # person are decided one after the other, each seeing the other's committed session.
-    list(Profile.objects.select_for_update().filter(pk__in=profile_ids).order_by("pk").values_list("pk", flat=True))
+    # Replace the whole set, so a key the first session has no value for does not keep a later session's (a
+    # profile created by this transaction has no properties yet).
+    replaced = [profile_pk for profile_pk in chosen if profile_pk not in created_profile_ids]
+    if replaced:
+        UserProperty.objects.filter(profile_id__in=replaced, key_hash__in=INITIAL_KEY_HASHES).delete()
+    quote = connection.ops.quote_name
+    updated = ", ".join(f"{quote(column)} = excluded.{quote(column)}" for column in ("value", "is_number", "set_at"))
+    rows_insert(
+        UserProperty, ("profile_id", "key", "key_hash", "value", "is_number", "set_at"),
+        [
+            (profile_pk, key, INITIAL_KEY_HASH[key], value, False, session.started_at)
+            for profile_pk, session in chosen.items()
+            for key, value in initial_properties_of(session).items()
+        ],
+        on_conflict=f"ON CONFLICT ({quote('profile_id')}, {quote('key_hash')}) DO UPDATE SET {updated}",
+    )
+    return len(chosen)
+
+
+def _first_sessions(profile_ids: list[int]) -> dict[int, int | None]:
+    """Each profile's earliest session (pk), counting those of profiles merged into it."""
     # The earliest of the profile's own sessions and of those of profiles merged into it, as two subqueries:
     # one OR across both would not use the indexes and scans every session for each profile.
     own = Session.objects.filter(profile_id=OuterRef("pk")).order_by("started_at", "pk")
@@ -55,27 +92,10 @@ def initial_properties_update(*, profile_ids: Iterable[int], new_session_ids: It
         own_pk=Subquery(own.values("pk")[:1]), own_at=Subquery(own.values("started_at")[:1]),
         merged_pk=Subquery(merged_in.values("pk")[:1]), merged_at=Subquery(merged_in.values("started_at")[:1]),
     ).values_list("pk", "own_at", "own_pk", "merged_at", "merged_pk")
-    firsts = {
+    return {
         profile_pk: min(
             ((at, session_pk) for at, session_pk in ((own_at, own_pk), (merged_at, merged_pk)) if session_pk),
             default=(None, None),
         )[1]
         for profile_pk, own_at, own_pk, merged_at, merged_pk in candidates
     }
-    chosen = {profile_pk: session_pk for profile_pk, session_pk in firsts.items() if session_pk in new_session_ids}
-    if not chosen:
-        return 0
-    sessions = Session.objects.in_bulk(chosen.values())
-    rows = [
-        UserProperty.build(profile=Profile(pk=profile_pk), key=key, value=value, is_number=False,
-                           set_at=sessions[session_pk].started_at)
-        for profile_pk, session_pk in chosen.items()
-        for key, value in initial_properties_of(sessions[session_pk]).items()
-    ]
-    # Replace the whole set, so a key the first session has no value for does not keep a later session's.
-    UserProperty.objects.filter(profile_id__in=chosen, key_hash__in=INITIAL_KEY_HASHES).delete()
-    UserProperty.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["profile", "key_hash"],
-        update_fields=["value", "is_number", "set_at"],
-    )
-    return len(chosen)

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 from django.db.models.functions import Coalesce
 
 from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.initial_properties import initial_properties_update
+from events_app.services.rows import rows_insert
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
 from users_app.services.locks import profiles_lock
@@ -38,6 +40,8 @@ class SessionNeed:
     name: str
     properties: dict
     session: Session | None = field(default=None)
+    # The profile was inserted by this transaction (ResolvedProfile.created): it has no stored sessions yet.
+    profile_created: bool = False
 
 
 def session_timeout() -> timedelta:
@@ -69,6 +73,8 @@ def session_attributes(name: str, properties: dict, context: RequestContext | No
 def _sessions_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], Session]:
     """Sessions by (original profile, session key): one query for a superset, narrowed here (an OR of a
     thousand pairs is too deep an expression for SQLite)."""
+    if not pairs:
+        return {}
     candidates = Session.objects.filter(
         original_profile_id__in={pk for pk, _ in pairs}, session_key__in={key for _, key in pairs}
     )
@@ -112,20 +118,23 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
 
     # Owners' row locks before any insert of this transaction (whose foreign keys would take weaker locks in
     # no particular order): concurrent calls for one person take turns here, see each other's new session,
-    # and cannot deadlock with an identify (see profiles_lock).
-    profiles_lock(need.profile.pk for need in needs)
+    # and cannot deadlock with an identify (see profiles_lock). A profile this transaction created is
+    # invisible to every other call until commit: it needs no lock, and has no stored session to look up.
+    profiles_lock(need.profile.pk for need in needs if not need.profile_created)
     keyed = [need for need in needs if need.session_key]
     unkeyed = sorted((need for need in needs if not need.session_key), key=lambda need: need.timestamp)
 
     # Tracker sessions: look up by (original profile, key), then among the person's sessions: a visit that
     # logs in (identify case 4) goes on under the owner's user_id and stays one session.
     if keyed:
-        known = _sessions_by_key({(need.named.pk, need.session_key) for need in keyed})
+        stored_keyed = [need for need in keyed if not need.profile_created]
+        known = _sessions_by_key({(need.named.pk, need.session_key) for need in stored_keyed})
         persons: dict[tuple[int, str], Session] = {}
-        for session in _person_sessions({need.profile.pk for need in keyed}).filter(
-            session_key__in={need.session_key for need in keyed}
-        ).order_by("started_at", "pk"):
-            persons.setdefault((session.owner_pk, session.session_key), session)
+        if stored_keyed:
+            for session in _person_sessions({need.profile.pk for need in stored_keyed}).filter(
+                session_key__in={need.session_key for need in stored_keyed}
+            ).order_by("started_at", "pk"):
+                persons.setdefault((session.owner_pk, session.session_key), session)
         for need in sorted(keyed, key=lambda need: need.timestamp):
             identity_key, person_key = (need.named.pk, need.session_key), (need.profile.pk, need.session_key)
             session = known.get(identity_key) or persons.get(person_key)
@@ -137,14 +146,13 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
 
     # Server calls: continue the owner's session if it was active within the timeout, else start one.
     if unkeyed:
-        owner_pks = {need.profile.pk for need in unkeyed}
+        stored_owner_pks = {need.profile.pk for need in unkeyed if not need.profile_created}
         earliest = unkeyed[0].timestamp - timeout
         latest = unkeyed[-1].timestamp + timeout
         candidates: dict[int, list[Session]] = defaultdict(list)
-        for session in _person_sessions(owner_pks).filter(
-            ended_at__gte=earliest, started_at__lte=latest
-        ):
-            candidates[session.owner_pk].append(session)
+        if stored_owner_pks:
+            for session in _person_sessions(stored_owner_pks).filter(ended_at__gte=earliest, started_at__lte=latest):
+                candidates[session.owner_pk].append(session)
         for need in unkeyed:
             session = next(
                 (
@@ -160,24 +168,53 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
             need.session = session
 
     _continue_device_sessions(environment, [s for s in new_sessions if s.session_key and not s.landing_page])
-    # A concurrent request may have created the same tracker session: keep theirs, then re-read all new ones.
-    Session.objects.bulk_create(new_sessions, ignore_conflicts=True)
-    stored: dict[tuple[int, str], Session] = {}
-    if new_sessions:
-        stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in new_sessions})
+    inserted = _sessions_insert(new_sessions)
+    # A concurrent request may have created the same tracker session: keep theirs (read back here).
+    lost = [s for s in new_sessions if s.pk is None]
+    if lost:
+        stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in lost})
         for need in needs:
             if need.session.pk is None:
                 need.session = stored[(need.session.original_profile_id, need.session.session_key)]
+    # Sessions inserted above already span their events; the others (stored before, or a concurrent call's)
+    # are widened in the database, where a concurrent widening cannot be lost.
     bounds: dict[int, tuple[datetime, datetime]] = {}
     for need in needs:
+        if need.session.pk in inserted:
+            continue
         low, high = bounds.get(need.session.pk, (need.timestamp, need.timestamp))
         bounds[need.session.pk] = (min(low, need.timestamp), max(high, need.timestamp))
     time_bounds_extend(Session, lower_field="started_at", upper_field="ended_at", bounds=bounds)
-    if stored:
+    if inserted:
         initial_properties_update(
-            profile_ids={session.profile_id for session in stored.values()},
-            new_session_ids={session.pk for session in stored.values()},
+            new_sessions=list(inserted.values()),
+            created_profile_ids={need.profile.pk for need in needs if need.profile_created},
         )
+
+
+# A new session's columns, in insert order.
+SESSION_COLUMNS = (
+    "environment_id", "profile_id", "original_profile_id", "session_key", "started_at", "ended_at", "landing_page",
+    "referrer", "utm_source", "utm_medium", "utm_campaign", "browser", "device_type", "country", "city",
+)
+
+
+def _sessions_insert(sessions: list[Session]) -> dict[int, Session]:
+    """Store new sessions in one statement, skipping any that a concurrent call stored first (the unique
+    (original profile, key)). Sets the pk of those inserted, and returns them by pk."""
+    returned = rows_insert(
+        Session, SESSION_COLUMNS,
+        [tuple(getattr(session, column) for column in SESSION_COLUMNS) for session in sessions],
+        on_conflict="ON CONFLICT DO NOTHING", returning=("id", "original_profile_id", "session_key"),
+    )
+    by_key = {(session.original_profile_id, session.session_key): session for session in sessions}
+    inserted = {}
+    for pk, original_profile_id, session_key in returned:
+        session = by_key[(original_profile_id, session_key)]
+        session.pk = pk
+        session._state.adding, session._state.db = False, DEFAULT_DB_ALIAS
+        inserted[pk] = session
+    return inserted
 
 
 # What a browser visit is about; the device fields come from the request itself.

@@ -4,12 +4,18 @@ from django.db import connection, models
 
 
 def time_bounds_extend(
-    model: type[models.Model], *, lower_field: str, upper_field: str, bounds: dict[int, tuple[datetime, datetime]]
+    model: type[models.Model],
+    *,
+    lower_field: str,
+    upper_field: str,
+    bounds: dict[int, tuple[datetime, datetime]],
+    locked: bool = False,
 ) -> None:
     """Widen each row's [lower, upper] to include the given times, never narrowing it (so concurrent requests
     and late events cannot move last_seen backwards). One UPDATE ... FROM (VALUES ...) for all rows, in
     primary-key order so two concurrent requests touching the same rows cannot deadlock. Table and column
-    names come from the model; every value is a parameter."""
+    names come from the model; every value is a parameter. `locked`: the caller already holds these rows'
+    locks (taken in key order), so the extra locking round trip is skipped."""
     if not bounds:
         return
     table = connection.ops.quote_name(model._meta.db_table)
@@ -22,7 +28,7 @@ def time_bounds_extend(
     rows = sorted(bounds.items())
     values_sql = ", ".join([f"(%s, %s{cast}, %s{cast})"] * len(rows))
     params = [item for pk, (low, high) in rows for item in (pk, adapt(low), adapt(high))]
-    if postgres and len(rows) > 1:
+    if postgres and len(rows) > 1 and not locked:
         # Lock in key order first: UPDATE ... FROM alone may lock rows in any order. (One row cannot be
         # locked out of order, so a single call skips the extra round trip.)
         lock_sql = f"SELECT 1 FROM {table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"

@@ -3,7 +3,12 @@
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.db import DEFAULT_DB_ALIAS
+from django.utils import timezone
+
+from events_app.services.rows import rows_insert
 from users_app.models import MAX_USER_ID, Environment, Profile
 
 
@@ -14,6 +19,9 @@ class ResolvedProfile:
 
     profile: Profile
     named: Profile
+    # Inserted by this call's (uncommitted) transaction: no other call can see it yet, so it has no sessions,
+    # properties or merged-in profiles and needs no row lock. Lets ingest skip those lookups for a new visitor.
+    created: bool = False
 
 
 def new_user_id() -> int:
@@ -24,45 +32,71 @@ def _resolve(named: Profile) -> ResolvedProfile:
     return ResolvedProfile(profile=named.merged_into if named.merged_into_id else named, named=named)
 
 
+def _inserted_profile(
+    environment: Environment, pk: int, user_id: int, created_at: datetime, identity: str | None = None
+) -> Profile:
+    """The model instance of a row just inserted, as if read back (no query: every other column is empty)."""
+    profile = Profile(pk=pk, environment=environment, user_id=user_id, identity=identity, created_at=created_at)
+    profile._state.adding, profile._state.db = False, DEFAULT_DB_ALIAS
+    return profile
+
+
 def profiles_for_user_ids(*, environment: Environment, user_ids: Iterable[int]) -> dict[int, ResolvedProfile]:
-    """Profiles for these user_ids, creating anonymous ones for the new ids (set-based: two queries).
+    """Profiles for these user_ids, creating anonymous ones for the new ids (set-based: one or two queries).
 
     The insert comes first on purpose: when an identify is merging one of these profiles right now, the
     insert waits on the merge's uncommitted row version and the read that follows sees the tombstone, so
-    the call lands on the destination (tests/users_app/test_concurrency.py). Reading first would not wait."""
+    the call lands on the destination (tests/users_app/test_concurrency.py). Reading first would not wait.
+    The insert returns the rows it created; only the others are read."""
     user_ids = set(user_ids)
     if not user_ids:
         return {}
-    Profile.objects.bulk_create(
-        [Profile(environment=environment, user_id=user_id) for user_id in sorted(user_ids)],
-        ignore_conflicts=True,
+    created_at = timezone.now()
+    inserted = rows_insert(
+        Profile, ("environment_id", "user_id", "created_at"),
+        [(environment.pk, user_id, created_at) for user_id in sorted(user_ids)],
+        on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id"),
     )
-    named_profiles = Profile.objects.filter(environment=environment, user_id__in=user_ids).select_related(
-        "merged_into"
-    )
-    return {named.user_id: _resolve(named) for named in named_profiles}
+    resolved = {}
+    for pk, user_id in inserted:
+        profile = _inserted_profile(environment, pk, user_id, created_at)
+        resolved[user_id] = ResolvedProfile(profile=profile, named=profile, created=True)
+    existing = user_ids - resolved.keys()
+    if existing:
+        named_profiles = Profile.objects.filter(environment=environment, user_id__in=existing).select_related(
+            "merged_into"
+        )
+        resolved.update((named.user_id, _resolve(named)) for named in named_profiles)
+    return resolved
 
 
 def profiles_for_identities(*, environment: Environment, identities: Iterable[str]) -> dict[str, ResolvedProfile]:
-    """Profiles owning these identities, creating identified profiles (no events yet) for new ones."""
+    """Profiles owning these identities, creating identified profiles (no events yet) for new ones. Identified
+    profiles are never merged away, so they are their own owners."""
     identities = set(identities)
-    found: dict[str, Profile] = {}
+    resolved: dict[str, ResolvedProfile] = {}
+    missing = identities
     for _attempt in range(3):  # a random user_id collision is astronomically rare; retry covers it
-        missing = identities - found.keys()
         if not missing:
             break
-        found.update(
-            (profile.identity, profile)
+        resolved.update(
+            (profile.identity, ResolvedProfile(profile=profile, named=profile))
             for profile in Profile.objects.filter(environment=environment, identity__in=missing)
         )
-        missing = identities - found.keys()
+        missing = identities - resolved.keys()
         if missing:
-            Profile.objects.bulk_create(
-                [Profile(environment=environment, user_id=new_user_id(), identity=i) for i in sorted(missing)],
-                ignore_conflicts=True,
+            created_at = timezone.now()
+            inserted = rows_insert(
+                Profile, ("environment_id", "user_id", "identity", "created_at"),
+                [(environment.pk, new_user_id(), identity, created_at) for identity in sorted(missing)],
+                on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id", "identity"),
             )
-    # Identified profiles are never merged away, so they are their own owners.
-    return {identity: ResolvedProfile(profile=p, named=p) for identity, p in found.items()}
+            for pk, user_id, identity in inserted:
+                profile = _inserted_profile(environment, pk, user_id, created_at, identity)
+                resolved[identity] = ResolvedProfile(profile=profile, named=profile, created=True)
+            # Left: taken by a concurrent call meanwhile (read on the next turn), or a user_id collision.
+            missing = identities - resolved.keys()
+    return resolved
 
 
 def profile_for_user_id(*, environment: Environment, user_id: int) -> ResolvedProfile:
