@@ -165,6 +165,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # on a busy database), and how long a pending/running merge may go without a heartbeat before the sweep
 # re-queues it. Worst case after a worker dies: STALE + SWEEP seconds plus the rest of the merge.
 CAIRN_MERGE_BATCH_SIZE = env_int("CAIRN_MERGE_BATCH_SIZE", 5000)
+# A large history moves on this many connections at once (PostgreSQL; a plain UPDATE uses one core).
+CAIRN_MERGE_STREAMS = env_int("CAIRN_MERGE_STREAMS", 2)
 CAIRN_MERGE_BATCH_PAUSE_MS = env_int("CAIRN_MERGE_BATCH_PAUSE_MS", 0)
 CAIRN_MERGE_STALE_SECONDS = env_int("CAIRN_MERGE_STALE_SECONDS", 45)
 CAIRN_MERGE_SWEEP_SECONDS = env_int("CAIRN_MERGE_SWEEP_SECONDS", 15)

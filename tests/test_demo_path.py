@@ -9,9 +9,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_manage(*args: str, database: Path) -> str:
+def run_manage(*args: str, database: Path, **extra_env: str) -> str:
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(DATABASE_URL=f"sqlite:///{database}", DEBUG="1")
+    env.update(DATABASE_URL=f"sqlite:///{database}", DEBUG="1", **extra_env)
     completed = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
@@ -46,6 +46,28 @@ def test_seed_demo_on_sqlite_with_eager_celery_makes_real_merges(tmp_path):
     assert events_on_tombstones == 0
     assert signups == live_identified > 150
     assert pageview_days > 60  # spread over the last 90 days
+
+
+def test_merges_of_many_batches_on_sqlite_move_every_row_once(tmp_path):
+    # Batches of 3 rows: every demo merge with a longer history takes SQLite's batched path.
+    database = tmp_path / "batches.sqlite3"
+    run_manage("migrate", "-v0", database=database)
+    run_manage("seed_demo", "--users", "120", database=database, CAIRN_MERGE_BATCH_SIZE="3")
+
+    with sqlite3.connect(database) as db:
+        statuses = {row[0] for row in db.execute("SELECT DISTINCT status FROM users_app_mergerecord")}
+        counted, longest = db.execute(
+            "SELECT SUM(events_moved), MAX(events_moved) FROM users_app_mergerecord"
+        ).fetchone()
+        moved = db.execute(
+            "SELECT COUNT(*) FROM events_app_event WHERE profile_id <> original_profile_id"
+        ).fetchone()[0]
+        on_tombstones = db.execute(
+            "SELECT COUNT(*) FROM events_app_event e JOIN users_app_profile p ON p.id = e.profile_id "
+            "WHERE p.merged_into_id IS NOT NULL"
+        ).fetchone()[0]
+    assert statuses == {"done"} and on_tombstones == 0
+    assert longest > 3 and counted == moved
 
 
 def test_quickstart_sets_up_and_prints_a_working_login(tmp_path):

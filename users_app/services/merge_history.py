@@ -3,12 +3,16 @@ beat sweep that re-queues merges whose task was lost. The identify-time side (to
 enqueue) is in merges.py; admins' actions are in merge_actions.py."""
 
 import logging
+import queue
+import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q, Subquery
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from events_app.models import Event, Session
@@ -24,26 +28,150 @@ SWEEP_LIMIT = 500
 # After an undo, the sweep keeps re-homing rows that a concurrent ingest call wrote for the old tombstone.
 REVERT_REPAIR_WINDOW = timedelta(hours=1)
 
-def _move_round(record: MergeRecord, batch_size: int) -> bool:
-    """Move one bounded batch of the source's sessions and one of its events to the destination (UPDATE ...
-    WHERE pk IN (SELECT ... LIMIT n)). Safe to repeat: rows already moved no longer match. True when nothing
-    is left to move."""
-    done = True
-    for model in (Session, Event):
-        batch = model.objects.filter(profile_id=record.source_id).values("pk")[:batch_size]
-        moved = model.objects.filter(pk__in=Subquery(batch)).update(profile_id=record.destination_id)
-        done = done and moved < batch_size
-    return done
+
+class _NoLongerRunning(Exception):
+    """Raised inside a batch's transaction to roll it back: the merge was finished or failed meanwhile."""
+
+
+def _settings_int(name: str, default: int, minimum: int) -> int:
+    return max(minimum, int(getattr(settings, name, default)))
+
+
+def _id_chunks(model, *, source_id: int, batch_size: int) -> Iterator[list[int]]:
+    """The ids of the source's rows of `model`, `batch_size` at a time, each id once (a keyset walk, so the
+    rows handed out may be moved while the walk goes on). On PostgreSQL the walk goes down the
+    (profile, -time, -id) index, so it never re-reads the entries that moved rows leave behind until vacuum."""
+    if connection.vendor != "postgresql":
+        last = 0
+        while True:
+            ids = list(
+                model.objects.filter(profile_id=source_id, pk__gt=last)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if ids:
+                yield ids
+                last = ids[-1]
+            if len(ids) < batch_size:
+                return
+    table = connection.ops.quote_name(model._meta.db_table)
+    at = connection.ops.quote_name("timestamp" if model is Event else "ended_at")
+    cursor = None
+    while True:
+        after = f"AND ({at}, id) < (%s, %s)" if cursor else ""
+        with connection.cursor() as db:
+            db.execute(
+                f"SELECT id, {at} FROM {table} WHERE profile_id = %s {after} ORDER BY {at} DESC, id DESC LIMIT %s",
+                [source_id, *(cursor or ()), batch_size],
+            )
+            rows = db.fetchall()
+        if rows:
+            yield [row_id for row_id, _ in rows]
+            cursor = (rows[-1][1], rows[-1][0])
+        if len(rows) < batch_size:
+            return
+
+
+def _move_ids(model, ids: list[int], *, merge_id: int, source_id: int, destination_id: int) -> bool:
+    """Move these rows (those still on the source) to the destination in one short transaction that also adds
+    what it moved to the record's counters and heartbeat, so counts survive a crash exactly. The record's row
+    lock is taken last, held only for the commit. A batch whose merge is no longer running (another worker
+    finished it, or it failed) is rolled back: returns False."""
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as db:
+                    # A commit lost in a crash is redone by the next run: the move is idempotent.
+                    db.execute("SET LOCAL synchronous_commit TO OFF")
+                    db.execute(
+                        f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET profile_id = %s "
+                        "WHERE id = ANY(%s) AND profile_id = %s",
+                        [destination_id, ids, source_id],
+                    )
+                    moved = db.rowcount
+            else:
+                moved = model.objects.filter(pk__in=ids, profile_id=source_id).update(profile_id=destination_id)
+            counter = "events_moved" if model is Event else "sessions_moved"
+            still_running = MergeRecord.objects.filter(pk=merge_id, status=MergeRecord.Status.RUNNING).update(
+                **{counter: F(counter) + moved}, heartbeat_at=timezone.now()
+            )
+            if not still_running:
+                raise _NoLongerRunning
+    except _NoLongerRunning:
+        return False
+    return True
+
+
+def _move_in_threads(chunks: Iterator[tuple], move: Callable[..., bool], streams: int, pause: float) -> bool:
+    """Hand the chunks to `streams` threads, each moving one chunk at a time on its own connection."""
+    pending: queue.Queue = queue.Queue(maxsize=streams)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            while (chunk := pending.get()) is not None:
+                if stop.is_set():
+                    continue  # drain: the merge stopped or failed
+                try:
+                    if not move(*chunk):
+                        stop.set()
+                except Exception as error:  # re-raised in the task's thread, which owns the retry policy
+                    errors.append(error)
+                    stop.set()
+                if pause:
+                    time.sleep(pause)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=consume, name=f"merge-move-{index}") for index in range(streams)]
+    for thread in threads:
+        thread.start()
+    try:
+        for chunk in chunks:
+            if stop.is_set():
+                break
+            pending.put(chunk)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        for _thread in threads:
+            pending.put(None)
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return not stop.is_set()
+
+
+def _move_all(record: MergeRecord, batch_size: int, pause: float) -> bool:
+    """Move the rest of a large history in bounded batches, each its own short transaction. Returns False if
+    the merge stopped running meanwhile.
+
+    On PostgreSQL, when the caller holds no transaction (the Celery task; a caller's uncommitted rows would
+    be invisible to other connections), CAIRN_MERGE_STREAMS threads move batches at once on their own
+    connections: rewriting every index entry of the moved rows is CPU-bound and one UPDATE uses one core."""
+    streams = _settings_int("CAIRN_MERGE_STREAMS", 2, 1)
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        streams = 1
+    move = partial(_move_ids, merge_id=record.pk, source_id=record.source_id, destination_id=record.destination_id)
+    chunks = (
+        (model, ids)
+        for model in (Session, Event)
+        for ids in _id_chunks(model, source_id=record.source_id, batch_size=batch_size)
+    )
+    if streams > 1:
+        return _move_in_threads(chunks, move, streams, pause)
+    for chunk in chunks:
+        if not move(*chunk):
+            return False
+        if pause:
+            time.sleep(pause)
+    return True
 
 
 def _finish(record: MergeRecord) -> MergeRecord:
-    # Counted from the rows, not added up per batch, so a run repeated after a crash counts nothing twice.
-    record.events_moved = Event.objects.filter(
-        original_profile_id=record.source_id, profile_id=record.destination_id
-    ).count()
-    record.sessions_moved = Session.objects.filter(
-        original_profile_id=record.source_id, profile_id=record.destination_id
-    ).count()
     record.status = MergeRecord.Status.DONE
     record.finished_at = timezone.now()
     record.heartbeat_at = record.finished_at
@@ -54,15 +182,13 @@ def _finish(record: MergeRecord) -> MergeRecord:
 
 def merge_apply(*, merge_id: int) -> MergeRecord:
     """Move the source's history into the destination. Idempotent: finished or inapplicable merges are left
-    as they are, and a run that died half-way is simply continued.
+    as they are, and a run that died half-way is simply continued (rows already moved no longer match, and
+    `events_moved` / `sessions_moved` were counted in the transactions that moved them).
 
-    A small history (under CAIRN_MERGE_BATCH_SIZE rows) moves and finishes in one transaction. A large one
-    moves one bounded batch per short transaction, so it never holds long locks; each batch first touches the
-    record's heartbeat, which also checks (under the record's row lock) that the merge is still running, so
-    a duplicate task left behind by the sweep stops as soon as another worker finished it or an admin undid
-    it."""
-    batch_size = max(1, int(getattr(settings, "CAIRN_MERGE_BATCH_SIZE", MOVE_BATCH_SIZE)))
-    pause = max(0, int(getattr(settings, "CAIRN_MERGE_BATCH_PAUSE_MS", 0))) / 1000
+    A small history (at most CAIRN_MERGE_BATCH_SIZE rows of each kind) moves and finishes in one transaction.
+    A large one moves in bounded batches, each its own short transaction, so it never holds long locks."""
+    batch_size = _settings_int("CAIRN_MERGE_BATCH_SIZE", MOVE_BATCH_SIZE, 1)
+    pause = _settings_int("CAIRN_MERGE_BATCH_PAUSE_MS", 0, 0) / 1000
     with transaction.atomic():
         record = MergeRecord.objects.select_for_update().get(pk=merge_id)
         if record.status not in (
@@ -75,20 +201,30 @@ def merge_apply(*, merge_id: int) -> MergeRecord:
         record.started_at = record.started_at or timezone.now()
         record.heartbeat_at = timezone.now()
         record.attempts += 1
-        if _move_round(record, batch_size):
+        # A small history (what is left of it, after a crash) moves and finishes in this transaction; a large
+        # one only starts here, so the record's row lock is never held while thousands of rows move.
+        firsts = {
+            model: list(
+                model.objects.filter(profile_id=record.source_id).values_list("pk", flat=True)[: batch_size + 1]
+            )
+            for model in (Session, Event)
+        }
+        if all(len(ids) <= batch_size for ids in firsts.values()):
+            for model, ids in firsts.items():
+                moved = model.objects.filter(pk__in=ids).update(profile_id=record.destination_id) if ids else 0
+                if model is Event:
+                    record.events_moved += moved
+                else:
+                    record.sessions_moved += moved
             return _finish(record)  # saves everything above too, in one UPDATE
         record.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
-    while True:
-        if pause:
-            time.sleep(pause)
-        with transaction.atomic():
-            still_running = MergeRecord.objects.filter(pk=merge_id, status=MergeRecord.Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
-            if not still_running:
-                return MergeRecord.objects.get(pk=merge_id)
-            if _move_round(record, batch_size):
-                return _finish(MergeRecord.objects.select_for_update().get(pk=merge_id))
+    if not _move_all(record, batch_size, pause):
+        return MergeRecord.objects.get(pk=merge_id)
+    with transaction.atomic():
+        record = MergeRecord.objects.select_for_update().get(pk=merge_id)
+        if record.status != MergeRecord.Status.RUNNING:
+            return record
+        return _finish(record)
 
 
 def merge_mark_failed(*, merge_id: int, error: str) -> None:

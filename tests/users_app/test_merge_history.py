@@ -1,0 +1,174 @@
+"""The merge task's work (users_app/services/merge_history.py): large histories move in bounded batches on
+parallel streams, every row exactly once, with counts that are right even when a run stops half-way.
+
+These tests commit (transactional_db): the streams run on connections of their own, which would not see a
+test transaction's rows. (A caller inside a transaction gets a single stream; the other merge tests cover it.)
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from events_app.models import Event, Session
+from users_app.models import MergeRecord, Profile
+from users_app.services import merge_history
+from users_app.services.environments import environment_create
+from users_app.services.identify import profile_identify
+from users_app.services.merge_history import merge_apply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def committed_environment(transactional_db):
+    return environment_create(
+        name="Merge site", app_id="1000000077", api_key="merge-history-key-0123456789"
+    ).environment
+
+
+def history(environment, user_id: int, events: int, sessions: int) -> Profile:
+    source = Profile.objects.create(environment=environment, user_id=user_id)
+    start = timezone.now() - timedelta(days=3)
+    stored_sessions = Session.objects.bulk_create(
+        [
+            Session(environment=environment, profile=source, original_profile=source, session_key=f"k{index}",
+                    started_at=start + timedelta(minutes=index), ended_at=start + timedelta(minutes=index + 1))
+            for index in range(sessions)
+        ]
+    )
+    # Several events share each timestamp, so the keyset walk's (time, id) tie-break is exercised.
+    Event.objects.bulk_create(
+        [
+            Event(environment=environment, profile=source, original_profile=source, name="pageview",
+                  session=stored_sessions[index % sessions], timestamp=start + timedelta(seconds=index // 3))
+            for index in range(events)
+        ],
+        batch_size=2000,
+    )
+    source.first_seen, source.last_seen = start, start + timedelta(seconds=events)
+    source.save()
+    return source
+
+
+def merge_of(environment, source: Profile, identity: str = "alice") -> MergeRecord:
+    Profile.objects.get_or_create(environment=environment, identity=identity, defaults={"user_id": 10**12})
+    return profile_identify(environment=environment, user_id=source.user_id, identity=identity).merge
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_a_large_history_moves_every_row_exactly_once_in_batches(committed_environment, settings, streams):
+    settings.CAIRN_MERGE_BATCH_SIZE = 700
+    settings.CAIRN_MERGE_STREAMS = streams
+    source = history(committed_environment, 5, events=6_001, sessions=1_500)
+    event_ids = set(Event.objects.values_list("pk", flat=True))
+    record = merge_of(committed_environment, source)
+
+    record = merge_apply(merge_id=record.pk)
+
+    alice = Profile.objects.get(identity="alice")
+    assert (record.status, record.events_moved, record.sessions_moved) == ("done", 6_001, 1_500)
+    assert set(Event.objects.filter(profile=alice).values_list("pk", flat=True)) == event_ids
+    assert Session.objects.filter(profile=alice).count() == 1_500
+    assert not Event.objects.filter(profile=source).exists()
+    assert record.finished_at is not None and record.attempts == 1
+
+
+def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committed_environment, settings):
+    settings.CAIRN_MERGE_BATCH_SIZE = 500
+    settings.CAIRN_MERGE_STREAMS = 1  # one stream, so "half-way" is a known number of batches
+    source = history(committed_environment, 6, events=3_000, sessions=10)
+    record = merge_of(committed_environment, source)
+    moves = []
+    real_move = merge_history._move_ids
+
+    def dies_after_four_batches(model, ids, **kwargs):
+        if len(moves) == 4:
+            raise OperationalError("the server closed the connection")
+        moves.append(len(ids))
+        return real_move(model, ids, **kwargs)
+
+    merge_history._move_ids = dies_after_four_batches
+    try:
+        with pytest.raises(OperationalError):
+            merge_apply(merge_id=record.pk)
+    finally:
+        merge_history._move_ids = real_move
+    record.refresh_from_db()
+    half_way = Event.objects.filter(profile_id=record.destination_id).count()
+    assert record.status == "running" and 0 < half_way < 3_000
+    # What the record counted is exactly what moved: each batch counted in the transaction that moved it.
+    assert record.events_moved + record.sessions_moved == sum(moves)
+    assert record.events_moved == half_way
+
+    record = merge_apply(merge_id=record.pk)
+
+    assert (record.status, record.events_moved, record.sessions_moved, record.attempts) == ("done", 3_000, 10, 2)
+    assert Event.objects.filter(profile_id=record.destination_id).count() == 3_000
+
+
+def test_streams_stop_when_the_merge_stops_running(committed_environment, settings):
+    # Another worker finished it, or it was marked failed: a batch that finds the record no longer running is
+    # rolled back, and no stream moves anything more.
+    settings.CAIRN_MERGE_BATCH_SIZE = 400
+    settings.CAIRN_MERGE_STREAMS = 2
+    source = history(committed_environment, 7, events=4_000, sessions=4)
+    record = merge_of(committed_environment, source)
+    real_move = merge_history._move_ids
+    calls = []
+
+    def marks_failed_after_two(model, ids, **kwargs):
+        calls.append(model)
+        if len(calls) == 3:
+            MergeRecord.objects.filter(pk=record.pk).update(status="failed", last_error="marked by the test")
+        return real_move(model, ids, **kwargs)
+
+    merge_history._move_ids = marks_failed_after_two
+    try:
+        result = merge_apply(merge_id=record.pk)
+    finally:
+        merge_history._move_ids = real_move
+
+    assert result.status == "failed"
+    still_on_source = Event.objects.filter(profile=source).count()
+    assert still_on_source > 0
+    assert result.events_moved == 4_000 - still_on_source
+    # Retried, it finishes.
+    MergeRecord.objects.filter(pk=record.pk).update(status="pending")
+    assert merge_apply(merge_id=record.pk).events_moved == 4_000
+
+
+def test_an_error_on_a_stream_reaches_the_task(committed_environment, settings):
+    settings.CAIRN_MERGE_BATCH_SIZE = 300
+    settings.CAIRN_MERGE_STREAMS = 2
+    source = history(committed_environment, 8, events=1_500, sessions=2)
+    record = merge_of(committed_environment, source)
+    real_move = merge_history._move_ids
+
+    def fails_on_events(model, ids, **kwargs):
+        if model is Event:
+            raise OperationalError("deadlock detected")
+        return real_move(model, ids, **kwargs)
+
+    merge_history._move_ids = fails_on_events
+    try:
+        with pytest.raises(OperationalError, match="deadlock"):
+            merge_apply(merge_id=record.pk)
+    finally:
+        merge_history._move_ids = real_move
+    # The task's retry policy (users_app/tasks.py) decides what happens next; nothing was lost meanwhile.
+    assert MergeRecord.objects.get(pk=record.pk).status == "running"
+    assert Event.objects.filter(profile=source).count() == 1_500
+
+
+def test_a_caller_inside_a_transaction_gets_one_stream(committed_environment, settings):
+    settings.CAIRN_MERGE_BATCH_SIZE = 200
+    settings.CAIRN_MERGE_STREAMS = 4
+    source = history(committed_environment, 9, events=900, sessions=3)
+    record = merge_of(committed_environment, source)
+
+    with transaction.atomic():
+        assert connection.in_atomic_block
+        record = merge_apply(merge_id=record.pk)
+    assert (record.status, record.events_moved) == ("done", 900)
