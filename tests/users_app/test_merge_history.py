@@ -172,3 +172,28 @@ def test_a_caller_inside_a_transaction_gets_one_stream(committed_environment, se
         assert connection.in_atomic_block
         record = merge_apply(merge_id=record.pk)
     assert (record.status, record.events_moved) == ("done", 900)
+
+
+def test_a_session_continued_during_the_walk_still_moves(committed_environment, settings):
+    # A call for the tombstone continues one of its sessions while the merge runs: its ended_at jumps past
+    # the walk's cursor, so the walk never meets it; the merge's last step moves it all the same.
+    settings.CAIRN_MERGE_BATCH_SIZE = 3
+    settings.CAIRN_MERGE_STREAMS = 1
+    source = history(committed_environment, 10, events=12, sessions=10)
+    earliest = Session.objects.filter(profile=source).order_by("ended_at").first()
+    record = merge_of(committed_environment, source)
+    real_move = merge_history._move_ids
+
+    def continues_a_session(model, ids, **kwargs):
+        if model is Session and earliest.pk not in ids:
+            Session.objects.filter(pk=earliest.pk).update(ended_at=timezone.now() + timedelta(days=1))
+        return real_move(model, ids, **kwargs)
+
+    merge_history._move_ids = continues_a_session
+    try:
+        record = merge_apply(merge_id=record.pk)
+    finally:
+        merge_history._move_ids = real_move
+
+    assert (record.status, record.sessions_moved, record.events_moved) == ("done", 10, 12)
+    assert not Session.objects.filter(profile=source).exists()

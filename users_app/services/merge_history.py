@@ -224,6 +224,14 @@ def merge_apply(*, merge_id: int) -> MergeRecord:
         record = MergeRecord.objects.select_for_update().get(pk=merge_id)
         if record.status != MergeRecord.Status.RUNNING:
             return record
+        # Rows the walk passed by: a session still on the source whose ended_at grew past the walk's cursor
+        # (a concurrent call for the tombstone continued it). Usually none; an index probe when so.
+        record.sessions_moved += Session.objects.filter(profile_id=record.source_id).update(
+            profile_id=record.destination_id
+        )
+        record.events_moved += Event.objects.filter(profile_id=record.source_id).update(
+            profile_id=record.destination_id
+        )
         return _finish(record)
 
 
