@@ -3,13 +3,15 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.services.identity_guard import identity_check
-from users_app.services.locks import profiles_lock
 from users_app.services.merges import merge_request
 from users_app.services.profiles import new_user_id, profile_for_user_id
+
+# A lost race for a new identity (below) starts the call again; the second attempt sees the winner.
+ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -18,34 +20,52 @@ class IdentifyResult:
     merge: MergeRecord | None
 
 
-def _lock(profile: Profile) -> Profile:
-    return Profile.objects.select_for_update().get(pk=profile.pk)
+class _IdentityTaken(Exception):
+    """Another call gave the identity to a profile after this one looked under its locks. On PostgreSQL the
+    unique violation has aborted the transaction, so the whole call is rolled back and starts again (cheaper
+    than wrapping every claim in a savepoint: two round trips on each call to save one on a rare race)."""
 
 
-def _claim_identity(profile: Profile, identity: str) -> bool:
-    """Give an anonymous profile the identity; False if another profile took it first."""
+def _lock_with_owner(environment: Environment, profile_pk: int, identity: str) -> tuple[Profile, Profile | None]:
+    """Lock the device's profile and the identity's owner (if any) in one statement: profiles_lock's rule (row
+    locks in primary-key order, before any other write of the transaction) with the owner found by the same
+    query. Returns both rows fresh, read under the lock.
+
+    Raw SQL (parameterised) because this runs on every identify: the ORM spends more CPU compiling the OR than
+    the database spends answering it. Profile.objects.raw still applies each backend's converters."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    rows = list(
+        Profile.objects.raw(
+            f"SELECT * FROM {Profile._meta.db_table} WHERE id = %s OR (environment_id = %s AND identity = %s) "
+            f"ORDER BY id{lock}",
+            [profile_pk, environment.pk, identity],
+        )
+    )
+    current = next(row for row in rows if row.pk == profile_pk)
+    owner = next((row for row in rows if row.identity == identity), None)
+    return current, owner
+
+
+def _claim_identity(profile: Profile, identity: str) -> None:
+    """Give the (locked, anonymous) profile the identity, or _IdentityTaken if another profile took it first."""
     try:
-        with transaction.atomic():
-            updated = Profile.objects.filter(pk=profile.pk, identity__isnull=True).update(identity=identity)
-    except IntegrityError:
-        return False
-    if updated:
-        profile.identity = identity
-    return bool(updated)
+        Profile.objects.filter(pk=profile.pk, identity__isnull=True).update(identity=identity)
+    except IntegrityError as error:
+        raise _IdentityTaken from error
+    profile.identity = identity
 
 
-def _create_identified(environment: Environment, identity: str, seen_at: datetime | None) -> Profile | None:
+def _create_identified(environment: Environment, identity: str, seen_at: datetime | None) -> Profile:
     try:
-        with transaction.atomic():
-            return Profile.objects.create(
-                environment=environment,
-                user_id=new_user_id(),
-                identity=identity,
-                first_seen=seen_at,
-                last_seen=seen_at,
-            )
-    except IntegrityError:
-        return None
+        return Profile.objects.create(
+            environment=environment,
+            user_id=new_user_id(),
+            identity=identity,
+            first_seen=seen_at,
+            last_seen=seen_at,
+        )
+    except IntegrityError as error:  # someone created it concurrently (or, astronomically rarely, the user_id)
+        raise _IdentityTaken from error
 
 
 def profile_identify(
@@ -58,41 +78,45 @@ def profile_identify(
 ) -> IdentifyResult:
     """SPEC 2's six cases. Raises InvalidInput (rule 1) before anything changes."""
     identity = identity_check(environment, identity)
-    with transaction.atomic():
-        resolved = profile_for_user_id(environment=environment, user_id=user_id).profile
-        known_owners = list(
-            Profile.objects.filter(environment=environment, identity=identity).values_list("pk", flat=True)
-        )
-        locked = profiles_lock([resolved.pk, *known_owners])  # fresh reads, under lock
-        current = locked[resolved.pk]
-        if current.merged_into_id is not None:
-            # Merged by a concurrent identify of the same device while we waited for its lock: the device is
-            # its destination now (never a tombstone itself). Never give a tombstone an identity.
-            current = _lock(current.merged_into)
-        # Rule 2: already this identity.
-        if current.identity == identity:
+    for attempt in range(ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return _identify(environment, user_id, identity, trigger, seen_at)
+        except _IdentityTaken:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _identify(
+    environment: Environment, user_id: int, identity: str, trigger: str, seen_at: datetime | None
+) -> IdentifyResult:
+    resolved = profile_for_user_id(environment=environment, user_id=user_id).profile
+    current, owner = _lock_with_owner(environment, resolved.pk, identity)
+    if current.merged_into_id is not None:
+        # Merged by a concurrent identify of the same device while we waited for its lock: the device is its
+        # destination now (never a tombstone itself). Never give a tombstone an identity.
+        current = Profile.objects.select_for_update().get(pk=current.merged_into_id)
+        if owner is not None and owner.pk == current.pk:
+            owner = current
+    # Rule 2: already this identity.
+    if current.identity == identity:
+        return IdentifyResult(profile=current, merge=None)
+    # An identity never leaves its profile, so an owner found under the lock is still the owner. One created
+    # since then makes the claim or the creation below fail with a unique violation: the call starts again.
+    if current.identity is None:
+        if owner is None:
+            # Rule 3: anonymous and nobody has it -> it becomes this profile's identity. Two devices racing for
+            # one new identity: the unique constraint lets exactly one claim it; the other starts again and
+            # merges (rule 4).
+            _claim_identity(current, identity)
             return IdentifyResult(profile=current, merge=None)
-        # An identity never leaves its profile, so an owner found before locking is still the owner; without
-        # one, look again: it may have been created while we waited for the lock.
-        owner = (
-            locked[known_owners[0]]
-            if known_owners
-            else Profile.objects.filter(environment=environment, identity=identity).first()
-        )
-        if current.identity is None:
-            # Rule 3: anonymous and nobody has it -> it becomes this profile's identity. Two devices racing
-            # for one new identity: the unique constraint lets exactly one claim it; the other merges (rule 4).
-            if owner is None and _claim_identity(current, identity):
-                return IdentifyResult(profile=current, merge=None)
-            owner = owner or Profile.objects.get(environment=environment, identity=identity)
-            # Rule 4: anonymous and Q has it -> merge P into Q.
-            merge = merge_request(source=current, destination=owner, trigger=trigger)
-            return IdentifyResult(profile=owner, merge=merge)
-        # Rule 5: identified elsewhere, Q has it -> switch to Q, no merge.
-        if owner is not None:
-            return IdentifyResult(profile=owner, merge=None)
-        # Rule 6: identified elsewhere, nobody has it -> a new profile R takes it, no merge.
-        created = _create_identified(environment, identity, seen_at)
-        if created is None:  # someone created it concurrently: rule 5 after all
-            created = Profile.objects.get(environment=environment, identity=identity)
-        return IdentifyResult(profile=created, merge=None)
+        # Rule 4: anonymous and Q has it -> merge P into Q.
+        merge = merge_request(source=current, destination=owner, environment=environment, trigger=trigger)
+        return IdentifyResult(profile=owner, merge=merge)
+    # Rule 5: identified elsewhere, Q has it -> switch to Q, no merge.
+    if owner is not None:
+        return IdentifyResult(profile=owner, merge=None)
+    # Rule 6: identified elsewhere, nobody has it -> a new profile R takes it, no merge (a concurrent creation
+    # starts the call again: rule 5 after all).
+    return IdentifyResult(profile=_create_identified(environment, identity, seen_at), merge=None)
