@@ -1,11 +1,25 @@
+"""Environments: creating them, rotating keys, and looking them up (by app_id on every ingest call, by API key on
+every read API call) through a small per-process cache."""
+
+import copy
 import hashlib
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from users_app.errors import InvalidInput, NotFound
 from users_app.models import Environment
+
+# How long a process may answer from a cached Environment row (docs/operations.md, "Environment cache"). A save
+# or delete through the ORM (services, admin) clears this process's cache at once; other processes see the
+# change after at most this long.
+ENVIRONMENT_CACHE_SECONDS = 5.0
 
 
 @dataclass
@@ -46,11 +60,48 @@ def environment_rotate_api_key(*, environment: Environment) -> str:
 
 
 def environment_for_app_id(app_id: str) -> Environment:
-    environment = Environment.objects.filter(app_id=app_id).first()
+    environment = _cached(_by_app_id, app_id, lambda: Environment.objects.filter(app_id=app_id).first())
     if environment is None:
         raise NotFound(f"No environment has app_id {app_id!r}.", field="app_id", code="unknown_app_id")
     return environment
 
 
 def environment_for_api_key(api_key: str) -> Environment | None:
-    return Environment.objects.filter(api_key_hash=api_key_hash(api_key)).first()
+    key_hash = api_key_hash(api_key)
+    return _cached(_by_key_hash, key_hash, lambda: Environment.objects.filter(api_key_hash=key_hash).first())
+
+
+# ---- the per-process cache -----------------------------------------------------------------------------------
+
+# lookup key -> (monotonic expiry, row). Only environments that exist are cached, so the size is bounded by the
+# number of environments (and their keys), whatever app_ids or keys callers make up.
+_by_app_id: dict[str, tuple[float, Environment]] = {}
+_by_key_hash: dict[str, tuple[float, Environment]] = {}
+
+
+def environment_cache_clear() -> None:
+    _by_app_id.clear()
+    _by_key_hash.clear()
+
+
+def _cached(cache: dict, key: str, load: Callable[[], Environment | None]) -> Environment | None:
+    now = time.monotonic()
+    entry = cache.get(key)
+    if entry is not None and entry[0] > now:
+        return copy.copy(entry[1])  # a copy: a caller assigning to its row never changes another call's
+    environment = load()
+    seconds = getattr(settings, "CAIRN_ENVIRONMENT_CACHE_SECONDS", ENVIRONMENT_CACHE_SECONDS)
+    # Inside a transaction the row may be uncommitted (created by this very transaction) or about to be rolled
+    # back: never cache what other calls might not be allowed to see.
+    if environment is not None and seconds > 0 and not connection.in_atomic_block:
+        cache[key] = (now + seconds, copy.copy(environment))
+    return environment
+
+
+@receiver([post_save, post_delete], sender=Environment, dispatch_uid="cairn_environment_cache")
+def _environment_changed(using: str, **kwargs) -> None:
+    """Cache invalidation only (no business logic): any save or delete of an environment in this process
+    (services, admin, shell) clears the cache now, and again when its transaction commits, in case another
+    thread of this process re-read the old row in between."""
+    environment_cache_clear()
+    transaction.on_commit(environment_cache_clear, using=using)

@@ -1,0 +1,131 @@
+"""The per-process cache of environments (docs/operations.md, "Environment cache"): a change made through the
+ORM is seen at once by this process, any other change within CAIRN_ENVIRONMENT_CACHE_SECONDS, and nothing a
+transaction has not committed is ever cached.
+
+These tests need real commits (`transactional_db`): inside the test transaction nothing is cached."""
+
+import pytest
+from django.db import transaction
+
+from tests.conftest import API_KEY
+from users_app.errors import NotFound
+from users_app.models import Environment, Profile
+from users_app.services import environments
+from users_app.services.environments import (
+    api_key_hash,
+    environment_cache_clear,
+    environment_create,
+    environment_for_api_key,
+    environment_for_app_id,
+    environment_rotate_api_key,
+)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The cache's clock, moved by hand."""
+
+    class Clock:
+        now = 1_000.0
+
+        def advance(self, seconds: float) -> None:
+            self.now += seconds
+
+    fake = Clock()
+    monkeypatch.setattr(environments.time, "monotonic", lambda: fake.now)
+    environment_cache_clear()
+    yield fake
+    environment_cache_clear()
+
+
+@pytest.fixture
+def committed_environment(transactional_db, clock, environment):
+    """The usual test environment (API_KEY, the `calls` fixture's app_id), committed."""
+    return environment
+
+
+def test_a_looked_up_environment_is_served_from_the_cache(committed_environment, django_assert_num_queries):
+    environment_for_app_id(committed_environment.app_id)
+    environment_for_api_key(API_KEY)
+    with django_assert_num_queries(0):
+        by_app_id = environment_for_app_id(committed_environment.app_id)
+        by_key = environment_for_api_key(API_KEY)
+    assert by_app_id.pk == by_key.pk == committed_environment.pk
+    # Each caller gets its own instance: assigning to it never changes what the next call sees.
+    by_app_id.name = "changed in memory"
+    assert environment_for_app_id(committed_environment.app_id).name == "Test site"
+
+
+def test_a_block_list_saved_through_the_orm_applies_to_the_next_identify(committed_environment, calls):
+    assert calls.identify("1", "acme").status_code == 200  # caches the environment
+    committed_environment.blocked_identities = ["Acme"]
+    committed_environment.save()
+    answer = calls.identify("2", "acme")
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "identity_blocked"
+    assert not Profile.objects.filter(user_id=2).exists()  # nothing changes on a 400
+
+
+def test_a_hold_threshold_saved_through_the_orm_applies_to_the_next_merge(committed_environment, calls):
+    assert calls.identify("1", "alice").status_code == 200
+    committed_environment.merge_hold_threshold = 0
+    committed_environment.save(update_fields=["merge_hold_threshold"])
+    assert calls.identify("2", "alice").json()["merge"]["status"] == "held"
+
+
+def test_a_rotated_key_stops_working_at_once(committed_environment, api):
+    assert api.get("/api/v1/users/search").status_code == 200  # caches the environment by its key
+    new_key = environment_rotate_api_key(environment=committed_environment)
+    assert api.get("/api/v1/users/search").status_code == 401
+    assert api.get("/api/v1/users/search", api_key=new_key).status_code == 200
+
+
+def test_a_deleted_environment_is_unknown_at_once(committed_environment, calls):
+    assert calls.identify("1", "alice").status_code == 200
+    Profile.objects.filter(environment=committed_environment).delete()
+    committed_environment.delete()
+    answer = calls.identify("1", "alice")
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_app_id"
+
+
+def test_a_change_the_orm_did_not_see_is_honoured_for_at_most_the_ttl(committed_environment, clock, settings):
+    settings.CAIRN_ENVIRONMENT_CACHE_SECONDS = 5
+    environment_for_api_key(API_KEY)
+    environment_for_app_id(committed_environment.app_id)
+    # As another process (or SQL by hand) would change it: this process's cache is not told.
+    Environment.objects.filter(pk=committed_environment.pk).update(
+        api_key_hash=api_key_hash("another-key-0123456789"), blocked_identities=["acme"]
+    )
+    clock.advance(4.9)
+    assert environment_for_api_key(API_KEY) is not None  # stale, within the TTL
+    assert environment_for_app_id(committed_environment.app_id).blocked_identities == []
+    clock.advance(0.2)
+    assert environment_for_api_key(API_KEY) is None
+    assert environment_for_app_id(committed_environment.app_id).blocked_identities == ["acme"]
+
+
+def test_unknown_app_ids_and_keys_are_not_cached(transactional_db, clock):
+    with pytest.raises(NotFound):
+        environment_for_app_id("1000000077")
+    assert environment_for_api_key("not-yet-a-key-0123456789") is None
+    # bulk_create sends no signal: only the absence of negative caching makes it visible at once.
+    Environment.objects.bulk_create(
+        [Environment(name="Late", app_id="1000000077", api_key_hash=api_key_hash("not-yet-a-key-0123456789"))]
+    )
+    assert environment_for_app_id("1000000077").name == "Late"
+    assert environment_for_api_key("not-yet-a-key-0123456789").name == "Late"
+
+
+def test_rows_read_inside_a_transaction_are_not_cached(transactional_db, clock):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        environment_create(name="Rolled back", app_id="1000000088", api_key="rolled-back-key-0123456789")
+        assert environment_for_app_id("1000000088").name == "Rolled back"
+        raise RuntimeError("roll back")
+    with pytest.raises(NotFound):
+        environment_for_app_id("1000000088")
+
+
+def test_the_cache_can_be_turned_off(committed_environment, settings, django_assert_num_queries):
+    settings.CAIRN_ENVIRONMENT_CACHE_SECONDS = 0
+    environment_for_app_id(committed_environment.app_id)
+    with django_assert_num_queries(1):
+        environment_for_app_id(committed_environment.app_id)
