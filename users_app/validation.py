@@ -188,7 +188,9 @@ def parse_properties(value, field: str = "properties", *, allow_null: bool) -> d
 
 def parse_timestamp(value, field: str = "timestamp") -> datetime:
     """ISO 8601 (a time zone is required; naive means UTC) or Unix epoch milliseconds. None -> now."""
-    now = timezone.now()
+    # Not timezone.now(): its settings lookup was half of this function's time in a 1,000-event call, and
+    # the answer is always aware UTC anyway.
+    now = datetime.now(UTC)
     if value is None:
         return now
     moment = None

@@ -33,18 +33,25 @@ def location_of(context) -> tuple[str, str]:
     return context.country[:200], context.city[:200]
 
 
+@lru_cache(maxsize=512)
+def _agent_describe(user_agent: str) -> tuple[str, str]:
+    """(browser, device type). Cached: parsing costs ~0.4 ms, a bulk call starts many sessions for one request's
+    agent, and a site sees a few hundred distinct agents."""
+    agent = parse_user_agent(user_agent)
+    if agent.is_bot:
+        device_type = "Bot"
+    elif agent.is_tablet:
+        device_type = "Tablet"
+    elif agent.is_mobile:
+        device_type = "Mobile"
+    else:
+        device_type = "Desktop"
+    return (agent.browser.family or "")[:200], device_type
+
+
 def device_describe(context) -> dict[str, str]:
     attributes = {}
     if context.user_agent:
-        agent = parse_user_agent(context.user_agent[:1024])
-        attributes["browser"] = (agent.browser.family or "")[:200]
-        if agent.is_bot:
-            attributes["device_type"] = "Bot"
-        elif agent.is_tablet:
-            attributes["device_type"] = "Tablet"
-        elif agent.is_mobile:
-            attributes["device_type"] = "Mobile"
-        else:
-            attributes["device_type"] = "Desktop"
+        attributes["browser"], attributes["device_type"] = _agent_describe(context.user_agent[:1024])
     attributes["country"], attributes["city"] = location_of(context)
     return attributes

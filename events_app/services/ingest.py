@@ -139,12 +139,15 @@ def parse_each(environment: Environment, items: list, parse: Callable) -> tuple[
 # ---- resolve profiles ---------------------------------------------------------------------------------
 
 
-def resolve_targets(environment: Environment, targets: list[Target]) -> None:
+def resolve_targets(environment: Environment, targets: list[Target], seen: dict | None = None) -> None:
+    """Set each target's profile. `seen`: {user_id or identity: (first, last)} of the events about to be
+    stored, so profiles created here start with their first/last seen (saving an UPDATE of each new row)."""
+    seen = seen or {}
     by_user_id = profiles_for_user_ids(
-        environment=environment, user_ids={t.user_id for t in targets if t.user_id is not None}
+        environment=environment, user_ids={t.user_id for t in targets if t.user_id is not None}, seen=seen
     )
     by_identity = profiles_for_identities(
-        environment=environment, identities={t.identity for t in targets if t.identity is not None}
+        environment=environment, identities={t.identity for t in targets if t.identity is not None}, seen=seen
     )
     for target in targets:
         target.resolved = by_user_id[target.user_id] if target.user_id is not None else by_identity[target.identity]
@@ -157,11 +160,7 @@ def _drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[T
     """An idempotency_key is stored once: skip keys already stored or repeated earlier in this call.
     (Concurrent duplicates are caught by the unique constraint when inserting.)"""
     keys = {item.idempotency_key for item in items if item.idempotency_key}
-    seen = set(
-        Event.objects.filter(environment=environment, idempotency_key__in=keys).values_list(
-            "idempotency_key", flat=True
-        )
-    ) if keys else set()
+    seen = _stored_idempotency_keys(environment, keys) if keys else set()
     fresh = []
     for item in items:
         if item.idempotency_key:
@@ -172,13 +171,48 @@ def _drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[T
     return fresh
 
 
+def _stored_idempotency_keys(environment: Environment, keys: set[str]) -> set[str]:
+    if connection.vendor != "postgresql":
+        return set(
+            Event.objects.filter(environment=environment, idempotency_key__in=keys).values_list(
+                "idempotency_key", flat=True
+            )
+        )
+    # One probe of the unique (environment, idempotency_key) index per key: the LATERAL ... LIMIT 1 keeps
+    # PostgreSQL from choosing a scan of all the environment's events, which it did for `IN (...)` (with
+    # fresh statistics too: 14 ms on 50,000 events against 3 ms, and the scan grows with the table).
+    sql = (
+        f"SELECT sent.key FROM unnest(%s::text[]) AS sent (key) CROSS JOIN LATERAL ("
+        f"SELECT 1 FROM {Event._meta.db_table} AS stored "
+        f"WHERE stored.environment_id = %s AND stored.idempotency_key = sent.key LIMIT 1) AS found"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(keys), environment.pk])
+        return {key for (key,) in cursor.fetchall()}
+
+
+def _seen_bounds(items, key: Callable) -> dict:
+    """(earliest, latest) timestamp of the items, by `key(item)`."""
+    bounds: dict = {}
+    for item in items:
+        group, moment = key(item), item.timestamp
+        low, high = bounds.get(group, (moment, moment))
+        bounds[group] = (min(low, moment), max(high, moment))
+    return bounds
+
+
 def _touch_profiles(items) -> None:
     """Widen each owner profile's first/last seen to its new events."""
-    bounds: dict[int, tuple[datetime, datetime]] = {}
+    bounds = _seen_bounds(items, lambda item: item.target.resolved.profile.pk)
+    # A profile this transaction inserted with its first/last seen already set (resolve_targets' `seen`) is
+    # exactly as its instance says: no other call can have written it.
     for item in items:
-        pk, moment = item.target.resolved.profile.pk, item.timestamp
-        low, high = bounds.get(pk, (moment, moment))
-        bounds[pk] = (min(low, moment), max(high, moment))
+        resolved = item.target.resolved
+        if resolved.created and resolved.profile.pk in bounds:
+            low, high = bounds[resolved.profile.pk]
+            first, last = resolved.profile.first_seen, resolved.profile.last_seen
+            if first is not None and last is not None and first <= low and high <= last:
+                del bounds[resolved.profile.pk]
     # sessions_assign locked the owners already (those created by this transaction need no lock).
     time_bounds_extend(Profile, lower_field="first_seen", upper_field="last_seen", bounds=bounds, locked=True)
 
@@ -218,8 +252,13 @@ def events_insert(rows: list[tuple]) -> None:
                 on_conflict="ON CONFLICT DO NOTHING")
 
 
-def events_write(environment: Environment, items: list[TrackItem], context: RequestContext | None) -> int:
-    items = _drop_duplicates(environment, items)
+def events_write(
+    environment: Environment, items: list[TrackItem], context: RequestContext | None, *, deduplicated: bool = False
+) -> int:
+    """Store the items (targets resolved) with their sessions; returns how many were new. `deduplicated`: the
+    caller already dropped the stored idempotency keys (track_ingest does, before resolving profiles)."""
+    if not deduplicated:
+        items = _drop_duplicates(environment, items)
     needs = [
         SessionNeed(
             profile=item.target.resolved.profile, named=item.target.resolved.named, timestamp=item.timestamp,
@@ -251,8 +290,10 @@ def track_ingest(
     result = IngestResult(rejected=rejected)
     if parsed:
         with transaction.atomic():
-            resolve_targets(environment, [item.target for item in parsed])
-            stored = events_write(environment, parsed, context)
+            fresh = _drop_duplicates(environment, parsed)
+            seen = _seen_bounds(fresh, lambda item: item.target.identity or item.target.user_id)
+            resolve_targets(environment, [item.target for item in parsed], seen=seen)
+            stored = events_write(environment, fresh, context, deduplicated=True)
         result.accepted = len(parsed)
         result.duplicates = len(parsed) - stored
         result.profile = parsed[-1].target.resolved.profile

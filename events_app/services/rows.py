@@ -6,19 +6,27 @@ created, so it can skip the lookups a brand-new visitor does not need). Table an
 the model; every value is a parameter.
 """
 
+import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from django.db import connection, models
 
-# SQLite's default limit of host parameters per statement (older builds): chunk the VALUES lists below it.
+# SQLite's limit of host parameters per statement in older builds: its VALUES lists are chunked below it.
 SQLITE_MAX_PARAMS = 999
 
 
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
 def _adapter(field: models.Field) -> Callable | None:
-    """How a Python value of this column is passed to the driver, or None when it is passed as is."""
+    """How a Python value of this column is passed to SQLite, or None when it is passed as is."""
     if isinstance(field, models.JSONField):
         return lambda value: field.get_db_prep_save(value, connection)
-    if isinstance(field, models.DateTimeField) and connection.vendor != "postgresql":
+    if isinstance(field, models.DateTimeField):
         return connection.ops.adapt_datetimefield_value
     return None
 
@@ -35,8 +43,7 @@ def rows_insert(
     values of the rows actually inserted (with ON CONFLICT DO NOTHING, a conflicting row returns nothing).
 
     `on_conflict` is a fixed clause written by the caller (never built from values), e.g.
-    "ON CONFLICT DO NOTHING". On PostgreSQL, rows without JSON columns go as one array per column through
-    unnest(): a statement of a few parameters whatever the row count. Elsewhere, VALUES lists in chunks."""
+    "ON CONFLICT DO NOTHING". On PostgreSQL, one JSON parameter (below); elsewhere, VALUES lists in chunks."""
     if not rows:
         return []
     if returning and not connection.features.can_return_rows_from_bulk_insert:
@@ -48,22 +55,28 @@ def rows_insert(
     table = quote(model._meta.db_table)
     column_list = ", ".join(quote(column) for column in columns)
     returning_sql = f" RETURNING {', '.join(quote(column) for column in returning)}" if returning else ""
-    adapters = [_adapter(fields[column]) for column in columns]
-    if any(adapter is not None for adapter in adapters):
-        rows = [
-            tuple(value if adapter is None else adapter(value) for value, adapter in zip(row, adapters, strict=True))
-            for row in rows
-        ]
-    postgres = connection.vendor == "postgresql"
-    results: list[tuple] = []
     with connection.cursor() as cursor:
-        if postgres and not any(isinstance(fields[column], models.JSONField) for column in columns):
-            casts = ", ".join(f"%s::{fields[column].db_type(connection)}[]" for column in columns)
-            sql = f"INSERT INTO {table} ({column_list}) SELECT * FROM unnest({casts}) {on_conflict}{returning_sql}"
-            cursor.execute(sql, [list(values) for values in zip(*rows, strict=True)])
+        if connection.vendor == "postgresql":
+            # The rows go as one JSON document, unpacked by json_to_recordset: a single parameter whatever the
+            # row count, serialized by one json.dumps (C) where the driver would quote each array element in
+            # Python (about 10 ms for 400 user property rows).
+            record = ", ".join(f"{quote(column)} {fields[column].db_type(connection)}" for column in columns)
+            sql = (
+                f"INSERT INTO {table} ({column_list}) SELECT {column_list} "
+                f"FROM json_to_recordset(%s::json) AS new_row ({record}) {on_conflict}{returning_sql}"
+            )
+            payload = json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=_json_value)
+            cursor.execute(sql, [payload])
             return list(cursor.fetchall()) if returning else []
+        adapters = [_adapter(fields[column]) for column in columns]
+        if any(adapter is not None for adapter in adapters):
+            rows = [
+                tuple(value if adapt is None else adapt(value) for value, adapt in zip(row, adapters, strict=True))
+                for row in rows
+            ]
         placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        chunk = len(rows) if postgres else max(1, SQLITE_MAX_PARAMS // len(columns))
+        chunk = max(1, SQLITE_MAX_PARAMS // len(columns))
+        results: list[tuple] = []
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             sql = (

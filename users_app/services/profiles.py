@@ -33,33 +33,44 @@ def _resolve(named: Profile) -> ResolvedProfile:
 
 
 def _inserted_profile(
-    environment: Environment, pk: int, user_id: int, created_at: datetime, identity: str | None = None
+    environment: Environment, pk: int, user_id: int, created_at: datetime, identity: str | None = None,
+    seen: tuple[datetime, datetime] | None = None,
 ) -> Profile:
     """The model instance of a row just inserted, as if read back (no query: every other column is empty)."""
-    profile = Profile(pk=pk, environment=environment, user_id=user_id, identity=identity, created_at=created_at)
+    first_seen, last_seen = seen or (None, None)
+    profile = Profile(pk=pk, environment=environment, user_id=user_id, identity=identity, created_at=created_at,
+                      first_seen=first_seen, last_seen=last_seen)
     profile._state.adding, profile._state.db = False, DEFAULT_DB_ALIAS
     return profile
 
 
-def profiles_for_user_ids(*, environment: Environment, user_ids: Iterable[int]) -> dict[int, ResolvedProfile]:
+# {user_id or identity: (first seen, last seen)} for the profiles a call may create.
+SeenBounds = dict[int | str, tuple[datetime, datetime]]
+
+
+def profiles_for_user_ids(
+    *, environment: Environment, user_ids: Iterable[int], seen: SeenBounds | None = None
+) -> dict[int, ResolvedProfile]:
     """Profiles for these user_ids, creating anonymous ones for the new ids (set-based: one or two queries).
 
     The insert comes first on purpose: when an identify is merging one of these profiles right now, the
     insert waits on the merge's uncommitted row version and the read that follows sees the tombstone, so
     the call lands on the destination (tests/users_app/test_concurrency.py). Reading first would not wait.
-    The insert returns the rows it created; only the others are read."""
+    The insert returns the rows it created; only the others are read. A created profile's first/last seen
+    are `seen[user_id]` when given (else empty)."""
     user_ids = set(user_ids)
     if not user_ids:
         return {}
+    seen = seen or {}
     created_at = timezone.now()
     inserted = rows_insert(
-        Profile, ("environment_id", "user_id", "created_at"),
-        [(environment.pk, user_id, created_at) for user_id in sorted(user_ids)],
+        Profile, ("environment_id", "user_id", "created_at", "first_seen", "last_seen"),
+        [(environment.pk, user_id, created_at, *seen.get(user_id, (None, None))) for user_id in sorted(user_ids)],
         on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id"),
     )
     resolved = {}
     for pk, user_id in inserted:
-        profile = _inserted_profile(environment, pk, user_id, created_at)
+        profile = _inserted_profile(environment, pk, user_id, created_at, seen=seen.get(user_id))
         resolved[user_id] = ResolvedProfile(profile=profile, named=profile, created=True)
     existing = user_ids - resolved.keys()
     if existing:
@@ -70,9 +81,12 @@ def profiles_for_user_ids(*, environment: Environment, user_ids: Iterable[int]) 
     return resolved
 
 
-def profiles_for_identities(*, environment: Environment, identities: Iterable[str]) -> dict[str, ResolvedProfile]:
-    """Profiles owning these identities, creating identified profiles (no events yet) for new ones. Identified
-    profiles are never merged away, so they are their own owners."""
+def profiles_for_identities(
+    *, environment: Environment, identities: Iterable[str], seen: SeenBounds | None = None
+) -> dict[str, ResolvedProfile]:
+    """Profiles owning these identities, creating identified profiles for new ones (first/last seen from
+    `seen[identity]`, else empty). Identified profiles are never merged away, so they are their own owners."""
+    seen = seen or {}
     identities = set(identities)
     resolved: dict[str, ResolvedProfile] = {}
     missing = identities
@@ -87,12 +101,15 @@ def profiles_for_identities(*, environment: Environment, identities: Iterable[st
         if missing:
             created_at = timezone.now()
             inserted = rows_insert(
-                Profile, ("environment_id", "user_id", "identity", "created_at"),
-                [(environment.pk, new_user_id(), identity, created_at) for identity in sorted(missing)],
+                Profile, ("environment_id", "user_id", "identity", "created_at", "first_seen", "last_seen"),
+                [
+                    (environment.pk, new_user_id(), identity, created_at, *seen.get(identity, (None, None)))
+                    for identity in sorted(missing)
+                ],
                 on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id", "identity"),
             )
             for pk, user_id, identity in inserted:
-                profile = _inserted_profile(environment, pk, user_id, created_at, identity)
+                profile = _inserted_profile(environment, pk, user_id, created_at, identity, seen.get(identity))
                 resolved[identity] = ResolvedProfile(profile=profile, named=profile, created=True)
             # Left: taken by a concurrent call meanwhile (read on the next turn), or a user_id collision.
             missing = identities - resolved.keys()
