@@ -188,6 +188,20 @@ def test_late_identify_with_a_merged_away_user_id_follows_the_tombstone(calls):
     assert calls.user(alice_id).json()["identity"] == "alice"
 
 
+def test_late_identify_with_a_merged_away_user_id_and_a_new_identity_is_case_6(calls):
+    alice_id = identified(calls, "alice")
+    calls.track(user_id="93")
+    calls.identify("93", "alice")
+    # 93 is alice now: a new identity gets a new profile; neither alice nor the tombstone changes.
+    body = calls.identify("93", "carol").json()
+    carol = Profile.objects.get(identity="carol")
+    assert body == {"user_id": str(carol.user_id), "identity": "carol", "merge": None}
+    assert carol.user_id not in (93, int(alice_id)) and carol.merged_into_id is None
+    assert calls.user(alice_id).json()["identity"] == "alice"
+    assert Profile.objects.get(user_id=93).identity is None
+    assert MergeRecord.objects.count() == 1
+
+
 # ---- merge rules -------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection, transaction
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.services.identity_guard import identity_check
 from users_app.services.merges import merge_request
-from users_app.services.profiles import new_user_id, profile_for_user_id
+from users_app.services.profiles import new_user_id
 
 # A lost race for a new identity (below) starts the call again; the second attempt sees the winner.
 ATTEMPTS = 3
@@ -26,24 +26,34 @@ class _IdentityTaken(Exception):
     than wrapping every claim in a savepoint: two round trips on each call to save one on a rare race)."""
 
 
-def _lock_with_owner(environment: Environment, profile_pk: int, identity: str) -> tuple[Profile, Profile | None]:
-    """Lock the device's profile and the identity's owner (if any) in one statement: profiles_lock's rule (row
-    locks in primary-key order, before any other write of the transaction) with the owner found by the same
-    query. Returns both rows fresh, read under the lock.
+def _lock_device_and_owner(environment: Environment, user_id: int, identity: str) -> tuple[Profile, Profile | None]:
+    """The profile that owns the device's activity (P: the device's own, or its tombstone's destination) and
+    the identity's owner (Q, if any), both locked and read fresh under the lock, in two statements.
+
+    The device's profile is inserted first if it is new, as profiles_for_user_ids does and for the same reason:
+    when a concurrent identify is merging it, the insert waits for that merge's uncommitted row version, so the
+    read that follows sees the tombstone. The read then locks P and Q in one statement, in primary-key order
+    (profiles_lock's rule, before any other write of the transaction).
 
     Raw SQL (parameterised) because this runs on every identify: the ORM spends more CPU compiling the OR than
     the database spends answering it. Profile.objects.raw still applies each backend's converters."""
+    Profile.objects.bulk_create([Profile(environment=environment, user_id=user_id)], ignore_conflicts=True)
+    table = Profile._meta.db_table
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     rows = list(
         Profile.objects.raw(
-            f"SELECT * FROM {Profile._meta.db_table} WHERE id = %s OR (environment_id = %s AND identity = %s) "
-            f"ORDER BY id{lock}",
-            [profile_pk, environment.pk, identity],
+            f"SELECT * FROM {table} WHERE id = (SELECT COALESCE(merged_into_id, id) FROM {table} "
+            f"WHERE environment_id = %s AND user_id = %s) OR (environment_id = %s AND identity = %s) ORDER BY id{lock}",
+            [environment.pk, user_id, environment.pk, identity],
         )
     )
-    current = next(row for row in rows if row.pk == profile_pk)
     owner = next((row for row in rows if row.identity == identity), None)
-    return current, owner
+    # The device's own row comes back unless it is a tombstone; then its destination is the row that is not
+    # the owner, or the owner itself.
+    device = next((row for row in rows if row.user_id == user_id), None)
+    if device is None:
+        device = next((row for row in rows if row.identity != identity), owner)
+    return device, owner
 
 
 def _claim_identity(profile: Profile, identity: str) -> None:
@@ -91,8 +101,7 @@ def profile_identify(
 def _identify(
     environment: Environment, user_id: int, identity: str, trigger: str, seen_at: datetime | None
 ) -> IdentifyResult:
-    resolved = profile_for_user_id(environment=environment, user_id=user_id).profile
-    current, owner = _lock_with_owner(environment, resolved.pk, identity)
+    current, owner = _lock_device_and_owner(environment, user_id, identity)
     if current.merged_into_id is not None:
         # Merged by a concurrent identify of the same device while we waited for its lock: the device is its
         # destination now (never a tombstone itself). Never give a tombstone an identity.
