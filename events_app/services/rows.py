@@ -9,6 +9,7 @@ the model; every value is a parameter.
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from django.db import connection, models
 
@@ -31,6 +32,27 @@ def _adapter(field: models.Field) -> Callable | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _postgresql_sql(model: type[models.Model], columns: tuple, on_conflict: str, returning: tuple) -> str:
+    """The statement for these columns (cached: the column types alone took ~0.2 ms per call to work out).
+    The rows go as one JSON document unpacked by json_to_recordset: a single parameter whatever the row
+    count, serialized by one json.dumps (C) where the driver would quote each array element in Python
+    (about 10 ms for 400 user property rows)."""
+    quote = connection.ops.quote_name
+    fields = {field.column: field for field in model._meta.concrete_fields}
+    column_list = ", ".join(quote(column) for column in columns)
+    record = ", ".join(f"{quote(column)} {fields[column].db_type(connection)}" for column in columns)
+    returning_sql = f" RETURNING {', '.join(quote(column) for column in returning)}" if returning else ""
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({column_list}) SELECT {column_list} "
+        f"FROM json_to_recordset(%s::json) AS new_row ({record}) {on_conflict}{returning_sql}"
+    )
+
+
+def _json_rows(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=_json_value)
+
+
 def rows_insert(
     model: type[models.Model],
     columns: Sequence[str],
@@ -43,31 +65,25 @@ def rows_insert(
     values of the rows actually inserted (with ON CONFLICT DO NOTHING, a conflicting row returns nothing).
 
     `on_conflict` is a fixed clause written by the caller (never built from values), e.g.
-    "ON CONFLICT DO NOTHING". On PostgreSQL, one JSON parameter (below); elsewhere, VALUES lists in chunks."""
+    "ON CONFLICT DO NOTHING". On PostgreSQL, one JSON parameter (_postgresql_sql); elsewhere, VALUES lists in chunks."""
     if not rows:
         return []
     if returning and not connection.features.can_return_rows_from_bulk_insert:
         # SQLite before 3.35 has no RETURNING: insert, and let the caller look the rows up (its fallback for
         # rows that conflicted).
         returning = ()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _postgresql_sql(model, tuple(columns), on_conflict, tuple(returning)), [_json_rows(columns, rows)]
+            )
+            return list(cursor.fetchall()) if returning else []
     quote = connection.ops.quote_name
     fields = {field.column: field for field in model._meta.concrete_fields}
     table = quote(model._meta.db_table)
     column_list = ", ".join(quote(column) for column in columns)
     returning_sql = f" RETURNING {', '.join(quote(column) for column in returning)}" if returning else ""
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # The rows go as one JSON document, unpacked by json_to_recordset: a single parameter whatever the
-            # row count, serialized by one json.dumps (C) where the driver would quote each array element in
-            # Python (about 10 ms for 400 user property rows).
-            record = ", ".join(f"{quote(column)} {fields[column].db_type(connection)}" for column in columns)
-            sql = (
-                f"INSERT INTO {table} ({column_list}) SELECT {column_list} "
-                f"FROM json_to_recordset(%s::json) AS new_row ({record}) {on_conflict}{returning_sql}"
-            )
-            payload = json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=_json_value)
-            cursor.execute(sql, [payload])
-            return list(cursor.fetchall()) if returning else []
         adapters = [_adapter(fields[column]) for column in columns]
         if any(adapter is not None for adapter in adapters):
             rows = [
