@@ -18,6 +18,7 @@ from users_app.selectors import (
     user_timeline,
 )
 from users_app.services.identify import profile_identify
+from users_app.services.merges import publish_after_response
 from users_app.validation import is_decimal, parse_identity, parse_timestamp, parse_user_id
 
 ERROR_SCHEMA = inline_serializer(
@@ -52,6 +53,7 @@ class IdentifyApi(JsonBodyApi):
                                         "identity": "12345"})],
     )
     def post(self, request):
+        publish_after_response()  # the client gets its answer without waiting for the broker
         body = self.json_body(request)
         environment = self.environment_of(body)
         user_id = parse_user_id(body.get("user_id"))

@@ -15,9 +15,12 @@ re-queues merges whose task was lost (broker down at identify time, worker kille
 """
 
 import logging
+import threading
 from datetime import datetime, timedelta
 
+from django.core.signals import request_finished, request_started
 from django.db import connection, transaction
+from django.dispatch import receiver
 from django.utils import timezone
 
 from users_app.models import INITIAL_PROPERTY_PREFIX, Environment, MergeRecord, Profile, UserProperty
@@ -210,7 +213,44 @@ def publish(merge_id: int) -> bool:
 
 
 def merge_enqueue(*, merge_id: int) -> None:
-    """Queue the merge task once the transaction commits. If the broker is down, identify still succeeds
-    (publishing gives up after ~0.1 s, see CELERY_BROKER_TRANSPORT_OPTIONS): the merge stays pending and the
-    periodic sweep queues it again."""
-    transaction.on_commit(lambda: publish(merge_id))
+    """Queue the merge task once the transaction commits (or, in a request that asked for it, once its response
+    is sent: publish_after_response). If the broker is down, identify still succeeds (publishing gives up
+    after ~0.1 s, see CELERY_BROKER_TRANSPORT_OPTIONS): the merge stays pending and the periodic sweep queues
+    it again."""
+    transaction.on_commit(lambda: _publish_now_or_after_response(merge_id))
+
+
+# ---- publishing after the response -------------------------------------------------------------------------
+
+# Publishing costs a broker round trip and a millisecond or two of Celery's CPU. Nothing in the answer depends
+# on it (the merge is recorded, reads already follow the tombstone), so an API view may let its client have
+# the answer first: the merges its request committed are published when the response has been sent
+# (request_finished; under gunicorn after the body is written). A process killed in between leaves the merge
+# pending, exactly as a broker outage does, and the sweep queues it.
+_this_request = threading.local()
+
+
+def publish_after_response() -> None:
+    """Called by an API view at the start of a request: merges it commits are queued after its response."""
+    from users_app.tasks import merge_apply_task
+
+    if not merge_apply_task.app.conf.task_always_eager:  # eager: the task itself would run after the response
+        _this_request.merge_ids = []
+
+
+def _publish_now_or_after_response(merge_id: int) -> None:
+    waiting = getattr(_this_request, "merge_ids", None)
+    if waiting is None:
+        publish(merge_id)
+    else:
+        waiting.append(merge_id)
+
+
+@receiver(request_started, dispatch_uid="cairn_merges_request_started")
+@receiver(request_finished, dispatch_uid="cairn_merges_request_finished")
+def _publish_waiting_merges(**kwargs) -> None:
+    """At the end of a request (and, should one have ended without it, at the start of the next one in this
+    thread), publish what the request left waiting."""
+    waiting, _this_request.merge_ids = getattr(_this_request, "merge_ids", None), None
+    for merge_id in waiting or ():
+        publish(merge_id)
