@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import OuterRef, Subquery
 
 from events_app.models import Session
-from events_app.services.rows import rows_insert
+from events_app.services.rows import Writes
 from users_app.models import Profile, UserProperty, property_key_hash
 
 # Property key -> Session field. The keys are part of the product (reports group by them): never rename.
@@ -39,14 +39,17 @@ def initial_properties_of(session: Session) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def initial_properties_update(*, new_sessions: list[Session], created_profile_ids: Iterable[int] = ()) -> int:
+def initial_properties_update(
+    *, new_sessions: list[Session], created_profile_ids: Iterable[int] = (), writes: Writes | None = None
+) -> int:
     """For each (live) profile that just got one of `new_sessions` (stored, with their pks): if its first
     session is one of them, set its initial properties from it. Returns how many profiles were updated.
 
     Call inside the ingest transaction, after the sessions are stored, with the profiles' row locks held
     (sessions_assign takes them), so two concurrent first sessions of one person are decided one after the
     other, each seeing the other's committed session. A profile in `created_profile_ids` was inserted by this
-    transaction: its only sessions are the new ones, so its first is found without a query."""
+    transaction: its only sessions are the new ones, so its first is found without a query. With `writes`,
+    the properties are inserted with the call's other last writes."""
     created_profile_ids = set(created_profile_ids)
     earliest_new: dict[int, Session] = {}
     for session in new_sessions:
@@ -70,7 +73,8 @@ def initial_properties_update(*, new_sessions: list[Session], created_profile_id
         UserProperty.objects.filter(profile_id__in=replaced, key_hash__in=INITIAL_KEY_HASHES).delete()
     quote = connection.ops.quote_name
     updated = ", ".join(f"{quote(column)} = excluded.{quote(column)}" for column in ("value", "is_number", "set_at"))
-    rows_insert(
+    pending = writes if writes is not None else Writes()
+    pending.insert(
         UserProperty, ("profile_id", "key", "key_hash", "value", "is_number", "set_at"),
         [
             (profile_pk, key, INITIAL_KEY_HASH[key], value, False, session.started_at)
@@ -79,6 +83,8 @@ def initial_properties_update(*, new_sessions: list[Session], created_profile_id
         ],
         on_conflict=f"ON CONFLICT ({quote('profile_id')}, {quote('key_hash')}) DO UPDATE SET {updated}",
     )
+    if writes is None:
+        pending.flush()
     return len(chosen)
 
 

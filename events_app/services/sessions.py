@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce
 
 from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.initial_properties import initial_properties_update
-from events_app.services.rows import rows_insert
+from events_app.services.rows import Writes, rows_insert
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
 from users_app.services.locks import profiles_lock
@@ -98,8 +98,11 @@ def _person_sessions(owner_pks: set[int]):
     )
 
 
-def sessions_assign(*, environment: Environment, needs: list[SessionNeed], context: RequestContext | None) -> None:
-    """Set `need.session` for every need, creating and widening sessions as required."""
+def sessions_assign(
+    *, environment: Environment, needs: list[SessionNeed], context: RequestContext | None, writes: Writes | None = None
+) -> None:
+    """Set `need.session` for every need, creating and widening sessions as required. With `writes`, the
+    initial properties of the new sessions' profiles are written with the caller's other last writes."""
     timeout = session_timeout()
     new_sessions: list[Session] = []
 
@@ -189,6 +192,7 @@ def sessions_assign(*, environment: Environment, needs: list[SessionNeed], conte
         initial_properties_update(
             new_sessions=list(inserted.values()),
             created_profile_ids={need.profile.pk for need in needs if need.profile_created},
+            writes=writes,
         )
 
 

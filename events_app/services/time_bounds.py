@@ -10,12 +10,14 @@ def time_bounds_extend(
     upper_field: str,
     bounds: dict[int, tuple[datetime, datetime]],
     locked: bool = False,
+    writes=None,
 ) -> None:
     """Widen each row's [lower, upper] to include the given times, never narrowing it (so concurrent requests
     and late events cannot move last_seen backwards). One UPDATE ... FROM (the bounds) for all rows, in
     primary-key order so two concurrent requests touching the same rows cannot deadlock. Table and column
     names come from the model; every value is a parameter. `locked`: the caller already holds these rows'
-    locks (taken in key order), so the extra locking round trip is skipped."""
+    locks (taken in key order), so the extra locking round trip is skipped. `writes` (rows.Writes, with
+    `locked` only): the UPDATE is sent with the call's other last writes."""
     if not bounds:
         return
     table = connection.ops.quote_name(model._meta.db_table)
@@ -44,5 +46,8 @@ def time_bounds_extend(
         f"{upper} = {greatest}(COALESCE({table}.{upper}, bounds.high), bounds.high) "
         f"FROM bounds WHERE {table}.id = bounds.id"
     )
+    if writes is not None and locked:
+        writes.add(sql, params)
+        return
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
