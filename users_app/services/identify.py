@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.services.identity_guard import identity_check
@@ -35,10 +36,15 @@ def _lock_device_and_owner(environment: Environment, user_id: int, identity: str
     read that follows sees the tombstone. The read then locks P and Q in one statement, in primary-key order
     (profiles_lock's rule, before any other write of the transaction).
 
-    Raw SQL (parameterised) because this runs on every identify: the ORM spends more CPU compiling the OR than
-    the database spends answering it. Profile.objects.raw still applies each backend's converters."""
-    Profile.objects.bulk_create([Profile(environment=environment, user_id=user_id)], ignore_conflicts=True)
+    Raw SQL (parameterised) because this runs on every identify: the ORM spends more CPU building these
+    statements than the database spends answering them. Profile.objects.raw still applies each backend's
+    converters."""
     table = Profile._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (environment_id, user_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            [environment.pk, user_id, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     rows = list(
         Profile.objects.raw(
@@ -59,9 +65,16 @@ def _lock_device_and_owner(environment: Environment, user_id: int, identity: str
 def _claim_identity(profile: Profile, identity: str) -> None:
     """Give the (locked, anonymous) profile the identity, or _IdentityTaken if another profile took it first."""
     try:
-        Profile.objects.filter(pk=profile.pk, identity__isnull=True).update(identity=identity)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Profile._meta.db_table} SET identity = %s WHERE id = %s AND identity IS NULL",
+                [identity, profile.pk],
+            )
+            claimed = cursor.rowcount == 1
     except IntegrityError as error:
         raise _IdentityTaken from error
+    if not claimed:  # cannot happen under the row lock; start again rather than guess
+        raise _IdentityTaken
     profile.identity = identity
 
 
