@@ -16,6 +16,7 @@ re-queues merges whose task was lost (broker down at identify time, worker kille
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.signals import request_finished, request_started
@@ -46,19 +47,66 @@ def _earlier(first, second) -> bool:
     return first is not None and (second is None or first < second)
 
 
-def _merge_properties(source: Profile, destination: Profile) -> tuple[dict, dict]:
-    """Apply SPEC 2's merge rules to the destination's properties; return (source snapshot, replaced)."""
-    source_rows, destination_rows = [], {}
-    # Both profiles' properties in one round trip (raw: a third of the ORM's CPU on this hot path).
-    both = UserProperty.objects.raw(
-        f"SELECT * FROM {UserProperty._meta.db_table} WHERE profile_id IN (%s, %s) ORDER BY id",
-        [source.pk, destination.pk],
+@dataclass
+class _MergeState:
+    open_merge_id: int | None  # the source's open merge, if any
+    recent: int  # merges into the destination that count toward its 24-hour hold threshold
+    properties: list[UserProperty]  # both profiles' properties
+
+
+def _merge_state(*, source: Profile, destination: Profile, threshold_since: datetime) -> _MergeState:
+    """In one round trip, under both row locks: the source's open merge (a held one only for the same
+    destination: a device held for one identity may still log in as another), how many merges into the
+    destination count toward its 24-hour hold threshold (held, rejected and reverted ones do not), and both
+    profiles' properties. The aggregate row is left-joined to the properties, so it comes back even when
+    there are none (then as one row whose property columns are NULL).
+
+    Raw SQL (parameterised; portable CASE rather than FILTER) because it runs on every merging identify and
+    the ORM's conditional aggregates cost several times the query itself in CPU. UserProperty.objects.raw
+    applies each backend's converters."""
+    open_statuses = [str(status) for status in OPEN_STATUSES]
+    counted_statuses = [str(status) for status in COUNTED_STATUSES]
+    rows = list(
+        UserProperty.objects.raw(
+            "SELECT merges.open_merge_id, merges.recent, properties.* FROM ("
+            f"SELECT MAX(CASE WHEN source_id = %s AND status IN ({_placeholders(open_statuses)}) "
+            "AND (status <> %s OR destination_id = %s) THEN id END) AS open_merge_id, "
+            f"COUNT(CASE WHEN destination_id = %s AND status IN ({_placeholders(counted_statuses)}) "
+            "AND requested_at >= %s THEN 1 END) AS recent "
+            f"FROM {MergeRecord._meta.db_table} WHERE source_id = %s OR destination_id = %s"
+            f") merges LEFT JOIN {UserProperty._meta.db_table} properties ON properties.profile_id IN (%s, %s) "
+            "ORDER BY properties.id",
+            [
+                source.pk,
+                *open_statuses,
+                str(MergeRecord.Status.HELD),
+                destination.pk,
+                destination.pk,
+                *counted_statuses,
+                connection.ops.adapt_datetimefield_value(threshold_since),
+                source.pk,
+                destination.pk,
+                source.pk,
+                destination.pk,
+            ],
+        )
     )
-    for row in both:
-        if row.profile_id == source.pk:
-            source_rows.append(row)
-        else:
-            destination_rows[row.key] = row
+    return _MergeState(
+        open_merge_id=rows[0].open_merge_id,
+        recent=rows[0].recent,
+        properties=[row for row in rows if row.pk is not None],
+    )
+
+
+def _placeholders(values: list) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _merge_properties(source: Profile, destination: Profile, properties: list[UserProperty]) -> tuple[dict, dict]:
+    """Apply SPEC 2's merge rules to the destination's properties (`properties`: both profiles'); return
+    (source snapshot, replaced)."""
+    source_rows = [row for row in properties if row.profile_id == source.pk]
+    destination_rows = {row.key: row for row in properties if row.profile_id == destination.pk}
     source_is_earlier = _earlier(source.first_seen, destination.first_seen)
     replaced: dict[str, dict | None] = {}
     winners = []
@@ -89,44 +137,6 @@ def _merge_properties(source: Profile, destination: Profile) -> tuple[dict, dict
     return property_snapshot(source_rows), replaced
 
 
-def _open_merge_and_recent_count(
-    *, source: Profile, destination: Profile, threshold_since: datetime
-) -> tuple[int | None, int]:
-    """In one query: the id of the source's open merge (a held one only for the same destination: a device
-    held for one identity may still log in as another), and how many merges into the destination count
-    toward its 24-hour hold threshold (held, rejected and reverted ones do not).
-
-    Raw SQL (parameterised, portable CASE rather than FILTER) because it runs on every merging identify and
-    the ORM's conditional aggregates cost several times the query itself in CPU."""
-    open_statuses = [str(status) for status in OPEN_STATUSES]
-    counted_statuses = [str(status) for status in COUNTED_STATUSES]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT MAX(CASE WHEN source_id = %s AND status IN ({_placeholders(open_statuses)}) "
-            "AND (status <> %s OR destination_id = %s) THEN id END), "
-            f"COUNT(CASE WHEN destination_id = %s AND status IN ({_placeholders(counted_statuses)}) "
-            "AND requested_at >= %s THEN 1 END) "
-            f"FROM {MergeRecord._meta.db_table} WHERE source_id = %s OR destination_id = %s",
-            [
-                source.pk,
-                *open_statuses,
-                str(MergeRecord.Status.HELD),
-                destination.pk,
-                destination.pk,
-                *counted_statuses,
-                connection.ops.adapt_datetimefield_value(threshold_since),
-                source.pk,
-                destination.pk,
-            ],
-        )
-        open_merge_id, recent = cursor.fetchone()
-    return open_merge_id, recent
-
-
-def _placeholders(values: list) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 def merge_request(
     *, source: Profile, destination: Profile, environment: Environment, trigger: str, requested_by=None
 ) -> MergeRecord:
@@ -134,11 +144,9 @@ def merge_request(
     holds both row locks, with both rows as read under them (first/last seen change with every event).
     Past the identity's 24-hour threshold (SPEC 4) the merge is held, not applied: counted under the
     destination's lock, so concurrent identifies cannot both slip under it."""
-    open_merge_id, recent = _open_merge_and_recent_count(
-        source=source, destination=destination, threshold_since=timezone.now() - timedelta(hours=24)
-    )
-    if open_merge_id is not None:  # the same source asking again gets its open merge
-        return MergeRecord.objects.get(pk=open_merge_id)
+    state = _merge_state(source=source, destination=destination, threshold_since=timezone.now() - timedelta(hours=24))
+    if state.open_merge_id is not None:  # the same source asking again gets its open merge
+        return MergeRecord.objects.get(pk=state.open_merge_id)
     record = MergeRecord(
         environment_id=source.environment_id,
         source=source,
@@ -152,28 +160,40 @@ def merge_request(
         destination_last_seen=destination.last_seen,
     )
     # "More than the threshold": one more would exceed it.
-    if recent >= environment.merge_hold_threshold:
+    if state.recent >= environment.merge_hold_threshold:
         # Held: the source stays its own user everywhere until an admin approves.
         record.status = MergeRecord.Status.HELD
-        record.source_properties = property_snapshot(source.properties.all())
+        record.source_properties = property_snapshot(row for row in state.properties if row.profile_id == source.pk)
         record.save()
         return record
-    merge_redirect(record=record, source=source, destination=destination)
+    merge_redirect(record=record, source=source, destination=destination, properties=state.properties)
     return record
 
 
-def merge_redirect(*, record: MergeRecord, source: Profile | None = None, destination: Profile | None = None) -> None:
+def merge_redirect(
+    *,
+    record: MergeRecord,
+    source: Profile | None = None,
+    destination: Profile | None = None,
+    properties: list[UserProperty] | None = None,
+) -> None:
     """The part of a merge that happens at once: tombstone, properties, first/last seen; then enqueue. Pass
-    `source` and `destination` only when the caller already holds their row locks and read them under it."""
+    `source` and `destination` (and both their `properties`) only when the caller already holds their row
+    locks and read them under it."""
     if source is None or destination is None:
         locked = profiles_lock([record.source_id, record.destination_id])
         source, destination = locked[record.source_id], locked[record.destination_id]
+        properties = None
+    if properties is None:
+        properties = list(UserProperty.objects.filter(profile_id__in=[source.pk, destination.pk]).order_by("pk"))
     record.source_first_seen, record.source_last_seen = source.first_seen, source.last_seen
     record.destination_first_seen, record.destination_last_seen = (
         destination.first_seen,
         destination.last_seen,
     )
-    record.source_properties, record.replaced_destination_properties = _merge_properties(source, destination)
+    record.source_properties, record.replaced_destination_properties = _merge_properties(
+        source, destination, properties
+    )
     record.properties_moved = len(record.replaced_destination_properties)
     record.status = MergeRecord.Status.PENDING
     record.heartbeat_at = None
