@@ -174,6 +174,7 @@ def sessions_assign(
     inserted = _sessions_insert(new_sessions)
     # A concurrent request may have created the same tracker session: keep theirs (read back here).
     lost = [s for s in new_sessions if s.pk is None]
+    stored: dict[tuple[int, str], Session] = {}
     if lost:
         stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in lost})
         for need in needs:
@@ -188,9 +189,10 @@ def sessions_assign(
         low, high = bounds.get(need.session.pk, (need.timestamp, need.timestamp))
         bounds[need.session.pk] = (min(low, need.timestamp), max(high, need.timestamp))
     time_bounds_extend(Session, lower_field="started_at", upper_field="ended_at", bounds=bounds)
-    if inserted:
+    if inserted or stored:
         initial_properties_update(
-            new_sessions=list(inserted.values()),
+            # The re-read ones too: without RETURNING (SQLite before 3.35) every new session is re-read.
+            new_sessions=[*inserted.values(), *stored.values()],
             created_profile_ids={need.profile.pk for need in needs if need.profile_created},
             writes=writes,
         )

@@ -141,3 +141,16 @@ def test_the_number_of_queries_does_not_grow_with_the_batch(calls, session):
     assert small_back == large_back
     assert Event.objects.count() == 2 * (30 + 600)
     assert Session.objects.count() == 10 + 200
+
+
+def test_without_returning_the_new_rows_are_read_back(api, calls, environment, monkeypatch):
+    """SQLite before 3.35 has no INSERT ... RETURNING: nothing counts as created, every row is looked up."""
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    track(api, environment, {"user_id": "7301", "event": "pageview", "timestamp": at(0),
+                             "properties": {"path": "/pricing"}}, HTTP_USER_AGENT=CHROME)
+    track(api, environment, {"user_id": "7301", "event": "click", "timestamp": at(2)})
+    user = calls.user("7301").json()
+    assert (user["first_seen"], user["last_seen"], user["session_count"], user["event_count"]) == (
+        at(0), at(2), 1, 2)
+    assert initial(calls, "7301") == {"Initial Landing Page": "/pricing", "Initial Browser": "Chrome",
+                                      "Initial Device Type": "Desktop"}
