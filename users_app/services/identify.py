@@ -11,7 +11,7 @@ from users_app.services.identity_guard import identity_check
 from users_app.services.merges import merge_request
 from users_app.services.profiles import new_user_id
 
-# A lost race for a new identity (below) starts the call again; the second attempt sees the winner.
+# A lost race (see _StartAgain) starts the call again; the next attempt sees the winner.
 ATTEMPTS = 3
 
 
@@ -21,49 +21,62 @@ class IdentifyResult:
     merge: MergeRecord | None
 
 
-class _IdentityTaken(Exception):
-    """Another call gave the identity to a profile after this one looked under its locks. On PostgreSQL the
-    unique violation has aborted the transaction, so the whole call is rolled back and starts again (cheaper
-    than wrapping every claim in a savepoint: two round trips on each call to save one on a rare race)."""
+class _StartAgain(Exception):
+    """Something this call decided on changed under it: another call took the identity after this one looked
+    (a unique violation), or merged the device's profile while this one waited for its lock. The call is
+    rolled back and starts again (on PostgreSQL the unique violation has aborted the transaction anyway); the
+    next attempt sees what the other call did. Cheaper than a savepoint around every claim (two round trips on
+    each call to save one on a rare race), and no lock is ever taken out of primary-key order."""
 
 
 def _lock_device_and_owner(environment: Environment, user_id: int, identity: str) -> tuple[Profile, Profile | None]:
     """The profile that owns the device's activity (P: the device's own, or its tombstone's destination) and
-    the identity's owner (Q, if any), both locked and read fresh under the lock, in two statements.
+    the identity's owner (Q, if any), locked in one statement in primary-key order (profiles_lock's rule,
+    before any other write of the transaction) and read fresh under the lock.
 
-    The device's profile is inserted first if it is new, as profiles_for_user_ids does and for the same reason:
-    when a concurrent identify is merging it, the insert waits for that merge's uncommitted row version, so the
-    read that follows sees the tombstone. The read then locks P and Q in one statement, in primary-key order
-    (profiles_lock's rule, before any other write of the transaction).
+    A device seen before (the usual case: it tracked before it identified) takes that one statement. A new
+    one is inserted, then read again (it is this transaction's own row, so locking it after the owner waits
+    for nobody); if another call created it meanwhile, the call starts again.
+
+    A concurrent identify merging the device: the statement resolved the device before that merge committed,
+    waits for the row lock, and gets the row back as a tombstone. Then the call starts again (_StartAgain)
+    rather than lock the destination out of order; the next statement resolves the tombstone itself.
 
     Raw SQL (parameterised) because this runs on every identify: the ORM spends more CPU building these
     statements than the database spends answering them. Profile.objects.raw still applies each backend's
     converters."""
     table = Profile._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (environment_id, user_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            [environment.pk, user_id, connection.ops.adapt_datetimefield_value(timezone.now())],
-        )
+    # The device's profile, through its tombstone: the same subquery twice (WHERE, and named in each row).
+    device_profile = f"(SELECT COALESCE(merged_into_id, id) FROM {table} WHERE environment_id = %s AND user_id = %s)"
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    rows = list(
-        Profile.objects.raw(
-            f"SELECT * FROM {table} WHERE id = (SELECT COALESCE(merged_into_id, id) FROM {table} "
-            f"WHERE environment_id = %s AND user_id = %s) OR (environment_id = %s AND identity = %s) ORDER BY id{lock}",
-            [environment.pk, user_id, environment.pk, identity],
-        )
+    sql = (
+        f"SELECT *, {device_profile} AS device_profile_id FROM {table} "
+        f"WHERE id = {device_profile} OR (environment_id = %s AND identity = %s) ORDER BY id{lock}"
     )
+    params = [environment.pk, user_id, environment.pk, user_id, environment.pk, identity]
+    rows = list(Profile.objects.raw(sql, params))
+    if not any(row.pk == row.device_profile_id for row in rows):  # a new device
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (environment_id, user_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                [environment.pk, user_id, connection.ops.adapt_datetimefield_value(timezone.now())],
+            )
+            inserted = cursor.rowcount == 1
+        if not inserted:
+            # Another call created it since our read (the insert waited for it to commit). Locking it now, with
+            # the owner's lock already held, could deadlock with that call: start again, the next read finds it.
+            raise _StartAgain
+        # Our own row, invisible to every other call until we commit: locking it now waits for nobody.
+        rows = list(Profile.objects.raw(sql, params))
+    device = next(row for row in rows if row.pk == row.device_profile_id)
+    if device.merged_into_id is not None:
+        raise _StartAgain  # merged by a concurrent identify while we waited for its lock
     owner = next((row for row in rows if row.identity == identity), None)
-    # The device's own row comes back unless it is a tombstone; then its destination is the row that is not
-    # the owner, or the owner itself.
-    device = next((row for row in rows if row.user_id == user_id), None)
-    if device is None:
-        device = next((row for row in rows if row.identity != identity), owner)
     return device, owner
 
 
 def _claim_identity(profile: Profile, identity: str) -> None:
-    """Give the (locked, anonymous) profile the identity, or _IdentityTaken if another profile took it first."""
+    """Give the (locked, anonymous) profile the identity; _StartAgain if another profile took it first."""
     try:
         with connection.cursor() as cursor:
             cursor.execute(
@@ -72,9 +85,9 @@ def _claim_identity(profile: Profile, identity: str) -> None:
             )
             claimed = cursor.rowcount == 1
     except IntegrityError as error:
-        raise _IdentityTaken from error
+        raise _StartAgain from error
     if not claimed:  # cannot happen under the row lock; start again rather than guess
-        raise _IdentityTaken
+        raise _StartAgain
     profile.identity = identity
 
 
@@ -88,7 +101,7 @@ def _create_identified(environment: Environment, identity: str, seen_at: datetim
             last_seen=seen_at,
         )
     except IntegrityError as error:  # someone created it concurrently (or, astronomically rarely, the user_id)
-        raise _IdentityTaken from error
+        raise _StartAgain from error
 
 
 def profile_identify(
@@ -105,7 +118,7 @@ def profile_identify(
         try:
             with transaction.atomic():
                 return _identify(environment, user_id, identity, trigger, seen_at)
-        except _IdentityTaken:
+        except _StartAgain:
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
@@ -114,13 +127,7 @@ def profile_identify(
 def _identify(
     environment: Environment, user_id: int, identity: str, trigger: str, seen_at: datetime | None
 ) -> IdentifyResult:
-    current, owner = _lock_device_and_owner(environment, user_id, identity)
-    if current.merged_into_id is not None:
-        # Merged by a concurrent identify of the same device while we waited for its lock: the device is its
-        # destination now (never a tombstone itself). Never give a tombstone an identity.
-        current = Profile.objects.select_for_update().get(pk=current.merged_into_id)
-        if owner is not None and owner.pk == current.pk:
-            owner = current
+    current, owner = _lock_device_and_owner(environment, user_id, identity)  # never a tombstone
     # Rule 2: already this identity.
     if current.identity == identity:
         return IdentifyResult(profile=current, merge=None)
