@@ -43,28 +43,42 @@ def initial(calls, user_id) -> dict:
 
 
 def test_a_new_visitors_first_event_sets_first_seen_its_session_and_initial_properties(api, calls, environment):
-    track(api, environment, {"user_id": "7001", "event": "pageview", "timestamp": at(0),
-                             "properties": {"path": "/pricing", "referrer": "https://ex.org/"}},
-          HTTP_USER_AGENT=CHROME)
+    track(
+        api,
+        environment,
+        {
+            "user_id": "7001",
+            "event": "pageview",
+            "timestamp": at(0),
+            "properties": {"path": "/pricing", "referrer": "https://ex.org/"},
+        },
+        HTTP_USER_AGENT=CHROME,
+    )
     user = calls.user("7001").json()
-    assert (user["first_seen"], user["last_seen"], user["session_count"], user["event_count"]) == (
-        at(0), at(0), 1, 1)
-    assert initial(calls, "7001") == {"Initial Landing Page": "/pricing", "Initial Referrer": "https://ex.org/",
-                                      "Initial Browser": "Chrome", "Initial Device Type": "Desktop"}
+    assert (user["first_seen"], user["last_seen"], user["session_count"], user["event_count"]) == (at(0), at(0), 1, 1)
+    assert initial(calls, "7001") == {
+        "Initial Landing Page": "/pricing",
+        "Initial Referrer": "https://ex.org/",
+        "Initial Browser": "Chrome",
+        "Initial Device Type": "Desktop",
+    }
     assert Event.objects.get().session == Session.objects.get()
 
 
 def test_a_bulk_of_new_and_returning_visitors(calls, environment):
     calls.track(user_id="7002", event="pageview", timestamp=at(0), properties={"path": "/a"})
-    answer = track_bulk(calls, [
-        # A returning visitor: a later event, and a late one from an earlier visit that becomes the first.
-        {"user_id": "7002", "event": "pageview", "timestamp": at(10), "properties": {"path": "/b"}},
-        {"user_id": "7002", "event": "pageview", "timestamp": at(-120), "properties": {"path": "/early"}},
-        # A new visitor with two visits, sent latest first.
-        {"user_id": "7003", "event": "pageview", "timestamp": at(90), "properties": {"path": "/second"}},
-        {"user_id": "7003", "event": "pageview", "timestamp": at(0), "properties": {"path": "/first"}},
-        {"user_id": "7003", "event": "click", "timestamp": at(5)},
-    ])
+    answer = track_bulk(
+        calls,
+        [
+            # A returning visitor: a later event, and a late one from an earlier visit that becomes the first.
+            {"user_id": "7002", "event": "pageview", "timestamp": at(10), "properties": {"path": "/b"}},
+            {"user_id": "7002", "event": "pageview", "timestamp": at(-120), "properties": {"path": "/early"}},
+            # A new visitor with two visits, sent latest first.
+            {"user_id": "7003", "event": "pageview", "timestamp": at(90), "properties": {"path": "/second"}},
+            {"user_id": "7003", "event": "pageview", "timestamp": at(0), "properties": {"path": "/first"}},
+            {"user_id": "7003", "event": "click", "timestamp": at(5)},
+        ],
+    )
     assert answer == {"accepted": 5, "rejected": []}
     returning, new = calls.user("7002").json(), calls.user("7003").json()
     assert (returning["first_seen"], returning["last_seen"], returning["session_count"]) == (at(-120), at(10), 2)
@@ -77,8 +91,9 @@ def test_a_bulk_of_new_and_returning_visitors(calls, environment):
 
 def test_a_new_profile_whose_events_are_all_stored_already_has_no_first_seen(calls):
     calls.track(user_id="7004", event="Sign Up", idempotency_key="signup-1", timestamp=at(0))
-    answer = track_bulk(calls, [{"user_id": "7005", "event": "Sign Up", "idempotency_key": "signup-1",
-                                "timestamp": at(5)}])
+    answer = track_bulk(
+        calls, [{"user_id": "7005", "event": "Sign Up", "idempotency_key": "signup-1", "timestamp": at(5)}]
+    )
     assert answer == {"accepted": 1, "rejected": [], "duplicates": 1}
     assert Event.objects.count() == 1
     copy = Profile.objects.get(user_id=7005)
@@ -86,8 +101,13 @@ def test_a_new_profile_whose_events_are_all_stored_already_has_no_first_seen(cal
 
 
 def test_a_new_identity_is_created_with_its_first_and_last_seen(calls):
-    answer = track_bulk(calls, [{"identity": "o'brien \"\\ é", "event": "A", "timestamp": at(3)},
-                               {"identity": "o'brien \"\\ é", "event": "B", "timestamp": at(1)}])
+    answer = track_bulk(
+        calls,
+        [
+            {"identity": "o'brien \"\\ é", "event": "A", "timestamp": at(3)},
+            {"identity": "o'brien \"\\ é", "event": "B", "timestamp": at(1)},
+        ],
+    )
     assert answer["accepted"] == 2
     profile = Profile.objects.get(identity="o'brien \"\\ é")
     assert (profile.first_seen.isoformat(), profile.last_seen.isoformat()) == (at(1), at(3))
@@ -100,11 +120,18 @@ AWKWARD = "tab\there\nnew line\r\\N \\. 'quote' \"double\" é 漢字 🙂 %s %(x
 
 @pytest.mark.parametrize("count", [1, COPY_MIN_ROWS + 1], ids=["insert", "copy"])
 def test_awkward_values_are_stored_exactly(calls, count):
-    answer = track_bulk(calls, [
-        {"user_id": str(7100 + index), "event": AWKWARD, "idempotency_key": f"{AWKWARD}-{index}",
-         "properties": {AWKWARD: AWKWARD, "path": f"/{AWKWARD}", "n": 2**60, "x": 1.5, "yes": True}}
-        for index in range(count)
-    ])
+    answer = track_bulk(
+        calls,
+        [
+            {
+                "user_id": str(7100 + index),
+                "event": AWKWARD,
+                "idempotency_key": f"{AWKWARD}-{index}",
+                "properties": {AWKWARD: AWKWARD, "path": f"/{AWKWARD}", "n": 2**60, "x": 1.5, "yes": True},
+            }
+            for index in range(count)
+        ],
+    )
     assert answer == {"accepted": count, "rejected": []}
     event = Event.objects.get(idempotency_key=f"{AWKWARD}-0")
     assert event.name == AWKWARD
@@ -114,8 +141,13 @@ def test_awkward_values_are_stored_exactly(calls, count):
 
 
 def test_a_visit_going_on_under_a_new_profile_keeps_its_landing_page(calls):
-    calls.track(user_id="7201", event="pageview", session_id="tab-9", timestamp=at(0),
-                properties={"path": "/landing", "referrer": "https://ex.org/"})
+    calls.track(
+        user_id="7201",
+        event="pageview",
+        session_id="tab-9",
+        timestamp=at(0),
+        properties={"path": "/landing", "referrer": "https://ex.org/"},
+    )
     calls.track(user_id="7202", event="click", session_id="tab-9", timestamp=at(1))
     visit = Session.objects.get(profile__user_id=7202)
     assert (visit.session_key, visit.landing_page, visit.referrer) == ("tab-9", "/landing", "https://ex.org/")
@@ -130,9 +162,17 @@ def queries_of(calls, events: list) -> int:
 @pytest.mark.parametrize("session", [{}, {"session_id": "tab"}], ids=["server", "session_id"])
 def test_the_number_of_queries_does_not_grow_with_the_batch(calls, session):
     def batch(first_user: int, size: int, minute: int) -> list:
-        return [{"user_id": str(first_user + index % (size // 3)), "event": "pageview", "timestamp": at(minute),
-                 "idempotency_key": f"{first_user}-{index}-{minute}", "properties": {"path": "/"}, **session}
-                for index in range(size)]
+        return [
+            {
+                "user_id": str(first_user + index % (size // 3)),
+                "event": "pageview",
+                "timestamp": at(minute),
+                "idempotency_key": f"{first_user}-{index}-{minute}",
+                "properties": {"path": "/"},
+                **session,
+            }
+            for index in range(size)
+        ]
 
     # New visitors, then the same people returning within their visit (sessions continued and widened).
     small_new, large_new = queries_of(calls, batch(10_000, 30, 0)), queries_of(calls, batch(20_000, 600, 0))
@@ -146,11 +186,17 @@ def test_the_number_of_queries_does_not_grow_with_the_batch(calls, session):
 def test_without_returning_the_new_rows_are_read_back(api, calls, environment, monkeypatch):
     """SQLite before 3.35 has no INSERT ... RETURNING: nothing counts as created, every row is looked up."""
     monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
-    track(api, environment, {"user_id": "7301", "event": "pageview", "timestamp": at(0),
-                             "properties": {"path": "/pricing"}}, HTTP_USER_AGENT=CHROME)
+    track(
+        api,
+        environment,
+        {"user_id": "7301", "event": "pageview", "timestamp": at(0), "properties": {"path": "/pricing"}},
+        HTTP_USER_AGENT=CHROME,
+    )
     track(api, environment, {"user_id": "7301", "event": "click", "timestamp": at(2)})
     user = calls.user("7301").json()
-    assert (user["first_seen"], user["last_seen"], user["session_count"], user["event_count"]) == (
-        at(0), at(2), 1, 2)
-    assert initial(calls, "7301") == {"Initial Landing Page": "/pricing", "Initial Browser": "Chrome",
-                                      "Initial Device Type": "Desktop"}
+    assert (user["first_seen"], user["last_seen"], user["session_count"], user["event_count"]) == (at(0), at(2), 1, 2)
+    assert initial(calls, "7301") == {
+        "Initial Landing Page": "/pricing",
+        "Initial Browser": "Chrome",
+        "Initial Device Type": "Desktop",
+    }
