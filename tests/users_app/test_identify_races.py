@@ -31,8 +31,12 @@ def identify_at_once(live_server, environment, user_id: str, identity: str) -> l
 
     def one() -> None:
         barrier.wait()
-        answers.append(post_json(f"{live_server.url}/api/v1/identify",
-                                 {"app_id": environment.app_id, "user_id": user_id, "identity": identity}))
+        answers.append(
+            post_json(
+                f"{live_server.url}/api/v1/identify",
+                {"app_id": environment.app_id, "user_id": user_id, "identity": identity},
+            )
+        )
 
     threads = [threading.Thread(target=one) for _ in range(REQUESTS)]
     for thread in threads:

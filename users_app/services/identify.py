@@ -12,7 +12,7 @@ from users_app.services.merges import merge_request
 from users_app.services.profiles import new_user_id
 
 # A lost race (see _StartAgain) starts the call again; the next attempt sees the winner.
-ATTEMPTS = 3
+ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
