@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from events_app.models import EVENT_NAME_MAX_LENGTH, Event
+from events_app.models import EVENT_NAME_MAX_LENGTH, Event, Session
 from events_app.services.rows import Writes
 from events_app.services.sessions import RequestContext, SessionNeed, sessions_assign
 from events_app.services.time_bounds import time_bounds_extend
@@ -140,15 +140,22 @@ def parse_each(environment: Environment, items: list, parse: Callable) -> tuple[
 # ---- resolve profiles ---------------------------------------------------------------------------------
 
 
-def resolve_targets(environment: Environment, targets: list[Target], seen: dict | None = None) -> None:
+def resolve_targets(
+    environment: Environment, targets: list[Target], seen: dict | None = None, *, for_events: bool = False
+) -> None:
     """Set each target's profile. `seen`: {user_id or identity: (first, last)} of the events about to be
-    stored, so profiles created here start with their first/last seen (saving an UPDATE of each new row)."""
+    stored, so profiles created here start with their first/last seen (saving an UPDATE of each new row).
+    `for_events`: each created profile comes with a session id reserved for its first session, which is
+    then inserted with the call's last writes instead of in a round trip of its own."""
     seen = seen or {}
+    reserve = Session if for_events else None
     by_user_id = profiles_for_user_ids(
-        environment=environment, user_ids={t.user_id for t in targets if t.user_id is not None}, seen=seen
+        environment=environment, user_ids={t.user_id for t in targets if t.user_id is not None}, seen=seen,
+        reserve_id_of=reserve,
     )
     by_identity = profiles_for_identities(
-        environment=environment, identities={t.identity for t in targets if t.identity is not None}, seen=seen
+        environment=environment, identities={t.identity for t in targets if t.identity is not None}, seen=seen,
+        reserve_id_of=reserve,
     )
     for target in targets:
         target.resolved = by_user_id[target.user_id] if target.user_id is not None else by_identity[target.identity]
@@ -277,7 +284,7 @@ def events_write(
         SessionNeed(
             profile=item.target.resolved.profile, named=item.target.resolved.named, timestamp=item.timestamp,
             session_key=item.session_key, name=item.event, properties=item.properties,
-            profile_created=item.target.resolved.created,
+            profile_created=item.target.resolved.created, reserved_session_id=item.target.resolved.reserved_id,
         )
         for item in items
     ]
@@ -310,7 +317,7 @@ def track_ingest(
         with transaction.atomic():
             fresh = _drop_duplicates(environment, parsed)
             seen = _seen_bounds(fresh, lambda item: item.target.identity or item.target.user_id)
-            resolve_targets(environment, [item.target for item in parsed], seen=seen)
+            resolve_targets(environment, [item.target for item in parsed], seen=seen, for_events=True)
             stored = events_write(environment, fresh, context, deduplicated=True)
         result.accepted = len(parsed)
         result.duplicates = len(parsed) - stored

@@ -42,7 +42,9 @@ def _adapter(field: models.Field) -> Callable | None:
 
 
 @lru_cache(maxsize=64)
-def _postgresql_sql(model: type[models.Model], columns: tuple, on_conflict: str, returning: tuple) -> str:
+def _postgresql_sql(
+    model: type[models.Model], columns: tuple, on_conflict: str, returning: tuple, reserve_id_of=None
+) -> str:
     """The statement for these columns (cached: the column types alone took ~0.2 ms per call to work out).
     The rows go as one JSON document unpacked by json_to_recordset: a single parameter whatever the row
     count, serialized by one json.dumps (C) where the driver would quote each array element in Python
@@ -51,7 +53,12 @@ def _postgresql_sql(model: type[models.Model], columns: tuple, on_conflict: str,
     fields = {field.column: field for field in model._meta.concrete_fields}
     column_list = ", ".join(quote(column) for column in columns)
     record = ", ".join(f"{quote(column)} {fields[column].db_type(connection)}" for column in columns)
-    returning_sql = f" RETURNING {', '.join(quote(column) for column in returning)}" if returning else ""
+    returned = [quote(column) for column in returning]
+    if reserve_id_of is not None:
+        # Table and column names from the model, not values.
+        sequence = f"pg_get_serial_sequence('{quote(reserve_id_of._meta.db_table)}', '{reserve_id_of._meta.pk.column}')"
+        returned.append(f"nextval({sequence})")
+    returning_sql = f" RETURNING {', '.join(returned)}" if returned else ""
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({column_list}) SELECT {column_list} "
         f"FROM json_to_recordset(%s::json) AS new_row ({record}) {on_conflict}{returning_sql}"
@@ -69,9 +76,14 @@ def rows_insert(
     *,
     on_conflict: str = "",
     returning: Sequence[str] = (),
+    reserve_id_of: type[models.Model] | None = None,
 ) -> list[tuple]:
     """Insert `rows` (tuples in `columns` order, column names as in the table) and return the RETURNING
     values of the rows actually inserted (with ON CONFLICT DO NOTHING, a conflicting row returns nothing).
+
+    `reserve_id_of` (PostgreSQL, with `returning`): each returned row ends with a new primary key of that
+    model, reserved for a row the caller inserts later in the transaction without a round trip of its own
+    to learn its key. Elsewhere the rows come back without it.
 
     `on_conflict` is a fixed clause written by the caller (never built from values), e.g.
     "ON CONFLICT DO NOTHING". On PostgreSQL, one JSON parameter (_postgresql_sql); elsewhere, VALUES lists in chunks."""
@@ -84,7 +96,10 @@ def rows_insert(
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
-                _postgresql_sql(model, tuple(columns), on_conflict, tuple(returning)), [_json_rows(columns, rows)]
+                _postgresql_sql(
+                    model, tuple(columns), on_conflict, tuple(returning), reserve_id_of if returning else None
+                ),
+                [_json_rows(columns, rows)],
             )
             return list(cursor.fetchall()) if returning else []
     quote = connection.ops.quote_name

@@ -42,6 +42,8 @@ class SessionNeed:
     session: Session | None = field(default=None)
     # The profile was inserted by this transaction (ResolvedProfile.created): it has no stored sessions yet.
     profile_created: bool = False
+    # A session id reserved for the created profile's first session (ResolvedProfile.reserved_id).
+    reserved_session_id: int | None = None
 
 
 def session_timeout() -> timedelta:
@@ -110,12 +112,16 @@ def sessions_assign(
         session.started_at = min(session.started_at, moment)
         session.ended_at = max(session.ended_at, moment)
 
+    reserved_ids = {need.profile.pk: need.reserved_session_id for need in needs if need.reserved_session_id}
+
     def start(need: SessionNeed, key: str) -> Session:
         session = Session(
             environment=environment, profile=need.profile, original_profile=need.named, session_key=key,
             started_at=need.timestamp, ended_at=need.timestamp,
             **session_attributes(need.name, need.properties, context),
         )
+        # The created profile's first session takes the id reserved for it (used once).
+        session.pk = reserved_ids.pop(need.profile.pk, None)
         new_sessions.append(session)
         return session
 
@@ -171,7 +177,7 @@ def sessions_assign(
             need.session = session
 
     _continue_device_sessions(environment, [s for s in new_sessions if s.session_key and not s.landing_page])
-    inserted = _sessions_insert(new_sessions)
+    inserted = _sessions_insert(new_sessions, writes)
     # A concurrent request may have created the same tracker session: keep theirs (read back here).
     lost = [s for s in new_sessions if s.pk is None]
     stored: dict[tuple[int, str], Session] = {}
@@ -205,16 +211,30 @@ SESSION_COLUMNS = (
 )
 
 
-def _sessions_insert(sessions: list[Session]) -> dict[int, Session]:
-    """Store new sessions in one statement, skipping any that a concurrent call stored first (the unique
-    (original profile, key)). Sets the pk of those inserted, and returns them by pk."""
+def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int, Session]:
+    """Store new sessions, returned by pk. Those with a reserved pk belong to profiles this transaction created:
+    no other call can store a session for them, so they go with the call's last `writes` (the events that
+    point at them are checked against them at commit: the foreign keys are deferred). The others are
+    inserted now, skipping any that a concurrent call stored first (the unique (original profile, key)), and
+    get the pk the database gave them."""
+    reserved = [session for session in sessions if session.pk is not None]
+    if reserved:
+        rows = [tuple(getattr(session, column) for column in ("id", *SESSION_COLUMNS)) for session in reserved]
+        pending = writes if writes is not None else Writes()
+        pending.insert(Session, ("id", *SESSION_COLUMNS), rows)
+        if writes is None:
+            pending.flush()
+    inserted = {}
+    for session in reserved:
+        session._state.adding, session._state.db = False, DEFAULT_DB_ALIAS
+        inserted[session.pk] = session
+    unreserved = [session for session in sessions if session.pk is None]
     returned = rows_insert(
         Session, SESSION_COLUMNS,
-        [tuple(getattr(session, column) for column in SESSION_COLUMNS) for session in sessions],
+        [tuple(getattr(session, column) for column in SESSION_COLUMNS) for session in unreserved],
         on_conflict="ON CONFLICT DO NOTHING", returning=("id", "original_profile_id", "session_key"),
     )
-    by_key = {(session.original_profile_id, session.session_key): session for session in sessions}
-    inserted = {}
+    by_key = {(session.original_profile_id, session.session_key): session for session in unreserved}
     for pk, original_profile_id, session_key in returned:
         session = by_key[(original_profile_id, session_key)]
         session.pk = pk

@@ -22,6 +22,9 @@ class ResolvedProfile:
     # Inserted by this call's (uncommitted) transaction: no other call can see it yet, so it has no sessions,
     # properties or merged-in profiles and needs no row lock. Lets ingest skip those lookups for a new visitor.
     created: bool = False
+    # For a created profile, when asked (`reserve_id_of`): a primary key reserved for its first new row of
+    # that model (ingest: its first session), taken by the insert that created the profile.
+    reserved_id: int | None = None
 
 
 def new_user_id() -> int:
@@ -49,7 +52,7 @@ SeenBounds = dict[int | str, tuple[datetime, datetime]]
 
 
 def profiles_for_user_ids(
-    *, environment: Environment, user_ids: Iterable[int], seen: SeenBounds | None = None
+    *, environment: Environment, user_ids: Iterable[int], seen: SeenBounds | None = None, reserve_id_of=None
 ) -> dict[int, ResolvedProfile]:
     """Profiles for these user_ids, creating anonymous ones for the new ids (set-based: one or two queries).
 
@@ -57,7 +60,7 @@ def profiles_for_user_ids(
     insert waits on the merge's uncommitted row version and the read that follows sees the tombstone, so
     the call lands on the destination (tests/users_app/test_concurrency.py). Reading first would not wait.
     The insert returns the rows it created; only the others are read. A created profile's first/last seen
-    are `seen[user_id]` when given (else empty)."""
+    are `seen[user_id]` when given (else empty); `reserve_id_of`: see ResolvedProfile.reserved_id."""
     user_ids = set(user_ids)
     if not user_ids:
         return {}
@@ -66,12 +69,13 @@ def profiles_for_user_ids(
     inserted = rows_insert(
         Profile, ("environment_id", "user_id", "created_at", "first_seen", "last_seen"),
         [(environment.pk, user_id, created_at, *seen.get(user_id, (None, None))) for user_id in sorted(user_ids)],
-        on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id"),
+        on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id"), reserve_id_of=reserve_id_of,
     )
     resolved = {}
-    for pk, user_id in inserted:
+    for pk, user_id, *reserved in inserted:
         profile = _inserted_profile(environment, pk, user_id, created_at, seen=seen.get(user_id))
-        resolved[user_id] = ResolvedProfile(profile=profile, named=profile, created=True)
+        resolved[user_id] = ResolvedProfile(profile=profile, named=profile, created=True,
+                                            reserved_id=reserved[0] if reserved else None)
     existing = user_ids - resolved.keys()
     if existing:
         named_profiles = Profile.objects.filter(environment=environment, user_id__in=existing).select_related(
@@ -82,7 +86,7 @@ def profiles_for_user_ids(
 
 
 def profiles_for_identities(
-    *, environment: Environment, identities: Iterable[str], seen: SeenBounds | None = None
+    *, environment: Environment, identities: Iterable[str], seen: SeenBounds | None = None, reserve_id_of=None
 ) -> dict[str, ResolvedProfile]:
     """Profiles owning these identities, creating identified profiles for new ones (first/last seen from
     `seen[identity]`, else empty). Identified profiles are never merged away, so they are their own owners."""
@@ -107,10 +111,12 @@ def profiles_for_identities(
                     for identity in sorted(missing)
                 ],
                 on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id", "identity"),
+                reserve_id_of=reserve_id_of,
             )
-            for pk, user_id, identity in inserted:
+            for pk, user_id, identity, *reserved in inserted:
                 profile = _inserted_profile(environment, pk, user_id, created_at, identity, seen.get(identity))
-                resolved[identity] = ResolvedProfile(profile=profile, named=profile, created=True)
+                resolved[identity] = ResolvedProfile(profile=profile, named=profile, created=True,
+                                                     reserved_id=reserved[0] if reserved else None)
             # Left: taken by a concurrent call meanwhile (read on the next turn), or a user_id collision.
             missing = identities - resolved.keys()
     return resolved
