@@ -12,7 +12,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Subquery
 from django.utils import timezone
 
 from events_app.models import Event, Session
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 # Default rows per batch; settings.CAIRN_MERGE_BATCH_SIZE overrides it.
 MOVE_BATCH_SIZE = 5000
+# Rows (per table) the task's first transaction moves itself: a history up to this size is done in it.
+FIRST_SLICE = 1000
 # The sweep queues at most this many merges per run; the rest wait for the next run.
 SWEEP_LIMIT = 500
 # After an undo, the sweep keeps re-homing rows that a concurrent ingest call wrote for the old tombstone.
@@ -180,6 +182,11 @@ def _finish(record: MergeRecord) -> MergeRecord:
     return record
 
 
+def _move_first_rows(model, record: MergeRecord, limit: int) -> int:
+    batch = model.objects.filter(profile_id=record.source_id).values("pk")[:limit]
+    return model.objects.filter(pk__in=Subquery(batch)).update(profile_id=record.destination_id)
+
+
 def merge_apply(*, merge_id: int) -> MergeRecord:
     """Move the source's history into the destination. Idempotent: finished or inapplicable merges are left
     as they are, and a run that died half-way is simply continued (rows already moved no longer match, and
@@ -201,23 +208,19 @@ def merge_apply(*, merge_id: int) -> MergeRecord:
         record.started_at = record.started_at or timezone.now()
         record.heartbeat_at = timezone.now()
         record.attempts += 1
-        # A small history (what is left of it, after a crash) moves and finishes in this transaction; a large
-        # one only starts here, so the record's row lock is never held while thousands of rows move.
-        firsts = {
-            model: list(
-                model.objects.filter(profile_id=record.source_id).values_list("pk", flat=True)[: batch_size + 1]
-            )
-            for model in (Session, Event)
-        }
-        if all(len(ids) <= batch_size for ids in firsts.values()):
-            for model, ids in firsts.items():
-                moved = model.objects.filter(pk__in=ids).update(profile_id=record.destination_id) if ids else 0
-                if model is Event:
-                    record.events_moved += moved
-                else:
-                    record.sessions_moved += moved
+        # A small history (or what is left of one after a crash) moves and finishes in this transaction, in
+        # one UPDATE per table. A large one moves only a first slice here (the rest goes on parallel streams),
+        # so the record's row lock is never held for long.
+        first_slice = min(batch_size, FIRST_SLICE)
+        sessions_moved = _move_first_rows(Session, record, first_slice)
+        events_moved = _move_first_rows(Event, record, first_slice)
+        record.sessions_moved += sessions_moved
+        record.events_moved += events_moved
+        if sessions_moved < first_slice and events_moved < first_slice:
             return _finish(record)  # saves everything above too, in one UPDATE
-        record.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
+        record.save(
+            update_fields=["status", "started_at", "heartbeat_at", "attempts", "events_moved", "sessions_moved"]
+        )
     if not _move_all(record, batch_size, pause):
         return MergeRecord.objects.get(pk=merge_id)
     with transaction.atomic():
