@@ -125,6 +125,13 @@ def redis_broker():
 
 
 @pytest.fixture
+def empty_broker_afterwards(request):
+    """Identify queues merge tasks after commit; when nobody consumes them in a test, drop them afterwards."""
+    if os.environ.get("REDIS_URL"):
+        request.getfixturevalue("redis_broker")
+
+
+@pytest.fixture
 def celery_worker_process(transactional_db, redis_broker):
     """A real `celery -A config worker` process on the real broker and the test database."""
     worker = WorkerProcess().start()

@@ -27,12 +27,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def empty_broker_afterwards(request):
-    """Identify queues merge tasks after commit; nobody consumes them here, so drop them afterwards."""
-    if os.environ.get("REDIS_URL"):
-        request.getfixturevalue("redis_broker")
-
 
 def post_json(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",

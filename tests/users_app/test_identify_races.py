@@ -19,11 +19,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def empty_broker_afterwards(request):
-    if os.environ.get("REDIS_URL"):
-        request.getfixturevalue("redis_broker")
-
 
 def identify_at_once(live_server, environment, user_id: str, identity: str) -> list[tuple[int, dict]]:
     barrier = threading.Barrier(REQUESTS)
