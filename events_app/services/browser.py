@@ -14,9 +14,9 @@ same property again changes nothing but its time.
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from events_app.models import PAGEVIEW_EVENT
@@ -26,6 +26,7 @@ from users_app.errors import InvalidInput
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
+from users_app.services.locks import owner_transaction
 from users_app.services.profiles import profile_for_user_id
 from users_app.services.properties import properties_add
 from users_app.validation import (
@@ -162,9 +163,17 @@ def browser_batch_parse(environment: Environment, body: dict) -> BrowserBatch:
 def _write_events(environment: Environment, items: list[TrackItem], user_id: int, context) -> None:
     for item in items:
         item.target = Target(user_id=user_id)
-    with transaction.atomic():
+
+    def write() -> None:
         resolve_targets(environment, [item.target for item in items])
         events_write(environment, items, context)
+
+    owner_transaction(write)
+
+
+def _add_properties(environment: Environment, user_id: int, properties: dict) -> None:
+    owner = profile_for_user_id(environment=environment, user_id=user_id).profile
+    properties_add(updates=[(owner, properties)])
 
 
 def browser_batch_process(
@@ -201,9 +210,7 @@ def browser_batch_process(
             if result.merge is not None:
                 merges.append(result.merge)
         else:
-            with transaction.atomic():
-                owner = profile_for_user_id(environment=environment, user_id=current_user_id).profile
-                properties_add(updates=[(owner, call.properties)])
+            owner_transaction(partial(_add_properties, environment, current_user_id, call.properties))
         accepted += 1
     flush_events()
 

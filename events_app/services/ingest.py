@@ -20,6 +20,7 @@ from events_app.services.time_bounds import time_bounds_extend
 from users_app.errors import InvalidInput
 from users_app.models import Environment, Profile
 from users_app.services.identity_guard import identity_check
+from users_app.services.locks import owner_transaction
 from users_app.services.profiles import ResolvedProfile, profiles_for_identities, profiles_for_user_ids
 from users_app.services.properties import properties_add
 from users_app.validation import (
@@ -314,11 +315,14 @@ def track_ingest(
     parsed, rejected = parse_each(environment, items, parse_track_item)
     result = IngestResult(rejected=rejected)
     if parsed:
-        with transaction.atomic():
+
+        def write() -> int:
             fresh = _drop_duplicates(environment, parsed)
             seen = _seen_bounds(fresh, lambda item: item.target.identity or item.target.user_id)
             resolve_targets(environment, [item.target for item in parsed], seen=seen, for_events=True)
-            stored = events_write(environment, fresh, context, deduplicated=True)
+            return events_write(environment, fresh, context, deduplicated=True)
+
+        stored = owner_transaction(write)
         result.accepted = len(parsed)
         result.duplicates = len(parsed) - stored
         result.profile = parsed[-1].target.resolved.profile
@@ -330,11 +334,13 @@ def user_properties_ingest(*, environment: Environment, items: list) -> IngestRe
     parsed, rejected = parse_each(environment, items, parse_properties_item)
     result = IngestResult(rejected=rejected)
     if parsed:
-        with transaction.atomic():
+        set_at = timezone.now()
+
+        def write() -> None:
             resolve_targets(environment, [item.target for item in parsed])
-            properties_add(
-                updates=[(item.target.resolved.profile, item.properties) for item in parsed], set_at=timezone.now()
-            )
+            properties_add(updates=[(item.target.resolved.profile, item.properties) for item in parsed], set_at=set_at)
+
+        owner_transaction(write)
         result.accepted = len(parsed)
         result.profile = parsed[-1].target.resolved.profile
     return result

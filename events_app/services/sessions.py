@@ -16,7 +16,7 @@ from events_app.services.initial_properties import initial_properties_update
 from events_app.services.rows import Writes, rows_insert
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
-from users_app.services.locks import profiles_lock
+from users_app.services.locks import owners_lock
 
 
 @dataclass
@@ -127,9 +127,10 @@ def sessions_assign(
 
     # Owners' row locks before any insert of this transaction (whose foreign keys would take weaker locks in
     # no particular order): concurrent calls for one person take turns here, see each other's new session,
-    # and cannot deadlock with an identify (see profiles_lock). A profile this transaction created is
-    # invisible to every other call until commit: it needs no lock, and has no stored session to look up.
-    profiles_lock(need.profile.pk for need in needs if not need.profile_created)
+    # and cannot deadlock with an identify (see profiles_lock). An owner merged while we waited for its lock
+    # starts the call again (owners_lock). A profile this transaction created is invisible to every other
+    # call until commit: it needs no lock, and has no stored session to look up.
+    owners_lock(need.profile.pk for need in needs if not need.profile_created)
     keyed = [need for need in needs if need.session_key]
     unkeyed = sorted((need for need in needs if not need.session_key), key=lambda need: need.timestamp)
 

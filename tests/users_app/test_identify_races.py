@@ -1,5 +1,6 @@
 """Races identify must survive without a savepoint or an out-of-order lock (users_app/services/identify.py,
-_StartAgain): the same unseen device identified by several requests at once.
+_StartAgain): the same unseen device identified by several requests at once; and calls that wait for the lock
+of a profile an identify is merging (users_app/services/locks.py, owners_lock).
 
 Real HTTP against the live server: every request thread has its own PostgreSQL connection and transaction."""
 
@@ -9,7 +10,9 @@ import threading
 import pytest
 from django.db import connection
 
-from tests.users_app.test_concurrency import post_json
+from events_app.models import Event
+from tests.conftest import wait_for
+from tests.users_app.test_concurrency import locked_or_done, post_json
 from users_app.models import MergeRecord, Profile
 
 REQUESTS = 10
@@ -69,3 +72,71 @@ def test_an_unseen_device_identified_as_a_new_identity_by_many_requests_at_once_
     assert Profile.objects.get(identity="bob").user_id == 8500
     assert Profile.objects.filter(environment=environment).count() == 1
     assert not MergeRecord.objects.exists()
+
+
+def late_call_during_a_merge(environment, calls, monkeypatch, late) -> None:
+    """identify(8100 -> alice) pauses after locking both profiles, before it writes the tombstone; `late`
+    (a call for user 8100) runs meanwhile, reads 8100 as live and waits for its lock; then identify goes on."""
+    from users_app.services import identify as identify_module
+
+    calls.track(identity="alice")
+    calls.track(user_id="8100")
+    locked, release = threading.Event(), threading.Event()
+    original = identify_module.merge_request
+
+    def paused_merge_request(**kwargs):
+        locked.set()
+        release.wait(30)
+        return original(**kwargs)
+
+    monkeypatch.setattr(identify_module, "merge_request", paused_merge_request)
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            finally:
+                connection.close()
+
+        return threading.Thread(target=run)
+
+    merging = in_thread(lambda: identify_module.profile_identify(environment=environment, user_id=8100,
+                                                                 identity="alice"))
+    merging.start()
+    assert locked.wait(30)
+    waiting = in_thread(late)
+    waiting.start()
+    wait_for(lambda: locked_or_done(waiting), timeout=30, interval=0.05)
+    release.set()
+    merging.join(30)
+    waiting.join(30)
+
+
+def test_a_track_waiting_for_a_merging_profile_lands_on_the_destination(
+    transactional_db, environment, calls, empty_broker_afterwards, monkeypatch
+):
+    from events_app.services.ingest import track_ingest
+
+    late_call_during_a_merge(environment, calls, monkeypatch, lambda: track_ingest(
+        environment=environment, items=[{"user_id": "8100", "event": "Late"}]
+    ))
+
+    late_event = Event.objects.get(name="Late")
+    alice = Profile.objects.get(identity="alice")
+    assert Profile.objects.get(user_id=8100).merged_into_id == alice.pk
+    assert late_event.profile_id == alice.pk and late_event.session.profile_id == alice.pk
+    assert alice.last_seen >= late_event.timestamp
+
+
+def test_properties_waiting_for_a_merging_profile_land_on_the_destination(
+    transactional_db, environment, calls, empty_broker_afterwards, monkeypatch
+):
+    from events_app.services.ingest import user_properties_ingest
+
+    late_call_during_a_merge(environment, calls, monkeypatch, lambda: user_properties_ingest(
+        environment=environment, items=[{"user_id": "8100", "properties": {"plan": "Growth"}}]
+    ))
+
+    alice = Profile.objects.get(identity="alice")
+    assert dict(alice.properties.values_list("key", "value"))["plan"] == "Growth"
+    assert not Profile.objects.get(user_id=8100).properties.filter(key="plan").exists()

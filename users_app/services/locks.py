@@ -1,6 +1,14 @@
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from django.db import transaction
 
 from users_app.models import Profile
+
+T = TypeVar("T")
+# A call whose owner was merged meanwhile starts again at most this many times (each merge of one device
+# happens once, so the second attempt normally sees the tombstone and succeeds).
+OWNER_ATTEMPTS = 3
 
 
 def profiles_lock(profile_pks: Iterable[int | None]) -> dict[int, Profile]:
@@ -12,3 +20,32 @@ def profiles_lock(profile_pks: Iterable[int | None]) -> dict[int, Profile]:
     if not pks:
         return {}
     return {profile.pk: profile for profile in Profile.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+
+
+class OwnerMergedMeanwhile(Exception):
+    """A profile resolved (before its lock) as the owner of new activity was merged into another while this
+    transaction waited for the lock: an identify merging it committed first. The activity belongs to the
+    destination now; the call rolls back and starts again (owner_transaction), and the next attempt resolves
+    the tombstone to its destination."""
+
+
+def owners_lock(profile_pks: Iterable[int | None]) -> dict[int, Profile]:
+    """profiles_lock for the owners of new activity (events, sessions, properties): raises
+    OwnerMergedMeanwhile if one of them turned out to be a tombstone under the lock."""
+    locked = profiles_lock(profile_pks)
+    if any(profile.merged_into_id is not None for profile in locked.values()):
+        raise OwnerMergedMeanwhile
+    return locked
+
+
+def owner_transaction(work: Callable[[], T]) -> T:
+    """Run `work` (which resolves the profiles it writes for, then takes owners_lock) in a transaction, starting
+    again when an owner was merged meanwhile."""
+    for attempt in range(OWNER_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return work()
+        except OwnerMergedMeanwhile:
+            if attempt == OWNER_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")

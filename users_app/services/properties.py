@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from users_app.models import Profile, UserProperty, property_key_hash
-from users_app.services.locks import profiles_lock
+from users_app.services.locks import owners_lock
 from users_app.validation import PropertyValue, is_number
 
 
@@ -28,7 +28,7 @@ def properties_add(
     ]
     removals = [(profile_pk, key) for (profile_pk, key), (_, value) in latest.items() if value is None]
     with transaction.atomic():
-        profiles_lock(profile_pk for profile_pk, _ in latest)
+        owners_lock(profile_pk for profile_pk, _ in latest)
         UserProperty.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["profile", "key_hash"],
             update_fields=["value", "is_number", "set_at"],
