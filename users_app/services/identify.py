@@ -29,14 +29,32 @@ class _StartAgain(Exception):
     each call to save one on a rare race), and no lock is ever taken out of primary-key order."""
 
 
-def _lock_device_and_owner(environment: Environment, user_id: int, identity: str) -> tuple[Profile, Profile | None]:
+class _NewDevice(_StartAgain):
+    """The device has no profile yet. The call starts again and inserts it first, before any lock: inserting it
+    with the owner's lock held could wait for a concurrent call that created the same device and is itself
+    about to lock the owner (a deadlock)."""
+
+
+def _insert_device(environment: Environment, user_id: int) -> None:
+    """The device's anonymous profile, if it is new. Run before any lock: it waits only for a concurrent call
+    that created the same device, and then holds nothing the other needs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Profile._meta.db_table} (environment_id, user_id, created_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            [environment.pk, user_id, connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+
+
+def _lock_device_and_owner(
+    environment: Environment, user_id: int, identity: str, *, insert_device: bool
+) -> tuple[Profile, Profile | None]:
     """The profile that owns the device's activity (P: the device's own, or its tombstone's destination) and
     the identity's owner (Q, if any), locked in one statement in primary-key order (profiles_lock's rule,
     before any other write of the transaction) and read fresh under the lock.
 
     A device seen before (the usual case: it tracked before it identified) takes that one statement. A new
-    one is inserted, then read again (it is this transaction's own row, so locking it after the owner waits
-    for nobody); if another call created it meanwhile, the call starts again.
+    one (_NewDevice) starts the call again with `insert_device`: the profile is inserted first, then locked.
 
     A concurrent identify merging the device: the statement resolved the device before that merge committed,
     waits for the row lock, and gets the row back as a tombstone. Then the call starts again (_StartAgain)
@@ -45,6 +63,8 @@ def _lock_device_and_owner(environment: Environment, user_id: int, identity: str
     Raw SQL (parameterised) because this runs on every identify: the ORM spends more CPU building these
     statements than the database spends answering them. Profile.objects.raw still applies each backend's
     converters."""
+    if insert_device:
+        _insert_device(environment, user_id)
     table = Profile._meta.db_table
     # The device's profile, through its tombstone: the same subquery twice (WHERE, and named in each row).
     device_profile = f"(SELECT COALESCE(merged_into_id, id) FROM {table} WHERE environment_id = %s AND user_id = %s)"
@@ -55,20 +75,9 @@ def _lock_device_and_owner(environment: Environment, user_id: int, identity: str
     )
     params = [environment.pk, user_id, environment.pk, user_id, environment.pk, identity]
     rows = list(Profile.objects.raw(sql, params))
-    if not any(row.pk == row.device_profile_id for row in rows):  # a new device
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (environment_id, user_id, created_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                [environment.pk, user_id, connection.ops.adapt_datetimefield_value(timezone.now())],
-            )
-            inserted = cursor.rowcount == 1
-        if not inserted:
-            # Another call created it since our read (the insert waited for it to commit). Locking it now, with
-            # the owner's lock already held, could deadlock with that call: start again, the next read finds it.
-            raise _StartAgain
-        # Our own row, invisible to every other call until we commit: locking it now waits for nobody.
-        rows = list(Profile.objects.raw(sql, params))
-    device = next(row for row in rows if row.pk == row.device_profile_id)
+    device = next((row for row in rows if row.pk == row.device_profile_id), None)
+    if device is None:
+        raise _NewDevice
     if device.merged_into_id is not None:
         raise _StartAgain  # merged by a concurrent identify while we waited for its lock
     owner = next((row for row in rows if row.identity == identity), None)
@@ -114,20 +123,23 @@ def profile_identify(
 ) -> IdentifyResult:
     """SPEC 2's six cases. Raises InvalidInput (rule 1) before anything changes."""
     identity = identity_check(environment, identity)
+    insert_device = False
     for attempt in range(ATTEMPTS):
         try:
             with transaction.atomic():
-                return _identify(environment, user_id, identity, trigger, seen_at)
-        except _StartAgain:
+                return _identify(environment, user_id, identity, trigger, seen_at, insert_device=insert_device)
+        except _StartAgain as again:
+            insert_device = insert_device or isinstance(again, _NewDevice)
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
 def _identify(
-    environment: Environment, user_id: int, identity: str, trigger: str, seen_at: datetime | None
+    environment: Environment, user_id: int, identity: str, trigger: str, seen_at: datetime | None, *,
+    insert_device: bool,
 ) -> IdentifyResult:
-    current, owner = _lock_device_and_owner(environment, user_id, identity)  # never a tombstone
+    current, owner = _lock_device_and_owner(environment, user_id, identity, insert_device=insert_device)
     # Rule 2: already this identity.
     if current.identity == identity:
         return IdentifyResult(profile=current, merge=None)
