@@ -118,8 +118,8 @@ def _move_in_threads(chunks: Iterator[tuple], move: Callable[..., bool], streams
                 try:
                     if not move(*chunk):
                         stop.set()
-                except Exception as error:  # re-raised in the task's thread, which owns the retry policy
-                    errors.append(error)
+                except BaseException as error:  # re-raised in the task's thread, which owns the retry policy;
+                    errors.append(error)  # the thread keeps draining, so the feeding loop never blocks on it
                     stop.set()
                 if pause:
                     time.sleep(pause)
