@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events_app.models import EVENT_NAME_MAX_LENGTH, Event, Session
-from events_app.services.rows import Writes
+from events_app.services.rows import Writes, insert_now_or_with
 from events_app.services.sessions import RequestContext, SessionNeed, sessions_assign
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.errors import InvalidInput
@@ -265,13 +265,10 @@ def events_insert(rows: list[tuple], writes: Writes | None = None) -> None:
             return
         except (IntegrityError, psycopg.IntegrityError):  # the raw cursor's errors are not Django's
             pass
-    pending = writes if writes is not None else Writes()
-    pending.insert(
-        Event, (*EVENT_COLUMNS, "received_at"), [(*row, received_at) for row in rows],
+    insert_now_or_with(
+        writes, Event, (*EVENT_COLUMNS, "received_at"), [(*row, received_at) for row in rows],
         on_conflict="ON CONFLICT DO NOTHING",
     )
-    if writes is None:
-        pending.flush()
 
 
 def events_write(

@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import OuterRef, Subquery
 
 from events_app.models import Session
-from events_app.services.rows import Writes
+from events_app.services.rows import Writes, insert_now_or_with
 from users_app.models import Profile, UserProperty, property_key_hash
 
 # Property key -> Session field. The keys are part of the product (reports group by them): never rename.
@@ -73,9 +73,8 @@ def initial_properties_update(
         UserProperty.objects.filter(profile_id__in=replaced, key_hash__in=INITIAL_KEY_HASHES).delete()
     quote = connection.ops.quote_name
     updated = ", ".join(f"{quote(column)} = excluded.{quote(column)}" for column in ("value", "is_number", "set_at"))
-    pending = writes if writes is not None else Writes()
-    pending.insert(
-        UserProperty, ("profile_id", "key", "key_hash", "value", "is_number", "set_at"),
+    insert_now_or_with(
+        writes, UserProperty, ("profile_id", "key", "key_hash", "value", "is_number", "set_at"),
         [
             (profile_pk, key, INITIAL_KEY_HASH[key], value, False, session.started_at)
             for profile_pk, session in chosen.items()
@@ -83,8 +82,6 @@ def initial_properties_update(
         ],
         on_conflict=f"ON CONFLICT ({quote('profile_id')}, {quote('key_hash')}) DO UPDATE SET {updated}",
     )
-    if writes is None:
-        pending.flush()
     return len(chosen)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, models
 
 # SQLite's limit of host parameters per statement in builds before 3.32 (newer ones say theirs, 32766 by
 # default: a 1,000-event call then fits one statement per table).
@@ -127,6 +127,23 @@ def rows_insert(
             if returning:
                 results.extend(cursor.fetchall())
     return results
+
+
+def mark_stored(instance: models.Model) -> models.Model:
+    """A model instance built for a row this code just inserted, marked as if read from the database."""
+    instance._state.adding, instance._state.db = False, DEFAULT_DB_ALIAS
+    return instance
+
+
+def insert_now_or_with(
+    writes: "Writes | None", model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], *,
+    on_conflict: str = "",
+) -> None:
+    """Insert the rows with the call's last `writes` when there are some, else at once."""
+    if writes is not None:
+        writes.insert(model, columns, rows, on_conflict=on_conflict)
+    else:
+        rows_insert(model, columns, rows, on_conflict=on_conflict)
 
 
 class Writes:

@@ -8,12 +8,11 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS
 from django.db.models.functions import Coalesce
 
 from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.initial_properties import initial_properties_update
-from events_app.services.rows import Writes, rows_insert
+from events_app.services.rows import Writes, insert_now_or_with, mark_stored, rows_insert
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
 from users_app.services.locks import owners_lock
@@ -214,21 +213,17 @@ SESSION_COLUMNS = (
 
 def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int, Session]:
     """Store new sessions, returned by pk. Those with a reserved pk belong to profiles this transaction created:
-    no other call can store a session for them, so they go with the call's last `writes` (the events that
-    point at them are checked against them at commit: the foreign keys are deferred). The others are
+    no other call can store a session for them, so they go with the call's last `writes`, in the same
+    transaction as the events that point at them (events have no foreign-key constraints). The others are
     inserted now, skipping any that a concurrent call stored first (the unique (original profile, key)), and
     get the pk the database gave them."""
     reserved = [session for session in sessions if session.pk is not None]
     if reserved:
         rows = [tuple(getattr(session, column) for column in ("id", *SESSION_COLUMNS)) for session in reserved]
-        pending = writes if writes is not None else Writes()
-        pending.insert(Session, ("id", *SESSION_COLUMNS), rows)
-        if writes is None:
-            pending.flush()
+        insert_now_or_with(writes, Session, ("id", *SESSION_COLUMNS), rows)
     inserted = {}
     for session in reserved:
-        session._state.adding, session._state.db = False, DEFAULT_DB_ALIAS
-        inserted[session.pk] = session
+        inserted[session.pk] = mark_stored(session)
     unreserved = [session for session in sessions if session.pk is None]
     returned = rows_insert(
         Session, SESSION_COLUMNS,
@@ -239,8 +234,7 @@ def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int
     for pk, original_profile_id, session_key in returned:
         session = by_key[(original_profile_id, session_key)]
         session.pk = pk
-        session._state.adding, session._state.db = False, DEFAULT_DB_ALIAS
-        inserted[pk] = session
+        inserted[pk] = mark_stored(session)
     return inserted
 
 

@@ -5,10 +5,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
-from events_app.services.rows import rows_insert
+from events_app.services.rows import mark_stored, rows_insert
 from users_app.models import MAX_USER_ID, Environment, Profile
 
 
@@ -35,16 +34,18 @@ def _resolve(named: Profile) -> ResolvedProfile:
     return ResolvedProfile(profile=named.merged_into if named.merged_into_id else named, named=named)
 
 
-def _inserted_profile(
-    environment: Environment, pk: int, user_id: int, created_at: datetime, identity: str | None = None,
-    seen: tuple[datetime, datetime] | None = None,
-) -> Profile:
-    """The model instance of a row just inserted, as if read back (no query: every other column is empty)."""
-    first_seen, last_seen = seen or (None, None)
-    profile = Profile(pk=pk, environment=environment, user_id=user_id, identity=identity, created_at=created_at,
-                      first_seen=first_seen, last_seen=last_seen)
-    profile._state.adding, profile._state.db = False, DEFAULT_DB_ALIAS
-    return profile
+def _created(
+    environment: Environment, inserted_row: tuple, created_at: datetime, seen: "SeenBounds", identity: str | None = None
+) -> ResolvedProfile:
+    """A profile this call just inserted (a RETURNING row: id, user_id[, identity][, reserved id]), as if read
+    back (no query: every other column is empty or was set by the insert)."""
+    pk, user_id = inserted_row[:2]
+    after_columns = inserted_row[3:] if identity is not None else inserted_row[2:]  # the reserved id, if asked
+    reserved = after_columns[0] if after_columns else None
+    first_seen, last_seen = seen.get(identity if identity is not None else user_id, (None, None))
+    profile = mark_stored(Profile(pk=pk, environment=environment, user_id=user_id, identity=identity,
+                                  created_at=created_at, first_seen=first_seen, last_seen=last_seen))
+    return ResolvedProfile(profile=profile, named=profile, created=True, reserved_id=reserved)
 
 
 # {user_id or identity: (first seen, last seen)} for the profiles a call may create.
@@ -71,11 +72,7 @@ def profiles_for_user_ids(
         [(environment.pk, user_id, created_at, *seen.get(user_id, (None, None))) for user_id in sorted(user_ids)],
         on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id"), reserve_id_of=reserve_id_of,
     )
-    resolved = {}
-    for pk, user_id, *reserved in inserted:
-        profile = _inserted_profile(environment, pk, user_id, created_at, seen=seen.get(user_id))
-        resolved[user_id] = ResolvedProfile(profile=profile, named=profile, created=True,
-                                            reserved_id=reserved[0] if reserved else None)
+    resolved = {row[1]: _created(environment, row, created_at, seen) for row in inserted}
     existing = user_ids - resolved.keys()
     if existing:
         named_profiles = Profile.objects.filter(environment=environment, user_id__in=existing).select_related(
@@ -113,10 +110,7 @@ def profiles_for_identities(
                 on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id", "identity"),
                 reserve_id_of=reserve_id_of,
             )
-            for pk, user_id, identity, *reserved in inserted:
-                profile = _inserted_profile(environment, pk, user_id, created_at, identity, seen.get(identity))
-                resolved[identity] = ResolvedProfile(profile=profile, named=profile, created=True,
-                                                     reserved_id=reserved[0] if reserved else None)
+            resolved.update((row[2], _created(environment, row, created_at, seen, identity=row[2])) for row in inserted)
             # Left: taken by a concurrent call meanwhile (read on the next turn), or a user_id collision.
             missing = identities - resolved.keys()
     return resolved
