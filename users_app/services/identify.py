@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from events_app.services.rows import rows_insert
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.services.identity_guard import identity_check
 from users_app.services.merges import merge_request
@@ -38,12 +39,10 @@ class _NewDevice(_StartAgain):
 def _insert_device(environment: Environment, user_id: int) -> None:
     """The device's anonymous profile, if it is new. Run before any lock: it waits only for a concurrent call
     that created the same device, and then holds nothing the other needs."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Profile._meta.db_table} (environment_id, user_id, created_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            [environment.pk, user_id, connection.ops.adapt_datetimefield_value(timezone.now())],
-        )
+    rows_insert(
+        Profile, ("environment_id", "user_id", "created_at"), [(environment.pk, user_id, timezone.now())],
+        on_conflict="ON CONFLICT DO NOTHING",
+    )
 
 
 def _lock_device_and_owner(
