@@ -75,7 +75,7 @@ def test_a_large_history_moves_every_row_exactly_once_in_batches(committed_envir
     assert record.finished_at is not None and record.attempts == 1
 
 
-def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committed_environment, settings):
+def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committed_environment, settings, monkeypatch):
     settings.CAIRN_MERGE_BATCH_SIZE = 500
     settings.CAIRN_MERGE_STREAMS = 1  # one stream, so "half-way" is a known number of batches
     source = history(committed_environment, 6, events=3_000, sessions=10)
@@ -89,12 +89,10 @@ def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committe
         moves.append(len(ids))
         return real_move(model, ids, **kwargs)
 
-    merge_history._move_ids = dies_after_four_batches
-    try:
-        with pytest.raises(OperationalError):
-            merge_apply(merge_id=record.pk)
-    finally:
-        merge_history._move_ids = real_move
+    monkeypatch.setattr(merge_history, "_move_ids", dies_after_four_batches)
+    with pytest.raises(OperationalError):
+        merge_apply(merge_id=record.pk)
+    monkeypatch.undo()  # the next run's worker is healthy
     record.refresh_from_db()
     half_way = Event.objects.filter(profile_id=record.destination_id).count()
     assert record.status == "running" and 0 < half_way < 3_000
@@ -108,7 +106,7 @@ def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committe
     assert Event.objects.filter(profile_id=record.destination_id).count() == 3_000
 
 
-def test_streams_stop_when_the_merge_stops_running(committed_environment, settings):
+def test_streams_stop_when_the_merge_stops_running(committed_environment, settings, monkeypatch):
     # Another worker finished it, or it was marked failed: a batch that finds the record no longer running is
     # rolled back, and no stream moves anything more.
     settings.CAIRN_MERGE_BATCH_SIZE = 400
@@ -124,11 +122,9 @@ def test_streams_stop_when_the_merge_stops_running(committed_environment, settin
             MergeRecord.objects.filter(pk=record.pk).update(status="failed", last_error="marked by the test")
         return real_move(model, ids, **kwargs)
 
-    merge_history._move_ids = marks_failed_after_two
-    try:
-        result = merge_apply(merge_id=record.pk)
-    finally:
-        merge_history._move_ids = real_move
+    monkeypatch.setattr(merge_history, "_move_ids", marks_failed_after_two)
+    result = merge_apply(merge_id=record.pk)
+    monkeypatch.undo()
 
     assert result.status == "failed"
     still_on_source = Event.objects.filter(profile=source).count()
@@ -139,7 +135,7 @@ def test_streams_stop_when_the_merge_stops_running(committed_environment, settin
     assert merge_apply(merge_id=record.pk).events_moved == 4_000
 
 
-def test_an_error_on_a_stream_reaches_the_task(committed_environment, settings):
+def test_an_error_on_a_stream_reaches_the_task(committed_environment, settings, monkeypatch):
     settings.CAIRN_MERGE_BATCH_SIZE = 300
     settings.CAIRN_MERGE_STREAMS = 2
     source = history(committed_environment, 8, events=1_500, sessions=2)
@@ -151,12 +147,9 @@ def test_an_error_on_a_stream_reaches_the_task(committed_environment, settings):
             raise OperationalError("deadlock detected")
         return real_move(model, ids, **kwargs)
 
-    merge_history._move_ids = fails_on_events
-    try:
-        with pytest.raises(OperationalError, match="deadlock"):
-            merge_apply(merge_id=record.pk)
-    finally:
-        merge_history._move_ids = real_move
+    monkeypatch.setattr(merge_history, "_move_ids", fails_on_events)
+    with pytest.raises(OperationalError, match="deadlock"):
+        merge_apply(merge_id=record.pk)
     # The task's retry policy (users_app/tasks.py) decides what happens next; nothing was lost meanwhile.
     record.refresh_from_db()
     assert record.status == "running"
@@ -176,7 +169,7 @@ def test_a_caller_inside_a_transaction_gets_one_stream(committed_environment, se
     assert (record.status, record.events_moved) == ("done", 900)
 
 
-def test_a_session_continued_during_the_walk_still_moves(committed_environment, settings):
+def test_a_session_continued_during_the_walk_still_moves(committed_environment, settings, monkeypatch):
     # A call for the tombstone continues one of its sessions while the merge runs: its ended_at jumps past
     # the walk's cursor, so the walk never meets it; the merge's last step moves it all the same.
     settings.CAIRN_MERGE_BATCH_SIZE = 3
@@ -191,11 +184,8 @@ def test_a_session_continued_during_the_walk_still_moves(committed_environment, 
             Session.objects.filter(pk=earliest.pk).update(ended_at=timezone.now() + timedelta(days=1))
         return real_move(model, ids, **kwargs)
 
-    merge_history._move_ids = continues_a_session
-    try:
-        record = merge_apply(merge_id=record.pk)
-    finally:
-        merge_history._move_ids = real_move
+    monkeypatch.setattr(merge_history, "_move_ids", continues_a_session)
+    record = merge_apply(merge_id=record.pk)
 
     assert (record.status, record.sessions_moved, record.events_moved) == ("done", 10, 12)
     assert not Session.objects.filter(profile=source).exists()

@@ -2,7 +2,6 @@
 beat sweep that re-queues merges whose task was lost. The identify-time side (tombstone, properties,
 enqueue) is in merges.py; admins' actions are in merge_actions.py."""
 
-import logging
 import queue
 import threading
 import time
@@ -18,8 +17,6 @@ from django.utils import timezone
 from events_app.models import Event, Session
 from users_app.models import MergeAction, MergeRecord, Profile
 from users_app.services.merges import publish
-
-logger = logging.getLogger(__name__)
 
 # Default rows per batch; settings.CAIRN_MERGE_BATCH_SIZE overrides it.
 MOVE_BATCH_SIZE = 5000
@@ -192,7 +189,7 @@ def merge_apply(*, merge_id: int) -> MergeRecord:
     as they are, and a run that died half-way is simply continued (rows already moved no longer match, and
     `events_moved` / `sessions_moved` were counted in the transactions that moved them).
 
-    A small history (at most CAIRN_MERGE_BATCH_SIZE rows of each kind) moves and finishes in one transaction.
+    A small history (under FIRST_SLICE rows of each kind) moves and finishes in one transaction.
     A large one moves in bounded batches, each its own short transaction, so it never holds long locks."""
     batch_size = _settings_int("CAIRN_MERGE_BATCH_SIZE", MOVE_BATCH_SIZE, 1)
     pause = _settings_int("CAIRN_MERGE_BATCH_PAUSE_MS", 0, 0) / 1000
