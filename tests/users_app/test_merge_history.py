@@ -81,15 +81,15 @@ def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committe
     source = history(committed_environment, 6, events=3_000, sessions=10)
     record = merge_of(committed_environment, source)
     moves = []
-    real_move = merge_history._move_ids
+    real_move = merge_history._move_range
 
-    def dies_after_four_batches(model, ids, **kwargs):
+    def dies_after_four_batches(model, key_range, **kwargs):
         if len(moves) == 4:
             raise OperationalError("the server closed the connection")
-        moves.append(len(ids))
-        return real_move(model, ids, **kwargs)
+        moves.append(key_range)
+        return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_ids", dies_after_four_batches)
+    monkeypatch.setattr(merge_history, "_move_range", dies_after_four_batches)
     with pytest.raises(OperationalError):
         merge_apply(merge_id=record.pk)
     monkeypatch.undo()  # the next run's worker is healthy
@@ -113,16 +113,16 @@ def test_streams_stop_when_the_merge_stops_running(committed_environment, settin
     settings.CAIRN_MERGE_STREAMS = 2
     source = history(committed_environment, 7, events=4_000, sessions=4)
     record = merge_of(committed_environment, source)
-    real_move = merge_history._move_ids
+    real_move = merge_history._move_range
     calls = []
 
-    def marks_failed_after_two(model, ids, **kwargs):
+    def marks_failed_after_two(model, key_range, **kwargs):
         calls.append(model)
         if len(calls) == 3:
             MergeRecord.objects.filter(pk=record.pk).update(status="failed", last_error="marked by the test")
-        return real_move(model, ids, **kwargs)
+        return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_ids", marks_failed_after_two)
+    monkeypatch.setattr(merge_history, "_move_range", marks_failed_after_two)
     result = merge_apply(merge_id=record.pk)
     monkeypatch.undo()
 
@@ -140,14 +140,14 @@ def test_an_error_on_a_stream_reaches_the_task(committed_environment, settings, 
     settings.CAIRN_MERGE_STREAMS = 2
     source = history(committed_environment, 8, events=1_500, sessions=2)
     record = merge_of(committed_environment, source)
-    real_move = merge_history._move_ids
+    real_move = merge_history._move_range
 
-    def fails_on_events(model, ids, **kwargs):
+    def fails_on_events(model, key_range, **kwargs):
         if model is Event:
             raise OperationalError("deadlock detected")
-        return real_move(model, ids, **kwargs)
+        return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_ids", fails_on_events)
+    monkeypatch.setattr(merge_history, "_move_range", fails_on_events)
     with pytest.raises(OperationalError, match="deadlock"):
         merge_apply(merge_id=record.pk)
     # The task's retry policy (users_app/tasks.py) decides what happens next; nothing was lost meanwhile.
@@ -175,17 +175,23 @@ def test_a_session_continued_during_the_walk_still_moves(committed_environment, 
     settings.CAIRN_MERGE_BATCH_SIZE = 3
     settings.CAIRN_MERGE_STREAMS = 1
     source = history(committed_environment, 10, events=12, sessions=10)
-    earliest = Session.objects.filter(profile=source).order_by("ended_at").first()
     record = merge_of(committed_environment, source)
-    real_move = merge_history._move_ids
+    real_move = merge_history._move_range
+    session_batches, continued = [], []
 
-    def continues_a_session(model, ids, **kwargs):
-        if model is Session and earliest.pk not in ids:
-            Session.objects.filter(pk=earliest.pk).update(ended_at=timezone.now() + timedelta(days=1))
-        return real_move(model, ids, **kwargs)
+    def continues_a_session(model, key_range, **kwargs):
+        if model is Session:
+            session_batches.append(key_range)
+            if len(session_batches) == 2:
+                # The walk goes down ended_at and is past the top: continue the session it would reach last.
+                last = Session.objects.filter(profile=source).order_by("ended_at").first()
+                continued.append(last.pk)
+                Session.objects.filter(pk=last.pk).update(ended_at=timezone.now() + timedelta(days=1))
+        return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_ids", continues_a_session)
+    monkeypatch.setattr(merge_history, "_move_range", continues_a_session)
     record = merge_apply(merge_id=record.pk)
 
+    assert len(continued) == 1 and len(session_batches) >= 3
     assert (record.status, record.sessions_moved, record.events_moved) == ("done", 10, 12)
     assert not Session.objects.filter(profile=source).exists()

@@ -6,6 +6,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -36,60 +37,82 @@ def _settings_int(name: str, default: int, minimum: int) -> int:
     return max(minimum, int(getattr(settings, name, default)))
 
 
-def _id_chunks(model, *, source_id: int, batch_size: int) -> Iterator[list[int]]:
-    """The ids of the source's rows of `model`, `batch_size` at a time, each id once (a keyset walk, so the
-    rows handed out may be moved while the walk goes on). On PostgreSQL the walk goes down the
-    (profile, -time, -id) index, so it never re-reads the entries that moved rows leave behind until vacuum."""
-    if connection.vendor != "postgresql":
-        last = 0
-        while True:
-            ids = list(
-                model.objects.filter(profile_id=source_id, pk__gt=last)
-                .order_by("pk")
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            if ids:
-                yield ids
-                last = ids[-1]
-            if len(ids) < batch_size:
-                return
+# A batch of rows to move: the source's rows of one table between two keys of the walk, newest first. `above`
+# is the previous batch's last key (exclusive; None for the first batch), `down_to` this batch's last key
+# (inclusive; None for the last batch, which takes everything below `above`). On PostgreSQL a key is
+# (time, id) on the (profile, -time, -id) index; on SQLite it is the id, walked upwards.
+KeyRange = tuple[tuple | None, tuple | None]
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """The order the merge walks a table's rows of one profile in, as SQL: its key columns, its ORDER BY, the
+    condition "past this key" (exclusive) and "not past this key" (inclusive)."""
+
+    key: str
+    order: str
+    past: str
+    not_past: str
+
+
+def _walk_of(model) -> _Walk:
+    if connection.vendor == "postgresql":
+        at = connection.ops.quote_name("timestamp" if model is Event else "ended_at")
+        return _Walk(f"{at}, id", f"{at} DESC, id DESC", f"({at}, id) < (%s, %s)", f"({at}, id) >= (%s, %s)")
+    return _Walk("id", "id", "id > %s", "id <= %s")
+
+
+def _key_ranges(model, *, source_id: int, batch_size: int) -> Iterator[KeyRange]:
+    """Cut the source's rows of `model` into ranges of `batch_size` rows. The walk reads one key per batch
+    (the batch's last, found by skipping `batch_size - 1` index entries), so the batches can move while it
+    goes on: each batch's UPDATE then scans just its own range of the index, as one plain UPDATE would."""
+    walk = _walk_of(model)
     table = connection.ops.quote_name(model._meta.db_table)
-    at = connection.ops.quote_name("timestamp" if model is Event else "ended_at")
-    cursor = None
+    above = None
     while True:
-        after = f"AND ({at}, id) < (%s, %s)" if cursor else ""
+        past = f"AND {walk.past}" if above else ""
         with connection.cursor() as db:
             db.execute(
-                f"SELECT id, {at} FROM {table} WHERE profile_id = %s {after} ORDER BY {at} DESC, id DESC LIMIT %s",
-                [source_id, *(cursor or ()), batch_size],
+                f"SELECT {walk.key} FROM {table} WHERE profile_id = %s {past} ORDER BY {walk.order} "
+                "LIMIT 1 OFFSET %s",
+                [source_id, *(above or ()), batch_size - 1],
             )
-            rows = db.fetchall()
-        if rows:
-            yield [row_id for row_id, _ in rows]
-            cursor = (rows[-1][1], rows[-1][0])
-        if len(rows) < batch_size:
+            down_to = db.fetchone()
+        yield above, down_to
+        if down_to is None:
             return
+        above = down_to
 
 
-def _move_ids(model, ids: list[int], *, merge_id: int, source_id: int, destination_id: int) -> bool:
-    """Move these rows (those still on the source) to the destination in one short transaction that also adds
-    what it moved to the record's counters and heartbeat, so counts survive a crash exactly. The record's row
-    lock is taken last, held only for the commit. A batch whose merge is no longer running (another worker
-    finished it, or it failed) is rolled back: returns False."""
+def _range_condition(model, key_range: KeyRange) -> tuple[str, list]:
+    walk = _walk_of(model)
+    above, down_to = key_range
+    sql, parameters = "", []
+    if above:
+        sql, parameters = f"{sql} AND {walk.past}", [*parameters, *above]
+    if down_to:
+        sql, parameters = f"{sql} AND {walk.not_past}", [*parameters, *down_to]
+    return sql, parameters
+
+
+def _move_range(model, key_range: KeyRange, *, merge_id: int, source_id: int, destination_id: int) -> bool:
+    """Move the rows of this range still on the source to the destination, in one short transaction that also
+    adds what it moved to the record's counters and heartbeat, so counts survive a crash exactly. The record's
+    row lock is taken last, held only for the commit. A batch whose merge is no longer running (another
+    worker finished it, or it failed) is rolled back: returns False."""
+    in_range, parameters = _range_condition(model, key_range)
     try:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as db:
+            with connection.cursor() as db:
+                if connection.vendor == "postgresql":
                     # A commit lost in a crash is redone by the next run: the move is idempotent.
                     db.execute("SET LOCAL synchronous_commit TO OFF")
-                    db.execute(
-                        f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET profile_id = %s "
-                        "WHERE id = ANY(%s) AND profile_id = %s",
-                        [destination_id, ids, source_id],
-                    )
-                    moved = db.rowcount
-            else:
-                moved = model.objects.filter(pk__in=ids, profile_id=source_id).update(profile_id=destination_id)
+                db.execute(
+                    f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET profile_id = %s "
+                    f"WHERE profile_id = %s{in_range}",
+                    [destination_id, source_id, *parameters],
+                )
+                moved = db.rowcount
             counter = "events_moved" if model is Event else "sessions_moved"
             still_running = MergeRecord.objects.filter(pk=merge_id, status=MergeRecord.Status.RUNNING).update(
                 **{counter: F(counter) + moved}, heartbeat_at=timezone.now()
@@ -154,11 +177,11 @@ def _move_all(record: MergeRecord, batch_size: int, pause: float) -> bool:
     streams = _settings_int("CAIRN_MERGE_STREAMS", 2, 1)
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         streams = 1
-    move = partial(_move_ids, merge_id=record.pk, source_id=record.source_id, destination_id=record.destination_id)
+    move = partial(_move_range, merge_id=record.pk, source_id=record.source_id, destination_id=record.destination_id)
     chunks = (
-        (model, ids)
+        (model, key_range)
         for model in (Session, Event)
-        for ids in _id_chunks(model, source_id=record.source_id, batch_size=batch_size)
+        for key_range in _key_ranges(model, source_id=record.source_id, batch_size=batch_size)
     )
     if streams > 1:
         return _move_in_threads(chunks, move, streams, pause)
