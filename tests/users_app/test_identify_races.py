@@ -140,3 +140,57 @@ def test_properties_waiting_for_a_merging_profile_land_on_the_destination(
     alice = Profile.objects.get(identity="alice")
     assert dict(alice.properties.values_list("key", "value"))["plan"] == "Growth"
     assert not Profile.objects.get(user_id=8100).properties.filter(key="plan").exists()
+
+
+def test_an_identify_waiting_for_an_undo_of_its_devices_merge_sees_the_device_as_its_own_user_again(
+    transactional_db, environment, calls, empty_broker_afterwards, monkeypatch, django_user_model
+):
+    """identify(8200 -> bob) resolves device 8200 through its tombstone to alice and waits for alice's lock,
+    held by an admin undoing 8200's merge. Once the undo commits, 8200 is its own anonymous user again: the
+    call must take bob for it (SPEC 2 rule 3), not treat alice as the device (which would create a new
+    profile for bob and switch the client to it)."""
+    from users_app.services import merge_actions
+    from users_app.services.identify import profile_identify
+    from users_app.services.merge_history import merge_apply
+
+    admin = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+    calls.track(identity="alice")
+    calls.track(user_id="8200")
+    record = profile_identify(environment=environment, user_id=8200, identity="alice").merge
+    merge_apply(merge_id=record.pk)
+    locked, release = threading.Event(), threading.Event()
+    original_refusals = merge_actions._undo_refusals
+
+    def paused_refusals(*args):  # runs with both profiles locked
+        locked.set()
+        release.wait(30)
+        return original_refusals(*args)
+
+    monkeypatch.setattr(merge_actions, "_undo_refusals", paused_refusals)
+    answers = []
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            finally:
+                connection.close()
+
+        return threading.Thread(target=run)
+
+    undoing = in_thread(lambda: merge_actions.merge_undo(merge_id=record.pk, actor=admin))
+    undoing.start()
+    assert locked.wait(30)
+    waiting = in_thread(lambda: answers.append(profile_identify(environment=environment, user_id=8200,
+                                                                identity="bob")))
+    waiting.start()
+    wait_for(lambda: locked_or_done(waiting), timeout=30, interval=0.05)
+    release.set()
+    undoing.join(30)
+    waiting.join(30)
+
+    assert MergeRecord.objects.get(pk=record.pk).status == "reverted"
+    device = Profile.objects.get(user_id=8200)
+    assert (device.merged_into_id, device.identity) == (None, "bob")
+    assert answers[0].profile.pk == device.pk and answers[0].merge is None
+    assert Profile.objects.filter(environment=environment).count() == 2

@@ -59,6 +59,11 @@ def _lock_device_and_owner(
     waits for the row lock, and gets the row back as a tombstone. Then the call starts again (_StartAgain)
     rather than lock the destination out of order; the next statement resolves the tombstone itself.
 
+    A concurrent undo of the device's merge: the statement resolved the device through its tombstone before
+    the undo committed, so it locks the device's own row too (in the same order as the undo does) and, under
+    the lock, checks that the device still resolves to the profile it locked; if not, the call starts again
+    and sees the device as its own user.
+
     Raw SQL (parameterised) because this runs on every identify: the ORM spends more CPU building these
     statements than the database spends answering them. Profile.objects.raw still applies each backend's
     converters."""
@@ -70,13 +75,17 @@ def _lock_device_and_owner(
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = (
         f"SELECT *, {device_profile} AS device_profile_id FROM {table} "
-        f"WHERE id = {device_profile} OR (environment_id = %s AND identity = %s) ORDER BY id{lock}"
+        f"WHERE (environment_id = %s AND user_id = %s) OR id = {device_profile} "
+        f"OR (environment_id = %s AND identity = %s) ORDER BY id{lock}"
     )
-    params = [environment.pk, user_id, environment.pk, user_id, environment.pk, identity]
+    params = [environment.pk, user_id, environment.pk, user_id, environment.pk, user_id, environment.pk, identity]
     rows = list(Profile.objects.raw(sql, params))
+    own = next((row for row in rows if row.user_id == user_id), None)
     device = next((row for row in rows if row.pk == row.device_profile_id), None)
-    if device is None:
+    if own is None or device is None:
         raise _NewDevice
+    if (own.merged_into_id or own.pk) != device.pk:
+        raise _StartAgain  # its merge was undone (or it was merged) while we waited for the lock
     if device.merged_into_id is not None:
         raise _StartAgain  # merged by a concurrent identify while we waited for its lock
     owner = next((row for row in rows if row.identity == identity), None)
