@@ -4,6 +4,7 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -12,7 +13,12 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from users_app.errors import InvalidInput
-from users_app.services.environments import environment_for_api_key, environment_for_app_id
+from users_app.services.environments import (
+    environment_for_api_key,
+    environment_for_app_id,
+    environment_still_exists,
+    unknown_app_id,
+)
 from users_app.validation import parse_app_id
 
 
@@ -39,7 +45,19 @@ def exception_handler(exc, context):
 
 class JsonBodyApi(APIView):
     """Ingest views read the body themselves: a size limit answered with 413, and invalid, non-object or
-    absurdly nested JSON answered with 400 (DRF's parser would let a RecursionError through as a 500)."""
+    absurdly nested JSON answered with 400 (DRF's parser would let a RecursionError through as a 500).
+
+    An environment deleted by another process while this one still had it cached (docs/operations.md,
+    "Environment cache") makes the call's write fail on a foreign key (nothing of it is stored): answered as
+    the unknown app_id it now is (404), not a 500."""
+
+    environment_used = None
+
+    def handle_exception(self, exc):
+        environment = self.environment_used
+        if isinstance(exc, IntegrityError) and environment is not None and not environment_still_exists(environment):
+            exc = unknown_app_id(environment.app_id)
+        return super().handle_exception(exc)
 
     def json_body(self, request) -> dict:
         declared = request.META.get("CONTENT_LENGTH") or "0"
@@ -58,7 +76,8 @@ class JsonBodyApi(APIView):
         return body
 
     def environment_of(self, body: dict):
-        return environment_for_app_id(parse_app_id(body.get("app_id")))
+        self.environment_used = environment_for_app_id(parse_app_id(body.get("app_id")))
+        return self.environment_used
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -53,7 +53,9 @@ def test_a_looked_up_environment_is_served_from_the_cache(committed_environment,
     assert by_app_id.pk == by_key.pk == committed_environment.pk
     # Each caller gets its own instance: assigning to it never changes what the next call sees.
     by_app_id.name = "changed in memory"
-    assert environment_for_app_id(committed_environment.app_id).name == "Test site"
+    by_key.blocked_identities.append("changed-in-place")
+    again = environment_for_app_id(committed_environment.app_id)
+    assert (again.name, again.blocked_identities) == ("Test site", [])
 
 
 def test_a_block_list_saved_through_the_orm_applies_to_the_next_identify(committed_environment, calls):
@@ -129,3 +131,39 @@ def test_the_cache_can_be_turned_off(committed_environment, settings, django_ass
     environment_for_app_id(committed_environment.app_id)
     with django_assert_num_queries(1):
         environment_for_app_id(committed_environment.app_id)
+
+
+def deleted_by_another_process(environment: Environment) -> None:
+    """SQL by hand, as another process's delete would look to this one: no signal clears this cache."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {Environment._meta.db_table} WHERE id = %s", [environment.pk])
+
+
+@pytest.mark.parametrize("call", ["track", "bulk track", "identify", "add_user_properties", "browser"])
+def test_a_write_for_an_environment_deleted_by_another_process_is_a_404_and_stores_nothing(
+    committed_environment, api, call
+):
+    from events_app.models import Event, Session
+
+    app_id = committed_environment.app_id
+    environment_for_app_id(app_id)  # cached in this process
+    deleted_by_another_process(committed_environment)
+    path, body = {
+        "track": ("/api/track", {"app_id": app_id, "user_id": "5", "event": "Late"}),
+        "bulk track": ("/api/track", {"app_id": app_id, "events": [{"user_id": "5", "event": "Late"}]}),
+        "identify": ("/api/v1/identify", {"app_id": app_id, "user_id": "5", "identity": "alice"}),
+        "add_user_properties": ("/api/add_user_properties",
+                                {"app_id": app_id, "user_id": "5", "properties": {"plan": "Free"}}),
+        "browser": ("/api/v1/browser", {"app_id": app_id, "user_id": "5",
+                                        "calls": [{"type": "track", "event": "Late"}]}),
+    }[call]
+
+    answer = api.post(path, body)
+
+    assert answer.status_code == 404, answer.content
+    assert (answer.json()["error"]["code"], answer.json()["error"]["field"]) == ("unknown_app_id", "app_id")
+    assert not Profile.objects.exists() and not Session.objects.exists() and not Event.objects.exists()
+    # The cache was dropped: the next call is refused before it writes anything.
+    assert api.post(path, body).status_code == 404

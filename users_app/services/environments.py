@@ -59,11 +59,23 @@ def environment_rotate_api_key(*, environment: Environment) -> str:
     return api_key
 
 
+def unknown_app_id(app_id: str) -> NotFound:
+    return NotFound(f"No environment has app_id {app_id!r}.", field="app_id", code="unknown_app_id")
+
+
 def environment_for_app_id(app_id: str) -> Environment:
     environment = _cached(_by_app_id, app_id, lambda: Environment.objects.filter(app_id=app_id).first())
     if environment is None:
-        raise NotFound(f"No environment has app_id {app_id!r}.", field="app_id", code="unknown_app_id")
+        raise unknown_app_id(app_id)
     return environment
+
+
+def environment_still_exists(environment: Environment) -> bool:
+    """After a write for a cached environment failed on a foreign key: was the environment deleted meanwhile
+    (by another process, within the cache's lifetime)? Clears this process's cache either way, so the next
+    call reads the row again."""
+    environment_cache_clear()
+    return Environment.objects.filter(pk=environment.pk).exists()
 
 
 def environment_for_api_key(api_key: str) -> Environment | None:
@@ -88,13 +100,15 @@ def _cached(cache: dict, key: str, load: Callable[[], Environment | None]) -> En
     now = time.monotonic()
     entry = cache.get(key)
     if entry is not None and entry[0] > now:
-        return copy.copy(entry[1])  # a copy: a caller assigning to its row never changes another call's
+        # A deep copy (about 20 us): a caller assigning to its row, or changing one of its JSON lists in place,
+        # never changes what another call sees.
+        return copy.deepcopy(entry[1])
     environment = load()
     seconds = getattr(settings, "CAIRN_ENVIRONMENT_CACHE_SECONDS", ENVIRONMENT_CACHE_SECONDS)
     # Inside a transaction the row may be uncommitted (created by this very transaction) or about to be rolled
     # back: never cache what other calls might not be allowed to see.
     if environment is not None and seconds > 0 and not connection.in_atomic_block:
-        cache[key] = (now + seconds, copy.copy(environment))
+        cache[key] = (now + seconds, copy.deepcopy(environment))
     return environment
 
 
