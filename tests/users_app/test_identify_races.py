@@ -74,6 +74,18 @@ def test_an_unseen_device_identified_as_a_new_identity_by_many_requests_at_once_
     assert not MergeRecord.objects.exists()
 
 
+def in_thread(work) -> threading.Thread:
+    """A thread doing `work` on its own database connection (closed when it ends)."""
+
+    def run():
+        try:
+            work()
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)
+
+
 def late_call_during_a_merge(environment, calls, monkeypatch, late) -> None:
     """identify(8100 -> alice) pauses after locking both profiles, before it writes the tombstone; `late`
     (a call for user 8100) runs meanwhile, reads 8100 as live and waits for its lock; then identify goes on."""
@@ -90,15 +102,6 @@ def late_call_during_a_merge(environment, calls, monkeypatch, late) -> None:
         return original(**kwargs)
 
     monkeypatch.setattr(identify_module, "merge_request", paused_merge_request)
-
-    def in_thread(work):
-        def run():
-            try:
-                work()
-            finally:
-                connection.close()
-
-        return threading.Thread(target=run)
 
     merging = in_thread(lambda: identify_module.profile_identify(environment=environment, user_id=8100,
                                                                  identity="alice"))
@@ -168,15 +171,6 @@ def test_an_identify_waiting_for_an_undo_of_its_devices_merge_sees_the_device_as
 
     monkeypatch.setattr(merge_actions, "_undo_refusals", paused_refusals)
     answers = []
-
-    def in_thread(work):
-        def run():
-            try:
-                work()
-            finally:
-                connection.close()
-
-        return threading.Thread(target=run)
 
     undoing = in_thread(lambda: merge_actions.merge_undo(merge_id=record.pk, actor=admin))
     undoing.start()
