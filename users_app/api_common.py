@@ -16,8 +16,7 @@ from users_app.errors import InvalidInput
 from users_app.services.environments import (
     environment_for_api_key,
     environment_for_app_id,
-    environment_still_exists,
-    unknown_app_id,
+    environment_write_failure,
 )
 from users_app.validation import parse_app_id
 
@@ -28,7 +27,10 @@ def error_response(code: str, message: str, field: str | None = None, http_statu
 
 def exception_handler(exc, context):
     if isinstance(exc, InvalidInput):
-        return error_response(exc.code, exc.message, exc.field, exc.status)
+        response = error_response(exc.code, exc.message, exc.field, exc.status)
+        if exc.status == status.HTTP_503_SERVICE_UNAVAILABLE:
+            response["Retry-After"] = "1"
+        return response
     if isinstance(exc, RequestDataTooBig):
         return error_response("body_too_large", "The request body is too large.", None, 413)
     if isinstance(exc, exceptions.ParseError):
@@ -49,14 +51,13 @@ class JsonBodyApi(APIView):
 
     An environment deleted by another process while this one still had it cached (docs/operations.md,
     "Environment cache") makes the call's write fail on a foreign key (nothing of it is stored): answered as
-    the unknown app_id it now is (404), not a 500."""
+    the unknown app_id it now is (404), or 503 if the app_id has a new environment since, not a 500."""
 
     environment_used = None
 
     def handle_exception(self, exc):
-        environment = self.environment_used
-        if isinstance(exc, IntegrityError) and environment is not None and not environment_still_exists(environment):
-            exc = unknown_app_id(environment.app_id)
+        if isinstance(exc, IntegrityError) and self.environment_used is not None:
+            exc = environment_write_failure(self.environment_used) or exc
         return super().handle_exception(exc)
 
     def json_body(self, request) -> dict:

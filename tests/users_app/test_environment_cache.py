@@ -5,8 +5,10 @@ transaction has not committed is ever cached.
 These tests need real commits (`transactional_db`): inside the test transaction nothing is cached."""
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from events_app.models import Event, Session
 from tests.conftest import API_KEY
 from users_app.errors import NotFound
 from users_app.models import Environment, Profile
@@ -53,9 +55,11 @@ def test_a_looked_up_environment_is_served_from_the_cache(committed_environment,
     assert by_app_id.pk == by_key.pk == committed_environment.pk
     # Each caller gets its own instance: assigning to it never changes what the next call sees.
     by_app_id.name = "changed in memory"
-    by_key.blocked_identities.append("changed-in-place")
+    by_app_id.blocked_identities.append("changed in place")
+    by_key.blocked_identities.append("changed in place")
     again = environment_for_app_id(committed_environment.app_id)
     assert (again.name, again.blocked_identities) == ("Test site", [])
+    assert environment_for_api_key(API_KEY).blocked_identities == []
 
 
 def test_a_block_list_saved_through_the_orm_applies_to_the_next_identify(committed_environment, calls):
@@ -135,8 +139,6 @@ def test_the_cache_can_be_turned_off(committed_environment, settings, django_ass
 
 def deleted_by_another_process(environment: Environment) -> None:
     """SQL by hand, as another process's delete would look to this one: no signal clears this cache."""
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {Environment._meta.db_table} WHERE id = %s", [environment.pk])
 
@@ -145,8 +147,6 @@ def deleted_by_another_process(environment: Environment) -> None:
 def test_a_write_for_an_environment_deleted_by_another_process_is_a_404_and_stores_nothing(
     committed_environment, api, call
 ):
-    from events_app.models import Event, Session
-
     app_id = committed_environment.app_id
     environment_for_app_id(app_id)  # cached in this process
     deleted_by_another_process(committed_environment)
@@ -166,4 +166,24 @@ def test_a_write_for_an_environment_deleted_by_another_process_is_a_404_and_stor
     assert (answer.json()["error"]["code"], answer.json()["error"]["field"]) == ("unknown_app_id", "app_id")
     assert not Profile.objects.exists() and not Session.objects.exists() and not Event.objects.exists()
     # The cache was dropped: the next call is refused before it writes anything.
-    assert api.post(path, body).status_code == 404
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post(path, body).status_code == 404
+    assert not [query["sql"] for query in queries if query["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))]
+
+
+def test_a_write_for_an_environment_replaced_by_another_process_asks_to_be_sent_again(committed_environment, calls):
+    app_id = committed_environment.app_id
+    environment_for_app_id(app_id)  # cached in this process
+    deleted_by_another_process(committed_environment)
+    # Created again with the same app_id (create_environment --app-id), without this process hearing of it.
+    Environment.objects.bulk_create(
+        [Environment(name="Again", app_id=app_id, api_key_hash=api_key_hash("again-key-0123456789"))]
+    )
+
+    answer = calls.track(user_id="5", event="Late")
+
+    assert answer.status_code == 503 and answer["Retry-After"] == "1"
+    assert (answer.json()["error"]["code"], answer.json()["error"]["field"]) == ("environment_changed", "app_id")
+    assert not Event.objects.exists()
+    assert calls.track(user_id="5", event="Late").status_code == 200  # sent again, it lands in the new one
+    assert Event.objects.get().environment.name == "Again"

@@ -195,3 +195,28 @@ def test_a_session_continued_during_the_walk_still_moves(committed_environment, 
     assert len(continued) == 1 and len(session_batches) >= 3
     assert (record.status, record.sessions_moved, record.events_moved) == ("done", 10, 12)
     assert not Session.objects.filter(profile=source).exists()
+
+
+@pytest.mark.parametrize(("batch_size", "streams", "events"), [(1, 1, 60), (7, 1, 60), (7, 3, 60), (700, 3, 3_001)])
+def test_the_batches_alone_move_a_quiet_history(committed_environment, settings, monkeypatch, batch_size, streams,
+                                                 events):
+    # Nobody writes for the tombstone meanwhile, so the last step (one UPDATE under the record's lock) must
+    # find nothing left: every row was in exactly one key range.
+    settings.CAIRN_MERGE_BATCH_SIZE = batch_size
+    settings.CAIRN_MERGE_STREAMS = streams
+    source = history(committed_environment, 11, events=events, sessions=20)
+    record = merge_of(committed_environment, source)
+    real_move_all, left_for_the_last_step = merge_history._move_all, []
+
+    def then_counts_what_is_left(*args):
+        still_running = real_move_all(*args)
+        left_for_the_last_step.append(
+            (Session.objects.filter(profile=source).count(), Event.objects.filter(profile=source).count())
+        )
+        return still_running
+
+    monkeypatch.setattr(merge_history, "_move_all", then_counts_what_is_left)
+    record = merge_apply(merge_id=record.pk)
+
+    assert left_for_the_last_step == [(0, 0)]
+    assert (record.status, record.sessions_moved, record.events_moved) == ("done", 20, events)

@@ -70,12 +70,23 @@ def environment_for_app_id(app_id: str) -> Environment:
     return environment
 
 
-def environment_still_exists(environment: Environment) -> bool:
-    """After a write for a cached environment failed on a foreign key: was the environment deleted meanwhile
-    (by another process, within the cache's lifetime)? Clears this process's cache either way, so the next
-    call reads the row again."""
+def environment_write_failure(environment: Environment) -> InvalidInput | None:
+    """A write for a (cached) environment failed on a foreign key: if the environment was deleted meanwhile by
+    another process, within the cache's lifetime, the error to answer instead (nothing of the call was
+    stored). None if it still exists: the failure is something else. Clears this process's cache either way,
+    so the next call reads the row again."""
     environment_cache_clear()
-    return Environment.objects.filter(pk=environment.pk).exists()
+    if Environment.objects.filter(pk=environment.pk).exists():
+        return None
+    if Environment.objects.filter(app_id=environment.app_id).exists():  # deleted and created again since
+        return InvalidInput(
+            "environment_changed",
+            f"The environment of app_id {environment.app_id!r} was replaced while this call was stored; nothing "
+            "was stored. Send the call again.",
+            "app_id",
+            status=503,
+        )
+    return unknown_app_id(environment.app_id)
 
 
 def environment_for_api_key(api_key: str) -> Environment | None:

@@ -40,7 +40,9 @@ def _settings_int(name: str, default: int, minimum: int) -> int:
 # A batch of rows to move: the source's rows of one table between two keys of the walk, newest first. `above`
 # is the previous batch's last key (exclusive; None for the first batch), `down_to` this batch's last key
 # (inclusive; None for the last batch, which takes everything below `above`). On PostgreSQL a key is
-# (time, id) on the (profile, -time, -id) index; on SQLite it is the id, walked upwards.
+# (time, id): events are walked on their (profile, -timestamp, -id) index; sessions on (profile, -ended_at),
+# ties sorted by id (a person has about 100 times fewer sessions than events). On SQLite a key is the id,
+# walked upwards.
 KeyRange = tuple[tuple | None, tuple | None]
 
 
@@ -70,12 +72,12 @@ def _key_ranges(model, *, source_id: int, batch_size: int) -> Iterator[KeyRange]
     table = connection.ops.quote_name(model._meta.db_table)
     above = None
     while True:
-        past = f"AND {walk.past}" if above else ""
+        past, parameters = _range_condition(walk, (above, None))
         with connection.cursor() as db:
             db.execute(
-                f"SELECT {walk.key} FROM {table} WHERE profile_id = %s {past} ORDER BY {walk.order} "
+                f"SELECT {walk.key} FROM {table} WHERE profile_id = %s{past} ORDER BY {walk.order} "
                 "LIMIT 1 OFFSET %s",
-                [source_id, *(above or ()), batch_size - 1],
+                [source_id, *parameters, batch_size - 1],
             )
             down_to = db.fetchone()
         yield above, down_to
@@ -84,8 +86,8 @@ def _key_ranges(model, *, source_id: int, batch_size: int) -> Iterator[KeyRange]
         above = down_to
 
 
-def _range_condition(model, key_range: KeyRange) -> tuple[str, list]:
-    walk = _walk_of(model)
+def _range_condition(walk: _Walk, key_range: KeyRange) -> tuple[str, list]:
+    """The SQL (" AND ..." clauses) and parameters that keep a walk's rows to this range."""
     above, down_to = key_range
     sql, parameters = "", []
     if above:
@@ -100,7 +102,7 @@ def _move_range(model, key_range: KeyRange, *, merge_id: int, source_id: int, de
     adds what it moved to the record's counters and heartbeat, so counts survive a crash exactly. The record's
     row lock is taken last, held only for the commit. A batch whose merge is no longer running (another
     worker finished it, or it failed) is rolled back: returns False."""
-    in_range, parameters = _range_condition(model, key_range)
+    in_range, parameters = _range_condition(_walk_of(model), key_range)
     try:
         with transaction.atomic():
             with connection.cursor() as db:
