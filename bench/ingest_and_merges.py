@@ -62,16 +62,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+def request(port: int, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
     import http.client
 
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        connection.request("POST", path, body, {"Content-Type": "application/json"})
+        connection.request(method, path, body, {"Content-Type": "application/json"})
         response = connection.getresponse()
         return response.status, response.read()
     finally:
         connection.close()
+
+
+def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    return request(port, "POST", path, body)
 
 
 def start_server(workers: int) -> tuple[subprocess.Popen, int]:
@@ -84,7 +88,7 @@ def start_server(workers: int) -> tuple[subprocess.Popen, int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            post(port, "/api/track", b"{}")
+            request(port, "GET", "/")  # the home page's redirect to the login: answered once a worker is up
             return server, port
         except OSError:
             time.sleep(0.2)
