@@ -3,7 +3,8 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from users_app.services.merge_history import merge_apply, merge_mark_failed, merge_sweep
+from users_app.services.merge_history import merge_apply, merge_mark_failed
+from users_app.services.merge_sweep import merge_sweep
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 

@@ -11,7 +11,8 @@ from events_app.models import Event, Session
 from users_app.errors import InvalidInput
 from users_app.models import MergeAction, MergeRecord, Profile
 from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
-from users_app.services.merge_history import merge_apply, merge_mark_failed, merge_sweep
+from users_app.services.merge_history import merge_apply, merge_mark_failed
+from users_app.services.merge_sweep import merge_sweep
 
 pytestmark = pytest.mark.django_db
 

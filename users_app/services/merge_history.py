@@ -1,32 +1,26 @@
-"""The merge task's work (SPEC 5): move a merged source's events and sessions to its destination, and the
-beat sweep that re-queues merges whose task was lost. The identify-time side (tombstone, properties,
-enqueue) is in merges.py; admins' actions are in merge_actions.py."""
+"""The merge task's work (SPEC 5): move a merged source's events and sessions to its destination. The
+identify-time side (tombstone, properties, enqueue) is in merges.py; the beat sweep that re-queues merges
+whose task was lost is in merge_sweep.py; admins' actions are in merge_actions.py."""
 
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Subquery
+from django.db.models import F, Subquery
 from django.utils import timezone
 
 from events_app.models import Event, Session
-from users_app.models import MergeAction, MergeRecord, Profile
-from users_app.services.merges import publish
+from users_app.models import MergeRecord
 
 # Default rows per batch; settings.CAIRN_MERGE_BATCH_SIZE overrides it.
 MOVE_BATCH_SIZE = 5000
 # Rows (per table) the task's first transaction moves itself: a history up to this size is done in it.
 FIRST_SLICE = 1000
-# The sweep queues at most this many merges per run; the rest wait for the next run.
-SWEEP_LIMIT = 500
-# After an undo, the sweep keeps re-homing rows that a concurrent ingest call wrote for the old tombstone.
-REVERT_REPAIR_WINDOW = timedelta(hours=1)
 
 
 class _NoLongerRunning(Exception):
@@ -264,42 +258,3 @@ def merge_mark_failed(*, merge_id: int, error: str) -> None:
     MergeRecord.objects.filter(pk=merge_id, status=MergeRecord.Status.RUNNING).update(
         status=MergeRecord.Status.FAILED, last_error=error[:4000]
     )
-
-
-def _repair_reverted(since: datetime) -> None:
-    """An ingest call that resolved a user_id just before its merge was undone may still write a row for the
-    tombstone's old destination; move such rows back (set-based, by the original profile's index)."""
-    for source_id in MergeAction.objects.filter(
-        action="undo", created_at__gte=since, merge__status=MergeRecord.Status.REVERTED
-    ).values_list("merge__source_id", flat=True):
-        if Profile.objects.filter(pk=source_id, merged_into__isnull=True).exists():
-            for model in (Event, Session):
-                model.objects.filter(original_profile_id=source_id).exclude(profile_id=source_id).update(
-                    profile_id=source_id
-                )
-
-
-def merge_sweep() -> int:
-    """Re-queue merges whose task was lost: pending (the broker was down at identify time, or the message
-    was lost) or running with no heartbeat for CAIRN_MERGE_STALE_SECONDS (its worker died; Redis would
-    only redeliver after its visibility timeout). Returns how many were queued. Queuing a merge that is in
-    fact still running is harmless: merge_apply is idempotent."""
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.CAIRN_MERGE_STALE_SECONDS)
-    stuck = list(
-        MergeRecord.objects.filter(status__in=(MergeRecord.Status.PENDING, MergeRecord.Status.RUNNING))
-        .filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, requested_at__lt=stale_before))
-        .order_by("requested_at")
-        .values_list("pk", flat=True)[:SWEEP_LIMIT]
-    )
-    queued = 0
-    for merge_id in stuck:
-        if not publish(merge_id):
-            break  # the broker is still down: the next sweep tries again
-        # Queued now: give the worker a full stale period before queuing it again.
-        MergeRecord.objects.filter(
-            pk=merge_id, status__in=(MergeRecord.Status.PENDING, MergeRecord.Status.RUNNING)
-        ).update(heartbeat_at=now)
-        queued += 1
-    _repair_reverted(now - REVERT_REPAIR_WINDOW)
-    return queued

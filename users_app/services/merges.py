@@ -1,5 +1,6 @@
 """Merging an anonymous profile into an identified one: the part that happens inside identify. The task that
-then moves the history, and the beat sweep, are in merge_history.py; admins' actions are in merge_actions.py.
+then moves the history is in merge_history.py, the beat sweep in merge_sweep.py; admins' actions are in
+merge_actions.py.
 
 Lifecycle (SPEC 4 and 5; the rules are written down in docs/identity.md, "Held merges, undo, outages"):
 
