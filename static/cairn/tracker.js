@@ -21,6 +21,7 @@
   var BATCH_CHARS = 16000; // well below the 64 KB keepalive/sendBeacon budget
   var MAX_QUEUE = 1000;
   var MAX_VALUE = 1024;
+  var MAX_IDENTITY = 255; // SPEC 2: the server refuses longer identities
   var ORPHAN_MS = 90000;
   var MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
@@ -381,7 +382,11 @@
     identify: function (identity) {
       if (typeof identity === "number" && isFinite(identity)) identity = String(identity);
       if (typeof identity !== "string" || !identity.replace(/\s+/g, "")) return;
-      identity = identity.replace(/^\s+|\s+$/g, "").slice(0, 255);
+      identity = identity.replace(/^\s+|\s+$/g, "");
+      // Refused, as the server would refuse it (SPEC 2 rule 1: nothing changes). Cutting it to 255 instead
+      // would make two long identities with the same first 255 characters one person. Counted in code
+      // points, as the server counts.
+      if (identity.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, "_").length > MAX_IDENTITY) return;
       var current = readIdentity();
       if (current.identity === identity) return; // already this person: nothing to send
       writeIdentity(current.userId, identity);

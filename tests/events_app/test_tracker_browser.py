@@ -454,3 +454,22 @@ def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site
     assert page.evaluate(f"() => localStorage.getItem('_cairn_q_{APP_ID}_closedtab')") is None
     assert page.evaluate(f"() => localStorage.getItem('_cairn_q_{APP_ID}_opentab')") is not None
     context.close()
+
+
+def test_an_identity_over_255_characters_is_refused_not_cut_short(browser, site, read_api):
+    # Cut to 255, two people whose identities share their first 255 characters would become one.
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(demo(base, "playground/"))
+    wait_idle(page)
+    user_id, _ = who(page)
+    page.evaluate("() => heap.identify('L'.repeat(255) + 'X-person-one')")
+    assert page.evaluate("() => heap.pending()") == 0  # nothing sent
+    assert who(page) == (user_id, None)
+    # 255 characters counted as the server counts them (code points): 255 emoji are 510 UTF-16 units.
+    page.evaluate("() => heap.identify('\\u{1F600}'.repeat(255))")
+    wait_idle(page)
+    assert who(page) == (user_id, "\U0001F600" * 255)
+    assert user(read_api, user_id)["identity"] == "\U0001F600" * 255
+    context.close()
