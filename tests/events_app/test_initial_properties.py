@@ -118,3 +118,44 @@ def test_pending_merge_counts_the_merged_sessions_as_earlier(client, api, enviro
     visit(client, judy.user_id, "anon", "/dashboard", when=now)
     values = initial(api, judy.user_id)
     assert (values["Initial Landing Page"], values["Initial UTM Source"]) == ("/anonymous-landing", "ads")
+
+
+def test_a_later_visits_initial_values_never_fill_the_gaps_of_the_earlier_one(client, api, environment, eager_celery):
+    # Found by QA: frank came in directly (no referrer, no UTM); a later visit from an ad on another device
+    # must not give him an Initial Referrer or UTM: the earliest session's set stays whole.
+    now = datetime.now(UTC)
+    visit(client, 9010, "direct", "/direct", when=now - timedelta(days=2),
+          calls=[{"type": "identify", "identity": "frank"}])
+    visit(client, 9011, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
+          when=now - timedelta(days=1), agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "frank"}])
+    merge_apply(merge_id=MergeRecord.objects.get().pk)
+    assert initial(api, Profile.objects.get(identity="frank").user_id) == {
+        "Initial Landing Page": "/direct", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
+    }
+
+
+def test_an_earlier_visits_set_replaces_the_later_one_whole_and_undo_puts_it_back(
+    client, api, environment, eager_celery, django_user_model
+):
+    from users_app.services.merge_actions import merge_undo
+
+    now = datetime.now(UTC)
+    # grace signed up after a visit from an ad; an earlier direct visit on her laptop is merged in later.
+    visit(client, 9012, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
+          when=now - timedelta(days=1), agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "grace"}])
+    grace = Profile.objects.get(identity="grace")
+    before = initial(api, grace.user_id)
+    visit(client, 9013, "direct", "/direct", when=now - timedelta(days=3))
+    visit(client, 9013, "direct", "/login", when=now - timedelta(days=3),
+          calls=[{"type": "identify", "identity": "grace"}])
+    record = MergeRecord.objects.get()
+    merge_apply(merge_id=record.pk)
+    assert initial(api, grace.user_id) == {
+        "Initial Landing Page": "/direct", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
+    }
+    admin = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+
+    merge_undo(merge_id=record.pk, actor=admin)
+
+    assert initial(api, grace.user_id) == before
+    assert before["Initial Referrer"] == "https://ref.example/" and before["Initial UTM Medium"] == "cpc"

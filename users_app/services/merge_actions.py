@@ -152,8 +152,9 @@ def _undo_refusals(record: MergeRecord, source: Profile, destination: Profile) -
 
 
 def _restore_destination_properties(record: MergeRecord, destination: Profile) -> None:
-    """Give the destination back the values this merge replaced, and remove the keys it added, except where
-    the destination set the key again after the merge (its row no longer holds what the merge wrote)."""
+    """Give the destination back the values this merge replaced or removed, and remove the keys it added,
+    except where the destination set the key again after the merge (its row no longer holds what the merge
+    left there)."""
     replaced = record.replaced_destination_properties
     if not replaced:
         return
@@ -163,7 +164,10 @@ def _restore_destination_properties(record: MergeRecord, destination: Profile) -
     restore, remove = [], []
     for key, previous in replaced.items():
         row = current.get(key)
-        if row is None or not _same_value(row, record.source_properties.get(key)):
+        written = record.source_properties.get(key)  # None: the merge removed the key (an initial property)
+        if written is None and row is not None:
+            continue  # set again since the merge removed it
+        if written is not None and (row is None or not _same_value(row, written)):
             continue
         if previous is None:
             remove.append(row.pk)

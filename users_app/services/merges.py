@@ -105,16 +105,26 @@ def _placeholders(values: list) -> str:
 
 def _merge_properties(source: Profile, destination: Profile, properties: list[UserProperty]) -> tuple[dict, dict]:
     """Apply SPEC 2's merge rules to the destination's properties (`properties`: both profiles'); return
-    (source snapshot, replaced)."""
+    (source snapshot, replaced: {key: the destination's value before, or None if the merge added the key}).
+
+    Custom properties: per key, the most recently set value wins. `Initial *` properties: the earliest
+    session's, as one set, never mixed key by key (a later visit's referrer must not fill the gap of an
+    earlier direct visit): the source's set replaces the destination's when the source was seen first (keys
+    only the destination had are removed), or when the destination has none; otherwise the destination's
+    set stays as it is."""
     source_rows = [row for row in properties if row.profile_id == source.pk]
     destination_rows = {row.key: row for row in properties if row.profile_id == destination.pk}
-    source_is_earlier = _earlier(source.first_seen, destination.first_seen)
+    source_initial = {row.key for row in source_rows if row.key.startswith(INITIAL_PROPERTY_PREFIX)}
+    destination_initial = {key for key in destination_rows if key.startswith(INITIAL_PROPERTY_PREFIX)}
+    source_initial_wins = bool(source_initial) and (
+        not destination_initial or _earlier(source.first_seen, destination.first_seen)
+    )
     replaced: dict[str, dict | None] = {}
     winners = []
     for row in source_rows:
         current = destination_rows.get(row.key)
-        if row.key.startswith(INITIAL_PROPERTY_PREFIX):
-            source_wins = current is None or source_is_earlier  # the earliest session's initial values
+        if row.key in source_initial:
+            source_wins = source_initial_wins
         else:
             source_wins = current is None or row.set_at > current.set_at  # most recently set wins
         if source_wins:
@@ -128,6 +138,12 @@ def _merge_properties(source: Profile, destination: Profile, properties: list[Us
                     set_at=row.set_at,
                 )
             )
+    # The source's initial set won: the destination's initial keys it does not have go (undo puts them back).
+    removed = [destination_rows[key] for key in destination_initial - source_initial] if source_initial_wins else []
+    for row in removed:
+        replaced[row.key] = property_snapshot([row])[row.key]
+    if removed:
+        UserProperty.objects.filter(pk__in=[row.pk for row in removed]).delete()
     if winners:
         UserProperty.objects.bulk_create(
             winners,
