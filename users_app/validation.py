@@ -29,6 +29,24 @@ def is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def json_type_name(value) -> str:
+    """The JSON name of a parsed value's type, for error messages: clients send JSON, not Python."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):  # before numbers: bool is an int in Python
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    # Not reachable from a JSON body, only from Python callers.
+    return type(value).__name__
+
+
 def is_finite_number(value) -> bool:
     """A number a float can hold: JSON integers beyond 1.8e308 overflow float() (and cannot be read back)."""
     if not is_number(value):
@@ -65,7 +83,7 @@ def is_decimal(text: str) -> bool:
 
 def require_object(value, field: str) -> dict:
     if not isinstance(value, dict):
-        raise InvalidInput("invalid_type", f"`{field}` must be a JSON object.", field)
+        raise InvalidInput("invalid_type", f"`{field}` must be a JSON object, not {json_type_name(value)}.", field)
     return value
 
 
@@ -80,7 +98,15 @@ def parse_app_id(value) -> str:
     return check_text(value.strip(), "app_id")
 
 
+def require_present(value, field: str) -> None:
+    """A required field that is absent (or null) is `missing_field`; a present but invalid one keeps the code
+    of its own check (`invalid_user_id`, `invalid_identity`, ...)."""
+    if value is None:
+        raise InvalidInput("missing_field", f"`{field}` is required.", field)
+
+
 def parse_user_id(value, field: str = "user_id") -> int:
+    require_present(value, field)
     # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and other scripts' digits.
     if isinstance(value, str) and is_decimal(value.strip()) and len(value.strip()) <= 16:
         value = int(value.strip())
@@ -93,6 +119,7 @@ def parse_user_id(value, field: str = "user_id") -> int:
 
 def parse_identity(value, field: str = "identity") -> str:
     """Identity as stored: strings are trimmed, integers written in decimal. Case is kept."""
+    require_present(value, field)
     if is_number(value):
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -101,7 +128,9 @@ def parse_identity(value, field: str = "identity") -> str:
         else:
             value = str(value)
     if not isinstance(value, str):
-        raise InvalidInput("invalid_identity", f"`{field}` must be a string or a number.", field)
+        raise InvalidInput(
+            "invalid_identity", f"`{field}` must be a string or a number, not {json_type_name(value)}.", field
+        )
     value = value.strip()
     if not value:
         raise InvalidInput("invalid_identity", f"`{field}` is empty.", field)
@@ -141,7 +170,7 @@ def parse_property_value(value, field: str, *, allow_null: bool) -> PropertyValu
     if isinstance(value, bool) and not allow_null:
         return "true" if value else "false"
     expected = "a string, a number or null" if allow_null else "a string or a number"
-    raise InvalidInput("invalid_property", f"Value must be {expected}, not {type(value).__name__}.", field)
+    raise InvalidInput("invalid_property", f"Value must be {expected}, not {json_type_name(value)}.", field)
 
 
 # Integers below this are finite as floats (math.isfinite overflows only from about 2**1024 on).
@@ -211,8 +240,20 @@ def parse_timestamp(value, field: str = "timestamp") -> datetime:
             "invalid_timestamp", f"`{field}` must be ISO 8601 or Unix epoch milliseconds.", field
         )
     if not EARLIEST_TIMESTAMP <= moment <= now + MAX_CLOCK_SKEW:
-        raise InvalidInput("invalid_timestamp", f"`{field}` is out of range (2000 to tomorrow).", field)
+        message = f"`{field}` is out of range (2000 to tomorrow)."
+        if is_finite_number(value) and _in_range_as_seconds(value, now):
+            # A hint only: seconds stay refused, the API takes epoch milliseconds (SPEC 3).
+            message += " Unix timestamps are in milliseconds: did you send seconds?"
+        raise InvalidInput("invalid_timestamp", message, field)
     return moment.astimezone(UTC)
+
+
+def _in_range_as_seconds(value, now: datetime) -> bool:
+    try:
+        moment = datetime.fromtimestamp(value, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return EARLIEST_TIMESTAMP <= moment <= now + MAX_CLOCK_SKEW
 
 
 def parse_short_string(value, field: str, max_length: int, *, required: bool = False) -> str | None:

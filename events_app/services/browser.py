@@ -31,11 +31,12 @@ from users_app.services.profiles import profile_for_user_id
 from users_app.services.properties import properties_add
 from users_app.validation import (
     is_number,
+    json_type_name,
     parse_properties,
     parse_short_string,
     parse_timestamp,
     parse_user_id,
-    require_object,
+    require_present,
 )
 
 MAX_BROWSER_CALLS = 200
@@ -111,18 +112,31 @@ def _call_timestamp(raw: dict, skew: timedelta):
     return parse_timestamp(value)
 
 
-def parse_call(environment: Environment, raw, *, user_id: int, session_id: str | None, skew: timedelta):
-    raw = require_object(raw, "calls")
+def parse_call(
+    environment: Environment, raw, *, index: int, user_id: int, session_id: str | None, skew: timedelta
+):
+    if not isinstance(raw, dict):
+        # The item itself is wrong, not a field in it: name it as `calls[index]`.
+        raise InvalidInput(
+            "invalid_type", f"Each call must be a JSON object, not {json_type_name(raw)}.", f"calls[{index}]"
+        )
     kind = raw.get("type")
+    require_present(kind, "type")
     if kind not in CALL_TYPES:
         raise InvalidInput("invalid_call_type", f"`type` must be one of {', '.join(CALL_TYPES)}.", "type")
     if kind == "identify":
         return IdentifyCall(identity=identity_check(environment, raw.get("identity")),
                             timestamp=_call_timestamp(raw, skew))
     if kind == "add_user_properties":
-        if not isinstance(raw.get("properties"), dict):
-            raise InvalidInput("missing_field", "`properties` must be an object.", "properties")
-        return PropertiesCall(properties=parse_properties(raw["properties"], allow_null=True))
+        properties = raw.get("properties")
+        require_present(properties, "properties")
+        if not isinstance(properties, dict):
+            # Still missing_field, as before absent and present were told apart: clients may match on codes.
+            raise InvalidInput(
+                "missing_field", f"`properties` must be a JSON object, not {json_type_name(properties)}.",
+                "properties",
+            )
+        return PropertiesCall(properties=parse_properties(properties, allow_null=True))
     item = {
         "event": PAGEVIEW_EVENT if kind == "pageview" else raw.get("event"),
         "properties": raw.get("properties"),
@@ -141,8 +155,9 @@ def browser_batch_parse(environment: Environment, body: dict) -> BrowserBatch:
     user_id = parse_user_id(body.get("user_id"))
     session_id = parse_short_string(body.get("session_id"), "session_id", 64)
     calls = body.get("calls")
+    require_present(calls, "calls")
     if not isinstance(calls, list):
-        raise InvalidInput("invalid_type", "`calls` must be an array.", "calls")
+        raise InvalidInput("invalid_type", f"`calls` must be an array, not {json_type_name(calls)}.", "calls")
     if len(calls) > MAX_BROWSER_CALLS:
         raise InvalidInput("too_many_items", f"At most {MAX_BROWSER_CALLS} calls per request.", "calls")
     skew = _clock_skew(body.get("sent_at"))
@@ -150,7 +165,8 @@ def browser_batch_parse(environment: Environment, body: dict) -> BrowserBatch:
     for index, raw in enumerate(calls):
         try:
             batch.calls.append(
-                (index, parse_call(environment, raw, user_id=user_id, session_id=session_id, skew=skew))
+                (index, parse_call(environment, raw, index=index, user_id=user_id, session_id=session_id,
+                                   skew=skew))
             )
         except InvalidInput as error:
             batch.rejected.append(rejection(index, error))

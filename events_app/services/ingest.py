@@ -26,11 +26,13 @@ from users_app.services.properties import properties_add
 from users_app.validation import (
     PropertyValue,
     check_text,
+    json_type_name,
     parse_properties,
     parse_short_string,
     parse_timestamp,
     parse_user_id,
     require_object,
+    require_present,
 )
 
 MAX_BULK_ITEMS = 1000
@@ -90,6 +92,7 @@ def parse_target(environment: Environment, raw: dict) -> Target:
 def parse_track_item(environment: Environment, raw) -> TrackItem:
     raw = require_object(raw, "event")
     name = raw.get("event")
+    require_present(name, "event")
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("missing_field", "`event` must be a non-empty string.", "event")
     if len(name) > EVENT_NAME_MAX_LENGTH:
@@ -120,7 +123,7 @@ def bulk_items(body: dict, list_field: str) -> tuple[list, bool]:
         return [body], False
     items = body[list_field]
     if not isinstance(items, list):
-        raise InvalidInput("invalid_type", f"`{list_field}` must be an array.", list_field)
+        raise InvalidInput("invalid_type", f"`{list_field}` must be an array, not {json_type_name(items)}.", list_field)
     if not items:
         raise InvalidInput("empty_batch", f"`{list_field}` is empty.", list_field)
     if len(items) > MAX_BULK_ITEMS:

@@ -133,6 +133,42 @@ def test_unencodable_text_is_rejected_not_a_server_error(client, environment, ca
     assert answer["accepted"] == 1 and [item["index"] for item in answer["rejected"]] == [0]
 
 
+def test_a_call_that_is_not_an_object_is_named_by_its_index(client, environment):
+    response = post(client, batch([track("Fine", "n1"), None, "pageview", ["track"], track("Fine too", "n2")]))
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["accepted"] == 2
+    assert answer["rejected"] == [
+        {"index": index, "error": {"code": "invalid_type", "message": f"Each call must be a JSON object, not {kind}.",
+                                   "field": f"calls[{index}]"}}
+        for index, kind in [(1, "null"), (2, "string"), (3, "array")]
+    ]
+
+
+@pytest.mark.parametrize(("call", "code", "message", "field"), [
+    ({"event": "x"}, "missing_field", "`type` is required.", "type"),
+    ({"type": "teleport"}, "invalid_call_type",
+     "`type` must be one of pageview, track, identify, add_user_properties.", "type"),
+    ({"type": "identify"}, "missing_field", "`identity` is required.", "identity"),
+    ({"type": "identify", "identity": None}, "missing_field", "`identity` is required.", "identity"),
+    ({"type": "identify", "identity": False}, "invalid_identity",
+     "`identity` must be a string or a number, not boolean.", "identity"),
+    ({"type": "add_user_properties"}, "missing_field", "`properties` is required.", "properties"),
+    ({"type": "add_user_properties", "properties": ["plan"]}, "missing_field",
+     "`properties` must be a JSON object, not array.", "properties"),
+    ({"type": "track"}, "missing_field", "`event` is required.", "event"),
+    ({"type": "track", "event": "x", "properties": {"k": None}}, "invalid_property",
+     "Value must be a string or a number, not null.", "properties.k"),
+    ({"type": "pageview", "timestamp": 1764583200}, "invalid_timestamp",
+     "`timestamp` is out of range (2000 to tomorrow). Unix timestamps are in milliseconds: did you send seconds?",
+     "timestamp"),
+])
+def test_a_rejected_call_says_what_is_wrong(client, environment, call, code, message, field):
+    response = post(client, batch([call, track("Fine", "r1")], sent_at=int(time.time() * 1000)))
+    assert response.status_code == 200
+    assert response.json()["rejected"] == [{"index": 0, "error": {"code": code, "message": message, "field": field}}]
+
+
 def test_nothing_valid_is_a_400_with_the_same_answer(client, environment):
     response = post(client, batch([{"type": "nope"}]))
     assert response.status_code == 400
@@ -144,7 +180,10 @@ def test_nothing_valid_is_a_400_with_the_same_answer(client, environment):
     [
         ("{not json", 400, "invalid_json"),
         ("[1, 2]", 400, "invalid_type"),
-        ({"app_id": "1000000001", "calls": []}, 400, "invalid_user_id"),
+        ({"app_id": "1000000001", "calls": []}, 400, "missing_field"),
+        ({"app_id": "1000000001", "user_id": None, "calls": []}, 400, "missing_field"),
+        ({"app_id": "1000000001", "user_id": "abc", "calls": []}, 400, "invalid_user_id"),
+        ({"app_id": "1000000001", "user_id": "5"}, 400, "missing_field"),
         ({"app_id": "1000000001", "user_id": str(2**53), "calls": []}, 400, "invalid_user_id"),
         ({"app_id": "1000000001", "user_id": "5", "calls": {"type": "track"}}, 400, "invalid_type"),
         ({"app_id": "9999999999", "user_id": "5", "calls": []}, 404, "unknown_app_id"),

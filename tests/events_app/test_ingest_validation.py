@@ -96,7 +96,8 @@ BAD_INPUT = [
     (TRACK, track(user_id=True), 400, "invalid_user_id", "user_id"),
     (TRACK, track(user_id=["1"]), 400, "invalid_user_id", "user_id"),
     (IDENTIFY, ident(user_id={"id": 1}), 400, "invalid_user_id", "user_id"),
-    (IDENTIFY, without(ident(), "user_id"), 400, "invalid_user_id", "user_id"),
+    (IDENTIFY, without(ident(), "user_id"), 400, "missing_field", "user_id"),
+    (IDENTIFY, ident(user_id=None), 400, "missing_field", "user_id"),
     (TRACK, track(identity=""), 400, "invalid_identity", "identity"),
     (TRACK, track(identity="   "), 400, "invalid_identity", "identity"),
     (TRACK, track(identity="x" * 256), 400, "invalid_identity", "identity"),
@@ -106,7 +107,9 @@ BAD_INPUT = [
     (TRACK, track(identity={"email": "a@b.c"}), 400, "invalid_identity", "identity"),
     (TRACK, track(identity=["alice"]), 400, "invalid_identity", "identity"),
     (TRACK, track(identity="true"), 400, "identity_blocked", "identity"),
-    (IDENTIFY, without(ident(), "identity"), 400, "invalid_identity", "identity"),
+    (IDENTIFY, without(ident(), "identity"), 400, "missing_field", "identity"),
+    (IDENTIFY, ident(identity=None), 400, "missing_field", "identity"),
+    (IDENTIFY, without(without(ident(), "identity"), "user_id"), 400, "missing_field", "user_id"),
     (IDENTIFY, ident(identity=True), 400, "invalid_identity", "identity"),
     (IDENTIFY, ident(identity=""), 400, "invalid_identity", "identity"),
     (IDENTIFY, ident(identity="x" * 256), 400, "invalid_identity", "identity"),
@@ -124,6 +127,7 @@ BAD_INPUT = [
     (TRACK, track(timestamp="1999-12-31T00:00:00Z"), 400, "invalid_timestamp", "timestamp"),
     (TRACK, track(timestamp=1e30), 400, "invalid_timestamp", "timestamp"),
     (TRACK, track(timestamp=-1e20), 400, "invalid_timestamp", "timestamp"),
+    (TRACK, track(timestamp=1764583200), 400, "invalid_timestamp", "timestamp"),  # seconds are refused
     (TRACK, track(timestamp=True), 400, "invalid_timestamp", "timestamp"),
     (TRACK, track(timestamp=["2026-01-01"]), 400, "invalid_timestamp", "timestamp"),
     (TRACK, track(idempotency_key="k" * 256), 400, "invalid_field", "idempotency_key"),
@@ -214,6 +218,42 @@ def test_a_body_of_several_megabytes_is_413(api, environment, path):
     assert answer.status_code == 413
     assert answer.json()["error"]["code"] == "body_too_large"
     assert not Profile.objects.exists()
+
+
+# (path, body, the whole message): JSON's names for types, never Python's (NoneType, bool, list, dict).
+MESSAGES = [
+    (TRACK, track(properties={"k": None}), "Value must be a string or a number, not null."),
+    (TRACK, track(properties={"k": [1]}), "Value must be a string or a number, not array."),
+    (TRACK, track(properties={"k": {"a": 1}}), "Value must be a string or a number, not object."),
+    (PROPS, props(properties={"k": True}), "Value must be a string, a number or null, not boolean."),
+    (PROPS, props(properties={"k": []}), "Value must be a string, a number or null, not array."),
+    (TRACK, track(identity=True), "`identity` must be a string or a number, not boolean."),
+    (IDENTIFY, ident(identity={"email": "a@b.c"}), "`identity` must be a string or a number, not object."),
+    (TRACK, track(properties=["Free"]), "`properties` must be a JSON object, not array."),
+    (TRACK, {"app_id": APP, "events": {"0": track()}}, "`events` must be an array, not object."),
+    # A required field that is absent or null says so.
+    (IDENTIFY, without(ident(), "identity"), "`identity` is required."),
+    (IDENTIFY, ident(user_id=None), "`user_id` is required."),
+    (TRACK, without(track(), "event"), "`event` is required."),
+    # Unix seconds: the same refusal, with a hint.
+    (TRACK, track(timestamp=1764583200), "`timestamp` is out of range (2000 to tomorrow). Unix timestamps are "
+                                         "in milliseconds: did you send seconds?"),
+    (IDENTIFY, ident(timestamp=1764583200.5), "`timestamp` is out of range (2000 to tomorrow). Unix timestamps "
+                                              "are in milliseconds: did you send seconds?"),
+    # No hint where seconds would not fit either.
+    (TRACK, track(timestamp=946684799999), "`timestamp` is out of range (2000 to tomorrow)."),
+    (TRACK, track(timestamp=32503680000000), "`timestamp` is out of range (2000 to tomorrow)."),
+    (TRACK, track(timestamp=5), "`timestamp` is out of range (2000 to tomorrow)."),
+    (TRACK, track(timestamp="1999-12-31T00:00:00Z"), "`timestamp` is out of range (2000 to tomorrow)."),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "message"), MESSAGES)
+def test_error_messages_speak_json(api, environment, path, body, message):
+    answer = api.post(path, body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == message
+    assert not Event.objects.exists()
 
 
 def test_bulk_with_some_bad_items_stores_every_valid_item(api, environment):

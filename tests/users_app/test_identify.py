@@ -47,13 +47,31 @@ def identified(calls, identity: str, events: int = 1, **track) -> str:
 # ---- case 1: invalid identities ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("identity", ["", "   ", "x" * 256, None, True, {"id": "alice"}, ["alice"], 1.5e400])
+@pytest.mark.parametrize("identity", ["", "   ", "x" * 256, True, {"id": "alice"}, ["alice"], 1.5e400])
 def test_case1_invalid_identity_is_refused_and_nothing_changes(calls, identity):
     calls.track(user_id="11")
     answer = calls.identify("11", identity)
     assert answer.status_code == 400
     assert answer.json()["error"]["code"] == "invalid_identity"
     assert answer.json()["error"]["field"] == "identity"
+    assert Profile.objects.get().identity is None
+    assert not MergeRecord.objects.exists()
+
+
+@pytest.mark.parametrize("missing", ["identity", "user_id"])
+@pytest.mark.parametrize("absent", [True, False], ids=["absent", "null"])
+def test_case1_a_missing_field_is_named_and_nothing_changes(calls, missing, absent):
+    calls.track(user_id="11")
+    body = {"app_id": calls.app_id, "user_id": "11", "identity": "alice"}
+    if absent:
+        del body[missing]
+    else:
+        body[missing] = None
+    answer = calls.api.post("/api/v1/identify", body)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {
+        "code": "missing_field", "message": f"`{missing}` is required.", "field": missing,
+    }
     assert Profile.objects.get().identity is None
     assert not MergeRecord.objects.exists()
 
