@@ -143,6 +143,10 @@ class MergeRecord(models.Model):
         REJECTED = "rejected"
         REVERTED = "reverted"
 
+    # Merges applied or on their way: they count toward an identity's 24-hour hold threshold and as
+    # profiles it absorbed (held, rejected and reverted ones do not).
+    APPLIED_STATUSES = (Status.PENDING, Status.RUNNING, Status.DONE, Status.FAILED)
+
     class Trigger(models.TextChoices):
         IDENTIFY = "identify"
         TRACKER = "tracker"

@@ -263,6 +263,19 @@ def test_identities_page_ranks_the_identity_that_absorbed_the_most(staff, enviro
 # ---- profiles and events: read-only ----------------------------------------------------------------------
 
 
+def test_identities_page_counts_held_and_rejected_merges_apart_from_the_profiles_merged_in(staff, boss, merges):
+    # Found by QA: held and rejected merges were shown as "Profiles merged in".
+    from users_app.services.merge_actions import merge_reject
+
+    merge_reject(merge_id=merges[202].pk, actor=boss)
+    anonymous_visitor(merges[202].environment, 203)
+    identify(merges[202].environment, 203, "alice")  # held too: past the threshold
+    html = staff.get(f"{MERGES}identities/", {"window": "24h"}).content.decode()
+    table = html[html.index('id="absorbing-identities"'):]
+    # asked 3 (201 pending, 202 rejected, 203 held): merged in 1, held 1, rejected 1
+    assert re.search(r"alice</a></td><td>[^<]*</td>\s*<td>3</td><td>1</td><td>1</td><td>1</td>", table), table[:800]
+
+
 def test_profiles_and_events_are_read_only(staff, merges):
     alice = Profile.objects.get(identity="alice")
     page = staff.get(f"/admin/users_app/profile/{alice.pk}/change/")

@@ -184,6 +184,22 @@ def test_reject_keeps_the_source_separate_and_records_the_note(calls, environmen
     refused("undo_refused", merge_undo, merge_id=record.pk, actor=admin)
 
 
+def test_a_rejected_device_logging_in_again_is_not_held_again(calls, environment, admin):
+    # Rejected is for good: the admin is not asked about the same device at its every login (found by QA).
+    alice_id = identified(calls, "alice")
+    record = held_merge(calls, environment)
+    merge_reject(merge_id=record.pk, actor=admin)
+
+    again = calls.identify("51", "alice").json()
+
+    assert again["user_id"] == alice_id and again["merge"] == {"id": record.pk, "status": "rejected"}
+    assert list(MergeRecord.objects.values_list("pk", "status")) == [(record.pk, "rejected")]
+    assert calls.user("51").json()["merged_into"] is None
+    # Another identity is another question.
+    identified(calls, "bob")
+    assert calls.identify("51", "bob").json()["merge"]["status"] == "held"
+
+
 def test_approve_is_refused_when_the_source_has_since_become_someone(calls, environment, admin):
     identified(calls, "alice")
     record = held_merge(calls, environment)

@@ -220,14 +220,18 @@ def profile_merge_history(profile: Profile) -> list[MergeRecord]:
 
 
 def identities_absorbing(*, since: datetime, limit: int = 50) -> list[dict]:
-    """Identities that absorbed the most profiles since `since`: a bad identity (a company name, `guest`
-    with a typo) stands out at the top."""
+    """Identities that absorbed, or tried to absorb, the most profiles since `since`: a bad identity (a
+    company name, `guest` with a typo) stands out at the top. Ranked by merges asked for; `merged` counts
+    those applied or on their way (not held, rejected or undone ones)."""
+    status = MergeRecord.Status
     return list(
         MergeRecord.objects.filter(requested_at__gte=since)
         .values("environment_id", "environment__name", "identity", "destination_id", "destination__user_id")
         .annotate(
             merges=Count("pk"),
-            held=Count("pk", filter=Q(status=MergeRecord.Status.HELD)),
+            merged=Count("pk", filter=Q(status__in=MergeRecord.APPLIED_STATUSES)),
+            held=Count("pk", filter=Q(status=status.HELD)),
+            rejected=Count("pk", filter=Q(status=status.REJECTED)),
             last_requested_at=Max("requested_at"),
         )
         .order_by("-merges", "identity")[:limit]

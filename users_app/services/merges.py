@@ -31,12 +31,7 @@ from users_app.services.locks import profiles_lock
 logger = logging.getLogger(__name__)
 
 # Merges that count toward the 24-hour hold threshold of an identity.
-COUNTED_STATUSES = (
-    MergeRecord.Status.PENDING,
-    MergeRecord.Status.RUNNING,
-    MergeRecord.Status.DONE,
-    MergeRecord.Status.FAILED,
-)
+COUNTED_STATUSES = MergeRecord.APPLIED_STATUSES
 OPEN_STATUSES = (*COUNTED_STATUSES, MergeRecord.Status.HELD)
 
 
@@ -50,14 +45,15 @@ def _earlier(first, second) -> bool:
 
 @dataclass
 class _MergeState:
-    open_merge_id: int | None  # the source's open merge, if any
+    open_merge_id: int | None  # the source's open merge (or its rejected one into this destination), if any
     recent: int  # merges into the destination that count toward its 24-hour hold threshold
     properties: list[UserProperty]  # both profiles' properties
 
 
 def _merge_state(*, source: Profile, destination: Profile, threshold_since: datetime) -> _MergeState:
-    """In one round trip, under both row locks: the source's open merge (a held one only for the same
-    destination: a device held for one identity may still log in as another), how many merges into the
+    """In one round trip, under both row locks: the source's open merge, or its rejected one (held and
+    rejected ones only for the same destination: a device held or rejected for one identity may still log
+    in as another; a rejected device stays separate from that identity for good), how many merges into the
     destination count toward its 24-hour hold threshold (held, rejected and reverted ones do not), and both
     profiles' properties. The aggregate row is left-joined to the properties, so it comes back even when
     there are none (then as one row whose property columns are NULL).
@@ -65,13 +61,15 @@ def _merge_state(*, source: Profile, destination: Profile, threshold_since: date
     Raw SQL (parameterised; portable CASE rather than FILTER) because it runs on every merging identify and
     the ORM's conditional aggregates cost several times the query itself in CPU. UserProperty.objects.raw
     applies each backend's converters."""
-    open_statuses = [str(status) for status in OPEN_STATUSES]
+    open_statuses = [str(status) for status in (*OPEN_STATUSES, MergeRecord.Status.REJECTED)]
+    for_this_destination = [str(MergeRecord.Status.HELD), str(MergeRecord.Status.REJECTED)]
     counted_statuses = [str(status) for status in COUNTED_STATUSES]
     rows = list(
         UserProperty.objects.raw(
             "SELECT merges.open_merge_id, merges.recent, properties.* FROM ("
             f"SELECT MAX(CASE WHEN source_id = %s AND status IN ({_placeholders(open_statuses)}) "
-            "AND (status <> %s OR destination_id = %s) THEN id END) AS open_merge_id, "
+            f"AND (status NOT IN ({_placeholders(for_this_destination)}) OR destination_id = %s) "
+            "THEN id END) AS open_merge_id, "
             f"COUNT(CASE WHEN destination_id = %s AND status IN ({_placeholders(counted_statuses)}) "
             "AND requested_at >= %s THEN 1 END) AS recent "
             f"FROM {MergeRecord._meta.db_table} WHERE source_id = %s OR destination_id = %s"
@@ -80,7 +78,7 @@ def _merge_state(*, source: Profile, destination: Profile, threshold_since: date
             [
                 source.pk,
                 *open_statuses,
-                str(MergeRecord.Status.HELD),
+                *for_this_destination,
                 destination.pk,
                 destination.pk,
                 *counted_statuses,
@@ -162,7 +160,7 @@ def merge_request(
     Past the identity's 24-hour threshold (SPEC 4) the merge is held, not applied: counted under the
     destination's lock, so concurrent identifies cannot both slip under it."""
     state = _merge_state(source=source, destination=destination, threshold_since=timezone.now() - timedelta(hours=24))
-    if state.open_merge_id is not None:  # the same source asking again gets its open merge
+    if state.open_merge_id is not None:  # the same source asking again gets its open (or rejected) merge
         return MergeRecord.objects.get(pk=state.open_merge_id)
     record = MergeRecord(
         environment_id=source.environment_id,
