@@ -5,7 +5,6 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from events_app.services.ingest import IngestResult, bulk_items, track_ingest, user_properties_ingest
-from events_app.services.sessions import RequestContext
 from users_app.api import ERROR_SCHEMA
 from users_app.api_common import JsonBodyApi, error_response
 
@@ -33,18 +32,6 @@ def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
     return Response(answer)
 
 
-def request_context(request) -> RequestContext:
-    from django.conf import settings
-
-    meta = request.META
-    return RequestContext(
-        user_agent=meta.get("HTTP_USER_AGENT", ""),
-        ip=meta.get("REMOTE_ADDR", ""),
-        country=meta.get(settings.CAIRN_COUNTRY_HEADER, "") if settings.CAIRN_COUNTRY_HEADER else "",
-        city=meta.get(settings.CAIRN_CITY_HEADER, "") if settings.CAIRN_CITY_HEADER else "",
-    )
-
-
 class TrackApi(JsonBodyApi):
     @extend_schema(
         summary="Track events (single or bulk of up to 1000)",
@@ -70,7 +57,10 @@ class TrackApi(JsonBodyApi):
         body = self.json_body(request)
         environment = self.environment_of(body)
         items, is_bulk = bulk_items(body, "events")
-        result = track_ingest(environment=environment, items=items, context=request_context(request))
+        # No request context: a server call's user agent, IP address and proxy location headers are the
+        # customer's backend's (python-requests in a data centre), not the person's. Heap's server API records
+        # no device either; sessions started here get their landing page, referrer and UTM values only.
+        result = track_ingest(environment=environment, items=items)
         return ingest_response(result, is_bulk)
 
 

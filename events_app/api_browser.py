@@ -17,8 +17,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from events_app.api import request_context
 from events_app.services.browser import browser_batch_parse, browser_batch_process, encodable
+from events_app.services.sessions import RequestContext
 from users_app.api import ERROR_SCHEMA
 from users_app.api_common import JsonBodyApi, error_response
 from users_app.errors import InvalidInput
@@ -27,6 +27,20 @@ from users_app.services.environments import environment_for_app_id
 from users_app.validation import parse_app_id
 
 PREFLIGHT_MAX_AGE = "86400"
+
+
+def request_context(request) -> RequestContext:
+    """The visitor's browser, address and proxy location headers: only the tracker's calls come from the
+    person's own browser (a server call's request describes the backend that sent it)."""
+    from django.conf import settings
+
+    meta = request.META
+    return RequestContext(
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+        ip=meta.get("REMOTE_ADDR", ""),
+        country=meta.get(settings.CAIRN_COUNTRY_HEADER, "") if settings.CAIRN_COUNTRY_HEADER else "",
+        city=meta.get(settings.CAIRN_CITY_HEADER, "") if settings.CAIRN_CITY_HEADER else "",
+    )
 
 
 def origin_normal_form(origin: str) -> str:

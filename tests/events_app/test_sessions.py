@@ -86,6 +86,18 @@ def test_location_from_the_trusted_proxy_headers(client, environment, settings):
     assert Session.objects.values_list("country", "city").get() == ("NL", "Utrecht")
 
 
+def test_a_server_calls_backend_user_agent_and_location_are_not_the_persons(client, api, environment, settings):
+    # Found by QA: every server-created profile got Initial Browser "Python Requests", Device Type "Desktop"
+    # (and the data centre's country). A server call's request describes the backend, not the person.
+    settings.CAIRN_COUNTRY_HEADER = "HTTP_CF_IPCOUNTRY"
+    client.post("/api/track", json.dumps({"app_id": "1000000001", "user_id": "7100", "event": "Upgrade"}),
+                content_type="application/json", HTTP_USER_AGENT="python-requests/2.32.3", HTTP_CF_IPCOUNTRY="US")
+    session = Session.objects.get()
+    assert (session.browser, session.device_type, session.country, session.city) == ("", "", "", "")
+    properties = api.get("/api/v1/users/7100").json()["properties"]
+    assert not [key for key in properties if key.startswith("Initial ")]
+
+
 def test_location_is_empty_without_geoip_or_headers(client, environment, settings):
     settings.CAIRN_COUNTRY_HEADER = ""
     browser_post(client, [landing()], HTTP_CF_IPCOUNTRY="NL")  # an untrusted header is ignored
