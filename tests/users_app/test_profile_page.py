@@ -2,6 +2,7 @@
 properties, sessions with their events, merge history, tombstones, and the session page."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -141,3 +142,28 @@ def test_hostile_values_show_as_text_on_the_profile(viewer, environment):
     assert "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_a_tombstones_sessions_show_only_its_own_events_of_a_visit_that_logged_in(environment):
+    # Found by QA: the anonymous profile's page counted and listed the events its identity sent later in
+    # the same visit (after logging in), under "this profile's own history".
+    from users_app.selectors.profile_reads import profile_session_page, session_events
+
+    start = days_ago(1)
+    track(environment, identity="pm", at=days_ago(3))
+    for minute in (0, 1):
+        track(environment, user_id=61, at=start + timedelta(minutes=minute), session_id="visit")
+    identify(environment, 61, "pm")
+    for minute in (2, 3, 4):
+        track(environment, identity="pm", event="after login", at=start + timedelta(minutes=minute),
+              session_id="visit")
+    tombstone, pm = Profile.objects.get(user_id=61), Profile.objects.get(identity="pm")
+
+    (row,), _ = profile_session_page(tombstone)
+    assert row.event_count == 2 and [event.name for event in row.events] == ["pageview", "pageview"]
+    _, events = session_events(tombstone, session_pk=row.session.pk)
+    assert [event.name for event in events] == ["pageview", "pageview"]
+    # The identity's page shows the whole visit.
+    visit = next(row for row in profile_session_page(pm)[0] if row.session.session_key == "visit")
+    assert visit.event_count == 5
+    assert len(session_events(pm, session_pk=visit.session.pk)[1]) == 5

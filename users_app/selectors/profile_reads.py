@@ -177,12 +177,14 @@ def profile_session_page(
     more = len(page) > limit
     page = page[:limit]
     ids = [session.pk for session in page]
+    # The profile's own events of these sessions: a visit that logged in goes on in one session, whose later
+    # events belong to the identity, not to the anonymous profile (a tombstone) it started as.
+    events = profile_events(profile).filter(session_id__in=ids)
     counts = dict(
-        Event.objects.filter(session_id__in=ids).values("session_id").annotate(events=Count("pk"))
-        .order_by().values_list("session_id", "events")
+        events.values("session_id").annotate(events=Count("pk")).order_by().values_list("session_id", "events")
     )
     first_events = (
-        Event.objects.filter(session_id__in=ids)
+        events
         .annotate(position=Window(RowNumber(), partition_by=[F("session_id")],
                                   order_by=[F("timestamp"), F("pk")]))
         .filter(position__lte=events_per_session)
@@ -207,7 +209,7 @@ def session_events(profile: Profile, *, session_pk: int, limit: int = 1000) -> t
     session = profile_sessions(profile).filter(pk=session_pk).first()
     if session is None:
         raise NotFound("No such session for this user.", field="session")
-    return session, list(Event.objects.filter(session=session).order_by("timestamp", "pk")[:limit])
+    return session, list(profile_events(profile).filter(session=session).order_by("timestamp", "pk")[:limit])
 
 
 def profile_merge_history(profile: Profile) -> list[MergeRecord]:
