@@ -26,6 +26,8 @@ ERROR_SCHEMA = inline_serializer(
     {"error": inline_serializer("ErrorBody", {"code": serializers.CharField(), "message": serializers.CharField(),
                                               "field": serializers.CharField(allow_null=True)})},
 )
+# What any read API call can answer besides its 200: bad parameters, a missing or unknown key.
+READ_ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA}
 
 
 def bounded_int(value, field: str, default: int, maximum: int) -> int:
@@ -80,7 +82,7 @@ USER_SCHEMA = inline_serializer("User", {
 
 
 class UserDetailApi(ReadApi):
-    @extend_schema(summary="A user by user_id", responses={200: USER_SCHEMA, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA})
+    @extend_schema(summary="A user by user_id", responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA})
     def get(self, request, user_id: str):
         profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
         return Response(user_detail(profile))
@@ -91,7 +93,7 @@ class UserLookupApi(ReadApi):
         summary="A user by identity",
         operation_id="user_by_identity",
         parameters=[OpenApiParameter("identity", str, required=True)],
-        responses={200: USER_SCHEMA, 401: ERROR_SCHEMA, 404: ERROR_SCHEMA},
+        responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA},
     )
     def get(self, request):
         identity = parse_identity(request.query_params.get("identity"))
@@ -104,7 +106,7 @@ class UserEventsApi(ReadApi):
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
         responses={200: inline_serializer("EventPage", {
             "results": serializers.ListField(child=serializers.DictField()),
-            "next": serializers.CharField(allow_null=True)}), 404: ERROR_SCHEMA},
+            "next": serializers.CharField(allow_null=True)}), **READ_ERRORS, 404: ERROR_SCHEMA},
     )
     def get(self, request, user_id: str):
         profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
@@ -117,7 +119,7 @@ class MergeListApi(ReadApi):
         summary="Merges by identity or user_id",
         parameters=[OpenApiParameter("identity", str), OpenApiParameter("user_id", str)],
         responses={200: inline_serializer("MergeList", {
-            "results": serializers.ListField(child=serializers.DictField())})},
+            "results": serializers.ListField(child=serializers.DictField())}), **READ_ERRORS},
     )
     def get(self, request):
         identity = request.query_params.get("identity")
@@ -154,7 +156,7 @@ class UserSearchApi(ReadApi):
             "count": inline_serializer("UserSearchCount", {"value": serializers.IntegerField(),
                                                            "capped": serializers.BooleanField()},
                                        allow_null=True),
-        }), 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
+        }), **READ_ERRORS},
     )
     def get(self, request):
         query = parse_user_query(request.query_params)

@@ -270,6 +270,10 @@ def test_openapi_schema_lists_every_endpoint(client):
         assert required in routes
     missing = [route for route in routes if route not in schema["paths"]]
     assert missing == []
+    # Each read endpoint documents its error answers too (found by QA: only the 200 was there for some).
+    for route in ("/api/v1/users", "/api/v1/users/{user_id}", "/api/v1/users/{user_id}/events", "/api/v1/merges",
+                  "/api/v1/users/search"):
+        assert {"400", "401"} <= set(schema["paths"][route]["get"]["responses"]), route
 
 
 # ---- property-based: any parameter is a 200, 400 or 404, never a 500 ----------------------------------
