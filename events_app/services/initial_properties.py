@@ -71,6 +71,22 @@ def initial_properties_update(
     replaced = [profile_pk for profile_pk in chosen if profile_pk not in created_profile_ids]
     if replaced:
         UserProperty.objects.filter(profile_id__in=replaced, key_hash__in=INITIAL_KEY_HASHES).delete()
+    _insert_initial(chosen, writes)
+    return len(chosen)
+
+
+def initial_properties_recompute(*, profile_id: int) -> None:
+    """Set the profile's initial properties again, whole, from its first session (counting profiles merged
+    into it); none if it has no session. For a person whose sessions changed otherwise than by a new one: an
+    undone merge took some away. Call with the profile's row lock held."""
+    UserProperty.objects.filter(profile_id=profile_id, key_hash__in=INITIAL_KEY_HASHES).delete()
+    first = _first_sessions([profile_id]).get(profile_id)
+    if first is not None:
+        _insert_initial({profile_id: Session.objects.get(pk=first)}, None)
+
+
+def _insert_initial(chosen: dict[int, Session], writes: Writes | None) -> None:
+    """Insert each profile's initial properties from its chosen session (their old ones already deleted)."""
     quote = connection.ops.quote_name
     updated = ", ".join(f"{quote(column)} = excluded.{quote(column)}" for column in ("value", "is_number", "set_at"))
     insert_now_or_with(
@@ -82,7 +98,6 @@ def initial_properties_update(
         ],
         on_conflict=f"ON CONFLICT ({quote('profile_id')}, {quote('key_hash')}) DO UPDATE SET {updated}",
     )
-    return len(chosen)
 
 
 def _first_sessions(profile_ids: list[int]) -> dict[int, int | None]:

@@ -159,3 +159,33 @@ def test_an_earlier_visits_set_replaces_the_later_one_whole_and_undo_puts_it_bac
 
     assert initial(api, grace.user_id) == before
     assert before["Initial Referrer"] == "https://ref.example/" and before["Initial UTM Medium"] == "cpc"
+
+
+def test_undo_never_mixes_a_removed_key_into_a_set_recomputed_since(
+    client, api, environment, eager_celery, django_user_model
+):
+    # Found by review: the merge removed grace's Initial Referrer/UTM Medium (the earlier direct visit's set won). Then
+    # an even earlier offline visit of grace's own device arrives: it is her first session and replaces the
+    # whole set. Undoing the merge must not put the removed ad-visit keys back next to the offline visit's.
+    from users_app.services.merge_actions import merge_undo
+
+    now = datetime.now(UTC)
+    visit(client, 9112, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
+          when=now - timedelta(days=1), agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "grace"}])
+    grace = Profile.objects.get(identity="grace")
+    visit(client, 9113, "direct", "/direct", when=now - timedelta(days=3),
+          calls=[{"type": "identify", "identity": "grace"}])
+    record = MergeRecord.objects.get()
+    merge_apply(merge_id=record.pk)
+    visit(client, grace.user_id, "offline", "/old", when=now - timedelta(days=5))  # grace's own, earliest
+    assert initial(api, grace.user_id) == {
+        "Initial Landing Page": "/old", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
+    }
+    admin = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+
+    merge_undo(merge_id=record.pk, actor=admin)
+
+    # grace's first session is still the offline one: its set, whole, not mixed with the ad visit's referrer.
+    assert initial(api, grace.user_id) == {
+        "Initial Landing Page": "/old", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
+    }

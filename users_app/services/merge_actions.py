@@ -9,8 +9,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from events_app.models import Event, Session
+from events_app.services.initial_properties import initial_properties_recompute
 from users_app.errors import InvalidInput, NotFound
-from users_app.models import MergeAction, MergeRecord, Profile, UserProperty, property_key_hash
+from users_app.models import (
+    INITIAL_PROPERTY_PREFIX,
+    MergeAction,
+    MergeRecord,
+    Profile,
+    UserProperty,
+    property_key_hash,
+)
 from users_app.services.locks import profiles_lock
 from users_app.services.merges import (
     COUNTED_STATUSES,
@@ -151,23 +159,35 @@ def _undo_refusals(record: MergeRecord, source: Profile, destination: Profile) -
     return reasons
 
 
+def _holds_what_the_merge_left(row: UserProperty | None, written: dict | None) -> bool:
+    """Whether the destination's row of a key is as the merge left it (`written` None: the merge removed it)."""
+    return row is None if written is None else row is not None and _same_value(row, written)
+
+
 def _restore_destination_properties(record: MergeRecord, destination: Profile) -> None:
     """Give the destination back the values this merge replaced or removed, and remove the keys it added,
     except where the destination set the key again after the merge (its row no longer holds what the merge
-    left there)."""
+    left there). `Initial *` properties are one set (the first session's): they are put back only if the set
+    the merge left holds whole; if a first session arrived since, they are recomputed from it instead, never
+    mixed key by key."""
     replaced = record.replaced_destination_properties
     if not replaced:
         return
+    written = record.source_properties
+    initial_keys = {key for key in replaced if key.startswith(INITIAL_PROPERTY_PREFIX)}
     current = {
-        row.key: row for row in destination.properties.filter(key_hash__in=[property_key_hash(key) for key in replaced])
+        row.key: row
+        for row in destination.properties.filter(
+            Q(key_hash__in=[property_key_hash(key) for key in replaced]) | Q(key__startswith=INITIAL_PROPERTY_PREFIX)
+        )
     }
+    initial_intact = {key for key in current if key.startswith(INITIAL_PROPERTY_PREFIX)} == {
+        key for key in initial_keys if key in written
+    } and all(_holds_what_the_merge_left(current.get(key), written.get(key)) for key in initial_keys)
     restore, remove = [], []
     for key, previous in replaced.items():
         row = current.get(key)
-        written = record.source_properties.get(key)  # None: the merge removed the key (an initial property)
-        if written is None and row is not None:
-            continue  # set again since the merge removed it
-        if written is not None and (row is None or not _same_value(row, written)):
+        if (key in initial_keys and not initial_intact) or not _holds_what_the_merge_left(row, written.get(key)):
             continue
         if previous is None:
             remove.append(row.pk)
@@ -188,6 +208,8 @@ def _restore_destination_properties(record: MergeRecord, destination: Profile) -
         update_fields=["value", "is_number", "set_at"],
     )
     UserProperty.objects.filter(pk__in=remove).delete()
+    if initial_keys and not initial_intact:
+        initial_properties_recompute(profile_id=destination.pk)
 
 
 SESSION_COPY_FIELDS = (
