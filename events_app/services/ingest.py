@@ -308,10 +308,9 @@ def events_write(
 # ---- the calls ----------------------------------------------------------------------------------------
 
 
-def track_ingest(
-    *, environment: Environment, items: list, context: RequestContext | None = None
-) -> IngestResult:
-    """POST /api/track, single or bulk."""
+def track_ingest(*, environment: Environment, items: list) -> IngestResult:
+    """POST /api/track, single or bulk. No request context: a server call's request describes the backend that
+    sent it, not the person (events_app/api.py), so its sessions get no browser, device or location."""
     parsed, rejected = parse_each(environment, items, parse_track_item)
     result = IngestResult(rejected=rejected)
     if parsed:
@@ -320,7 +319,7 @@ def track_ingest(
             fresh = _drop_duplicates(environment, parsed)
             seen = _seen_bounds(fresh, lambda item: item.target.identity or item.target.user_id)
             resolve_targets(environment, [item.target for item in parsed], seen=seen, for_events=True)
-            return events_write(environment, fresh, context, deduplicated=True)
+            return events_write(environment, fresh, None, deduplicated=True)
 
         stored = owner_transaction(write)
         result.accepted = len(parsed)
