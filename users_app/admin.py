@@ -75,13 +75,15 @@ def profile_links(profile: Profile | None):
     )
 
 
-def properties_table(snapshot: dict | None):
+def properties_table(snapshot: dict | None, removed: frozenset = frozenset()):
+    """A snapshot of properties; `removed`: keys the merge removed (an earlier initial-property set won)."""
     if not snapshot:
         return "—"
     rows = format_html_join(
-        "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "", "<tr><td>{}</td><td>{}{}</td><td>{}</td></tr>",
         (
             (key, "(absent: added by the merge)" if item is None else item.get("value"),
+             " (removed by the merge)" if key in removed else "",
              "" if item is None else item.get("set_at", ""))
             for key, item in sorted(snapshot.items())
         ),
@@ -326,9 +328,10 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def snapshot(self, record: MergeRecord):
         return properties_table(record.source_properties)
 
-    @admin.display(description="destination values the merge replaced")
+    @admin.display(description="destination values the merge replaced or removed")
     def replaced(self, record: MergeRecord):
-        return properties_table(record.replaced_destination_properties)
+        replaced = record.replaced_destination_properties
+        return properties_table(replaced, removed=frozenset(replaced.keys() - record.source_properties.keys()))
 
     @admin.display(description="duration")
     def duration(self, record: MergeRecord) -> str:

@@ -158,6 +158,20 @@ def test_merge_detail_is_read_only_and_shows_profiles_snapshot_timings(staff, me
     assert MergeRecord.objects.get(pk=record.pk).status == MergeRecord.Status.PENDING
 
 
+def test_merge_detail_marks_the_destination_values_the_merge_removed(staff, merges):
+    # An earlier visit's initial-property set won whole: the destination's keys it lacks were removed.
+    record = merges[201]
+    before = {"value": "https://ref.example/", "is_number": False, "set_at": "2026-11-30T10:00:00+00:00"}
+    landing = {"value": "/direct", "is_number": False, "set_at": "2026-11-28T10:00:00+00:00"}
+    MergeRecord.objects.filter(pk=record.pk).update(
+        source_properties={"Initial Landing Page": landing},
+        replaced_destination_properties={"Initial Referrer": before, "Initial Landing Page": None},
+    )
+    html = staff.get(f"{MERGES}{record.pk}/change/").content.decode()
+    assert "<td>Initial Referrer</td><td>https://ref.example/ (removed by the merge)</td>" in html
+    assert "<td>Initial Landing Page</td><td>(absent: added by the merge)</td>" in html
+
+
 # ---- merge actions: each confirmed, each through the service, each audited -----------------------------------
 
 
