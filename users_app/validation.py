@@ -224,10 +224,7 @@ def parse_timestamp(value, field: str = "timestamp") -> datetime:
         return now
     moment = None
     if is_finite_number(value):
-        try:
-            moment = datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            moment = None
+        moment = _from_epoch_seconds(value / 1000)
     elif isinstance(value, str) and len(value) <= 64:
         try:
             moment = parse_datetime(value.strip())
@@ -239,20 +236,24 @@ def parse_timestamp(value, field: str = "timestamp") -> datetime:
         raise InvalidInput(
             "invalid_timestamp", f"`{field}` must be ISO 8601 or Unix epoch milliseconds.", field
         )
-    if not EARLIEST_TIMESTAMP <= moment <= now + MAX_CLOCK_SKEW:
+    if not _in_range(moment, now):
         message = f"`{field}` is out of range (2000 to tomorrow)."
-        if is_finite_number(value) and _in_range_as_seconds(value, now):
+        as_seconds = _from_epoch_seconds(value) if is_finite_number(value) else None
+        if as_seconds is not None and _in_range(as_seconds, now):
             # A hint only: seconds stay refused, the API takes epoch milliseconds (SPEC 3).
             message += " Unix timestamps are in milliseconds: did you send seconds?"
         raise InvalidInput("invalid_timestamp", message, field)
     return moment.astimezone(UTC)
 
 
-def _in_range_as_seconds(value, now: datetime) -> bool:
+def _from_epoch_seconds(seconds) -> datetime | None:
     try:
-        moment = datetime.fromtimestamp(value, tz=UTC)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        return False
+        return None
+
+
+def _in_range(moment: datetime, now: datetime) -> bool:
     return EARLIEST_TIMESTAMP <= moment <= now + MAX_CLOCK_SKEW
 
 

@@ -217,17 +217,16 @@ def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int
     transaction as the events that point at them (events have no foreign-key constraints). The others are
     inserted now, skipping any that a concurrent call stored first (the unique (original profile, key)), and
     get the pk the database gave them."""
+    def rows(of: list[Session], columns: tuple) -> list[tuple]:
+        return [tuple(getattr(session, column) for column in columns) for session in of]
+
     reserved = [session for session in sessions if session.pk is not None]
     if reserved:
-        rows = [tuple(getattr(session, column) for column in ("id", *SESSION_COLUMNS)) for session in reserved]
-        insert_now_or_with(writes, Session, ("id", *SESSION_COLUMNS), rows)
-    inserted = {}
-    for session in reserved:
-        inserted[session.pk] = mark_stored(session)
+        insert_now_or_with(writes, Session, ("id", *SESSION_COLUMNS), rows(reserved, ("id", *SESSION_COLUMNS)))
+    inserted = {session.pk: mark_stored(session) for session in reserved}
     unreserved = [session for session in sessions if session.pk is None]
     returned = rows_insert(
-        Session, SESSION_COLUMNS,
-        [tuple(getattr(session, column) for column in SESSION_COLUMNS) for session in unreserved],
+        Session, SESSION_COLUMNS, rows(unreserved, SESSION_COLUMNS),
         on_conflict="ON CONFLICT DO NOTHING", returning=("id", "original_profile_id", "session_key"),
     )
     by_key = {(session.original_profile_id, session.session_key): session for session in unreserved}

@@ -34,8 +34,12 @@ def _resolve(named: Profile) -> ResolvedProfile:
     return ResolvedProfile(profile=named.merged_into if named.merged_into_id else named, named=named)
 
 
+# {user_id or identity: (first seen, last seen)} for the profiles a call may create.
+SeenBounds = dict[int | str, tuple[datetime, datetime]]
+
+
 def _created(
-    environment: Environment, inserted_row: tuple, created_at: datetime, seen: "SeenBounds", identity: str | None = None
+    environment: Environment, inserted_row: tuple, created_at: datetime, seen: SeenBounds, identity: str | None = None
 ) -> ResolvedProfile:
     """A profile this call just inserted (a RETURNING row: id, user_id[, identity][, reserved id]), as if read
     back (no query: every other column is empty or was set by the insert)."""
@@ -46,10 +50,6 @@ def _created(
     profile = mark_stored(Profile(pk=pk, environment=environment, user_id=user_id, identity=identity,
                                   created_at=created_at, first_seen=first_seen, last_seen=last_seen))
     return ResolvedProfile(profile=profile, named=profile, created=True, reserved_id=reserved)
-
-
-# {user_id or identity: (first seen, last seen)} for the profiles a call may create.
-SeenBounds = dict[int | str, tuple[datetime, datetime]]
 
 
 def profiles_for_user_ids(
