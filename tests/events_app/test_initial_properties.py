@@ -4,8 +4,11 @@ initial properties win."""
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from events_app.services.initial_properties import INITIAL_PROPERTY_FIELDS
 from users_app.models import MergeRecord, Profile
+from users_app.services.merge_actions import merge_undo
 from users_app.services.merge_history import merge_apply
 
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -120,6 +123,10 @@ def test_pending_merge_counts_the_merged_sessions_as_earlier(client, api, enviro
     assert (values["Initial Landing Page"], values["Initial UTM Source"]) == ("/anonymous-landing", "ads")
 
 
+# The earlier direct visit's set: no referrer, no UTM.
+DIRECT_VISIT_SET = {"Initial Landing Page": "/direct", "Initial Browser": "Chrome", "Initial Device Type": "Desktop"}
+
+
 def test_a_later_visits_initial_values_never_fill_the_gaps_of_the_earlier_one(client, api, environment, eager_celery):
     # Found by QA: frank came in directly (no referrer, no UTM); a later visit from an ad on another device
     # must not give him an Initial Referrer or UTM: the earliest session's set stays whole.
@@ -129,31 +136,37 @@ def test_a_later_visits_initial_values_never_fill_the_gaps_of_the_earlier_one(cl
     visit(client, 9011, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
           when=now - timedelta(days=1), agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "frank"}])
     merge_apply(merge_id=MergeRecord.objects.get().pk)
-    assert initial(api, Profile.objects.get(identity="frank").user_id) == {
-        "Initial Landing Page": "/direct", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
-    }
+    assert initial(api, Profile.objects.get(identity="frank").user_id) == DIRECT_VISIT_SET
 
 
-def test_an_earlier_visits_set_replaces_the_later_one_whole_and_undo_puts_it_back(
-    client, api, environment, eager_celery, django_user_model
-):
-    from users_app.services.merge_actions import merge_undo
+def grace_signs_up_after_an_ad_visit(client, user_id: int) -> Profile:
+    visit(client, user_id, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
+          when=datetime.now(UTC) - timedelta(days=1), agent=FIREFOX_ANDROID,
+          calls=[{"type": "identify", "identity": "grace"}])
+    return Profile.objects.get(identity="grace")
 
-    now = datetime.now(UTC)
-    # grace signed up after a visit from an ad; an earlier direct visit on her laptop is merged in later.
-    visit(client, 9012, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
-          when=now - timedelta(days=1), agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "grace"}])
-    grace = Profile.objects.get(identity="grace")
-    before = initial(api, grace.user_id)
-    visit(client, 9013, "direct", "/direct", when=now - timedelta(days=3))
-    visit(client, 9013, "direct", "/login", when=now - timedelta(days=3),
+
+def an_earlier_direct_visit_is_merged_in(client, user_id: int) -> MergeRecord:
+    """Her laptop's direct visit, three days ago, identified later: its initial set wins whole."""
+    visit(client, user_id, "direct", "/direct", when=datetime.now(UTC) - timedelta(days=3),
           calls=[{"type": "identify", "identity": "grace"}])
     record = MergeRecord.objects.get()
     merge_apply(merge_id=record.pk)
-    assert initial(api, grace.user_id) == {
-        "Initial Landing Page": "/direct", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
-    }
-    admin = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+    return record
+
+
+@pytest.fixture
+def admin(django_user_model):
+    return django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+
+
+def test_an_earlier_visits_set_replaces_the_later_one_whole_and_undo_puts_it_back(
+    client, api, environment, eager_celery, admin
+):
+    grace = grace_signs_up_after_an_ad_visit(client, 9012)
+    before = initial(api, grace.user_id)
+    record = an_earlier_direct_visit_is_merged_in(client, 9013)
+    assert initial(api, grace.user_id) == DIRECT_VISIT_SET
 
     merge_undo(merge_id=record.pk, actor=admin)
 
@@ -161,31 +174,17 @@ def test_an_earlier_visits_set_replaces_the_later_one_whole_and_undo_puts_it_bac
     assert before["Initial Referrer"] == "https://ref.example/" and before["Initial UTM Medium"] == "cpc"
 
 
-def test_undo_never_mixes_a_removed_key_into_a_set_recomputed_since(
-    client, api, environment, eager_celery, django_user_model
-):
-    # Found by review: the merge removed grace's Initial Referrer/UTM Medium (the earlier direct visit's set won). Then
-    # an even earlier offline visit of grace's own device arrives: it is her first session and replaces the
-    # whole set. Undoing the merge must not put the removed ad-visit keys back next to the offline visit's.
-    from users_app.services.merge_actions import merge_undo
-
-    now = datetime.now(UTC)
-    visit(client, 9112, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
-          when=now - timedelta(days=1), agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "grace"}])
-    grace = Profile.objects.get(identity="grace")
-    visit(client, 9113, "direct", "/direct", when=now - timedelta(days=3),
-          calls=[{"type": "identify", "identity": "grace"}])
-    record = MergeRecord.objects.get()
-    merge_apply(merge_id=record.pk)
-    visit(client, grace.user_id, "offline", "/old", when=now - timedelta(days=5))  # grace's own, earliest
-    assert initial(api, grace.user_id) == {
-        "Initial Landing Page": "/old", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
-    }
-    admin = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+def test_undo_never_mixes_a_removed_key_into_a_set_recomputed_since(client, api, environment, eager_celery, admin):
+    # Found by review: the merge removed grace's Initial Referrer/UTM Medium (the earlier direct visit's set
+    # won). Then an even earlier offline visit of grace's own device arrives: it is her first session and
+    # replaces the whole set. Undoing the merge must not put the removed ad-visit keys back next to it.
+    grace = grace_signs_up_after_an_ad_visit(client, 9112)
+    record = an_earlier_direct_visit_is_merged_in(client, 9113)
+    offline_set = {"Initial Landing Page": "/old", "Initial Browser": "Chrome", "Initial Device Type": "Desktop"}
+    visit(client, grace.user_id, "offline", "/old", when=datetime.now(UTC) - timedelta(days=5))
+    assert initial(api, grace.user_id) == offline_set
 
     merge_undo(merge_id=record.pk, actor=admin)
 
     # grace's first session is still the offline one: its set, whole, not mixed with the ad visit's referrer.
-    assert initial(api, grace.user_id) == {
-        "Initial Landing Page": "/old", "Initial Browser": "Chrome", "Initial Device Type": "Desktop",
-    }
+    assert initial(api, grace.user_id) == offline_set
