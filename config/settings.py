@@ -191,6 +191,9 @@ CAIRN_MERGE_HOLD_THRESHOLD = env_int("CAIRN_MERGE_HOLD_THRESHOLD", 25)
 CAIRN_SESSION_TIMEOUT_MINUTES = env_int("CAIRN_SESSION_TIMEOUT_MINUTES", 30)
 # Location: a GeoIP2 City database, else a trusted proxy header (e.g. "HTTP_CF_IPCOUNTRY"), else empty.
 GEOIP_PATH = os.environ.get("GEOIP_PATH", "")
+# Proxies in front of gunicorn that append to X-Forwarded-For (a load balancer: 1). The visitor's address (GeoIP,
+# login throttling) is read that many entries from the right; 0 = REMOTE_ADDR, X-Forwarded-For ignored.
+CAIRN_TRUSTED_PROXY_COUNT = env_int("CAIRN_TRUSTED_PROXY_COUNT", 0)
 CAIRN_COUNTRY_HEADER = os.environ.get("CAIRN_COUNTRY_HEADER", "")
 CAIRN_CITY_HEADER = os.environ.get("CAIRN_CITY_HEADER", "")
 

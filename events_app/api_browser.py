@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from events_app.services.browser import browser_batch_parse, browser_batch_process, encodable
 from events_app.services.sessions import RequestContext
 from users_app.api import ERROR_SCHEMA
-from users_app.api_common import JsonBodyApi, error_response
+from users_app.api_common import JsonBodyApi, client_ip, error_response
 from users_app.errors import InvalidInput
 from users_app.models import Environment
 from users_app.services.environments import environment_for_app_id
@@ -37,7 +37,7 @@ def request_context(request) -> RequestContext:
     meta = request.META
     return RequestContext(
         user_agent=meta.get("HTTP_USER_AGENT", ""),
-        ip=meta.get("REMOTE_ADDR", ""),
+        ip=client_ip(request),
         country=meta.get(settings.CAIRN_COUNTRY_HEADER, "") if settings.CAIRN_COUNTRY_HEADER else "",
         city=meta.get(settings.CAIRN_CITY_HEADER, "") if settings.CAIRN_CITY_HEADER else "",
     )

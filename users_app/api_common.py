@@ -21,6 +21,23 @@ from users_app.services.environments import (
 from users_app.validation import parse_app_id
 
 
+def client_ip(request) -> str:
+    """The visitor's address. Behind `CAIRN_TRUSTED_PROXY_COUNT` proxies (load balancer, CDN), each of them appends
+    the address it received the request from to X-Forwarded-For, so the visitor is the entry that many places
+    from the right; anything further left was written by the client and cannot be trusted. With no trusted
+    proxy (the default) it is REMOTE_ADDR, and X-Forwarded-For is ignored (a visitor could forge it)."""
+    proxies = settings.CAIRN_TRUSTED_PROXY_COUNT
+    remote = request.META.get("REMOTE_ADDR", "")
+    if proxies <= 0:
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if len(forwarded) < proxies:
+        # Fewer entries than proxies: the request skipped a proxy (or the count is wrong); the nearest sender is
+        # all that is known for sure.
+        return forwarded[0] if forwarded else remote
+    return forwarded[-proxies][:64]
+
+
 def error_response(code: str, message: str, field: str | None = None, http_status: int = 400) -> Response:
     return Response({"error": {"code": code, "message": message, "field": field}}, status=http_status)
 
