@@ -33,7 +33,27 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-development-key-only-for-debug"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+# Origins whose form posts are trusted (https://cairn.example.com) when the dashboard is reached through a
+# proxy or another host name than the one Django sees.
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# HTTPS (docs/operations.md, "HTTPS and proxies"). CAIRN_HTTPS=1 when visitors reach Cairn over https (directly
+# or through a TLS-terminating proxy): plain http is redirected, cookies are sent over https only, and browsers
+# are told (HSTS) never to use http again for CAIRN_HSTS_SECONDS.
+CAIRN_HTTPS = env_bool("CAIRN_HTTPS")
+SECURE_SSL_REDIRECT = CAIRN_HTTPS
+SESSION_COOKIE_SECURE = CAIRN_HTTPS
+CSRF_COOKIE_SECURE = CAIRN_HTTPS
+SECURE_HSTS_SECONDS = env_int("CAIRN_HSTS_SECONDS", 31536000) if CAIRN_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CAIRN_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("CAIRN_HSTS_PRELOAD", True)
+# A load balancer's health probe speaks plain http to the process: never redirect it.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Behind a TLS-terminating proxy Django sees http: trust the header the proxy sets (and strips from visitors),
+# e.g. CAIRN_PROXY_SSL_HEADER=X-Forwarded-Proto. Unset: no header is trusted.
+_proxy_ssl_header = os.environ.get("CAIRN_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 
 INSTALLED_APPS = [
     # Django's admin with Cairn's site: signed-in viewers get 403 on admin URLs (users_app/admin_site.py).
@@ -42,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: `runserver` serves static files through WhiteNoise too, as gunicorn does.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
@@ -54,6 +76,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app itself (no separate web server): right after SecurityMiddleware, as WhiteNoise
+    # documents, so HTTPS redirects still apply and nothing else runs for a file.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -113,7 +138,16 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# `manage.py collectstatic` writes here (a deploy step, docs/operations.md); WhiteNoise serves it.
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names (cached for ten years, `immutable`) plus gzip and Brotli copies made at collectstatic time.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Files requested by their plain name (the tracker that pasted snippets load): cached this long.
+WHITENOISE_MAX_AGE = env_int("CAIRN_STATIC_MAX_AGE", 300)
+WHITENOISE_ADD_HEADERS_FUNCTION = "config.static_files.static_file_headers"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -146,6 +180,19 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
+# The cache web processes share (environments, user counts: users_app/shared_cache.py). Redis when there is one,
+# so every gunicorn worker and machine agrees; short timeouts because the cache is never worth waiting for.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("CAIRN_CACHE_URL", REDIS_URL),
+            "KEY_PREFIX": "cairn",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

@@ -1,9 +1,11 @@
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from django.views.generic import TemplateView
 
 from users_app.models import Environment
+from users_app.shared_cache import shared_cache_reachable
 
 
 class HomeView(LoginRequiredMixin, TemplateView):
@@ -21,3 +23,17 @@ def not_found(request, exception=None):
         body = {"error": {"code": "not_found", "message": f"No API endpoint at {request.path[:200]}.", "field": None}}
         return JsonResponse(body, status=404)
     return page_not_found(request, exception)
+
+
+def health(request):
+    """GET /healthz for a load balancer or an orchestrator: 200 when this process can reach the database, 503
+    when it cannot. Redis is reported, not required: ingest and identify keep working while it is down
+    (docs/operations.md, "Outages")."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = "ok"
+    except DatabaseError:
+        database = "unavailable"
+    body = {"database": database, "cache": "ok" if shared_cache_reachable() else "unavailable"}
+    return JsonResponse(body, status=200 if database == "ok" else 503)

@@ -8,7 +8,6 @@ import json
 from datetime import timedelta
 
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.core.cache import cache
 from django.http import Http404, JsonResponse
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -30,6 +29,7 @@ from users_app.selectors import (
     user_count,
     user_list,
 )
+from users_app.shared_cache import shared_cache_get, shared_cache_get_or_set
 from users_app.validation import parse_user_id
 
 COUNT_CACHE_SECONDS = 60
@@ -161,7 +161,7 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
         for it: users.js fetches it from /users/count/ (one COUNT per filter change, then cached)."""
         if self.request.GET.get("count") == "1":
             return cached_user_count(environment, query)
-        return cache.get(count_cache_key(environment, query))
+        return shared_cache_get(count_cache_key(environment, query))
 
     def url_for_count(self) -> str:
         params = self.request.GET.copy()
@@ -174,8 +174,9 @@ def count_cache_key(environment: Environment, query: UserQuery) -> str:
 
 
 def cached_user_count(environment: Environment, query: UserQuery) -> UserCount:
-    return cache.get_or_set(count_cache_key(environment, query),
-                            lambda: user_count(environment=environment, filters=query.filters), COUNT_CACHE_SECONDS)
+    return shared_cache_get_or_set(count_cache_key(environment, query),
+                                   lambda: user_count(environment=environment, filters=query.filters),
+                                   COUNT_CACHE_SECONDS)
 
 
 class UserCountView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, View):

@@ -272,11 +272,15 @@ def js_string(value: str) -> str:
     return text
 
 
+# The tracker's static name, loaded by its plain (unhashed) name on purpose: snippets pasted into other sites must
+# keep working across deploys (config/static_files.py gives it a short cache instead of a hashed name's ten years).
+TRACKER_STATIC_NAME = "cairn/tracker.min.js"
+
+
 def tracker_snippet(environment: Environment, request) -> str:
     """The HTML to paste into every page of the tracked site, for this environment and this server."""
     host = request.build_absolute_uri("/").rstrip("/")
-    # The unhashed static name on purpose: snippets pasted into other sites must keep working across deploys.
-    script = f"{settings.STATIC_URL.rstrip('/')}/cairn/tracker.min.js"
+    script = f"{settings.STATIC_URL.rstrip('/')}/{TRACKER_STATIC_NAME}"
     if not script.startswith(("http://", "https://", "//")):
         script = host + script
     return _SNIPPET % {"app_id": js_string(environment.app_id), "host": js_string(host),

@@ -5,6 +5,7 @@ transaction has not committed is ever cached.
 These tests need real commits (`transactional_db`): inside the test transaction nothing is cached."""
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -15,7 +16,6 @@ from users_app.models import Environment, Profile
 from users_app.services import environments
 from users_app.services.environments import (
     api_key_hash,
-    environment_cache_clear,
     environment_create,
     environment_for_api_key,
     environment_for_app_id,
@@ -34,10 +34,10 @@ def clock(monkeypatch):
             self.now += seconds
 
     fake = Clock()
-    monkeypatch.setattr(environments.time, "monotonic", lambda: fake.now)
-    environment_cache_clear()
+    monkeypatch.setattr(environments, "_wall_clock", lambda: fake.now)
+    cache.clear()
     yield fake
-    environment_cache_clear()
+    cache.clear()
 
 
 @pytest.fixture
