@@ -10,6 +10,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.static_files import static_file_headers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -147,7 +149,7 @@ STORAGES = {
 }
 # Files requested by their plain name (the tracker that pasted snippets load): cached this long.
 WHITENOISE_MAX_AGE = env_int("CAIRN_STATIC_MAX_AGE", 300)
-WHITENOISE_ADD_HEADERS_FUNCTION = "config.static_files.static_file_headers"
+WHITENOISE_ADD_HEADERS_FUNCTION = static_file_headers
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -1,13 +1,17 @@
-"""Headers WhiteNoise adds to static files (WHITENOISE_ADD_HEADERS_FUNCTION)."""
+"""Headers WhiteNoise adds to static files (settings.WHITENOISE_ADD_HEADERS_FUNCTION, imported by settings.py:
+nothing here may import an app)."""
 
 from wsgiref.headers import Headers
 
-from django.conf import settings
-
-from events_app.services.browser import TRACKER_STATIC_NAME
+# The tracker's static name. Pasted snippets load it by this plain (unhashed) name on purpose, from any site, for
+# good: it must keep working across deploys, so it gets WHITENOISE_MAX_AGE's short cache instead of a hashed
+# name's ten years.
+TRACKER_STATIC_NAME = "cairn/tracker.min.js"
 
 
 def static_file_headers(headers: Headers, path: str, url: str) -> None:
+    from django.conf import settings
+
     if url == f"{settings.STATIC_URL.rstrip('/')}/{TRACKER_STATIC_NAME}":
         # Any site loads the tracker (WhiteNoise already sends Access-Control-Allow-Origin: * for every file); a page
         # that isolates itself (Cross-Origin-Embedder-Policy: require-corp) also needs the script to say so.

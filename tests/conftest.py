@@ -71,29 +71,35 @@ def worker_environment() -> dict:
     return env
 
 
-class WorkerProcess:
-    def __init__(self, extra_args=()):
-        self.extra_args = list(extra_args)
-        self.process: subprocess.Popen | None = None
-        self.log_path = REPO / "test-output" / f"celery-worker-{os.getpid()}-{time.time_ns()}.log"
+class BackgroundProcess:
+    """A server process of the project's own (a Celery worker, gunicorn, beat), its output in test-output/,
+    started when `ready(log_text)` says so, stopped with its whole process group."""
 
-    def start(self) -> "WorkerProcess":
+    name = "process"
+
+    def __init__(self, command: list[str], env: dict | None = None, ready=lambda log: True, timeout: float = 60):
+        self.command, self.env, self.ready, self.timeout = command, env, ready, timeout
+        self.process: subprocess.Popen | None = None
+        self.log_path = REPO / "test-output" / f"{self.name}-{os.getpid()}-{time.time_ns()}.log"
+
+    def start(self):
         self.log_path.parent.mkdir(exist_ok=True)
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", *self.extra_args],
-            cwd=REPO, env=worker_environment(), stdout=self.log, stderr=subprocess.STDOUT,
+            self.command, cwd=REPO, env=self.env or worker_environment(), stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            if "ready" in self.log_path.read_text():
+            if self.ready(self.log_path.read_text()):
                 return self
             if self.process.poll() is not None:
-                raise RuntimeError(f"celery worker exited: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(f"{self.name} exited: {self.log_path.read_text()[-2000:]}")
             time.sleep(0.2)
-        raise RuntimeError("celery worker did not become ready in 60 s")
+        raise RuntimeError(f"{self.name} did not become ready in {self.timeout} s: {self.log_path.read_text()[-2000:]}")
+
+    def output(self) -> str:
+        return self.log_path.read_text()
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -109,6 +115,17 @@ class WorkerProcess:
                 self.kill()
         if getattr(self, "log", None):
             self.log.close()
+
+
+class WorkerProcess(BackgroundProcess):
+    name = "celery-worker"
+
+    def __init__(self, extra_args=(), env: dict | None = None):
+        super().__init__(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *extra_args],
+            env=env, ready=lambda log: "ready" in log,
+        )
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from functools import partial
 from django.conf import settings
 from django.utils import timezone
 
+from config.static_files import TRACKER_STATIC_NAME
 from events_app.models import PAGEVIEW_EVENT
 from events_app.services.ingest import Target, TrackItem, events_write, parse_track_item, resolve_targets
 from events_app.services.sessions import RequestContext
@@ -270,11 +271,6 @@ def js_string(value: str) -> str:
                          ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
     return text
-
-
-# The tracker's static name, loaded by its plain (unhashed) name on purpose: snippets pasted into other sites must
-# keep working across deploys (config/static_files.py gives it a short cache instead of a hashed name's ten years).
-TRACKER_STATIC_NAME = "cairn/tracker.min.js"
 
 
 def tracker_snippet(environment: Environment, request) -> str:
