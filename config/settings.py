@@ -234,6 +234,9 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# How long an environment looked up by app_id or API key may be answered from the shared cache (docs/operations.md,
+# "Environment cache"); 0 turns the cache off.
+CAIRN_ENVIRONMENT_CACHE_SECONDS = float(os.environ.get("CAIRN_ENVIRONMENT_CACHE_SECONDS", 5))
 # Identity guard (SPEC 4): merges into one identity beyond this many in 24 h are held for an admin.
 CAIRN_MERGE_HOLD_THRESHOLD = env_int("CAIRN_MERGE_HOLD_THRESHOLD", 25)
 # Web sessions end after this many minutes without activity.

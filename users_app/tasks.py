@@ -29,8 +29,9 @@ def merge_apply_task(self, merge_id: int) -> str:
         raise
 
 
-@shared_task(name="cairn.merge_sweep", ignore_result=True)
+# acks_late=False overrides CELERY_TASK_ACKS_LATE (on for every other task): a sweep a dead worker lost is simply
+# replaced by the next one, seconds later, so there is nothing to redeliver.
+@shared_task(name="cairn.merge_sweep", ignore_result=True, acks_late=False)
 def merge_sweep_task() -> int:
-    """Beat runs this every CAIRN_MERGE_SWEEP_SECONDS (config/settings.py CELERY_BEAT_SCHEDULE). Not
-    acks_late: a lost sweep is simply replaced by the next one."""
+    """Beat runs this every CAIRN_MERGE_SWEEP_SECONDS (config/settings.py CELERY_BEAT_SCHEDULE)."""
     return merge_sweep()

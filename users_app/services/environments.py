@@ -16,10 +16,9 @@ from users_app.errors import InvalidInput, NotFound
 from users_app.models import Environment
 from users_app.shared_cache import shared_cache_delete, shared_cache_get, shared_cache_set
 
-# How long a cached Environment row may be answered (docs/operations.md, "Environment cache"). A save or delete
-# through the ORM (services, admin, shell) drops it at once for every process; a change the ORM does not see
-# (QuerySet.update, SQL by hand) is seen after at most this long.
-ENVIRONMENT_CACHE_SECONDS = 5.0
+# A cached Environment row is answered for settings.CAIRN_ENVIRONMENT_CACHE_SECONDS (docs/operations.md,
+# "Environment cache"). A save or delete through the ORM (services, admin, shell) drops it at once for every
+# process; a change the ORM does not see (QuerySet.update, SQL by hand) is seen after at most that long.
 
 
 @dataclass
@@ -127,7 +126,7 @@ def _cached(cache_key: str, load: Callable[[], Environment | None]) -> Environme
         # of its JSON lists in place, never changes what another call sees.
         return entry[1]
     environment = load()
-    seconds = getattr(settings, "CAIRN_ENVIRONMENT_CACHE_SECONDS", ENVIRONMENT_CACHE_SECONDS)
+    seconds = settings.CAIRN_ENVIRONMENT_CACHE_SECONDS
     # Inside a transaction the row may be uncommitted (created by this very transaction) or about to be rolled
     # back: never cache what other calls might not be allowed to see.
     if environment is not None and seconds > 0 and not connection.in_atomic_block:
