@@ -17,6 +17,11 @@ INITIAL_PROPERTY_PREFIX = "Initial "
 VALUE_INDEX_PREFIX = 100
 
 
+def default_merge_hold_threshold() -> int:
+    """What a new environment starts with (SPEC 4), wherever it is created: the admin's form, a service, a shell."""
+    return settings.CAIRN_MERGE_HOLD_THRESHOLD
+
+
 class Environment(models.Model):
     """One tracked site or app (Heap's app_id). Nothing is ever visible across environments."""
 
@@ -29,7 +34,8 @@ class Environment(models.Model):
         default=list, blank=True, help_text="This environment's own refused identities (SPEC 4)."
     )
     merge_hold_threshold = models.PositiveIntegerField(
-        default=25, help_text="Merges into one identity beyond this many in 24 hours are held."
+        default=default_merge_hold_threshold,
+        help_text="Merges into one identity beyond this many in 24 hours are held.",
     )
     allowed_origins = models.JSONField(
         default=list, blank=True, help_text="Origins allowed to call the browser endpoint (CORS)."

@@ -4,6 +4,7 @@ import pytest
 
 from events_app.models import Event
 from users_app.models import MergeRecord, Profile, UserProperty
+from users_app.services.environments import environment_create
 from users_app.services.identity_guard import BUILTIN_BLOCKED_IDENTITIES
 
 pytestmark = pytest.mark.django_db
@@ -104,3 +105,11 @@ def test_a_hundred_visitors_identified_as_guest_stay_a_hundred_people(calls):
         user = calls.user(user_id).json()
         assert (user["identity"], user["merged_into"], user["event_count"]) == (None, None, 2)
     assert Event.objects.count() == 200
+
+
+def test_new_environments_start_with_the_configured_hold_threshold(db, settings, admin_client):
+    settings.CAIRN_MERGE_HOLD_THRESHOLD = 3
+    assert environment_create(name="Shop").environment.merge_hold_threshold == 3
+    add_form = admin_client.get("/admin/users_app/environment/add/")
+    assert add_form.status_code == 200
+    assert 'name="merge_hold_threshold" value="3"' in add_form.content.decode()
