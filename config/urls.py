@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config.views import HomeView, health, not_found
+from config.views import HomeView, favicon, health, not_found
 from events_app import api as events_api
 from events_app import api_browser
 from reports_app import api as reports_api
@@ -29,6 +29,7 @@ api_patterns = [
 urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("healthz", health, name="health"),
+    path("favicon.ico", favicon),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

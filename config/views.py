@@ -1,6 +1,7 @@
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.contrib.staticfiles.storage import staticfiles_storage
+from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.generic import TemplateView
 
@@ -37,3 +38,9 @@ def health(request):
         database = "unavailable"
     body = {"database": database, "cache": "ok" if shared_cache_reachable() else "unavailable"}
     return JsonResponse(body, status=200 if database == "ok" else 503)
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page that names none (the admin, the API's pages): the icon, not a
+    logged 404."""
+    return HttpResponsePermanentRedirect(staticfiles_storage.url("cairn/favicon.svg"))

@@ -21,3 +21,8 @@ def test_a_request_the_proxy_received_over_https_is_served(client, db, https_on)
 def test_the_health_check_answers_a_plain_http_probe(client, db, https_on):
     # Load balancers probe the process directly, over http: a redirect would read as "down".
     assert client.get("/healthz").status_code == 200
+
+
+def test_the_favicon_is_served_not_a_404(client, db):
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 301 and answer["Location"].endswith("cairn/favicon.svg")

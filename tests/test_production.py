@@ -308,6 +308,8 @@ def test_https_settings_apply(production):
     cookies = login_page.headers.get_all("Set-Cookie")
     assert cookies and all("Secure" in cookie for cookie in cookies)
     assert production.get("/healthz").status == 200
+    favicon = production.get("/favicon.ico")  # redirected to the hashed file
+    assert favicon.status == 200 and favicon.headers["Content-Type"] == "image/svg+xml"
 
 
 def test_check_deploy_passes_with_the_documented_variables(production):
