@@ -18,9 +18,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, port, no_seed, no_serve, **options):
         call_command("migrate", interactive=False, verbosity=0)
-        # The production deploy step too (docs/operations.md), so a quickstart checkout can also be served by
-        # gunicorn with DEBUG off without a missing stylesheet.
-        call_command("collectstatic", interactive=False, verbosity=0)
         if not no_seed and not Environment.objects.filter(app_id=DEMO_APP_ID).exists():
             self.stdout.write("Seeding demo data (a minute or so on first run)...")
             call_command("seed_demo")
