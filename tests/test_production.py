@@ -44,11 +44,13 @@ pytestmark = [
 
 
 def production_variables(static_root: Path, port: int) -> dict:
-    """docs/operations.md's production variables, pointed at the test database and this machine."""
-    env = worker_environment()
-    env.pop("DEBUG", None)  # unset, as in production
+    """docs/operations.md's production variables, pointed at the test database and this machine, and nothing
+    else from the test process (whose environment has test-only switches such as DJANGO_ALLOW_ASYNC_UNSAFE)."""
+    env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
     env.update({
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": worker_environment()["DATABASE_URL"],
+        "REDIS_URL": os.environ["REDIS_URL"],
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CSRF_TRUSTED_ORIGINS": f"https://127.0.0.1:{port}",
