@@ -4,6 +4,7 @@ import csv
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -34,6 +35,7 @@ from reports_app.services import (
     saved_report_create,
     saved_report_delete,
     saved_report_duplicate,
+    saved_report_may_change,
     saved_report_update,
 )
 from users_app.errors import InvalidInput
@@ -80,6 +82,9 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
         group_choices = [f"user.{key}" for key in choices["user"]] + [f"event.{key}" for key in choices["event"]]
         if query.group_by and str(query.group_by) not in group_choices:
             group_choices.insert(0, str(query.group_by))
+        saved_reports = list(saved_report_list(environment=environment))
+        open_report = _open_report(self.request, environment)
+        user = self.request.user
         return {
             "query": query,
             "result": result,
@@ -87,8 +92,13 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
             "table": table_rows(result) if result is not None else [],
             "querystring": query.to_querystring(),
             "share_url": report_url(environment, query),
-            "saved_reports": saved_report_list(environment=environment),
-            "open_report": _open_report(self.request, environment),
+            "saved_reports": saved_reports,
+            # The page offers Delete / Save changes only where the POST would be allowed (owner or staff).
+            "changeable_report_ids": {saved.pk for saved in saved_reports
+                                      if saved_report_may_change(report=saved, user=user)},
+            "open_report": open_report,
+            "open_report_changeable": open_report is not None and saved_report_may_change(report=open_report,
+                                                                                          user=user),
             "event_names": event_names,
             "pageview_event": PAGEVIEW_EVENT,
             "group_choices": group_choices,
@@ -138,6 +148,13 @@ class SavedReportMixin(LoginRequiredMixin):
     def get_report(self, pk: int) -> SavedReport:
         return get_object_or_404(SavedReport.objects.select_related("environment"), pk=pk)
 
+    def get_changeable_report(self, pk: int) -> SavedReport:
+        # Refused before the body is read, so a stranger's POST is a 403 whatever it carries.
+        report = self.get_report(pk)
+        if not saved_report_may_change(report=report, user=self.request.user):
+            raise PermissionDenied("Only the report's owner or an admin may change or delete it.")
+        return report
+
     def posted_query(self) -> ReportQuery:
         return report_query_parse(QueryDict(self.request.POST.get("query", "")))
 
@@ -178,10 +195,11 @@ class SavedReportCreateView(SavedReportMixin, EnvironmentMixin, View):
 
 class SavedReportUpdateView(SavedReportMixin, View):
     def post(self, request, pk: int):
-        report = self.get_report(pk)
+        report = self.get_changeable_report(pk)
         try:
             query = self.posted_query()
-            saved_report_update(report=report, name=request.POST.get("name"), query=query)
+            report = saved_report_update(report=report, name=request.POST.get("name"), query=query,
+                                         user=request.user)
         except InvalidInput as error:
             messages.error(request, f"Not saved: {error.message}")
             return HttpResponseRedirect(reverse("reports:saved-open", args=[report.pk]))
@@ -198,8 +216,8 @@ class SavedReportDuplicateView(SavedReportMixin, View):
 
 class SavedReportDeleteView(SavedReportMixin, View):
     def post(self, request, pk: int):
-        report = self.get_report(pk)
+        report = self.get_changeable_report(pk)
         environment = report.environment
-        saved_report_delete(report=report)
+        saved_report_delete(report=report, user=request.user)
         messages.success(request, f"Deleted “{report.name}”.")
         return HttpResponseRedirect(f"{reverse('reports:report')}?{urlencode({'env': environment.app_id})}")
