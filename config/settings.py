@@ -203,3 +203,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+
+# --- Hardening (issue #11, the audit's Low/Info findings) ------------------------------------------------------
+# The demo product at /demo/<app_id>/ is public and loads the tracker for any environment's app_id: on for
+# development (DEBUG), off in production unless asked for (404 when off).
+CAIRN_DEMO_SITE = env_bool("CAIRN_DEMO_SITE", DEBUG)

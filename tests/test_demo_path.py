@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_manage(*args: str, database: Path, **extra_env: str) -> str:
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(DATABASE_URL=f"sqlite:///{database}", DEBUG="1", **extra_env)
+    env.update({"DATABASE_URL": f"sqlite:///{database}", "DEBUG": "1", **extra_env})
     completed = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
