@@ -207,11 +207,20 @@ CAIRN_TRUSTED_PROXY_COUNT = env_int("CAIRN_TRUSTED_PROXY_COUNT", 0)
 CAIRN_COUNTRY_HEADER = os.environ.get("CAIRN_COUNTRY_HEADER", "")
 CAIRN_CITY_HEADER = os.environ.get("CAIRN_CITY_HEADER", "")
 
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    # 4xx are the client's errors: INFO without traceback; suspicious requests: one WARNING line (log_filters).
+    "filters": {
+        "client_errors_quiet": {"()": "config.log_filters.ClientErrorsQuiet"},
+        "security_warning_once": {"()": "config.log_filters.SecurityWarningOnce"},
+    },
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "level": LOG_LEVEL, "formatter": "plain",
+                             "filters": ["security_warning_once"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.request": {"filters": ["client_errors_quiet"]}},
 }
 
 
