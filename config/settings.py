@@ -5,6 +5,7 @@ Production: DATABASE_URL=postgres://..., REDIS_URL=redis://..., SECRET_KEY set, 
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # login throttling (the "Hardening" block at the end)
     "users_app",
     "events_app",
     "reports_app",
@@ -87,6 +89,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the 429 lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out username+address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -249,9 +259,39 @@ CAIRN_TRUSTED_PROXY_COUNT = env_int("CAIRN_TRUSTED_PROXY_COUNT", 0)
 CAIRN_COUNTRY_HEADER = os.environ.get("CAIRN_COUNTRY_HEADER", "")
 CAIRN_CITY_HEADER = os.environ.get("CAIRN_CITY_HEADER", "")
 
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    # 4xx are the client's errors: INFO without traceback; suspicious requests: one WARNING line (log_filters).
+    "filters": {
+        "client_errors_quiet": {"()": "config.log_filters.ClientErrorsQuiet"},
+        "security_warning_once": {"()": "config.log_filters.SecurityWarningOnce"},
+    },
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "level": LOG_LEVEL, "formatter": "plain",
+                             "filters": ["security_warning_once"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.request": {"filters": ["client_errors_quiet"]}},
 }
+
+
+# --- Hardening (issue #11, the audit's Low/Info findings) ------------------------------------------------------
+# The demo product at /demo/<app_id>/ is public and loads the tracker for any environment's app_id: on for
+# development (DEBUG), off in production unless asked for (404 when off).
+CAIRN_DEMO_SITE = env_bool("CAIRN_DEMO_SITE", DEBUG)
+
+# Login throttling (/accounts/login/ and the admin's login) with django-axes: after CAIRN_LOGIN_FAILURE_LIMIT
+# wrong passwords for one username from one address, that pair is locked out (429 page, even the right
+# password fails) until CAIRN_LOGIN_COOLOFF_MINUTES after its last attempt. Per pair, so a stranger guessing
+# at a username from elsewhere does not lock its owner out. A successful login clears the count. Attempts are
+# kept in the database (admin: Access attempts; `manage.py axes_reset_username NAME` unlocks).
+AXES_ENABLED = env_bool("CAIRN_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = env_int("CAIRN_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("CAIRN_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The visitor behind CAIRN_TRUSTED_PROXY_COUNT proxies, the same address GeoIP uses.
+AXES_CLIENT_IP_CALLABLE = "users_app.login_throttle.login_client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429

@@ -1,7 +1,12 @@
 """A small fake product at /demo/<app_id>/ that loads the real tracker for that environment: for trying
 Cairn by hand and for the browser tests. Nothing here stores anything: sign-up and login only call
-`heap.identify` / `heap.addUserProperties` / `heap.track` in the page, like a real product would."""
+`heap.identify` / `heap.addUserProperties` / `heap.track` in the page, like a real product would.
 
+It is public (no login) and works for every environment's app_id, so it is served only when
+`CAIRN_DEMO_SITE` is on (by default only with DEBUG); otherwise every demo URL is a 404."""
+
+from django.conf import settings
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.safestring import mark_safe
 from django.views.generic import TemplateView
@@ -17,6 +22,11 @@ class DemoPageView(TemplateView):
     goes after the last tracked click), so whatever arrives from it came by sendBeacon."""
 
     with_tracker = True
+
+    def dispatch(self, request, *args, **kwargs):
+        if not settings.CAIRN_DEMO_SITE:
+            raise Http404("The demo site is off (CAIRN_DEMO_SITE).")
+        return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_manage(*args: str, database: Path, **extra_env: str) -> str:
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(DATABASE_URL=f"sqlite:///{database}", DEBUG="1", **extra_env)
+    env.update({"DATABASE_URL": f"sqlite:///{database}", "DEBUG": "1", **extra_env})
     completed = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
@@ -79,8 +79,10 @@ def test_quickstart_sets_up_and_prints_a_working_login(tmp_path):
 
     check = run_manage(
         "shell", "-c",
-        "from django.contrib.auth import authenticate; "
-        f"print(bool(authenticate(username='admin', password='{password}')))",
+        # With a request, as a login page calls it: django-axes (login throttling) refuses authenticate() without.
+        "from django.contrib.auth import authenticate; from django.test import RequestFactory; "
+        "request = RequestFactory().post('/accounts/login/'); "
+        f"print(bool(authenticate(request, username='admin', password='{password}')))",
         database=database,
     )
     assert check.strip().splitlines()[-1] == "True"

@@ -13,11 +13,12 @@ from django.utils import timezone
 from events_app.models import PAGEVIEW_EVENT
 from events_app.services.ingest import MAX_BULK_ITEMS, track_ingest, user_properties_ingest
 from users_app.models import Environment, MergeRecord
-from users_app.services.environments import environment_create
+from users_app.services.environments import api_key_hash, environment_create, environment_rotate_api_key
 from users_app.services.identify import profile_identify
 from users_app.services.profiles import new_user_id
 
 DEMO_APP_ID = "2718281828"
+# Printed in docs/api.md, so anyone can read an environment that has it: only for DEBUG (seed_demo decides).
 DEMO_API_KEY = "cairn_demo_key_not_secret_0001"
 PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
 PLAN_WEIGHTS = [50, 22, 14, 9, 5]
@@ -43,7 +44,7 @@ class Person:
 @dataclass
 class DemoSummary:
     environment: Environment
-    api_key: str
+    api_key: str | None  # None: the environment existed and keeps the key it had (only its hash is stored)
     people: int
     events: int
     merges: int
@@ -106,13 +107,27 @@ def _send_tracks(environment: Environment, items: list[dict]) -> int:
     return len(items)
 
 
-def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7) -> DemoSummary:
+def demo_environment(*, api_key: str | None) -> tuple[Environment, str | None]:
+    """The demo environment, created with `api_key` (None: a random one), and the key when it is known.
+
+    An existing environment keeps its key, except the public DEMO_API_KEY when the caller did not ask for it
+    (an install seeded under DEBUG, then again in production): that key is rotated to a random one."""
+    environment = Environment.objects.filter(app_id=DEMO_APP_ID).first()
+    if environment is None:
+        created = environment_create(name="Demo", app_id=DEMO_APP_ID, api_key=api_key)
+        return created.environment, created.api_key
+    if api_key is not None and environment.api_key_hash == api_key_hash(api_key):
+        return environment, api_key
+    if api_key != DEMO_API_KEY and environment.api_key_hash == api_key_hash(DEMO_API_KEY):
+        return environment, environment_rotate_api_key(environment=environment)
+    return environment, None
+
+
+def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7, api_key: str | None = None) -> DemoSummary:
     """Create (or top up) the demo environment. Deterministic for a given seed, apart from user_ids."""
     rng = random.Random(seed)
     now = timezone.now()
-    environment = Environment.objects.filter(app_id=DEMO_APP_ID).first()
-    if environment is None:
-        environment = environment_create(name="Demo", app_id=DEMO_APP_ID, api_key=DEMO_API_KEY).environment
+    environment, api_key = demo_environment(api_key=api_key)
     crowd = _people(people, days, rng, now)
 
     # 1. Anonymous visits before anyone signs up (every device of every person).
@@ -158,5 +173,5 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7) -> DemoSumma
                  "properties": {"from": p.plan, "to": p.upgrade_to}, "idempotency_key": f"demo-upgrade-{p.index}"}
                 for p in upgraded]
     event_count += _send_tracks(environment, upgrades)
-    return DemoSummary(environment=environment, api_key=DEMO_API_KEY, people=people, events=event_count,
+    return DemoSummary(environment=environment, api_key=api_key, people=people, events=event_count,
                        merges=merges)

@@ -329,7 +329,8 @@ def test_snippet_escapes_an_app_id_that_looks_like_html(db, rf):
     assert "\\u003c/script\\u003e\\u003cimg" in snippet
 
 
-def test_demo_pages_load_the_tracker_for_their_environment(client, environment):
+def test_demo_pages_load_the_tracker_for_their_environment(client, environment, settings):
+    settings.CAIRN_DEMO_SITE = True
     for page in ("", "signup/", "login/", "app/", "playground/"):
         response = client.get(f"/demo/1000000001/{page}")
         assert response.status_code == 200, page
@@ -338,8 +339,17 @@ def test_demo_pages_load_the_tracker_for_their_environment(client, environment):
     assert goodbye.status_code == 200 and b"heap.load" not in goodbye.content
 
 
-def test_demo_of_an_unknown_app_id_is_404(client, environment):
+def test_demo_of_an_unknown_app_id_is_404(client, environment, settings):
+    settings.CAIRN_DEMO_SITE = True
     assert client.get("/demo/9999999999/").status_code == 404
+
+
+def test_demo_site_off_answers_404_for_every_page(client, environment, settings):
+    settings.CAIRN_DEMO_SITE = False  # the production default (tests/test_demo_production.py)
+    for page in ("", "signup/", "login/", "app/", "playground/", "goodbye/"):
+        response = client.get(f"/demo/1000000001/{page}")
+        assert response.status_code == 404, page
+        assert b"heap.load" not in response.content
 
 
 def test_served_minified_tracker_is_built_from_the_current_source():

@@ -40,6 +40,12 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def demo_site_on(settings):
+    """The demo product is off outside DEBUG (CAIRN_DEMO_SITE); these tests drive it."""
+    settings.CAIRN_DEMO_SITE = True
+
+
 @pytest.fixture
 def site(transactional_db, live_server):
     environment = environment_create(name="Demo shop", app_id=APP_ID, api_key=API_KEY).environment

@@ -177,13 +177,33 @@ def test_page_escapes_property_values(environment, signed_in):
     assert next(csv.reader(io.StringIO(exported.content.decode())))[1] == hostile
 
 
-def test_csv_cells_cannot_start_a_formula(environment, signed_in):
-    set_properties(environment, {"identity": "mallory"}, plan="=HYPERLINK(\"http://evil\")")
+FORMULAS = [
+    '=HYPERLINK("http://evil")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\t=1+1", "\r=1+1", "\n=1+1",
+    " =1+1", "   @SUM(A1)", "\n\t -1+1", "\u3000=1+1", "\uff1dcmd|' /C calc'!A0", "\uff0b1", "\uff0d1", "\uff20SUM(A1)",
+    "\ttext after a tab", "\rtext after a CR", "-", "-5e3", "-0x1",
+]
+
+
+@pytest.mark.parametrize("hostile", FORMULAS)
+def test_csv_cells_cannot_start_a_formula(environment, signed_in, hostile):
+    set_properties(environment, {"identity": "mallory"}, plan=hostile)
     track(environment, {"identity": "mallory"}, "Sign Up", "2026-11-03T10:00:00Z")
     exported = signed_in.get("/reports/export.csv", {"group_by": "user.plan", "from": "2026-11-02",
                                                      "to": "2026-11-15"})
-    header = next(csv.reader(io.StringIO(exported.content.decode())))
-    assert header[1] == "'=HYPERLINK(\"http://evil\")"
+    header = next(csv.reader(io.StringIO(exported.content.decode(), newline="")))
+    # The value comes back whole (nothing of it is lost), behind a quote that makes a spreadsheet show it as text.
+    assert header[1] == "'" + hostile
+
+
+@pytest.mark.parametrize("plain", ["Startup", "-5", "-12.5", "42", "3.14", "A=B", "a -b", "  spaced", "e-mail"])
+def test_csv_keeps_numbers_and_ordinary_text_as_they_are(environment, signed_in, plain):
+    set_properties(environment, {"identity": "mallory"}, plan=plain)
+    track(environment, {"identity": "mallory"}, "Sign Up", "2026-11-03T10:00:00Z")
+    exported = signed_in.get("/reports/export.csv", {"group_by": "user.plan", "from": "2026-11-02",
+                                                     "to": "2026-11-15", "interval": "week"})
+    table = list(csv.reader(io.StringIO(exported.content.decode(), newline="")))
+    assert table[0][1] == plain
+    assert table[1:] == [["2026-11-02", "1"], ["2026-11-09", "0"], ["Total", "1"]]
 
 
 def test_openapi_schema_documents_the_query(client):

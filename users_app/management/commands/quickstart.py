@@ -1,5 +1,6 @@
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
@@ -25,7 +26,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"\nCairn is at http://127.0.0.1:{port}/"))
         for username, password, role in logins:
             self.stdout.write(f"  {role}: {username} / {password}")
-        self.stdout.write(f"  demo site: http://127.0.0.1:{port}/demo/{DEMO_APP_ID}/\n")
+        if settings.CAIRN_DEMO_SITE:
+            self.stdout.write(f"  demo site: http://127.0.0.1:{port}/demo/{DEMO_APP_ID}/\n")
+        else:
+            self.stdout.write("  demo site: off (CAIRN_DEMO_SITE=1 turns it on)\n")
         if not no_serve:
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
 
