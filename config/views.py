@@ -1,6 +1,6 @@
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db import DatabaseError, connection
 from django.contrib.staticfiles.storage import staticfiles_storage
+from django.db import DatabaseError, connection
 from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.generic import TemplateView
