@@ -128,11 +128,15 @@ class EnvironmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["app_id"].required = False
         self.fields["app_id"].help_text = "Leave empty to generate one."
+        self.fields["ingest_limit_per_minute"].required = False  # empty means no cap, as 0 does
 
     def clean_app_id(self) -> str:
         app_id = (self.cleaned_data.get("app_id") or "").strip()
         # Heap-style numeric app_ids, as environment_create makes them.
         return app_id or str(secrets.randbelow(9 * 10**9) + 10**9)
+
+    def clean_ingest_limit_per_minute(self) -> int:
+        return self.cleaned_data.get("ingest_limit_per_minute") or 0
 
     def clean_allowed_origins(self) -> list[str]:
         origins = self.cleaned_data["allowed_origins"]

@@ -99,7 +99,7 @@ class Admission:
 
 
 def _person_limit(per_minute: int, burst: int) -> Limit | None:
-    return Limit(per_minute, max(burst, per_minute)) if per_minute > 0 else None
+    return Limit(per_minute, max(burst, 1)) if per_minute > 0 else None
 
 
 def writes_buckets(environment: Environment, people: list[tuple[int | None, str | None]]) -> list[Bucket | None]:
