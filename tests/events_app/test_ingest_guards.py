@@ -176,3 +176,13 @@ def test_the_admin_sets_both_guards(db, django_user_model, environment):
     environment.refresh_from_db()
     assert environment.server_calls_need_api_key is True and environment.ingest_limit_per_minute == 5000
     assert send("/api/track", body_of("/api/track", environment.app_id)).status_code == 401
+
+
+def test_the_schema_documents_the_guards_answers(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    for route in SERVER_ENDPOINTS:
+        operation = schema["paths"][route]["post"]
+        assert {"401", "403", "429"} <= set(operation["responses"]), route
+        body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert "api_key" in schema["components"]["schemas"][body]["properties"], route
+    assert {"403", "429"} <= set(schema["paths"]["/api/v1/browser"]["post"]["responses"])
