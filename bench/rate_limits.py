@@ -10,11 +10,13 @@
    in the order on, off, off, on, ... so that the growing events table does not favour either.
 3. p50 of single /api/track calls (a new visitor each) with the limits on and off.
 
-Uses bench/ingest_and_merges.py's database (recreated) and Redis database (emptied): BENCH_DATABASE_URL,
-BENCH_REDIS_URL.
+Runs against a PostgreSQL database of its own, recreated each run (BENCH_DATABASE_URL, default
+postgres://postgres@127.0.0.1:5432/cairn_bench_rate_limits) and a Redis database it empties (BENCH_REDIS_URL,
+default db 3), with bench/ingest_and_merges.py's server set-up.
 """
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -23,6 +25,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cairn_bench_rate_limits")
+os.environ.setdefault("BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
 import ingest_and_merges as ingest_bench  # noqa: E402 - sets up the benchmark's environment variables
 
 LIMITS_OFF = {"CAIRN_RATE_LIMIT_PER_IDENTITY_PER_MINUTE": "0", "CAIRN_RATE_LIMIT_IDENTIFY_PER_MINUTE": "0"}
@@ -131,7 +135,7 @@ def main() -> None:
 
     django.setup()
     redis.Redis.from_url(ingest_bench.REDIS_URL).flushdb()
-    print(f"machine: {ingest_bench.os.cpu_count()} cores, /proc/loadavg {Path('/proc/loadavg').read_text().strip()}")
+    print(f"machine: {os.cpu_count()} cores, /proc/loadavg {Path('/proc/loadavg').read_text().strip()}")
     print("1. the limiter's cost per call (in-process; median / p99):")
     for mode in ("redis", "local"):
         for name, values in limiter_cost(mode, args.calls).items():

@@ -1,19 +1,32 @@
 -- users_app/rate_limits.py's gcra_admit, run inside Redis so a call's check and update are one atomic step.
 -- KEYS: the call's buckets (each holds its theoretical arrival time in ms; absent = full).
--- ARGV[1]: the items, ";"-separated, each the ","-separated 1-based numbers of the buckets it counts against.
+-- ARGV[1]: the items, ";"-separated, each the ","-separated 1-based numbers of the buckets it counts against
+--          ("0": none).
 -- ARGV[2]: "1" = admit the call whole or not at all.
--- ARGV[3 + 2(k-1)], ARGV[4 + 2(k-1)]: bucket k's interval (ms per token) and tolerance (burst * interval).
--- Returns {retry_ms, refused_1, ..., refused_n}: 0 if item i was admitted, else the refusing bucket's number.
+-- ARGV[3]: the limits, ";"-separated, each "interval,tolerance" (ms per token, burst * interval).
+-- ARGV[4]: each bucket's limit (1-based), ","-separated.
+-- Returns {retry_ms, "refused_1,...,refused_n"}: 0 if item i was admitted, else the refusing bucket's number;
+-- {0, ""} when every item was admitted.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local clock = redis.call("TIME")
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 
+local limits = {}
+for pair in string.gmatch(ARGV[3], "[^;]+") do
+  local interval_text, tolerance_text = string.match(pair, "([^,]+),([^,]+)")
+  limits[#limits + 1] = {tonumber(interval_text), tonumber(tolerance_text)}
+end
+
 local count = #KEYS
+local stored = redis.call("MGET", unpack(KEYS))
 local interval, tolerance, start, room, used, waiting = {}, {}, {}, {}, {}, {}
-for k = 1, count do
-  interval[k] = tonumber(ARGV[1 + 2 * k])
-  tolerance[k] = tonumber(ARGV[2 + 2 * k])
-  start[k] = math.max(tonumber(redis.call("GET", KEYS[k]) or "0"), now)
+local k = 0
+for number in string.gmatch(ARGV[4], "%d+") do
+  k = k + 1
+  local limit = limits[tonumber(number)]
+  interval[k] = limit[1]
+  tolerance[k] = limit[2]
+  start[k] = math.max(tonumber(stored[k] or "0") or 0, now)
   room[k] = math.floor((now + tolerance[k] - start[k]) / interval[k])
   used[k] = 0
   waiting[k] = 0
@@ -22,7 +35,10 @@ end
 local rows, refused, any_refused = {}, {}, false
 for item in string.gmatch(ARGV[1], "[^;]+") do
   local row = {}
-  for number in string.gmatch(item, "%d+") do row[#row + 1] = tonumber(number) end
+  for number in string.gmatch(item, "%d+") do
+    local bucket = tonumber(number)
+    if bucket > 0 then row[#row + 1] = bucket end
+  end
   local blocking = 0
   for _, k in ipairs(row) do
     if used[k] >= room[k] then blocking = k break end
@@ -64,6 +80,7 @@ for k = 1, count do
   end
 end
 
-local reply = {math.ceil(retry)}
-for i = 1, #refused do reply[i + 1] = refused[i] end
-return reply
+-- Usually nothing is refused: then the answer is short, whatever the call's size.
+if not any_refused then return {0, ""} end
+for i = 1, #refused do refused[i] = tostring(refused[i]) end
+return {math.ceil(retry), table.concat(refused, ",")}

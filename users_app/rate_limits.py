@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -57,8 +58,7 @@ class Limit:
         return max(self.burst, 1) * self.interval_ms
 
 
-@dataclass(frozen=True)
-class Bucket:
+class Bucket(NamedTuple):  # a tuple: a bulk call of 1,000 people makes 1,000 of them
     key: str
     limit: Limit
     field: str  # what the error names: identity, user_id or app_id
@@ -153,15 +153,20 @@ def ingest_admit(*, environment: Environment, items: list[tuple[Bucket | None, .
     buckets: list[Bucket] = []
     encoded: list[list[int]] = []
     for item in items:
-        touched = [bucket for bucket in item if bucket is not None]
-        if environment_bucket is not None:
-            touched.append(environment_bucket)
         row = []
-        for bucket in touched:
-            if bucket.key not in numbers:
-                numbers[bucket.key] = len(buckets)
+        for bucket in item:
+            if bucket is None:
+                continue
+            number = numbers.get(bucket.key)
+            if number is None:
+                number = numbers[bucket.key] = len(buckets)
                 buckets.append(bucket)
-            row.append(numbers[bucket.key])
+            row.append(number)
+        if environment_bucket is not None:
+            if environment_bucket.key not in numbers:
+                numbers[environment_bucket.key] = len(buckets)
+                buckets.append(environment_bucket)
+            row.append(numbers[environment_bucket.key])
         encoded.append(row)
     if not buckets:
         return Admission([None] * len(items))
@@ -263,9 +268,19 @@ class RedisCounters:
     def admit(self, buckets: list[Bucket], items: list[list[int]], whole: bool):
         if time.monotonic() < self.unavailable_until:
             return [-1] * len(items), 0.0
-        arguments = [";".join(",".join(str(number + 1) for number in row) for row in items), "1" if whole else "0"]
+        # The script's numbers are 1-based; the distinct limits (usually one or two) are sent once each.
+        names = [str(number) for number in range(1, len(buckets) + 1)]
+        limit_numbers: dict[Limit, str] = {}
         for bucket in buckets:
-            arguments += [repr(bucket.limit.interval_ms), repr(bucket.limit.tolerance_ms)]
+            limit_numbers.setdefault(bucket.limit, str(len(limit_numbers) + 1))
+        arguments = [
+            # An item with no bucket (its limit is off) is "0", so that every item keeps its place.
+            ";".join(names[row[0]] if len(row) == 1 else ",".join(names[number] for number in row) or "0"
+                     for row in items),
+            "1" if whole else "0",
+            ";".join(f"{limit.interval_ms!r},{limit.tolerance_ms!r}" for limit in limit_numbers),
+            ",".join(limit_numbers[bucket.limit] for bucket in buckets),
+        ]
         import redis
 
         try:
@@ -278,7 +293,10 @@ class RedisCounters:
         if self.unavailable_until:
             log.warning("Redis answers again: rate limits are back on.")
             self.unavailable_until = 0.0
-        return [int(number) - 1 for number in reply[1:]], float(reply[0])
+        retry_ms, refused = reply
+        if not refused:
+            return [-1] * len(items), 0.0
+        return [int(number) - 1 for number in refused.split(b",")], float(retry_ms)
 
 
 _local = LocalCounters()

@@ -13,7 +13,7 @@ import pytest
 
 from events_app.models import Event
 from users_app import rate_limits
-from users_app.models import MergeRecord, Profile
+from users_app.models import Environment, MergeRecord, Profile
 
 BROWSER = "/api/v1/browser"
 
@@ -279,3 +279,40 @@ def test_internal_callers_are_not_limited(small_limits, counters, environment):
     result = track_ingest(environment=environment, items=events(10, 1))
 
     assert result.accepted == 10 and not result.rejected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_redis_and_local_memory_admit_exactly_the_same_items(seed, settings):
+    """The Lua script and the Python algorithm are the same steps: random calls with shared, separate and
+    missing buckets (a limit that is off), whole and in part, get the same answer from both stores."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    import random
+
+    rng = random.Random(seed)
+    # Slow refills (10 s a token and more): the answers must not depend on the milliseconds between calls.
+    limits = [rate_limits.Limit(6, 3), rate_limits.Limit(2, 5), rate_limits.Limit(1, 1)]
+    calls = []
+    for _ in range(6):
+        items = []
+        for _ in range(rng.randrange(1, 12)):
+            items.append(tuple(rng.choice([None, "a", "b", "c", "d"]) for _ in range(rng.randrange(0, 3))))
+        calls.append((items, rng.random() < 0.3))
+    answers = {}
+    for store, url in (("redis", os.environ["REDIS_URL"]), ("local", "")):
+        settings.REDIS_URL = url
+        rate_limits.rate_limits_reset()
+        environment = Environment(pk=10**12 + seed * 10 + (store == "local"), app_id="x")
+        buckets = {name: rate_limits.Bucket(f"cairn:rl:{{{environment.pk}}}:t:{name}", limits[number % 3], name, name)
+                   for number, name in enumerate("abcd")}
+        answers[store] = []
+        for items, whole in calls:
+            admission = rate_limits.ingest_admit(
+                environment=environment, whole=whole,
+                items=[tuple(buckets[name] if name else None for name in item) for item in items],
+            )
+            answers[store].append(([bucket.field if bucket else None for bucket in admission.refused_by],
+                                   admission.retry_after))
+        assert all(len(refused) == len(items) for (refused, _), (items, _) in zip(answers[store], calls, strict=True))
+    assert answers["redis"] == answers["local"]
+    assert any(any(refused) for refused, _ in answers["local"])  # the scenarios do reach the limits
