@@ -70,6 +70,7 @@ class IdentifyApi(JsonBodyApi):
         parse_identity(body.get("identity"))  # field errors before the block list, for clearer messages
         seen_at = parse_timestamp(body.get("timestamp"))
         identity = identity_check(environment, body.get("identity"))
+        # An identify storm (one user_id, or one identity) gets 429 here, before anything changes.
         ingest_admit(environment=environment, items=[identify_buckets(environment, user_id=user_id,
                                                                       identity=identity)]).raise_if_refused()
         result = profile_identify(

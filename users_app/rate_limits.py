@@ -12,8 +12,8 @@ A call asks for all its items at once (`ingest_admit`); items are admitted in in
 they touch has room, and only admitted items consume tokens. With `whole=True` (the browser endpoint, whose
 calls must stay in order) the call is admitted whole or not at all.
 
-Counters live in Redis when REDIS_URL is set (one EVALSHA per call, whatever its size: all of a call's keys
-share the environment's hash tag, so the script also runs on a Redis Cluster), else in this process's memory.
+Counters live in Redis when REDIS_URL is set (one EVALSHA per call, whatever its size; all of a call's keys
+share the environment's hash tag, `{pk}`, as a script on a Redis Cluster needs), else in this process's memory.
 If Redis cannot be reached, ingest goes on unlimited (logged once per outage) rather than failing: losing
 events is worse than a few minutes without limits.
 """
