@@ -78,12 +78,13 @@ def post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
     return request(port, "POST", path, body)
 
 
-def start_server(workers: int) -> tuple[subprocess.Popen, int]:
+def start_server(workers: int, extra_env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """`extra_env`: settings of this server only (bench/rate_limits.py turns the limits off with it)."""
     port = free_port()
     server = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning"],
-        cwd=REPO, env=SERVER_ENV,
+        cwd=REPO, env={**SERVER_ENV, **(extra_env or {})},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -295,3 +295,17 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "users_app.login_throttle.login_client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
+
+# ---- Rate limits of the public ingest endpoints (users_app/rate_limits.py; docs/api.md, "Rate limits") ----
+# Token buckets: a sustained rate per minute, and a burst that may arrive at once (refilled continuously).
+# Counters live in Redis when REDIS_URL is set (shared by every web process), else in each process's memory.
+# 0 turns a limit off. The per-environment cap is a field of each environment (admin), off by default.
+# Per person (the identity or user_id a call names): events and property updates. Heap allows 1,000 per minute
+# per identity; the burst of 2,000 lets two full bulk calls about one person through at once (a one-person
+# backfill beyond that goes at 1,000 a minute: raise this for a large one).
+CAIRN_RATE_LIMIT_PER_IDENTITY_PER_MINUTE = env_int("CAIRN_RATE_LIMIT_PER_IDENTITY_PER_MINUTE", 1000)
+CAIRN_RATE_LIMIT_PER_IDENTITY_BURST = env_int("CAIRN_RATE_LIMIT_PER_IDENTITY_BURST", 2000)
+# Identify calls, per user_id and per identity (a device cycling through identities, or many devices
+# identifying as one person): 2 a second sustained is far beyond an app that identifies on every request.
+CAIRN_RATE_LIMIT_IDENTIFY_PER_MINUTE = env_int("CAIRN_RATE_LIMIT_IDENTIFY_PER_MINUTE", 120)
+CAIRN_RATE_LIMIT_IDENTIFY_BURST = env_int("CAIRN_RATE_LIMIT_IDENTIFY_BURST", 240)

@@ -5,9 +5,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from events_app.services.ingest import IngestResult, bulk_items, track_ingest, user_properties_ingest
-from users_app.api import ERROR_SCHEMA
+from users_app.api import API_KEY_HELP, ERROR_SCHEMA
 from users_app.api_common import JsonBodyApi, error_response
 
+RATE_LIMITED = "rate_limited"
 INGEST_RESULT_SCHEMA = inline_serializer("IngestResult", {
     "accepted": serializers.IntegerField(),
     "rejected": serializers.ListField(child=serializers.DictField(), help_text="[{index, error}] of bad items"),
@@ -15,21 +16,40 @@ INGEST_RESULT_SCHEMA = inline_serializer("IngestResult", {
 })
 
 
+# What the ingest endpoints answer besides their 200 (401: a key sent or required; 403: a page's origin that the
+# environment does not allow; 429: over a rate limit, docs/api.md "Rate limits").
+INGEST_ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA,
+                 429: ERROR_SCHEMA}
+
+
+def all_items_rejected() -> dict:
+    return {"code": "all_items_rejected", "message": "No item was accepted; see `rejected`.", "field": None}
+
+
 def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
     """A single call answers its error as SPEC 3's error body; a bulk call lists rejected items and is a 400
-    only when nothing at all was accepted."""
+    only when nothing at all was accepted, a 429 when nothing was and some items were over a rate limit (they
+    may be sent again after Retry-After; a 200 with rate-limited items carries Retry-After too)."""
     if not is_bulk and result.rejected:
         error = result.rejected[0]["error"]
-        return error_response(error["code"], error["message"], error["field"])
-    answer = result.as_dict()
-    if not is_bulk and result.profile is not None:
-        answer["user_id"] = str(result.profile.user_id)
-    if result.rejected and not result.accepted:
-        # Every 400 carries the error body; `rejected` still says what was wrong with each item.
-        answer["error"] = {"code": "all_items_rejected", "message": "No item was accepted; see `rejected`.",
-                           "field": None}
-        return Response(answer, status=400)
-    return Response(answer)
+        status = 429 if error["code"] == RATE_LIMITED else 400
+        response = error_response(error["code"], error["message"], error["field"], status)
+    else:
+        answer, status = result.as_dict(), 200
+        if not is_bulk and result.profile is not None:
+            answer["user_id"] = str(result.profile.user_id)
+        if result.rejected and not result.accepted:
+            # Every 4xx carries the error body; `rejected` still says what was wrong with each item.
+            if any(item["error"]["code"] == RATE_LIMITED for item in result.rejected):
+                answer["error"], status = {"code": RATE_LIMITED, "message": "No item was accepted: some were over "
+                                           "a rate limit (send them again after Retry-After); see `rejected`.",
+                                           "field": None}, 429
+            else:
+                answer["error"], status = all_items_rejected(), 400
+        response = Response(answer, status=status)
+    if result.retry_after is not None:
+        response["Retry-After"] = str(result.retry_after)
+    return response
 
 
 class TrackApi(JsonBodyApi):
@@ -42,8 +62,9 @@ class TrackApi(JsonBodyApi):
             "idempotency_key": serializers.CharField(required=False),
             "session_id": serializers.CharField(required=False),
             "events": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
+            "api_key": serializers.CharField(required=False, help_text=API_KEY_HELP),
         }),
-        responses={200: INGEST_RESULT_SCHEMA, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
+        responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[
             OpenApiExample("One event", request_only=True, value={
                 "app_id": "1234567890", "identity": "alice@example.com", "event": "Sign Up",
@@ -60,7 +81,7 @@ class TrackApi(JsonBodyApi):
         # No request context: a server call's user agent, IP address and proxy location headers are the
         # customer's backend's (python-requests in a data centre), not the person's. Heap's server API records
         # no device either; sessions started here get their landing page, referrer and UTM values only.
-        result = track_ingest(environment=environment, items=items)
+        result = track_ingest(environment=environment, items=items, enforce_rate_limits=True)
         return ingest_response(result, is_bulk)
 
 
@@ -71,8 +92,9 @@ class UserPropertiesAddApi(JsonBodyApi):
             "app_id": serializers.CharField(), "identity": serializers.CharField(required=False),
             "user_id": serializers.CharField(required=False), "properties": serializers.DictField(required=False),
             "users": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
+            "api_key": serializers.CharField(required=False, help_text=API_KEY_HELP),
         }),
-        responses={200: INGEST_RESULT_SCHEMA, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
+        responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[OpenApiExample("Set a plan", request_only=True, value={
             "app_id": "1234567890", "identity": "alice@example.com", "properties": {"plan": "Startup"}})],
     )
@@ -80,4 +102,5 @@ class UserPropertiesAddApi(JsonBodyApi):
         body = self.json_body(request)
         environment = self.environment_of(body)
         items, is_bulk = bulk_items(body, "users")
-        return ingest_response(user_properties_ingest(environment=environment, items=items), is_bulk)
+        result = user_properties_ingest(environment=environment, items=items, enforce_rate_limits=True)
+        return ingest_response(result, is_bulk)

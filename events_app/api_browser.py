@@ -7,21 +7,24 @@ environment in the query string: `OPTIONS /api/v1/browser?app_id=...`.
 
 Cross-origin writes are refused, not only unreadable: a request whose `Origin` is neither this server nor
 one of the environment's `allowed_origins` gets 403 and nothing is stored, so another site cannot feed
-events into an environment through its visitors' browsers. Requests without an `Origin` header (server to
-server, curl) are accepted like the other ingest endpoints: an app_id is public anyway.
-"""
+events into an environment through its visitors' browsers (the same rule as every ingest endpoint:
+users_app.api_common.origin_check). Requests without an `Origin` header (server to server, curl) are accepted;
+the environment's "server calls need the API key" does not apply here (a page cannot keep a secret).
 
-from urllib.parse import urlsplit
+A batch over a rate limit is refused whole (429, Retry-After) rather than in part: its calls must stay in
+order (an identify decides whose the later calls are), and the tracker re-sends a refused batch as it is.
+"""
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from events_app.api import all_items_rejected
 from events_app.services.browser import browser_batch_parse, browser_batch_process, encodable
 from events_app.services.sessions import RequestContext
 from users_app.api import ERROR_SCHEMA
-from users_app.api_common import JsonBodyApi, client_ip, error_response
-from users_app.errors import InvalidInput
+from users_app.api_common import JsonBodyApi, client_ip, error_response, origin_is_allowed, origin_is_same_site
+from users_app.errors import InvalidInput, RateLimited
 from users_app.models import Environment
 from users_app.services.environments import environment_for_app_id
 from users_app.validation import parse_app_id
@@ -43,24 +46,10 @@ def request_context(request) -> RequestContext:
     )
 
 
-def origin_normal_form(origin: str) -> str:
-    return origin.strip().rstrip("/").lower()
-
-
-def origin_is_same_site(request, origin: str) -> bool:
-    # Compare host[:port] only: behind a TLS-terminating proxy Django may see http while the page is https.
-    return urlsplit(origin).netloc.lower() == request.get_host().lower()
-
-
-def origin_is_allowed(environment: Environment | None, origin: str) -> bool:
-    if environment is None:
-        return False
-    allowed = {origin_normal_form(str(item)) for item in environment.allowed_origins or []}
-    return "*" in allowed or origin_normal_form(origin) in allowed
-
-
 class BrowserBatchApi(JsonBodyApi):
     """POST /api/v1/browser: `{app_id, user_id, session_id?, sent_at?, calls: [...]}`."""
+
+    server_endpoint = False  # a page cannot keep the API key secret: the environment's key setting does not apply
 
     def _environment_from_query(self, request) -> Environment | None:
         app_id = request.GET.get("app_id")
@@ -103,7 +92,7 @@ class BrowserBatchApi(JsonBodyApi):
             "identity": serializers.CharField(allow_null=True),
             "accepted": serializers.IntegerField(),
             "rejected": serializers.ListField(child=serializers.DictField()),
-        }), 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
+        }), 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA, 429: ERROR_SCHEMA},
         examples=[OpenApiExample("Sign-up", request_only=True, value={
             "app_id": "1234567890", "user_id": "1565941335949135", "session_id": "k2j4h5g6f7d8s9a0",
             "calls": [
@@ -119,20 +108,18 @@ class BrowserBatchApi(JsonBodyApi):
         environment = self._environment_from_query(request)
         try:
             body = self.json_body(request)
-            environment = self.environment_of(body)
-            origin = request.headers.get("Origin")
-            cross_site = origin and not origin_is_same_site(request, origin)
-            if cross_site and not origin_is_allowed(environment, origin):
-                raise InvalidInput(
-                    "origin_not_allowed",
-                    "This origin is not in the environment's allowed origins.", "Origin", status=403,
-                )
+            environment = self.environment_of(body)  # the origin is checked there, as on every ingest endpoint
             batch = browser_batch_parse(environment, body)
             result = browser_batch_process(
-                environment=environment, batch=batch, context=request_context(request)
+                environment=environment, batch=batch, context=request_context(request), enforce_rate_limits=True
             )
         except InvalidInput as error:
             answer = error_response(error.code, encodable(error.message), encodable(error.field), error.status)
+            if isinstance(error, RateLimited):
+                answer["Retry-After"] = str(error.retry_after)
             return self._with_cors(request, answer, environment)
-        status = 400 if result.rejected and not result.accepted else 200
-        return self._with_cors(request, Response(result.as_dict(), status=status), environment)
+        answer = result.as_dict()
+        if result.rejected and not result.accepted:
+            answer["error"] = all_items_rejected()  # every 400 carries the error body, as on the bulk endpoints
+            return self._with_cors(request, Response(answer, status=400), environment)
+        return self._with_cors(request, Response(answer), environment)

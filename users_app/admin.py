@@ -109,6 +109,12 @@ class LinesField(forms.CharField):
         return list(dict.fromkeys(line.strip() for line in (value or "").splitlines() if line.strip()))
 
 
+# What an admin sets on an environment (besides name and app_id); a new one is made by the service, then these
+# are copied onto it.
+ENVIRONMENT_SETTINGS = ["blocked_identities", "merge_hold_threshold", "allowed_origins",
+                        "server_calls_need_api_key", "ingest_limit_per_minute"]
+
+
 class EnvironmentForm(forms.ModelForm):
     blocked_identities = LinesField(required=False, help_text="One identity per line, refused in this "
                                     "environment on top of the built-in list (compared case-insensitively).")
@@ -116,17 +122,21 @@ class EnvironmentForm(forms.ModelForm):
 
     class Meta:
         model = Environment
-        fields = ["name", "app_id", "blocked_identities", "merge_hold_threshold", "allowed_origins"]
+        fields = ["name", "app_id", *ENVIRONMENT_SETTINGS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["app_id"].required = False
         self.fields["app_id"].help_text = "Leave empty to generate one."
+        self.fields["ingest_limit_per_minute"].required = False  # empty means no cap, as 0 does
 
     def clean_app_id(self) -> str:
         app_id = (self.cleaned_data.get("app_id") or "").strip()
         # Heap-style numeric app_ids, as environment_create makes them.
         return app_id or str(secrets.randbelow(9 * 10**9) + 10**9)
+
+    def clean_ingest_limit_per_minute(self) -> int:
+        return self.cleaned_data.get("ingest_limit_per_minute") or 0
 
     def clean_allowed_origins(self) -> list[str]:
         origins = self.cleaned_data["allowed_origins"]
@@ -159,7 +169,7 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
         return f"{environment.api_key_hint}… (only a hash is stored)"
 
     def get_fields(self, request, obj=None):
-        fields = ["name", "app_id", "blocked_identities", "merge_hold_threshold", "allowed_origins"]
+        fields = ["name", "app_id", *ENVIRONMENT_SETTINGS]
         return fields + (["key_hint", "created_at"] if obj else [])
 
     def save_model(self, request, obj, form, change):
@@ -172,10 +182,9 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
         except InvalidInput as error:
             raise PermissionDenied(error.message) from error
         environment = created.environment
-        environment.blocked_identities = obj.blocked_identities
-        environment.merge_hold_threshold = obj.merge_hold_threshold
-        environment.allowed_origins = obj.allowed_origins
-        environment.save(update_fields=["blocked_identities", "merge_hold_threshold", "allowed_origins"])
+        for name in ENVIRONMENT_SETTINGS:
+            setattr(environment, name, getattr(obj, name))
+        environment.save(update_fields=ENVIRONMENT_SETTINGS)
         obj.pk, obj.api_key_hash, obj.api_key_hint = environment.pk, environment.api_key_hash, environment.api_key_hint
         obj.created_at = environment.created_at
         obj._state.adding = False

@@ -8,6 +8,7 @@ from users_app.api_common import JsonBodyApi, ReadApi
 from users_app.errors import InvalidInput
 from users_app.forms import parse_user_query
 from users_app.models import MergeRecord
+from users_app.rate_limits import identify_buckets, ingest_admit
 from users_app.selectors import (
     merge_as_dict,
     merge_list,
@@ -18,6 +19,7 @@ from users_app.selectors import (
     user_timeline,
 )
 from users_app.services.identify import profile_identify
+from users_app.services.identity_guard import identity_check
 from users_app.services.merges import publish_after_response
 from users_app.validation import is_decimal, parse_identity, parse_timestamp, parse_user_id
 
@@ -28,6 +30,10 @@ ERROR_SCHEMA = inline_serializer(
 )
 # What any read API call can answer besides its 200: bad parameters, a missing or unknown key.
 READ_ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA}
+API_KEY_HELP = (
+    "The environment's API key, for clients that cannot send `Authorization: Bearer <api key>` (preferred). "
+    "Required when the environment has `server_calls_need_api_key`; checked whenever sent."
+)
 
 
 def bounded_int(value, field: str, default: int, maximum: int) -> int:
@@ -44,12 +50,14 @@ class IdentifyApi(JsonBodyApi):
         request=inline_serializer("IdentifyRequest", {
             "app_id": serializers.CharField(), "user_id": serializers.CharField(),
             "identity": serializers.CharField(), "timestamp": serializers.CharField(required=False),
+            "api_key": serializers.CharField(required=False, help_text=API_KEY_HELP),
         }),
         responses={200: inline_serializer("IdentifyResponse", {
             "user_id": serializers.CharField(), "identity": serializers.CharField(),
             "merge": inline_serializer("IdentifyMerge", {"id": serializers.IntegerField(),
                                                          "status": serializers.CharField()}, allow_null=True),
-        }), 400: ERROR_SCHEMA, 404: ERROR_SCHEMA},
+        }), 400: ERROR_SCHEMA, 401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA,
+            429: ERROR_SCHEMA},
         examples=[OpenApiExample("Anonymous to existing identity", request_only=True,
                                  value={"app_id": "1234567890", "user_id": "1565941335949135",
                                         "identity": "12345"})],
@@ -61,8 +69,12 @@ class IdentifyApi(JsonBodyApi):
         user_id = parse_user_id(body.get("user_id"))
         parse_identity(body.get("identity"))  # field errors before the block list, for clearer messages
         seen_at = parse_timestamp(body.get("timestamp"))
+        identity = identity_check(environment, body.get("identity"))
+        # An identify storm (one user_id, or one identity) gets 429 here, before anything changes.
+        ingest_admit(environment=environment, items=[identify_buckets(environment, user_id=user_id,
+                                                                      identity=identity)]).raise_if_refused()
         result = profile_identify(
-            environment=environment, user_id=user_id, identity=body.get("identity"), seen_at=seen_at,
+            environment=environment, user_id=user_id, identity=identity, seen_at=seen_at,
             trigger=MergeRecord.Trigger.SERVER,
         )
         merge = result.merge

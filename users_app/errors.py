@@ -17,3 +17,11 @@ class InvalidInput(Exception):
 class NotFound(InvalidInput):
     def __init__(self, message: str, field: str | None = None, code: str = "not_found"):
         super().__init__(code=code, message=message, field=field, status=404)
+
+
+@dataclass
+class RateLimited(InvalidInput):
+    """Over a rate limit (users_app/rate_limits.py): 429 with `Retry-After`."""
+
+    status: int = 429
+    retry_after: int = 1

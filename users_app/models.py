@@ -40,6 +40,18 @@ class Environment(models.Model):
     allowed_origins = models.JSONField(
         default=list, blank=True, help_text="Origins allowed to call the browser endpoint (CORS)."
     )
+    # Off by default for Heap compatibility (Heap's server API takes the public app_id alone); docs/api.md,
+    # "Who can write to an environment".
+    server_calls_need_api_key = models.BooleanField(
+        default=False,
+        help_text="Server calls (/api/track, /api/add_user_properties, /api/identify, /api/v1/identify) must "
+        "send the API key (Authorization: Bearer <key>). The browser endpoint is not affected.",
+    )
+    ingest_limit_per_minute = models.PositiveIntegerField(
+        default=0,
+        help_text="Cap on this environment's ingest (events, property updates and identifies per minute, all "
+        "endpoints together); 0 = no cap. Calls over it get 429 with Retry-After.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

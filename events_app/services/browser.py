@@ -25,6 +25,7 @@ from events_app.services.ingest import Target, TrackItem, events_write, parse_tr
 from events_app.services.sessions import RequestContext
 from users_app.errors import InvalidInput
 from users_app.models import Environment, MergeRecord, Profile
+from users_app.rate_limits import identify_buckets, ingest_admit, writes_buckets
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
 from users_app.services.locks import owner_transaction
@@ -193,9 +194,24 @@ def _add_properties(environment: Environment, user_id: int, properties: dict) ->
     properties_add(updates=[(owner, properties)])
 
 
+def _batch_within_rate_limits(environment: Environment, batch: BrowserBatch) -> None:
+    """The whole batch, or RateLimited: its calls must run in order (an identify decides whose the later calls
+    are), and the tracker re-sends a refused batch as it is. All its calls count against the device's user_id,
+    the one that sent them (and identifies against their identity too)."""
+    writes = writes_buckets(environment, [(batch.user_id, None)])[0]
+    ingest_admit(environment=environment, whole=True, items=[
+        identify_buckets(environment, user_id=batch.user_id, identity=call.identity)
+        if isinstance(call, IdentifyCall) else (writes,)
+        for _, call in batch.calls
+    ]).raise_if_refused()
+
+
 def browser_batch_process(
-    *, environment: Environment, batch: BrowserBatch, context: RequestContext | None = None
+    *, environment: Environment, batch: BrowserBatch, context: RequestContext | None = None,
+    enforce_rate_limits: bool = False,
 ) -> BrowserBatchResult:
+    if enforce_rate_limits:
+        _batch_within_rate_limits(environment, batch)
     current_user_id = batch.user_id
     rejected = list(batch.rejected)
     accepted = 0

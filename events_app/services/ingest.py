@@ -1,7 +1,8 @@
-"""The ingest write path, top to bottom: parse -> validate -> resolve profile -> write -> enqueue.
+"""The ingest write path, top to bottom: parse -> validate -> rate limits -> resolve profile -> write -> enqueue.
 
 Each call takes a list of raw items (a single call is a list of one) and returns which were accepted and
-which were rejected with their index and reason. Valid items are never lost because of invalid ones.
+which were rejected with their index and reason. Valid items are never lost because of invalid ones; items
+over a rate limit are rejected the same way (code `rate_limited`), never dropped silently.
 Writes are set-based: a constant number of queries per call, not one per event.
 """
 
@@ -9,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -19,6 +21,7 @@ from events_app.services.sessions import RequestContext, SessionNeed, sessions_a
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.errors import InvalidInput
 from users_app.models import Environment, Profile
+from users_app.rate_limits import ingest_admit, writes_buckets
 from users_app.services.identity_guard import identity_check
 from users_app.services.locks import owner_transaction
 from users_app.services.profiles import ResolvedProfile, profiles_for_identities, profiles_for_user_ids
@@ -45,6 +48,8 @@ class IngestResult:
     rejected: list[dict] = field(default_factory=list)
     # The profile of the last accepted item, for single calls that answer a user_id.
     profile: Profile | None = None
+    # Seconds after which the items rejected as `rate_limited` may be sent again (None: none was).
+    retry_after: int | None = None
 
     def as_dict(self) -> dict:
         answer = {"accepted": self.accepted, "rejected": self.rejected}
@@ -131,14 +136,38 @@ def bulk_items(body: dict, list_field: str) -> tuple[list, bool]:
     return items, True
 
 
-def parse_each(environment: Environment, items: list, parse: Callable) -> tuple[list, list[dict]]:
+def parse_each(environment: Environment, items: list, parse: Callable) -> tuple[list[tuple[int, Any]], list[dict]]:
+    """-> ([(index, parsed item)], rejected)."""
     parsed, rejected = [], []
     for index, raw in enumerate(items):
         try:
-            parsed.append(parse(environment, raw))
+            parsed.append((index, parse(environment, raw)))
         except InvalidInput as error:
             rejected.append({"index": index, "error": error.as_dict()})
     return parsed, rejected
+
+
+def within_rate_limits(
+    environment: Environment, parsed: list[tuple[int, Any]], result: IngestResult, *, enforce: bool
+) -> list:
+    """The items of `parsed` within the rate limits, in order; the others go to `result.rejected` with their
+    index (first come, first served: in a bulk call the earlier items of a person are the ones kept)."""
+    if not enforce:
+        return [item for _, item in parsed]
+    buckets = writes_buckets(environment, [(item.target.user_id, item.target.identity) for _, item in parsed])
+    admission = ingest_admit(environment=environment, items=[(bucket,) for bucket in buckets])
+    if admission.all_admitted:
+        return [item for _, item in parsed]
+    admitted = []
+    for position, (index, item) in enumerate(parsed):
+        error = admission.error(position)
+        if error is None:
+            admitted.append(item)
+        else:
+            result.rejected.append({"index": index, "error": error.as_dict()})
+    result.rejected.sort(key=lambda rejection: rejection["index"])
+    result.retry_after = admission.retry_after
+    return admitted
 
 
 # ---- resolve profiles ---------------------------------------------------------------------------------
@@ -308,11 +337,13 @@ def events_write(
 # ---- the calls ----------------------------------------------------------------------------------------
 
 
-def track_ingest(*, environment: Environment, items: list) -> IngestResult:
+def track_ingest(*, environment: Environment, items: list, enforce_rate_limits: bool = False) -> IngestResult:
     """POST /api/track, single or bulk. No request context: a server call's request describes the backend that
-    sent it, not the person (events_app/api.py), so its sessions get no browser, device or location."""
-    parsed, rejected = parse_each(environment, items, parse_track_item)
+    sent it, not the person (events_app/api.py), so its sessions get no browser, device or location.
+    `enforce_rate_limits`: the public endpoint's calls (seed_demo and other internal callers are not limited)."""
+    parsed_items, rejected = parse_each(environment, items, parse_track_item)
     result = IngestResult(rejected=rejected)
+    parsed = within_rate_limits(environment, parsed_items, result, enforce=enforce_rate_limits)
     if parsed:
 
         def write() -> int:
@@ -328,10 +359,13 @@ def track_ingest(*, environment: Environment, items: list) -> IngestResult:
     return result
 
 
-def user_properties_ingest(*, environment: Environment, items: list) -> IngestResult:
+def user_properties_ingest(
+    *, environment: Environment, items: list, enforce_rate_limits: bool = False
+) -> IngestResult:
     """POST /api/add_user_properties (and Heap's legacy /api/identify), single or bulk."""
-    parsed, rejected = parse_each(environment, items, parse_properties_item)
+    parsed_items, rejected = parse_each(environment, items, parse_properties_item)
     result = IngestResult(rejected=rejected)
+    parsed = within_rate_limits(environment, parsed_items, result, enforce=enforce_rate_limits)
     if parsed:
         set_at = timezone.now()
 

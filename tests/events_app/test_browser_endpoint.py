@@ -175,6 +175,16 @@ def test_nothing_valid_is_a_400_with_the_same_answer(client, environment):
     assert response.json()["rejected"][0]["index"] == 0
 
 
+def test_nothing_valid_carries_the_error_body_of_every_400(client, environment):
+    # The same answer as a bulk /api/track with no valid item (docs/api.md, "Errors").
+    response = post(client, batch([{"type": "nope"}, {"type": "identify", "identity": "guest"}]))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == {"code": "all_items_rejected", "message": "No item was accepted; see `rejected`.",
+                             "field": None}
+    assert [item["error"]["code"] for item in body["rejected"]] == ["invalid_call_type", "identity_blocked"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [

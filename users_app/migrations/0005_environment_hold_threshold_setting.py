@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('users_app', '0003_drop_redundant_fk_indexes'),
+        ('users_app', '0004_environment_ingest_guards'),
     ]
 
     operations = [

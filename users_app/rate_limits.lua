@@ -1,0 +1,86 @@
+-- users_app/rate_limits.py's gcra_admit, run inside Redis so a call's check and update are one atomic step.
+-- KEYS: the call's buckets (each holds its theoretical arrival time in ms; absent = full).
+-- ARGV[1]: the items, ";"-separated, each the ","-separated 1-based numbers of the buckets it counts against
+--          ("0": none).
+-- ARGV[2]: "1" = admit the call whole or not at all.
+-- ARGV[3]: the limits, ";"-separated, each "interval,tolerance" (ms per token, burst * interval).
+-- ARGV[4]: each bucket's limit (1-based), ","-separated.
+-- Returns {retry_ms, "refused_1,...,refused_n"}: 0 if item i was admitted, else the refusing bucket's number;
+-- {0, ""} when every item was admitted.
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local clock = redis.call("TIME")
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
+
+local limits = {}
+for pair in string.gmatch(ARGV[3], "[^;]+") do
+  local interval_text, tolerance_text = string.match(pair, "([^,]+),([^,]+)")
+  limits[#limits + 1] = {tonumber(interval_text), tonumber(tolerance_text)}
+end
+
+local count = #KEYS
+local stored = redis.call("MGET", unpack(KEYS))
+local interval, tolerance, start, room, used, waiting = {}, {}, {}, {}, {}, {}
+local k = 0
+for number in string.gmatch(ARGV[4], "%d+") do
+  k = k + 1
+  local limit = limits[tonumber(number)]
+  interval[k] = limit[1]
+  tolerance[k] = limit[2]
+  start[k] = math.max(tonumber(stored[k] or "0") or 0, now)
+  room[k] = math.floor((now + tolerance[k] - start[k]) / interval[k])
+  used[k] = 0
+  waiting[k] = 0
+end
+
+local rows, refused, any_refused = {}, {}, false
+for item in string.gmatch(ARGV[1], "[^;]+") do
+  local row = {}
+  for number in string.gmatch(item, "%d+") do
+    local bucket = tonumber(number)
+    if bucket > 0 then row[#row + 1] = bucket end
+  end
+  local blocking = 0
+  for _, k in ipairs(row) do
+    if used[k] >= room[k] then blocking = k break end
+  end
+  if blocking == 0 then
+    for _, k in ipairs(row) do used[k] = used[k] + 1 end
+  else
+    any_refused = true
+  end
+  rows[#rows + 1] = row
+  refused[#refused + 1] = blocking
+end
+
+if ARGV[2] == "1" and any_refused then
+  local first = 0
+  for _, blocking in ipairs(refused) do
+    if blocking > 0 then first = blocking break end
+  end
+  for i = 1, #refused do refused[i] = first end
+  for k = 1, count do used[k] = 0 end
+end
+
+local retry = 0
+for i, row in ipairs(rows) do
+  if refused[i] > 0 then
+    for _, k in ipairs(row) do waiting[k] = waiting[k] + 1 end
+  end
+end
+for k = 1, count do
+  local arrival = start[k] + used[k] * interval[k]
+  if used[k] > 0 then
+    -- Expires when the bucket is full again: an absent key means exactly that, so memory stays bounded.
+    redis.call("SET", KEYS[k], string.format("%.3f", arrival), "PX", math.ceil(arrival - now) + 1000)
+  end
+  if waiting[k] > 0 then
+    local burst = math.max(math.floor(tolerance[k] / interval[k] + 0.5), 1)
+    local wait = arrival + math.min(waiting[k], burst) * interval[k] - tolerance[k] - now
+    if wait > retry then retry = wait end
+  end
+end
+
+-- Usually nothing is refused: then the answer is short, whatever the call's size.
+if not any_refused then return {0, ""} end
+for i = 1, #refused do refused[i] = tostring(refused[i]) end
+return {math.ceil(retry), table.concat(refused, ",")}
