@@ -27,7 +27,8 @@ for number in string.gmatch(ARGV[4], "%d+") do
   interval[k] = limit[1]
   tolerance[k] = limit[2]
   start[k] = math.max(tonumber(stored[k] or "0") or 0, now)
-  room[k] = math.floor((now + tolerance[k] - start[k]) / interval[k])
+  -- (start - now) first, and an epsilon of a token: as gcra_admit in rate_limits.py (rounding must not cost a token).
+  room[k] = math.floor((tolerance[k] - (start[k] - now)) / interval[k] + 1e-6)
   used[k] = 0
   waiting[k] = 0
 end

@@ -41,6 +41,7 @@ REDIS_RETRY_SECONDS = 5.0
 # A slow Redis must not slow ingest down: past this, the call is admitted unlimited.
 REDIS_TIMEOUT_SECONDS = 0.25
 KEY_PREFIX = "cairn:rl"
+ROOM_EPSILON = 1e-6  # tokens
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,10 @@ def gcra_admit(stored: list[float], buckets: list[Bucket], items: list[list[int]
     `stored`: each bucket's theoretical arrival time (ms, 0 if none): the bucket is empty until then, full once
     it is `tolerance` in the past."""
     start = [max(value, now) for value in stored]
-    room = [math.floor((now + bucket.limit.tolerance_ms - begin) / bucket.limit.interval_ms)
+    # (begin - now) first: it is exactly 0 for a full bucket, where now + tolerance - begin would lose a fraction
+    # of a millisecond to rounding at now's magnitude and floor a burst of 1000 down to 999. The epsilon absorbs
+    # what rounding is left in a partly full bucket.
+    room = [math.floor((bucket.limit.tolerance_ms - (begin - now)) / bucket.limit.interval_ms + ROOM_EPSILON)
             for bucket, begin in zip(buckets, start, strict=True)]
     used = [0] * len(buckets)
     refused = []
