@@ -20,10 +20,11 @@ from django.utils.http import urlencode
 
 from events_app.services.browser import tracker_snippet
 from users_app.errors import InvalidInput
-from users_app.models import MAX_USER_ID, Environment, MergeAction, MergeRecord, Profile, UserProperty
+from users_app.models import Environment, MergeAction, MergeRecord, Profile, UserProperty
 from users_app.selectors import identities_absorbing
 from users_app.services.environments import environment_create, environment_rotate_api_key
 from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
+from users_app.validation import user_id_term
 
 
 def is_cairn_admin(user) -> bool:
@@ -304,8 +305,9 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not term:
             return queryset, False
         condition = Q(identity=term) | Q(identity__startswith=term)
-        if term.isdigit() and len(term) <= 16 and int(term) < MAX_USER_ID:
-            condition |= Q(source__user_id=int(term)) | Q(destination__user_id=int(term))
+        user_id = user_id_term(term)
+        if user_id is not None:
+            condition |= Q(source__user_id=user_id) | Q(destination__user_id=user_id)
         return queryset.filter(condition), False
 
     @admin.display(description="source", ordering="source__user_id")
@@ -500,8 +502,9 @@ class ProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not term:
             return queryset, False
         condition = Q(identity=term) | Q(identity__startswith=term)
-        if term.isdigit() and len(term) <= 16 and int(term) < MAX_USER_ID:
-            condition |= Q(user_id=int(term))
+        user_id = user_id_term(term)
+        if user_id is not None:
+            condition |= Q(user_id=user_id)
         return queryset.filter(condition), False
 
     @admin.display(description="merged into")

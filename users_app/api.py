@@ -19,7 +19,7 @@ from users_app.selectors import (
 )
 from users_app.services.identify import profile_identify
 from users_app.services.merges import publish_after_response
-from users_app.validation import is_decimal, parse_identity, parse_timestamp, parse_user_id
+from users_app.validation import ascii_decimal, parse_identity, parse_timestamp, parse_user_id
 
 ERROR_SCHEMA = inline_serializer(
     "Error",
@@ -33,9 +33,10 @@ READ_ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA}
 def bounded_int(value, field: str, default: int, maximum: int) -> int:
     if value in (None, ""):
         return default
-    if not is_decimal(str(value)) or not 1 <= int(value) <= maximum:
+    number = ascii_decimal(str(value), maximum + 1)
+    if number is None or number < 1:
         raise InvalidInput("invalid_field", f"`{field}` must be an integer from 1 to {maximum}.", field)
-    return int(value)
+    return number
 
 
 class IdentifyApi(JsonBodyApi):

@@ -18,7 +18,7 @@ from users_app.services.environments import (
     environment_for_app_id,
     environment_write_failure,
 )
-from users_app.validation import parse_app_id
+from users_app.validation import ascii_decimal, parse_app_id
 
 
 def client_ip(request) -> str:
@@ -78,8 +78,9 @@ class JsonBodyApi(APIView):
         return super().handle_exception(exc)
 
     def json_body(self, request) -> dict:
-        declared = request.META.get("CONTENT_LENGTH") or "0"
-        if declared.isdigit() and int(declared) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        # A declared length longer than any real one is not a decimal we read: the body is read (and capped) below.
+        declared = ascii_decimal(request.META.get("CONTENT_LENGTH") or "0", 2**63)
+        if declared is not None and declared > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             raise InvalidInput("body_too_large", "The request body is too large.", None, status=413)
         try:
             raw = request._request.body

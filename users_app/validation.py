@@ -76,9 +76,21 @@ def _encodes_as_utf8(value: str) -> bool:
     return True
 
 
-def is_decimal(text: str) -> bool:
-    """Only 0-9: str.isdigit() is also true for "²" or "١٢"."""
-    return text.isascii() and text.isdigit()
+def ascii_decimal(text: str, below: int) -> int | None:
+    """`text` as an integer from 0 to `below` - 1 if it is written in ASCII digits only, else None.
+
+    The one place that turns digits typed by someone into a number. `str.isdigit()` is true for "²" (then
+    `int()` raises) and for "١٢" (`int()` reads 12), and `int()` also takes " 1", "+1" and "1_0"; none of
+    them is a decimal string. The length is checked first: `int()` refuses strings beyond 4,300 digits."""
+    if not (0 < len(text) <= len(str(below)) and text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value < below else None
+
+
+def user_id_term(text: str) -> int | None:
+    """The user_id a search term names (SPEC 3: a decimal string, 0 <= n < 2**53), or None if it names none."""
+    return ascii_decimal(text, MAX_USER_ID)
 
 
 def require_object(value, field: str) -> dict:
@@ -107,9 +119,8 @@ def require_present(value, field: str) -> None:
 
 def parse_user_id(value, field: str = "user_id") -> int:
     require_present(value, field)
-    # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and other scripts' digits.
-    if isinstance(value, str) and is_decimal(value.strip()) and len(value.strip()) <= 16:
-        value = int(value.strip())
+    if isinstance(value, str):
+        value = user_id_term(value.strip())
     if not (is_finite_number(value) and float(value).is_integer() and 0 <= value < MAX_USER_ID):
         raise InvalidInput(
             "invalid_user_id", f"`{field}` must be a decimal string or integer from 0 to 2**53 - 1.", field
