@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Before any view reads the body (its __call__ runs before every middleware's process_view).
+    "config.middleware.ContentLengthMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
