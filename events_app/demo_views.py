@@ -2,6 +2,7 @@
 Cairn by hand and for the browser tests. Nothing here stores anything: sign-up and login only call
 `heap.identify` / `heap.addUserProperties` / `heap.track` in the page, like a real product would."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.safestring import mark_safe
 from django.views.generic import TemplateView
@@ -20,7 +21,10 @@ class DemoPageView(TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        environment = get_object_or_404(Environment, app_id=self.kwargs["app_id"])
+        app_id = self.kwargs["app_id"]
+        if "\x00" in app_id:  # PostgreSQL text cannot hold NUL: no environment has it (not a DataError)
+            raise Http404("No such environment.")
+        environment = get_object_or_404(Environment, app_id=app_id)
         context["environment"] = environment
         context["app_id"] = environment.app_id
         context["plans"] = PLANS
