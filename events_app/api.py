@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from events_app.services.ingest import IngestResult, bulk_items, track_ingest, user_properties_ingest
 from users_app.api import ERROR_SCHEMA
 from users_app.api_common import JsonBodyApi, error_response
+from users_app.schema import APP_ID, TRACK_ITEM, USER_PROPERTIES_ITEM, bulk_of, schema_field
 
 INGEST_RESULT_SCHEMA = inline_serializer("IngestResult", {
     "accepted": serializers.IntegerField(),
@@ -36,12 +37,9 @@ class TrackApi(JsonBodyApi):
     @extend_schema(
         summary="Track events (single or bulk of up to 1000)",
         request=inline_serializer("TrackRequest", {
-            "app_id": serializers.CharField(), "identity": serializers.CharField(required=False),
-            "user_id": serializers.CharField(required=False), "event": serializers.CharField(required=False),
-            "properties": serializers.DictField(required=False), "timestamp": serializers.CharField(required=False),
-            "idempotency_key": serializers.CharField(required=False),
-            "session_id": serializers.CharField(required=False),
-            "events": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
+            "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
+                                               for name, schema in TRACK_ITEM["properties"].items()},
+            "events": schema_field(bulk_of(TRACK_ITEM), required=False),
         }),
         responses={200: INGEST_RESULT_SCHEMA, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
         examples=[
@@ -68,9 +66,9 @@ class UserPropertiesAddApi(JsonBodyApi):
     @extend_schema(
         summary="Add user properties (single or bulk of up to 1000); null removes a property",
         request=inline_serializer("AddUserPropertiesRequest", {
-            "app_id": serializers.CharField(), "identity": serializers.CharField(required=False),
-            "user_id": serializers.CharField(required=False), "properties": serializers.DictField(required=False),
-            "users": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
+            "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
+                                               for name, schema in USER_PROPERTIES_ITEM["properties"].items()},
+            "users": schema_field(bulk_of(USER_PROPERTIES_ITEM), required=False),
         }),
         responses={200: INGEST_RESULT_SCHEMA, 400: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA},
         examples=[OpenApiExample("Set a plan", request_only=True, value={

@@ -8,6 +8,17 @@ from users_app.api_common import JsonBodyApi, ReadApi
 from users_app.errors import InvalidInput
 from users_app.forms import parse_user_query
 from users_app.models import MergeRecord
+from users_app.schema import (
+    APP_ID,
+    CURSOR,
+    IDENTITY_TEXT,
+    TIMESTAMP,
+    USER_ID,
+    USER_ID_TEXT,
+    WRITTEN_IDENTITY,
+    schema_field,
+    user_query_parameters,
+)
 from users_app.selectors import (
     merge_as_dict,
     merge_list,
@@ -31,7 +42,7 @@ READ_ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA}
 
 
 def bounded_int(value, field: str, default: int, maximum: int) -> int:
-    if value in (None, ""):
+    if value is None:
         return default
     number = ascii_decimal(str(value), maximum + 1)
     if number is None or number < 1:
@@ -43,8 +54,8 @@ class IdentifyApi(JsonBodyApi):
     @extend_schema(
         summary="Identify a user (SPEC 2)",
         request=inline_serializer("IdentifyRequest", {
-            "app_id": serializers.CharField(), "user_id": serializers.CharField(),
-            "identity": serializers.CharField(), "timestamp": serializers.CharField(required=False),
+            "app_id": schema_field(APP_ID), "user_id": schema_field(USER_ID),
+            "identity": schema_field(WRITTEN_IDENTITY), "timestamp": schema_field(TIMESTAMP, required=False),
         }),
         responses={200: inline_serializer("IdentifyResponse", {
             "user_id": serializers.CharField(), "identity": serializers.CharField(),
@@ -82,8 +93,14 @@ USER_SCHEMA = inline_serializer("User", {
 })
 
 
+USER_ID_PATH = OpenApiParameter("user_id", USER_ID_TEXT, OpenApiParameter.PATH)
+EVENTS_LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+SEARCH_LIMIT = {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}
+
+
 class UserDetailApi(ReadApi):
-    @extend_schema(summary="A user by user_id", responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA})
+    @extend_schema(summary="A user by user_id", parameters=[USER_ID_PATH],
+                   responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA})
     def get(self, request, user_id: str):
         profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
         return Response(user_detail(profile))
@@ -93,7 +110,7 @@ class UserLookupApi(ReadApi):
     @extend_schema(
         summary="A user by identity",
         operation_id="user_by_identity",
-        parameters=[OpenApiParameter("identity", str, required=True)],
+        parameters=[OpenApiParameter("identity", IDENTITY_TEXT, required=True)],
         responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA},
     )
     def get(self, request):
@@ -104,7 +121,7 @@ class UserLookupApi(ReadApi):
 class UserEventsApi(ReadApi):
     @extend_schema(
         summary="A user's events, newest first",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=[USER_ID_PATH, OpenApiParameter("cursor", CURSOR), OpenApiParameter("limit", EVENTS_LIMIT)],
         responses={200: inline_serializer("EventPage", {
             "results": serializers.ListField(child=serializers.DictField()),
             "next": serializers.CharField(allow_null=True)}), **READ_ERRORS, 404: ERROR_SCHEMA},
@@ -118,7 +135,7 @@ class UserEventsApi(ReadApi):
 class MergeListApi(ReadApi):
     @extend_schema(
         summary="Merges by identity or user_id",
-        parameters=[OpenApiParameter("identity", str), OpenApiParameter("user_id", str)],
+        parameters=[OpenApiParameter("identity", IDENTITY_TEXT), OpenApiParameter("user_id", USER_ID_TEXT)],
         responses={200: inline_serializer("MergeList", {
             "results": serializers.ListField(child=serializers.DictField())}), **READ_ERRORS},
     )
@@ -138,18 +155,8 @@ class UserSearchApi(ReadApi):
 
     @extend_schema(
         summary="Users matching filters, newest activity first (the Users view as JSON)",
-        parameters=[
-            OpenApiParameter("period", str, description="1d, 7d (default), 30d, 90d or all"),
-            OpenApiParameter("from", str, description="YYYY-MM-DD (instead of period)"),
-            OpenApiParameter("to", str, description="YYYY-MM-DD, inclusive"),
-            OpenApiParameter("kind", str, description="identified or anonymous"),
-            OpenApiParameter("q", str, description="identity (exact or prefix) or user_id"),
-            OpenApiParameter("f0", str, description="property key of filter 0 (f0 .. f9)"),
-            OpenApiParameter("f0_op", str, description="eq (default), in, set or notset"),
-            OpenApiParameter("f0_v", str, many=True, description="value(s) for eq / in"),
-            OpenApiParameter("col", str, many=True, description="property columns (default plan)"),
-            OpenApiParameter("cursor", str), OpenApiParameter("limit", int),
-        ],
+        parameters=[*user_query_parameters(), OpenApiParameter("cursor", CURSOR),
+                    OpenApiParameter("limit", SEARCH_LIMIT)],
         responses={200: inline_serializer("UserSearchPage", {
             "results": serializers.ListField(child=serializers.DictField()),
             "next": serializers.CharField(allow_null=True),
