@@ -19,7 +19,7 @@ from users_app.models import (
     UserProperty,
     property_key_hash,
 )
-from users_app.validation import user_id_term
+from users_app.validation import ascii_decimal, user_id_term
 
 # ---- The Users view and its JSON twin (GET /api/v1/users/search) ----------------------------------------
 # One selector serves the HTML list and the read API, so the two can never disagree. Pagination is keyset
@@ -169,7 +169,10 @@ def _decode_user_cursor(cursor: str) -> tuple[datetime | None, int]:
         moment = None if moment_text == "-" else parse_datetime(moment_text)
         if moment_text != "-" and (moment is None or moment.tzinfo is None):
             raise ValueError(moment_text)
-        return moment, int(pk_text)
+        pk = ascii_decimal(pk_text, 2**63)  # a primary key, written as this module writes it
+        if pk is None:
+            raise ValueError(pk_text)
+        return moment, pk
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise InvalidInput("invalid_cursor", "`cursor` is not a cursor this page gave out.",
                            "cursor") from error
