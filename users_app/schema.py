@@ -4,7 +4,8 @@ Schema of each kind of value (user_id, identity, app_id, properties, timestamps.
 fields of a body that JSON Schema can only state with `anyOf` (`add_body_rules`, a postprocessing hook).
 
 The schema is exact where JSON Schema can be: a value it admits is accepted, a value it refuses is refused
-(tests/test_openapi_conformance.py runs schemathesis' positive and negative checks against it). Rules across
+(tests/test_openapi_conformance.py runs schemathesis' positive and negative checks against it; a bulk call or
+a browser batch refuses its invalid items one by one and keeps the others, SPEC 3). Rules across
 query parameters (`from` before `to`, the report's bucket cap, a filter's value) and the clock-relative end of
 the timestamp window are stated in the descriptions. Text never holds NUL characters (PostgreSQL cannot)."""
 
@@ -52,8 +53,6 @@ USER_ID = {"oneOf": [USER_ID_TEXT, {"type": "integer", "minimum": 0, "maximum": 
            "description": "A decimal string or an integer, 0 <= user_id < 2**53."}
 
 NOT_BLANK = r"\S"  # some character that is not white space (values are trimmed)
-
-
 NULL = {"type": "null"}  # an optional field sent as null is the same as one left out
 
 
