@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Before any view reads the body (its __call__ runs before every middleware's process_view).
+    "config.middleware.ContentLengthMiddleware",
     # Last, as django-axes asks: turns a locked-out login into the 429 lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -182,10 +184,14 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Cairn API",
     "DESCRIPTION": "Heap-compatible ingest (track, add_user_properties, identify) and the read API.",
     "VERSION": "1.0.0",
+    # 3.1: full JSON Schema (propertyNames, `not`), so the schema can say exactly what the API accepts.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI served from our own static files: dashboards run behind firewalls, no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Rules across the fields of a request body (identity or user_id, single or bulk): users_app/schema.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "users_app.schema.add_body_rules"],
 }
 
 # Celery: REDIS_URL absent -> eager (the embedded default). Tasks are enqueued after commit.

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from events_app.services.ingest import IngestResult, bulk_items, track_ingest, user_properties_ingest
 from users_app.api import API_KEY_HELP, ERROR_SCHEMA
 from users_app.api_common import JsonBodyApi, error_response
+from users_app.schema import APP_ID, TRACK_ITEM, USER_PROPERTIES_ITEM, bulk_of, schema_field
 
 RATE_LIMITED = "rate_limited"
 INGEST_RESULT_SCHEMA = inline_serializer("IngestResult", {
@@ -56,13 +57,11 @@ class TrackApi(JsonBodyApi):
     @extend_schema(
         summary="Track events (single or bulk of up to 1000)",
         request=inline_serializer("TrackRequest", {
-            "app_id": serializers.CharField(), "identity": serializers.CharField(required=False),
-            "user_id": serializers.CharField(required=False), "event": serializers.CharField(required=False),
-            "properties": serializers.DictField(required=False), "timestamp": serializers.CharField(required=False),
-            "idempotency_key": serializers.CharField(required=False),
-            "session_id": serializers.CharField(required=False),
-            "events": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
-            "api_key": serializers.CharField(required=False, help_text=API_KEY_HELP),
+            "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
+                                               for name, schema in TRACK_ITEM["properties"].items()},
+            "events": schema_field(bulk_of(TRACK_ITEM), required=False),
+            "api_key": schema_field({"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+                                    help_text=API_KEY_HELP),
         }),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[
@@ -89,10 +88,11 @@ class UserPropertiesAddApi(JsonBodyApi):
     @extend_schema(
         summary="Add user properties (single or bulk of up to 1000); null removes a property",
         request=inline_serializer("AddUserPropertiesRequest", {
-            "app_id": serializers.CharField(), "identity": serializers.CharField(required=False),
-            "user_id": serializers.CharField(required=False), "properties": serializers.DictField(required=False),
-            "users": serializers.ListField(child=serializers.DictField(), required=False, max_length=1000),
-            "api_key": serializers.CharField(required=False, help_text=API_KEY_HELP),
+            "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
+                                               for name, schema in USER_PROPERTIES_ITEM["properties"].items()},
+            "users": schema_field(bulk_of(USER_PROPERTIES_ITEM), required=False),
+            "api_key": schema_field({"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+                                    help_text=API_KEY_HELP),
         }),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[OpenApiExample("Set a plan", request_only=True, value={

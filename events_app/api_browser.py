@@ -20,12 +20,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from events_app.api import all_items_rejected
-from events_app.services.browser import browser_batch_parse, browser_batch_process, encodable
+from events_app.services.browser import MAX_BROWSER_CALLS, browser_batch_parse, browser_batch_process, encodable
 from events_app.services.sessions import RequestContext
 from users_app.api import ERROR_SCHEMA
 from users_app.api_common import JsonBodyApi, client_ip, error_response, origin_is_allowed, origin_is_same_site
 from users_app.errors import InvalidInput, RateLimited
 from users_app.models import Environment
+from users_app.schema import APP_ID, BROWSER_CALL, SENT_AT, USER_ID, schema_field, short_text
 from users_app.services.environments import environment_for_app_id
 from users_app.validation import parse_app_id
 
@@ -80,12 +81,13 @@ class BrowserBatchApi(JsonBodyApi):
 
     @extend_schema(
         summary="The browser tracker's ordered batch of calls",
-        parameters=[OpenApiParameter("app_id", str, required=False, description="For preflights.")],
+        parameters=[OpenApiParameter("app_id", str, required=False, description=(
+            "For preflights (which carry no body); a POST names its environment in the body."))],
         request=inline_serializer("BrowserBatchRequest", {
-            "app_id": serializers.CharField(), "user_id": serializers.CharField(),
-            "session_id": serializers.CharField(required=False),
-            "sent_at": serializers.IntegerField(required=False, help_text="Device clock, epoch ms"),
-            "calls": serializers.ListField(child=serializers.DictField(), max_length=200),
+            "app_id": schema_field(APP_ID), "user_id": schema_field(USER_ID),
+            "session_id": schema_field(short_text(64), required=False),
+            "sent_at": schema_field(SENT_AT, required=False),
+            "calls": schema_field({"type": "array", "maxItems": MAX_BROWSER_CALLS, "items": BROWSER_CALL}),
         }),
         responses={200: inline_serializer("BrowserBatchResponse", {
             "user_id": serializers.CharField(help_text="The user_id to use from now on"),

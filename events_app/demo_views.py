@@ -30,7 +30,10 @@ class DemoPageView(TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        environment = get_object_or_404(Environment, app_id=self.kwargs["app_id"])
+        app_id = self.kwargs["app_id"]
+        if "\x00" in app_id:  # PostgreSQL text cannot hold NUL: no environment has it (not a DataError)
+            raise Http404("No such environment.")
+        environment = get_object_or_404(Environment, app_id=app_id)
         context["environment"] = environment
         context["app_id"] = environment.app_id
         context["plans"] = PLANS

@@ -1,14 +1,33 @@
 """GET /api/v1/reports/query (SPEC 7): the numbers behind a graph report."""
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from reports_app.query import INTERVALS, MEASURES, report_query_parse
+from reports_app.query import (
+    CHART_TYPES,
+    INTERVALS,
+    MAX_BUCKETS,
+    MAX_FILTERS,
+    MEASURES,
+    RANGES,
+    report_query_parse,
+)
 from reports_app.selectors import report_series
 from users_app.api import ERROR_SCHEMA
 from users_app.api_common import ReadApi
+from users_app.models import PROPERTY_KEY_MAX_LENGTH
+from users_app.schema import at_most, choice, or_empty, text
+
+# reports_app/query.py: property_ref_parse and filter_parse.
+PROPERTY_REF = {"type": "string", "pattern": f"^(?:user|event)\\.[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}$"}
+WHERE = {"type": "string", "pattern": (
+    # the property (its key without the `!` of `!=`), then `=` and the value
+    f"^(?:user|event)\\.(?:[^=!][^=]{{0,{PROPERTY_KEY_MAX_LENGTH - 1}}}|![^=]{{1,{PROPERTY_KEY_MAX_LENGTH}}})=")}
+# 2000-01-01 to 9998-12-01 (reports_app/query.py, _date)
+REPORT_DATE = {"type": "string", "format": "date", "pattern": (
+    "^(?:(?:[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-7])-[0-9]{2}-[0-9]{2}|"
+    "9998-(?:0[1-9]|1[01])-[0-9]{2}|9998-12-01)$")}
 
 WHERE_HELP = (
     "Repeatable filter on a user property (`user.<key>`, the person's current value) or an event property "
@@ -35,17 +54,26 @@ class ReportQueryApi(ReadApi):
     @extend_schema(
         summary="A graph report's numbers (SPEC 7)",
         parameters=[
-            OpenApiParameter("measure", OpenApiTypes.STR, enum=list(MEASURES), default="events"),
-            OpenApiParameter("event", OpenApiTypes.STR, description=(
-                "An event name; `pageview` for page views; omit for all events.")),
-            OpenApiParameter("group_by", OpenApiTypes.STR, description=(
+            OpenApiParameter("measure", choice(MEASURES), description="Default events."),
+            OpenApiParameter("event", text(255), description=(
+                "An event name; `pageview` for page views; omit (or leave empty) for all events.")),
+            OpenApiParameter("group_by", or_empty(PROPERTY_REF), description=(
                 "`user.<property>` (the person's current value, Heap-style) or `event.<property>`. Missing "
                 "values group as `(none)`; beyond the top 10 groups the rest is `Other`.")),
-            OpenApiParameter("where", OpenApiTypes.STR, many=True, explode=True, description=WHERE_HELP),
-            OpenApiParameter("from", OpenApiTypes.DATE, description="First day (UTC). Default: 29 days before `to`."),
-            OpenApiParameter("to", OpenApiTypes.DATE, description="Last day, inclusive (UTC). Default: today."),
-            OpenApiParameter("interval", OpenApiTypes.STR, enum=list(INTERVALS), default="day",
-                             description="Weeks start on Monday; all buckets in UTC."),
+            OpenApiParameter("where", at_most(MAX_FILTERS, or_empty(WHERE), {"minLength": 1}), explode=True,
+                             description=WHERE_HELP + f" At most {MAX_FILTERS} (empty ones are left out)."),
+            OpenApiParameter("from", or_empty(REPORT_DATE), description=(
+                "First day (UTC), 2000-01-01 to 9998-12-01, not after `to`. Default: 29 days before `to`.")),
+            OpenApiParameter("to", or_empty(REPORT_DATE), description=(
+                "Last day, inclusive (UTC), 2000-01-01 to 9998-12-01. Default: today.")),
+            OpenApiParameter("interval", choice(INTERVALS), description=(
+                f"Default day. Weeks start on Monday; all buckets in UTC. A report has at most {MAX_BUCKETS} "
+                "buckets, counted as its days x 24 by hour, x 1 by day, / 7 by week and / 28 by month (125 days "
+                "by hour, 3000 days by day): beyond, 400 `invalid_field`.")),
+            OpenApiParameter("range", choice(RANGES), description=(
+                "7d, 30d or 90d: the last days up to today instead of from/to (which are still checked). "
+                "Default: custom when from or to is given, else 30d.")),
+            OpenApiParameter("chart", choice(CHART_TYPES), description="The page's chart type; no effect here."),
         ],
         responses={200: REPORT_SCHEMA, 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
         examples=[OpenApiExample("Sign-ups per week by plan", response_only=True, value={

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from users_app.errors import InvalidInput
 from users_app.models import PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from users_app.validation import calendar_date
 
 MEASURES = {"events": "Events", "unique_users": "Unique users", "sessions": "Sessions"}
 INTERVALS = {"hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
@@ -218,11 +219,8 @@ def _date(params: Mapping, name: str, default: date) -> date:
     value = params.get(name)
     if not value:
         return default
-    try:
-        parsed = date.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or len(value) != 10 or parsed < EARLIEST_DATE or parsed > date(9998, 12, 1):
+    parsed = calendar_date(value)
+    if parsed is None or parsed < EARLIEST_DATE or parsed > date(9998, 12, 1):
         raise _invalid(name, f"`{name}` must be a date written YYYY-MM-DD (2000-01-01 or later).")
     return parsed
 
@@ -273,10 +271,10 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
         raise _invalid("where", f"At most {MAX_FILTERS} filters.")
     explicit_dates = bool(params.get("from") or params.get("to"))
     range_name = _choice(params, "range", RANGES, "custom" if explicit_dates else DEFAULT_RANGE)
-    if range_name == "custom":
-        date_to = _date(params, "to", today)
-        date_from = _date(params, "from", date_to - timedelta(days=RANGE_DAYS[DEFAULT_RANGE] - 1))
-    else:
+    # Dates are checked even when a relative range replaces them: a wrong one is wrong either way.
+    date_to = _date(params, "to", today)
+    date_from = _date(params, "from", date_to - timedelta(days=RANGE_DAYS[DEFAULT_RANGE] - 1))
+    if range_name != "custom":
         date_to = today
         date_from = today - timedelta(days=RANGE_DAYS[range_name] - 1)
     if date_from > date_to:

@@ -22,10 +22,10 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
 
 from events_app.models import Event
+from reports_app.json_text import PropertyText
 from reports_app.models import SavedReport
 from reports_app.query import ReportQuery
 from users_app.models import Environment, Profile, UserProperty, property_key_hash
@@ -134,7 +134,7 @@ class _Expressions:
 
     def event_property(self, key: str):
         # Cast so numbers group and compare as text on both databases (SQLite's ->> keeps the JSON type).
-        return Cast(KeyTextTransform(key, "properties"), output_field=TextField())
+        return Cast(PropertyText(key, "properties"), output_field=TextField())
 
     def property(self, prop):
         return self.user_property(prop.key) if prop.scope == "user" else self.event_property(prop.key)

@@ -41,7 +41,10 @@ from reports_app.services import (
 )
 from users_app.errors import InvalidInput
 from users_app.models import Environment
+from users_app.validation import ascii_decimal
 from users_app.views import EnvironmentMixin  # `?env=<app_id>`, else the first environment
+
+BIGINT_LIMIT = 2**63  # primary keys (BigAutoField) are below this
 
 
 def report_url(environment: Environment, query: ReportQuery, report: SavedReport | None = None) -> str:
@@ -52,10 +55,10 @@ def report_url(environment: Environment, query: ReportQuery, report: SavedReport
 
 
 def _open_report(request, environment: Environment) -> SavedReport | None:
-    report_id = request.GET.get("report", "")
-    if not report_id.isdigit():
+    report_id = ascii_decimal(request.GET.get("report", ""), BIGINT_LIMIT)
+    if report_id is None:
         return None
-    return SavedReport.objects.filter(pk=int(report_id), environment=environment).first()
+    return SavedReport.objects.filter(pk=report_id, environment=environment).first()
 
 
 class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):

@@ -1,22 +1,71 @@
 """Cairn's admin site: Django's, except that a signed-in viewer (not staff) gets 403 on every admin URL
-instead of being bounced to the admin login page. Installed as the default site by `CairnAdminConfig`
-(INSTALLED_APPS), so `admin.site` everywhere is this one.
+instead of being bounced to the admin login page, and that no query string reaches the database with
+what it refuses. Installed as the default site by `CairnAdminConfig` (INSTALLED_APPS), so `admin.site`
+everywhere is this one.
 
 Roles (no table needed): viewers are signed-in non-staff users (Users view, reports); admins are staff.
 """
 
 from functools import update_wrapper
 
-from django.contrib.admin import AdminSite
+from django.contrib.admin import AdminSite, FieldListFilter, ModelAdmin
 from django.contrib.admin.apps import AdminConfig
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.widgets import url_params_from_lookup_dict
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest
 from django.urls import reverse
+
+
+class OfferedLookupsOnly:
+    """A changelist filters by what it offers, nothing else.
+
+    Django lets a changelist URL filter by any lookup on any of the model's own fields, offered or not:
+    `?identity__regex=(`, `?user_id__range=x` or `?first_seen__year=-1` reached PostgreSQL or Python's
+    date code with what they refuse, a 500. Accepted: the parameters of the page's own filters
+    (list_filter, date_hierarchy), `extra_lookups` that the admin links to itself, and raw-id popups'
+    `limit_choices_to`; anything else is Django's 400 (DisallowedModelAdminLookup). Mixed into every
+    ModelAdmin by CairnAdminSite.register, Django's own (users, groups) included."""
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        return lookup in self.offered_lookups(request) and super().lookup_allowed(lookup, value, request)
+
+    def offered_lookups(self, request) -> set[str]:
+        # Read with getattr: the mixin comes first in the MRO, a class attribute here would hide the admin's.
+        offered = set(getattr(self, "extra_lookups", ()))
+        if self.date_hierarchy:
+            offered.update(f"{self.date_hierarchy}__{part}" for part in ("year", "month", "day"))
+        for fk_lookup in self.model._meta.related_fkey_lookups:
+            offered.update(url_params_from_lookup_dict(fk_lookup() if callable(fk_lookup) else fk_lookup))
+        for list_filter in self.get_list_filter(request):
+            offered.update(self._filter_spec(list_filter, request).expected_parameters())
+        return offered
+
+    def _filter_spec(self, list_filter, request):
+        """The filter as ChangeList.get_filters builds it, with no parameters (only its names are wanted)."""
+        if callable(list_filter):  # a SimpleListFilter class
+            return list_filter(request, {}, self.model, self)
+        field_path, filter_class = (list_filter if isinstance(list_filter, list | tuple)
+                                    else (list_filter, FieldListFilter.create))
+        field = get_fields_from_path(self.model, field_path)[-1]
+        return filter_class(field, request, {}, self.model, self, field_path=field_path)
+
+
+def has_nul(request) -> bool:
+    return any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists())
 
 
 class CairnAdminSite(AdminSite):
     site_header = "Cairn administration"
     site_title = "Cairn admin"
     index_title = "Environments, profiles and merges"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or ModelAdmin
+        if not issubclass(admin_class, OfferedLookupsOnly):
+            admin_class = type(admin_class.__name__, (OfferedLookupsOnly, admin_class),
+                               {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__})
+        return super().register(model_or_iterable, admin_class, **options)
 
     def admin_view(self, view, cacheable=False):
         inner = super().admin_view(view, cacheable)
@@ -27,6 +76,9 @@ class CairnAdminSite(AdminSite):
             if (request.user.is_authenticated and not self.has_permission(request)
                     and request.path != reverse("admin:logout", current_app=self.name)):
                 raise PermissionDenied("Admin pages are for staff.")
+            # PostgreSQL text cannot hold NUL: a search, filter or autocomplete term with one is bad input.
+            if has_nul(request):
+                return HttpResponseBadRequest("Query values must not contain NUL characters.")
             return inner(request, *args, **kwargs)
 
         return update_wrapper(guarded, view)

@@ -9,6 +9,17 @@ from users_app.errors import InvalidInput
 from users_app.forms import parse_user_query
 from users_app.models import MergeRecord
 from users_app.rate_limits import identify_buckets, ingest_admit
+from users_app.schema import (
+    APP_ID,
+    CURSOR,
+    IDENTITY_TEXT,
+    TIMESTAMP,
+    USER_ID,
+    USER_ID_TEXT,
+    WRITTEN_IDENTITY,
+    schema_field,
+    user_query_parameters,
+)
 from users_app.selectors import (
     merge_as_dict,
     merge_list,
@@ -21,7 +32,7 @@ from users_app.selectors import (
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
 from users_app.services.merges import publish_after_response
-from users_app.validation import is_decimal, parse_identity, parse_timestamp, parse_user_id
+from users_app.validation import ascii_decimal, parse_identity, parse_timestamp, parse_user_id
 
 ERROR_SCHEMA = inline_serializer(
     "Error",
@@ -37,20 +48,22 @@ API_KEY_HELP = (
 
 
 def bounded_int(value, field: str, default: int, maximum: int) -> int:
-    if value in (None, ""):
+    if value is None:
         return default
-    if not is_decimal(str(value)) or not 1 <= int(value) <= maximum:
+    number = ascii_decimal(str(value), maximum + 1)
+    if number is None or number < 1:
         raise InvalidInput("invalid_field", f"`{field}` must be an integer from 1 to {maximum}.", field)
-    return int(value)
+    return number
 
 
 class IdentifyApi(JsonBodyApi):
     @extend_schema(
         summary="Identify a user (SPEC 2)",
         request=inline_serializer("IdentifyRequest", {
-            "app_id": serializers.CharField(), "user_id": serializers.CharField(),
-            "identity": serializers.CharField(), "timestamp": serializers.CharField(required=False),
-            "api_key": serializers.CharField(required=False, help_text=API_KEY_HELP),
+            "app_id": schema_field(APP_ID), "user_id": schema_field(USER_ID),
+            "identity": schema_field(WRITTEN_IDENTITY), "timestamp": schema_field(TIMESTAMP, required=False),
+            "api_key": schema_field({"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+                                    help_text=API_KEY_HELP),
         }),
         responses={200: inline_serializer("IdentifyResponse", {
             "user_id": serializers.CharField(), "identity": serializers.CharField(),
@@ -93,8 +106,14 @@ USER_SCHEMA = inline_serializer("User", {
 })
 
 
+USER_ID_PATH = OpenApiParameter("user_id", USER_ID_TEXT, OpenApiParameter.PATH)
+EVENTS_LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+SEARCH_LIMIT = {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}
+
+
 class UserDetailApi(ReadApi):
-    @extend_schema(summary="A user by user_id", responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA})
+    @extend_schema(summary="A user by user_id", parameters=[USER_ID_PATH],
+                   responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA})
     def get(self, request, user_id: str):
         profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
         return Response(user_detail(profile))
@@ -104,7 +123,7 @@ class UserLookupApi(ReadApi):
     @extend_schema(
         summary="A user by identity",
         operation_id="user_by_identity",
-        parameters=[OpenApiParameter("identity", str, required=True)],
+        parameters=[OpenApiParameter("identity", IDENTITY_TEXT, required=True)],
         responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA},
     )
     def get(self, request):
@@ -115,7 +134,7 @@ class UserLookupApi(ReadApi):
 class UserEventsApi(ReadApi):
     @extend_schema(
         summary="A user's events, newest first",
-        parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        parameters=[USER_ID_PATH, OpenApiParameter("cursor", CURSOR), OpenApiParameter("limit", EVENTS_LIMIT)],
         responses={200: inline_serializer("EventPage", {
             "results": serializers.ListField(child=serializers.DictField()),
             "next": serializers.CharField(allow_null=True)}), **READ_ERRORS, 404: ERROR_SCHEMA},
@@ -129,7 +148,7 @@ class UserEventsApi(ReadApi):
 class MergeListApi(ReadApi):
     @extend_schema(
         summary="Merges by identity or user_id",
-        parameters=[OpenApiParameter("identity", str), OpenApiParameter("user_id", str)],
+        parameters=[OpenApiParameter("identity", IDENTITY_TEXT), OpenApiParameter("user_id", USER_ID_TEXT)],
         responses={200: inline_serializer("MergeList", {
             "results": serializers.ListField(child=serializers.DictField())}), **READ_ERRORS},
     )
@@ -149,18 +168,8 @@ class UserSearchApi(ReadApi):
 
     @extend_schema(
         summary="Users matching filters, newest activity first (the Users view as JSON)",
-        parameters=[
-            OpenApiParameter("period", str, description="1d, 7d (default), 30d, 90d or all"),
-            OpenApiParameter("from", str, description="YYYY-MM-DD (instead of period)"),
-            OpenApiParameter("to", str, description="YYYY-MM-DD, inclusive"),
-            OpenApiParameter("kind", str, description="identified or anonymous"),
-            OpenApiParameter("q", str, description="identity (exact or prefix) or user_id"),
-            OpenApiParameter("f0", str, description="property key of filter 0 (f0 .. f9)"),
-            OpenApiParameter("f0_op", str, description="eq (default), in, set or notset"),
-            OpenApiParameter("f0_v", str, many=True, description="value(s) for eq / in"),
-            OpenApiParameter("col", str, many=True, description="property columns (default plan)"),
-            OpenApiParameter("cursor", str), OpenApiParameter("limit", int),
-        ],
+        parameters=[*user_query_parameters(), OpenApiParameter("cursor", CURSOR),
+                    OpenApiParameter("limit", SEARCH_LIMIT)],
         responses={200: inline_serializer("UserSearchPage", {
             "results": serializers.ListField(child=serializers.DictField()),
             "next": serializers.CharField(allow_null=True),

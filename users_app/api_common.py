@@ -23,7 +23,7 @@ from users_app.services.environments import (
     environment_for_app_id,
     environment_write_failure,
 )
-from users_app.validation import is_decimal, parse_app_id
+from users_app.validation import ascii_decimal, parse_app_id
 
 
 def client_ip(request) -> str:
@@ -183,7 +183,8 @@ class JsonBodyApi(APIView):
             # wsgi.input_terminated) hands over a chunked body de-chunked, ending at its true end.
             if not declared and meta.get("wsgi.input_terminated"):
                 return _read_to_end(meta["wsgi.input"], limit)
-            if is_decimal(declared) and int(declared) > limit:
+            length = ascii_decimal(declared, 2**63)  # ContentLengthMiddleware answered a non-decimal one already
+            if length is not None and length > limit:
                 raise InvalidInput("body_too_large", "The request body is too large.", None, status=413)
             return django_request.body
         except RequestDataTooBig as error:

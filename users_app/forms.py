@@ -19,7 +19,7 @@ from django.utils import timezone
 from users_app.errors import InvalidInput
 from users_app.models import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
 from users_app.selectors import PropertyFilter, UserFilters
-from users_app.validation import check_text
+from users_app.validation import calendar_date, check_text
 
 PERIODS = {"1d": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
            "all": "All time"}
@@ -65,19 +65,23 @@ def _one(params, name: str, max_length: int = 200) -> str:
 
 
 def _date(params, name: str) -> date | None:
-    text = _one(params, name, 20).strip()
+    text = _one(params, name, 20)
     if not text:
         return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError as error:
-        raise InvalidInput("invalid_date", f"`{name}` must be a date like 2026-01-31.", name) from error
+    parsed = calendar_date(text)
+    if parsed is None:
+        raise InvalidInput("invalid_date", f"`{name}` must be a date like 2026-01-31.", name)
+    return parsed
 
 
 def parse_period(params, now: datetime | None = None) -> tuple[str, date | None, date | None, datetime | None,
                                                                 datetime | None]:
     """(period, from, to, since, until): the date-range part of the query."""
     now = now or timezone.now()
+    # Checked even when dates replace it: the page sends both, and a wrong value is wrong either way.
+    period = _one(params, "period", 10) or DEFAULT_PERIOD
+    if period not in PERIODS:
+        raise InvalidInput("invalid_period", f"`period` must be one of {', '.join(PERIODS)}.", "period")
     date_from, date_to = _date(params, "from"), _date(params, "to")
     if date_from or date_to:
         if date_from and date_to and date_to < date_from:
@@ -88,9 +92,6 @@ def parse_period(params, now: datetime | None = None) -> tuple[str, date | None,
         if date_to and date_to < now.astimezone(UTC).date():
             until = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         return "custom", date_from, date_to, since, until
-    period = _one(params, "period", 10) or DEFAULT_PERIOD
-    if period not in PERIODS:
-        raise InvalidInput("invalid_period", f"`period` must be one of {', '.join(PERIODS)}.", "period")
     since = now - timedelta(days=PERIOD_DAYS[period]) if period in PERIOD_DAYS else None
     return period, None, None, since, None
 
@@ -100,24 +101,27 @@ def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
     for index in range(MAX_PROPERTY_FILTERS):
         name = f"f{index}"
         key = _one(params, name, PROPERTY_KEY_MAX_LENGTH)
-        if not key:
-            continue  # an empty row of the filter form
+        # Operator and values are checked on every row, the form's empty one too, so a wrong one is always
+        # an error (docs/api.md), whether or not its row names a property.
         op = _one(params, f"{name}_op", 10) or PropertyFilter.EQUALS
         if op not in PropertyFilter.OPERATORS:
             raise InvalidInput("invalid_operator", f"`{name}_op` must be one of "
                                f"{', '.join(PropertyFilter.OPERATORS)}.", f"{name}_op")
-        values: tuple[str, ...] = ()
+        raw_values = params.getlist(f"{name}_v") if hasattr(params, "getlist") else [params.get(f"{name}_v")]
+        # Counted as sent (empty boxes aside), before duplicates are dropped: what the OpenAPI schema can say.
+        sent = [check_text(v, f"{name}_v") for v in raw_values if isinstance(v, str) and v != ""]
+        values = tuple(dict.fromkeys(sent))
+        if len(sent) > MAX_VALUES_PER_FILTER or any(len(v) > PROPERTY_VALUE_MAX_LENGTH for v in values):
+            raise InvalidInput("invalid_value", f"At most {MAX_VALUES_PER_FILTER} values of at most "
+                               f"{PROPERTY_VALUE_MAX_LENGTH} characters.", f"{name}_v")
+        if not key:
+            continue  # an empty row of the filter form
         if op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
-            raw_values = params.getlist(f"{name}_v") if hasattr(params, "getlist") else [params.get(f"{name}_v")]
-            values = tuple(dict.fromkeys(check_text(v, f"{name}_v") for v in raw_values
-                                         if isinstance(v, str) and v != ""))
             if not values:
                 raise InvalidInput("missing_value", f"The filter on {key[:80]!r} needs a value.", f"{name}_v")
-            if op == PropertyFilter.EQUALS:
-                values = values[:1]
-            if len(values) > MAX_VALUES_PER_FILTER or any(len(v) > PROPERTY_VALUE_MAX_LENGTH for v in values):
-                raise InvalidInput("invalid_value", f"At most {MAX_VALUES_PER_FILTER} values of at most "
-                                   f"{PROPERTY_VALUE_MAX_LENGTH} characters.", f"{name}_v")
+            values = values[:1] if op == PropertyFilter.EQUALS else values
+        else:
+            values = ()
         found.append(PropertyFilter(key=key, op=op, values=values))
     return tuple(found)
 
@@ -126,8 +130,10 @@ def parse_columns(params) -> list[str]:
     if "col" not in params:
         return list(DEFAULT_COLUMNS)
     raw = params.getlist("col") if hasattr(params, "getlist") else [params.get("col")]
-    columns = list(dict.fromkeys(check_text(c, "col") for c in raw if isinstance(c, str) and c.strip()))
-    if len(columns) > MAX_COLUMNS or any(len(c) > PROPERTY_KEY_MAX_LENGTH for c in columns):
+    # Counted as sent (the form's empty "add a column" box aside), before duplicates are dropped.
+    sent = [check_text(c, "col") for c in raw if isinstance(c, str) and c.strip()]
+    columns = list(dict.fromkeys(sent))
+    if len(sent) > MAX_COLUMNS or any(len(c) > PROPERTY_KEY_MAX_LENGTH for c in columns):
         raise InvalidInput("invalid_column", f"At most {MAX_COLUMNS} property columns.", "col")
     return columns
 

@@ -3,7 +3,7 @@ naming the field. Plain functions rather than DRF serializers: a bulk call valid
 stays on the hot path."""
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -17,6 +17,8 @@ from users_app.models import (
 )
 
 RESERVED_PROPERTY_KEYS = frozenset({"user_id", "id"})
+# Around a user_id written as a string: ASCII white space only, so the OpenAPI pattern can say exactly which.
+USER_ID_SPACE = " \t\n\r\f\v"
 MAX_PROPERTIES_PER_CALL = 1000
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(days=1)
@@ -76,9 +78,32 @@ def _encodes_as_utf8(value: str) -> bool:
     return True
 
 
-def is_decimal(text: str) -> bool:
-    """Only 0-9: str.isdigit() is also true for "²" or "١٢"."""
-    return text.isascii() and text.isdigit()
+def ascii_decimal(text: str, below: int) -> int | None:
+    """`text` as an integer from 0 to `below` - 1 if it is written in ASCII digits only, else None.
+
+    The one place that turns digits typed by someone into a number. `str.isdigit()` is true for "²" (then
+    `int()` raises) and for "١٢" (`int()` reads 12), and `int()` also takes " 1", "+1" and "1_0"; none of
+    them is a decimal string. The length is checked first: `int()` refuses strings beyond 4,300 digits."""
+    if not (0 < len(text) <= len(str(below)) and text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value < below else None
+
+
+def calendar_date(text: str) -> date | None:
+    """A date written YYYY-MM-DD (what a date input sends and the OpenAPI schema says), else None.
+    `date.fromisoformat` alone also reads "20260131" and week dates such as "2026-W05-1"."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or ascii_decimal(text.replace("-", ""), 10**8) is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def user_id_term(text: str) -> int | None:
+    """The user_id a search term names (SPEC 3: a decimal string, 0 <= n < 2**53), or None if it names none."""
+    return ascii_decimal(text, MAX_USER_ID)
 
 
 def require_object(value, field: str) -> dict:
@@ -107,9 +132,8 @@ def require_present(value, field: str) -> None:
 
 def parse_user_id(value, field: str = "user_id") -> int:
     require_present(value, field)
-    # ASCII digits only: str.isdigit() also accepts "²" (int() then fails) and other scripts' digits.
-    if isinstance(value, str) and is_decimal(value.strip()) and len(value.strip()) <= 16:
-        value = int(value.strip())
+    if isinstance(value, str):
+        value = user_id_term(value.strip(USER_ID_SPACE))
     if not (is_finite_number(value) and float(value).is_integer() and 0 <= value < MAX_USER_ID):
         raise InvalidInput(
             "invalid_user_id", f"`{field}` must be a decimal string or integer from 0 to 2**53 - 1.", field
@@ -260,10 +284,11 @@ def _in_range(moment: datetime, now: datetime) -> bool:
 def parse_short_string(value, field: str, max_length: int, *, required: bool = False) -> str | None:
     if value is None and not required:
         return None
-    if is_number(value) and not isinstance(value, float):
-        value = str(value)
+    # An integer, as for user_id and app_id: 5.0 is the same JSON number as 5 (JSON Schema says so too).
+    if is_finite_number(value) and float(value).is_integer():
+        value = str(int(value))
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("invalid_field", f"`{field}` must be a non-empty string.", field)
+        raise InvalidInput("invalid_field", f"`{field}` must be a non-empty string or an integer.", field)
     if len(value) > max_length:
         raise InvalidInput("invalid_field", f"`{field}` is longer than {max_length} characters.", field)
     return check_text(value, field)

@@ -173,6 +173,8 @@ def test_nothing_valid_is_a_400_with_the_same_answer(client, environment):
     response = post(client, batch([{"type": "nope"}]))
     assert response.status_code == 400
     assert response.json()["rejected"][0]["index"] == 0
+    # The error body every 400 has (the OpenAPI schema documents it; the audit found it missing).
+    assert response.json()["error"]["code"] == "all_items_rejected"
 
 
 def test_nothing_valid_carries_the_error_body_of_every_400(client, environment):

@@ -187,3 +187,12 @@ def test_property_values_are_data_not_sql(environment):
     track(environment, {"identity": "mallory"}, "Sign Up", "2026-11-03T10:00:00Z", **{hostile: "<b>hi</b>"})
     result = series(environment, group_by=f"user.{hostile}", where=[f"event.{hostile}=<b>hi</b>"])
     assert as_table(result) == {hostile: ([1, 0], 1)}
+
+
+def test_event_property_names_that_look_like_numbers_are_names_not_array_indexes(environment):
+    # Django's JSON key lookup reads "12" as `->> 12` (an array index, so always missing) and a key beyond
+    # 2**31 as `->> bigint`, which PostgreSQL does not have (a 500 for group_by=event.9007199254740992).
+    track(environment, {"identity": "x"}, "Buy", "2026-11-03T10:00:00Z", **{"12": "dozen", "9007199254740992": "big"})
+    assert as_table(series(environment, group_by="event.12", where=["event.12=dozen"])) == {"dozen": ([1, 0], 1)}
+    assert as_table(series(environment, group_by="event.9007199254740992")) == {"big": ([1, 0], 1)}
+    assert as_table(series(environment, group_by="event. 12")) == {"(none)": ([1, 0], 1)}

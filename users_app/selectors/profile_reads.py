@@ -19,6 +19,7 @@ from users_app.models import (
     Profile,
     UserProperty,
 )
+from users_app.validation import ascii_decimal
 
 
 def profile_members(profile: Profile) -> QuerySet:
@@ -81,7 +82,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         moment = parse_datetime(moment_text)
         if moment is None:
             raise ValueError(moment_text)
-        return moment, int(pk_text)
+        pk = ascii_decimal(pk_text, 2**63)  # a primary key, written as this module writes it
+        if pk is None:
+            raise ValueError(pk_text)
+        return moment, pk
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise InvalidInput("invalid_cursor", "`cursor` is not a cursor this API gave out.", "cursor") from error
 

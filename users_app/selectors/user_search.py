@@ -13,13 +13,13 @@ from django.utils.dateparse import parse_datetime
 from events_app.models import Session
 from users_app.errors import InvalidInput
 from users_app.models import (
-    MAX_USER_ID,
     VALUE_INDEX_PREFIX,
     Environment,
     Profile,
     UserProperty,
     property_key_hash,
 )
+from users_app.validation import ascii_decimal, user_id_term
 
 # ---- The Users view and its JSON twin (GET /api/v1/users/search) ----------------------------------------
 # One selector serves the HTML list and the read API, so the two can never disagree. Pagination is keyset
@@ -124,9 +124,10 @@ def _search_condition(environment: Environment, term: str) -> Q:
     user_id finds the person it was merged into). The identity range lets PostgreSQL use the unique
     (environment, identity) index whatever the collation; `startswith` keeps the match exact."""
     condition = Q(identity__gte=term, identity__lt=term + "\U0010ffff", identity__startswith=term)
-    if term.isdigit() and len(term) <= 16 and int(term) < MAX_USER_ID:
+    user_id = user_id_term(term)
+    if user_id is not None:
         named = (
-            Profile.objects.filter(environment=environment, user_id=int(term))
+            Profile.objects.filter(environment=environment, user_id=user_id)
             .values_list("pk", "merged_into_id").first()
         )
         if named is not None:
@@ -168,7 +169,10 @@ def _decode_user_cursor(cursor: str) -> tuple[datetime | None, int]:
         moment = None if moment_text == "-" else parse_datetime(moment_text)
         if moment_text != "-" and (moment is None or moment.tzinfo is None):
             raise ValueError(moment_text)
-        return moment, int(pk_text)
+        pk = ascii_decimal(pk_text, 2**63)  # a primary key, written as this module writes it
+        if pk is None:
+            raise ValueError(pk_text)
+        return moment, pk
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
         raise InvalidInput("invalid_cursor", "`cursor` is not a cursor this page gave out.",
                            "cursor") from error
