@@ -299,6 +299,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The visitor behind CAIRN_TRUSTED_PROXY_COUNT proxies, the same address GeoIP uses.
 AXES_CLIENT_IP_CALLABLE = "users_app.login_throttle.login_client_ip"
+AXES_USERNAME_CALLABLE = "users_app.login_throttle.login_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 

@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -154,6 +155,13 @@ def celery_worker_process(transactional_db, redis_broker):
     worker = WorkerProcess().start()
     yield worker
     worker.stop()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2):

@@ -10,7 +10,6 @@ speaks https as a visitor behind the documented proxy would. Screenshots go to t
 import json
 import os
 import secrets
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from tests.conftest import REPO, BackgroundProcess, wait_for, worker_environment
+from tests.conftest import REPO, BackgroundProcess, free_port, wait_for, worker_environment
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = REPO / "test-output"
@@ -65,11 +64,6 @@ def production_variables(static_root: Path, port: int) -> dict:
     })
     return env
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:

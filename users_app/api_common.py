@@ -102,6 +102,20 @@ def origin_check(request, environment: Environment) -> None:
         )
 
 
+def browser_origin_check(request, environment: Environment) -> None:
+    """With "server calls need the API key" on, the browser endpoint would be the one way around it for a
+    server (it never asks for the key: a page cannot keep one). It then takes only what browsers send, a request
+    carrying an `Origin`, which origin_check holds to the allowed origins. A server can still forge an
+    `Origin` header: docs/api.md says so plainly."""
+    if environment.server_calls_need_api_key and not request.headers.get("Origin"):
+        raise InvalidInput(
+            "origin_required",
+            "This environment requires the API key on server calls: the browser endpoint takes calls from "
+            "pages of its allowed origins only.",
+            "Origin", status=403,
+        )
+
+
 def _sent_api_key(request, body: dict) -> tuple[str | None, str]:
     """(the key, where it came from): `Authorization: Bearer <key>`, else an `api_key` body field for clients
     that can shape the body but not set headers."""
@@ -137,7 +151,10 @@ def _read_to_end(stream, limit: int) -> bytes:
     at its true end: read in pieces, never more than one byte past the limit."""
     pieces, size = [], 0
     while True:
-        piece = stream.read(min(64 * 1024, limit + 1 - size))
+        try:
+            piece = stream.read(min(64 * 1024, limit + 1 - size))
+        except Exception as error:  # noqa: BLE001 - gunicorn raises its own ParseException on broken chunk framing
+            raise InvalidInput("invalid_json", "The body could not be read to its end.", None) from error
         if not piece:
             return b"".join(pieces)
         pieces.append(piece)
@@ -199,6 +216,8 @@ class JsonBodyApi(APIView):
         origin_check(self.request, self.environment_used)
         if self.server_endpoint:
             api_key_check(self.request, body, self.environment_used)
+        else:
+            browser_origin_check(self.request, self.environment_used)
         return self.environment_used
 
 

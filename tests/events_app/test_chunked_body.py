@@ -13,16 +13,11 @@ import zlib
 import pytest
 
 from events_app.models import Event
-from tests.conftest import REPO, worker_environment
+from tests.conftest import REPO, free_port, worker_environment
 from users_app.services.environments import environment_create
 
 MAX_BODY_BYTES = 20_000
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +98,15 @@ def test_identify_reads_a_chunked_body_too(gunicorn, streamed):
 
     assert status == 200, answer
     assert answer["identity"] == "streamer"
+
+
+@pytest.mark.parametrize("framing", [b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX\r\n0\r\n\r\n"])
+def test_broken_chunk_framing_is_a_400_not_a_server_error(gunicorn, framing):
+    with socket.create_connection(("127.0.0.1", gunicorn), timeout=30) as raw:
+        raw.sendall(b"POST /api/track HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + framing)
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert status == 400, answer[:300]

@@ -153,12 +153,25 @@ def test_bulk_calls_carry_the_key_once_for_the_whole_call(locked):
     assert send("/api/add_user_properties", body).json()["accepted"] == 1
 
 
-def test_the_browser_endpoint_is_not_affected_by_the_setting(locked):
-    # A page cannot keep a secret: the browser endpoint is guarded by its allowed origins, not the key.
+def test_the_browser_endpoint_never_asks_for_the_key_but_takes_only_what_browsers_send(locked):
+    # A page cannot keep a secret: the browser endpoint is guarded by its allowed origins, not the key...
     batch = {"app_id": locked.app_id, "user_id": "77", "calls": [{"type": "pageview", "idempotency_key": "p"}]}
-    response = send("/api/v1/browser", batch, content_type="text/plain")
+    response = send("/api/v1/browser", batch, content_type="text/plain", HTTP_ORIGIN="http://testserver")
     assert response.status_code == 200, response.content
+    # ...and a server may not use it to get around the key: without an Origin it is refused, nothing stored.
+    rewrite = {"app_id": locked.app_id, "user_id": "78", "calls": [
+        {"type": "identify", "identity": "alice@example.com"},
+        {"type": "add_user_properties", "properties": {"plan": "Free"}}]}
+    refused = send("/api/v1/browser", rewrite, content_type="text/plain")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "origin_required"
     assert Event.objects.filter(environment=locked).count() == 1
+    assert not UserProperty.objects.filter(key="plan").exists()
+
+
+def test_a_key_that_is_not_valid_text_is_refused_not_a_server_error(locked):
+    for path in ("/api/track", "/api/v1/identify"):
+        response = send(path, {**body_of(path, locked.app_id), "api_key": "\ud800" * 20})
+        assert response.status_code == 401, (path, response.content)
 
 
 def test_the_admin_sets_both_guards(db, django_user_model, environment):

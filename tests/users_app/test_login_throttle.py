@@ -145,3 +145,11 @@ def test_lockout_works_on_the_embedded_sqlite_default(tmp_path):
     )
     output = run_manage("shell", "-c", script, database=database)
     assert output.strip().splitlines()[-1] == str([200] * 9 + [429, 429])
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_an_overlong_username_is_a_failed_sign_in_not_a_server_error(client, path):
+    # Axes keeps the username it counts by in a varchar(255); the form itself sets no length limit.
+    answer = sign_in(client, "x" * 5000, "wrong", path)
+    assert answer.status_code == 200 and not signed_in(client)
+    assert AccessAttempt.objects.get().username == "x" * 255

@@ -4,7 +4,6 @@ outage during identify: in both, the merge finishes through beat's sweep with ev
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from events_app.models import Event, Session
-from tests.conftest import REPO, WorkerProcess, wait_for, worker_environment
+from tests.conftest import REPO, WorkerProcess, free_port, wait_for, worker_environment
 from users_app.models import MergeRecord, Profile
 from users_app.services.identify import profile_identify
 
@@ -97,11 +96,6 @@ def test_a_merge_whose_worker_is_killed_half_way_finishes_after_a_new_worker_sta
     assert not Event.objects.filter(profile=source).exists()
     assert not Session.objects.filter(profile=source).exists()
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class PrivateRedis:

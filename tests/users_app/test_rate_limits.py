@@ -6,12 +6,12 @@ embedded default)."""
 import json
 import logging
 import os
-import socket
 import time
 
 import pytest
 
 from events_app.models import Event
+from tests.conftest import free_port
 from users_app import rate_limits
 from users_app.models import Environment, MergeRecord, Profile
 
@@ -253,11 +253,6 @@ def test_with_redis_every_process_shares_the_counters(small_limits, settings, ca
 
     assert_rate_limited(calls.track(identity="alice"), "identity")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_ingest_goes_on_unlimited_when_redis_is_down(small_limits, settings, calls, environment, caplog):

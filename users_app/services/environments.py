@@ -28,7 +28,9 @@ class EnvironmentWithKey:
 
 
 def api_key_hash(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
+    # surrogatepass: a JSON body may carry a lone surrogate ("\\ud800"), which plain UTF-8 cannot encode; such a
+    # key matches no environment's (401), it must not be a 500.
+    return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _new_app_id() -> str:
