@@ -48,8 +48,10 @@ SECURE_SSL_REDIRECT = CAIRN_HTTPS
 SESSION_COOKIE_SECURE = CAIRN_HTTPS
 CSRF_COOKIE_SECURE = CAIRN_HTTPS
 SECURE_HSTS_SECONDS = env_int("CAIRN_HSTS_SECONDS", 31536000) if CAIRN_HTTPS else 0
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CAIRN_HSTS_INCLUDE_SUBDOMAINS", True)
-SECURE_HSTS_PRELOAD = env_bool("CAIRN_HSTS_PRELOAD", True)
+# Off unless asked for: on an apex domain they would force https on every other host of it for a year
+# (docs/operations.md turns them on for Cairn's own host name, which `check --deploy` expects).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("CAIRN_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("CAIRN_HSTS_PRELOAD", False)
 # A load balancer's health probe speaks plain http to the process: never redirect it.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Behind a TLS-terminating proxy Django sees http: trust the header the proxy sets (and strips from visitors),
@@ -160,7 +162,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 # Files requested by their plain name (the tracker that pasted snippets load): cached this long.
-WHITENOISE_MAX_AGE = env_int("CAIRN_STATIC_MAX_AGE", 300)
+# (Not cached at all while developing: an edited script must show on the next reload.)
+WHITENOISE_MAX_AGE = 0 if DEBUG else env_int("CAIRN_STATIC_MAX_AGE", 300)
 WHITENOISE_ADD_HEADERS_FUNCTION = static_file_headers
 
 LOGIN_URL = "/accounts/login/"

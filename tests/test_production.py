@@ -1,11 +1,12 @@
 """Production as docs/operations.md writes it, end to end (SPEC 9): `collectstatic`, gunicorn with DEBUG unset
-and the documented production variables (HTTPS, secure cookies, HSTS, the proxy's headers), a Celery worker
+and the documented production variables (HTTPS, secure cookies, HSTS), a Celery worker
 and beat on real Redis, real PostgreSQL; a real Chromium uses the demo site (the tracker sends, a login on a
 second device merges, the worker moves it) and the dashboard (Reports draws its chart, the Users view and the
 admin get every asset).
 
-TLS is terminated by gunicorn itself here (`--certfile/--keyfile`, a throw-away certificate), so the browser
-speaks https as a visitor behind the documented proxy would. Screenshots go to test-output/production-*.png."""
+TLS is terminated by gunicorn itself here (`--certfile/--keyfile`, a throw-away certificate: the recipe's "TLS
+in gunicorn" variant), so the browser speaks https. The proxy variant's headers are tested in-process
+(tests/test_deploy_settings.py, tests/users_app/test_client_ip.py). Screenshots go to test-output/production-*.png."""
 
 import json
 import os
@@ -53,9 +54,10 @@ def production_variables(static_root: Path, port: int) -> dict:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CSRF_TRUSTED_ORIGINS": f"https://127.0.0.1:{port}",
+        # docs/operations.md's set for TLS in gunicorn: no proxy in front, so no proxy header is trusted.
         "CAIRN_HTTPS": "1",
-        "CAIRN_PROXY_SSL_HEADER": "X-Forwarded-Proto",
-        "CAIRN_TRUSTED_PROXY_COUNT": "1",
+        "CAIRN_HSTS_INCLUDE_SUBDOMAINS": "1",
+        "CAIRN_HSTS_PRELOAD": "1",
         "DB_CONN_MAX_AGE": "60",
         "STATIC_ROOT": str(static_root),
         # Off by default in production; on here because the demo site is what this test drives.

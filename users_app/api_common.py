@@ -39,7 +39,7 @@ def client_ip(request) -> str:
     if len(forwarded) < proxies:
         # Fewer entries than proxies: the request skipped a proxy (or the count is wrong); the nearest sender is
         # all that is known for sure.
-        return forwarded[0] if forwarded else remote
+        return (forwarded[0] if forwarded else remote)[:64]
     return forwarded[-proxies][:64]
 
 

@@ -7,7 +7,7 @@ cache is not asked at all, so an outage costs one call a connection attempt, not
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import cache
@@ -40,10 +40,19 @@ def shared_cache_set(key: str, value: Any, seconds: float) -> None:
     _call(lambda: cache.set(key, value, seconds))
 
 
-def shared_cache_delete(keys: Iterable[str]) -> None:
-    keys = list(keys)
-    if keys:
-        _call(lambda: cache.delete_many(keys))
+def shared_cache_get_many(keys: list[str]) -> dict[str, Any]:
+    """The keys that are cached, in one round trip (MGET)."""
+    return _call(lambda: cache.get_many(keys), {})
+
+
+def shared_cache_bump(key: str) -> None:
+    """Add one to a counter that never expires (a generation), creating it at 1."""
+
+    def bump() -> None:
+        cache.add(key, 0, None)
+        cache.incr(key)
+
+    _call(bump)
 
 
 def shared_cache_get_or_set(key: str, compute: Callable[[], Any], seconds: float) -> Any:

@@ -187,3 +187,19 @@ def test_a_write_for_an_environment_replaced_by_another_process_asks_to_be_sent_
     assert not Event.objects.exists()
     assert calls.track(user_id="5", event="Late").status_code == 200  # sent again, it lands in the new one
     assert Event.objects.get().environment.name == "Again"
+
+
+def test_a_row_read_just_before_a_change_committed_is_not_served_after_it(committed_environment):
+    app_id = committed_environment.app_id
+
+    def read_then_another_process_changes_it():
+        old_row = Environment.objects.get(pk=committed_environment.pk)
+        # The admin's save commits while this call still holds the old row, before it writes it to the cache.
+        changed = Environment.objects.get(pk=committed_environment.pk)
+        changed.blocked_identities = ["acme"]
+        changed.save()
+        return old_row
+
+    environments._cached(environments._app_id_key(app_id), read_then_another_process_changes_it)
+
+    assert environment_for_app_id(app_id).blocked_identities == ["acme"]

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from users_app.errors import InvalidInput, NotFound
 from users_app.models import Environment
-from users_app.shared_cache import shared_cache_delete, shared_cache_get, shared_cache_set
+from users_app.shared_cache import shared_cache_bump, shared_cache_get_many, shared_cache_set
 
 # A cached Environment row is answered for settings.CAIRN_ENVIRONMENT_CACHE_SECONDS (docs/operations.md,
 # "Environment cache"). A save or delete through the ORM (services, admin, shell) drops it at once for every
@@ -76,7 +76,7 @@ def environment_write_failure(environment: Environment) -> InvalidInput | None:
     another process, within the cache's lifetime, the error to answer instead (nothing of the call was
     stored). None if it still exists: the failure is something else. Drops the cached row either way, so the
     next call reads the row again."""
-    environment_cache_forget(environment)
+    environment_cache_invalidate()
     if Environment.objects.filter(pk=environment.pk).exists():
         return None
     if Environment.objects.filter(app_id=environment.app_id).exists():  # deleted and created again since
@@ -107,48 +107,45 @@ def _key_hash_key(key_hash: str) -> str:
     return f"cairn:environment:key:{key_hash}"
 
 
-def _cache_keys(environment: Environment) -> list[str]:
-    return [_app_id_key(environment.app_id), _key_hash_key(environment.api_key_hash)]
+# Every entry is stamped with the generation it was read under; any save or delete of any environment starts a
+# new one. Dropping the changed row's own entries would not do: a call that read the old row just before the
+# change committed could write it back just after, to be served for the whole TTL (found by review). An entry
+# of an older generation is a miss, whenever it was written. Environments change rarely: a new generation
+# costs one query per environment and process, once.
+GENERATION_KEY = "cairn:environment:generation"
 
 
-def environment_cache_forget(environment: Environment) -> None:
-    """Drop this environment's entries (by app_id and by key) from the cache every process reads."""
-    shared_cache_delete(_cache_keys(environment))
+def environment_cache_invalidate() -> None:
+    """Every cached environment becomes a miss, in every process."""
+    shared_cache_bump(GENERATION_KEY)
 
 
 _wall_clock = time.time  # the tests move it by hand
 
 
 def _cached(cache_key: str, load: Callable[[], Environment | None]) -> Environment | None:
-    # The entry carries its own wall-clock expiry (the cache's own TTL is a little longer, for clean-up): every
-    # process then honours the same TTL, whichever cache holds the entry.
-    entry = shared_cache_get(cache_key)
-    if entry is not None and entry[0] > _wall_clock():
+    # One round trip for the generation and the entry. The entry carries its own wall-clock expiry (the cache's
+    # own TTL is a little longer, for clean-up): every process then honours the same TTL.
+    found = shared_cache_get_many([GENERATION_KEY, cache_key])
+    generation = found.get(GENERATION_KEY, 0)
+    entry = found.get(cache_key)
+    if entry is not None and entry[0] == generation and entry[1] > _wall_clock():
         # Unpickled from the cache: each call gets its own copy, so a caller assigning to its row, or changing one
         # of its JSON lists in place, never changes what another call sees.
-        return entry[1]
+        return entry[2]
     environment = load()
     seconds = settings.CAIRN_ENVIRONMENT_CACHE_SECONDS
     # Inside a transaction the row may be uncommitted (created by this very transaction) or about to be rolled
     # back: never cache what other calls might not be allowed to see.
     if environment is not None and seconds > 0 and not connection.in_atomic_block:
-        shared_cache_set(cache_key, (_wall_clock() + seconds, environment), seconds + 1)
+        shared_cache_set(cache_key, (generation, _wall_clock() + seconds, environment), seconds + 1)
     return environment
 
 
-@receiver(pre_save, sender=Environment, dispatch_uid="cairn_environment_cache_before")
-def _environment_changing(instance: Environment, **kwargs) -> None:
-    """Cache invalidation only (no business logic): a rotated key or a changed app_id must stop working at once,
-    so the entries under the values the row had before this save are dropped too (saves of environments are
-    rare: one query)."""
-    before = Environment.objects.filter(pk=instance.pk).first() if instance.pk is not None else None
-    instance._cache_keys_before_save = _cache_keys(before) if before is not None else []
-
-
 @receiver([post_save, post_delete], sender=Environment, dispatch_uid="cairn_environment_cache")
-def _environment_changed(instance: Environment, using: str, **kwargs) -> None:
-    """Any save or delete of an environment (services, admin, shell) drops its entries now, for every process,
-    and again when its transaction commits, in case a call re-read the old row in between."""
-    keys = _cache_keys(instance) + getattr(instance, "_cache_keys_before_save", [])
-    shared_cache_delete(keys)
-    transaction.on_commit(lambda: shared_cache_delete(keys), using=using)
+def _environment_changed(using: str, **kwargs) -> None:
+    """Cache invalidation only (no business logic): any save or delete of an environment (services, admin,
+    shell) starts a new generation now, for every process, and again when its transaction commits, so a row
+    read in between (the old one, still committed then) is not served either."""
+    environment_cache_invalidate()
+    transaction.on_commit(environment_cache_invalidate, using=using)
