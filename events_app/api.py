@@ -60,7 +60,7 @@ class TrackApi(JsonBodyApi):
             "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
                                                for name, schema in TRACK_ITEM["properties"].items()},
             "events": schema_field(bulk_of(TRACK_ITEM), required=False),
-            "api_key": schema_field({"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+            "api_key": schema_field({"type": "string"}, required=False,
                                     help_text=API_KEY_HELP),
         }),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
@@ -91,7 +91,7 @@ class UserPropertiesAddApi(JsonBodyApi):
             "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
                                                for name, schema in USER_PROPERTIES_ITEM["properties"].items()},
             "users": schema_field(bulk_of(USER_PROPERTIES_ITEM), required=False),
-            "api_key": schema_field({"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+            "api_key": schema_field({"type": "string"}, required=False,
                                     help_text=API_KEY_HELP),
         }),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},

@@ -73,11 +73,15 @@ def test_every_odd_value_in_every_changelist_parameter(staff, boss, label):
 
 
 @pytest.mark.parametrize("label", MODELS)
-def test_lookups_the_changelist_does_not_offer_are_refused(staff, label):
-    model, _ = next(item for item in REGISTERED if item[0]._meta.label == label)
+def test_lookups_the_changelist_does_not_offer_are_refused(staff, boss, label):
+    model, model_admin = next(item for item in REGISTERED if item[0]._meta.label == label)
+    request = RequestFactory().get("/admin/")
+    request.user = boss
+    # An offered one (a date hierarchy's year, say) with a value it cannot read is Django's redirect to ?e=1.
+    offered = model_admin.offered_lookups(request)
     answers = {answer(staff, changelist_url(model), [(f"{field.name}__{lookup}", value)])
                for field in model._meta.concrete_fields for lookup, value in BREAKING_LOOKUPS.items()
-               if lookup in field.get_lookups()}
+               if lookup in field.get_lookups() and f"{field.name}__{lookup}" not in offered}
     assert answers <= {400}
 
 

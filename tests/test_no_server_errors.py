@@ -83,7 +83,9 @@ PATHS = [
 # OpenAPI conformance run), POST-only report actions, logout (POST), and the demo pages (PATHS above).
 ELSEWHERE = {"/admin/", "/api/track", "/api/add_user_properties", "/api/identify", "/api/v1/identify",
              "/api/v1/browser", "/reports/saved/", "/reports/saved/<int:pk>/update/",
-             "/reports/saved/<int:pk>/duplicate/", "/reports/saved/<int:pk>/delete/", "/accounts/logout/"}
+             "/reports/saved/<int:pk>/duplicate/", "/reports/saved/<int:pk>/delete/", "/accounts/logout/",
+             # tests/test_deploy_settings.py and tests/test_production.py (they take no parameters)
+             "/healthz", "/favicon.ico"}
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ class IdentifyApi(JsonBodyApi):
         request=inline_serializer("IdentifyRequest", {
             "app_id": schema_field(APP_ID), "user_id": schema_field(USER_ID),
             "identity": schema_field(WRITTEN_IDENTITY), "timestamp": schema_field(TIMESTAMP, required=False),
-            "api_key": schema_field({"type": "string", "minLength": 1, "maxLength": 200}, required=False,
+            "api_key": schema_field({"type": "string"}, required=False,
                                     help_text=API_KEY_HELP),
         }),
         responses={200: inline_serializer("IdentifyResponse", {
