@@ -61,8 +61,12 @@ def run(name: str, bodies: list[dict]) -> None:
     started = time.perf_counter()
     for body in bodies:
         t0 = time.perf_counter()
-        response = client.post("/api/v1/browser", json.dumps(body), content_type="text/plain",
-                               HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36")
+        response = client.post(
+            "/api/v1/browser",
+            json.dumps(body),
+            content_type="text/plain",
+            HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36",
+        )
         latencies.append(time.perf_counter() - t0)
         assert response.status_code == 200, response.content
         assert not response.json()["rejected"], response.content
@@ -70,9 +74,11 @@ def run(name: str, bodies: list[dict]) -> None:
     elapsed = time.perf_counter() - started
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    print(f"{name:<42} {len(bodies):>5} batches  {len(bodies) / elapsed:>7.1f} batches/s  "
-          f"{calls / elapsed:>7.1f} calls/s  p50 {statistics.median(latencies) * 1000:6.1f} ms  "
-          f"p99 {p99 * 1000:6.1f} ms")
+    print(
+        f"{name:<42} {len(bodies):>5} batches  {len(bodies) / elapsed:>7.1f} batches/s  "
+        f"{calls / elapsed:>7.1f} calls/s  p50 {statistics.median(latencies) * 1000:6.1f} ms  "
+        f"p99 {p99 * 1000:6.1f} ms"
+    )
 
 
 def main() -> None:
@@ -92,37 +98,89 @@ def main() -> None:
     now_ms = int(time.time() * 1000)
 
     def pageview(key, path="/"):
-        return {"type": "pageview", "idempotency_key": key, "timestamp": now_ms,
-                "properties": {"path": path, "referrer": "https://www.google.com/", "utm_source": "ads"}}
+        return {
+            "type": "pageview",
+            "idempotency_key": key,
+            "timestamp": now_ms,
+            "properties": {"path": path, "referrer": "https://www.google.com/", "utm_source": "ads"},
+        }
 
     def track(key, name="Click"):
-        return {"type": "track", "event": name, "idempotency_key": key, "timestamp": now_ms,
-                "properties": {"button": "buy", "price": 12}}
+        return {
+            "type": "track",
+            "event": name,
+            "idempotency_key": key,
+            "timestamp": now_ms,
+            "properties": {"button": "buy", "price": 12},
+        }
 
     n = args.batches
-    run("1. new visitor (pageview + 2 tracks)", [
-        {**app, "user_id": str(10**12 + i), "session_id": f"{i:016x}",
-         "calls": [pageview(f"n{i}"), track(f"n{i}a"), track(f"n{i}b")]} for i in range(n)])
-    run("2. returning visitor (10 tracks, same session)", [
-        {**app, "user_id": str(10**12 + i), "session_id": f"{i:016x}",
-         "calls": [track(f"r{i}-{j}") for j in range(10)]} for i in range(n)])
-    run("3. sign-up (pageview, identify, props, track)", [
-        {**app, "user_id": str(2 * 10**12 + i), "session_id": f"{2 * 10**12 + i:016x}",
-         "calls": [pageview(f"s{i}", "/signup"), {"type": "identify", "identity": f"user{i}@example.com"},
-                   {"type": "add_user_properties", "properties": {"plan": "Startup"}}, track(f"s{i}a", "Sign Up")]}
-        for i in range(n)])
+    run(
+        "1. new visitor (pageview + 2 tracks)",
+        [
+            {
+                **app,
+                "user_id": str(10**12 + i),
+                "session_id": f"{i:016x}",
+                "calls": [pageview(f"n{i}"), track(f"n{i}a"), track(f"n{i}b")],
+            }
+            for i in range(n)
+        ],
+    )
+    run(
+        "2. returning visitor (10 tracks, same session)",
+        [
+            {
+                **app,
+                "user_id": str(10**12 + i),
+                "session_id": f"{i:016x}",
+                "calls": [track(f"r{i}-{j}") for j in range(10)],
+            }
+            for i in range(n)
+        ],
+    )
+    run(
+        "3. sign-up (pageview, identify, props, track)",
+        [
+            {
+                **app,
+                "user_id": str(2 * 10**12 + i),
+                "session_id": f"{2 * 10**12 + i:016x}",
+                "calls": [
+                    pageview(f"s{i}", "/signup"),
+                    {"type": "identify", "identity": f"user{i}@example.com"},
+                    {"type": "add_user_properties", "properties": {"plan": "Startup"}},
+                    track(f"s{i}a", "Sign Up"),
+                ],
+            }
+            for i in range(n)
+        ],
+    )
 
     heavy = Profile.objects.create(environment=environment, user_id=3 * 10**12)
     start = datetime.now(UTC) - timedelta(days=400)
-    Session.objects.bulk_create([
-        Session(environment=environment, profile=heavy, original_profile=heavy, session_key=f"old{i}",
-                started_at=start + timedelta(minutes=30 * i), ended_at=start + timedelta(minutes=30 * i + 5),
-                landing_page="/old")
-        for i in range(20_000)
-    ], batch_size=5000)
-    run("4. new session, profile with 20,000 sessions", [
-        {**app, "user_id": str(heavy.user_id), "session_id": f"new{i}", "calls": [pageview(f"h{i}")]}
-        for i in range(min(n, 100))])
+    Session.objects.bulk_create(
+        [
+            Session(
+                environment=environment,
+                profile=heavy,
+                original_profile=heavy,
+                session_key=f"old{i}",
+                started_at=start + timedelta(minutes=30 * i),
+                ended_at=start + timedelta(minutes=30 * i + 5),
+                landing_page="/old",
+            )
+            for i in range(20_000)
+        ],
+        batch_size=5000,
+    )
+    run(
+        "4. new session, profile with 20,000 sessions",
+        [
+            {**app, "user_id": str(heavy.user_id), "session_id": f"new{i}", "calls": [pageview(f"h{i}")]}
+            for i in range(min(n, 100))
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -82,9 +82,20 @@ def start_server(workers: int, extra_env: dict | None = None) -> tuple[subproces
     """`extra_env`: settings of this server only (bench/rate_limits.py turns the limits off with it)."""
     port = free_port()
     server = subprocess.Popen(
-        [PYTHON, "-m", "gunicorn", "config.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-         "--log-level", "warning"],
-        cwd=REPO, env={**SERVER_ENV, **(extra_env or {})},
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env={**SERVER_ENV, **(extra_env or {})},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -115,14 +126,19 @@ def bulk_bodies(app_id: str, count: int, seed: int) -> list[bytes]:
         for index in range(1000):
             name = rng.choice(["pageview", "pageview", "pageview", "Add to cart", "Sign Up", "Search"])
             device = rng.choice(device_ids)
-            events.append({
-                "user_id": str(device),
-                "event": name,
-                "timestamp": (devices[device] + timedelta(seconds=rng.randrange(1200))).isoformat(),
-                "properties": {"path": f"/p/{rng.randrange(50)}", "referrer": "https://example.com/",
-                               "price": rng.randrange(1, 500)},
-                "idempotency_key": f"bench-{seed}-{request}-{index}",
-            })
+            events.append(
+                {
+                    "user_id": str(device),
+                    "event": name,
+                    "timestamp": (devices[device] + timedelta(seconds=rng.randrange(1200))).isoformat(),
+                    "properties": {
+                        "path": f"/p/{rng.randrange(50)}",
+                        "referrer": "https://example.com/",
+                        "price": rng.randrange(1, 500),
+                    },
+                    "idempotency_key": f"bench-{seed}-{request}-{index}",
+                }
+            )
         bodies.append(json.dumps({"app_id": app_id, "events": events}).encode())
     return bodies
 
@@ -165,16 +181,19 @@ def measure_copy(environment_id: int) -> tuple[int, float]:
     """COPY the rows ingest stored into a fresh table with the same columns and indexes."""
     from django.db import connection
 
-    columns = "environment_id, profile_id, original_profile_id, session_id, name, timestamp, properties, " \
-              "idempotency_key, received_at"
+    columns = (
+        "environment_id, profile_id, original_profile_id, session_id, name, timestamp, properties, "
+        "idempotency_key, received_at"
+    )
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_event_copy")
         cursor.execute("CREATE TABLE bench_event_copy (LIKE events_app_event INCLUDING ALL)")
     raw = connection.connection
     buffer = io.BytesIO()
     with raw.cursor() as cursor:
-        with cursor.copy(f"COPY (SELECT {columns} FROM events_app_event WHERE environment_id = "
-                         f"{int(environment_id)}) TO STDOUT") as copy:
+        with cursor.copy(
+            f"COPY (SELECT {columns} FROM events_app_event WHERE environment_id = {int(environment_id)}) TO STDOUT"
+        ) as copy:
             for data in copy:
                 buffer.write(data)
     rows = buffer.getvalue().count(b"\n")
@@ -188,7 +207,7 @@ def measure_copy(environment_id: int) -> tuple[int, float]:
             with raw.cursor() as cursor:
                 with cursor.copy(f"COPY bench_event_copy ({columns}) FROM STDIN") as copy:
                     for offset in range(0, len(payload), 1 << 20):
-                        copy.write(payload[offset:offset + (1 << 20)])
+                        copy.write(payload[offset : offset + (1 << 20)])
         timings.append(time.perf_counter() - started)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE bench_event_copy")
@@ -200,8 +219,9 @@ def measure_single_calls(port: int, app_id: str, count: int) -> dict[str, list[f
     timings: dict[str, list[float]] = {"track": [], "identify (new identity)": [], "identify (merge)": []}
     for index in range(count):
         user_id = str(rng.randrange(2**53))
-        body = json.dumps({"app_id": app_id, "user_id": user_id, "event": "pageview",
-                           "properties": {"path": "/pricing"}}).encode()
+        body = json.dumps(
+            {"app_id": app_id, "user_id": user_id, "event": "pageview", "properties": {"path": "/pricing"}}
+        ).encode()
         started = time.perf_counter()
         status, content = post(port, "/api/track", body)
         timings["track"].append(time.perf_counter() - started)
@@ -230,22 +250,35 @@ def history_source(environment, user_id: int, events: int):
     from users_app.models import Profile
 
     start = datetime.now(UTC) - timedelta(days=30)
-    source = Profile.objects.create(environment=environment, user_id=user_id, first_seen=start,
-                                    last_seen=start + timedelta(seconds=events))
-    sessions = Session.objects.bulk_create([
-        Session(environment=environment, profile=source, original_profile=source, session_key=f"s{index}",
-                started_at=start, ended_at=start + timedelta(seconds=events))
-        for index in range(max(1, events // 100))
-    ])
+    source = Profile.objects.create(
+        environment=environment, user_id=user_id, first_seen=start, last_seen=start + timedelta(seconds=events)
+    )
+    sessions = Session.objects.bulk_create(
+        [
+            Session(
+                environment=environment,
+                profile=source,
+                original_profile=source,
+                session_key=f"s{index}",
+                started_at=start,
+                ended_at=start + timedelta(seconds=events),
+            )
+            for index in range(max(1, events // 100))
+        ]
+    )
     lines = io.StringIO()
     for index in range(events):
         session = sessions[index // 100 if index // 100 < len(sessions) else -1]
         moment = (start + timedelta(seconds=index)).isoformat()
-        lines.write(f"{environment.pk}\t{source.pk}\t{source.pk}\t{session.pk}\tpageview\t{moment}\t"
-                    f'{{"path": "/p/{index % 50}"}}\t\\N\t{moment}\n')
+        lines.write(
+            f"{environment.pk}\t{source.pk}\t{source.pk}\t{session.pk}\tpageview\t{moment}\t"
+            f'{{"path": "/p/{index % 50}"}}\t\\N\t{moment}\n'
+        )
     with connection.connection.cursor() as cursor:
-        with cursor.copy("COPY events_app_event (environment_id, profile_id, original_profile_id, session_id, "
-                         "name, timestamp, properties, idempotency_key, received_at) FROM STDIN") as copy:
+        with cursor.copy(
+            "COPY events_app_event (environment_id, profile_id, original_profile_id, session_id, "
+            "name, timestamp, properties, idempotency_key, received_at) FROM STDIN"
+        ) as copy:
             copy.write(lines.getvalue())
     with connection.cursor() as cursor:
         # A 30-day-old history has long been vacuumed by autovacuum in production; this machine's PostgreSQL
@@ -276,8 +309,9 @@ def measure_merges(environment) -> dict[int, tuple[float, float]]:
         assert record.status == MergeRecord.Status.DONE and record.events_moved == size, record
         started = time.perf_counter()
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {Event._meta.db_table} SET profile_id = %s WHERE profile_id = %s",
-                           [source.pk, owner.pk])
+            cursor.execute(
+                f"UPDATE {Event._meta.db_table} SET profile_id = %s WHERE profile_id = %s", [source.pk, owner.pk]
+            )
         results[size] = (elapsed, time.perf_counter() - started)
     return results
 
@@ -296,16 +330,35 @@ def measure_small_merges(environment, count: int) -> float:
     ids = []
     for index in range(count):
         owner = Profile.objects.create(environment=environment, user_id=2 * 10**15 + index, identity=f"small-{index}")
-        source = Profile.objects.create(environment=environment, user_id=3 * 10**15 + index, first_seen=now,
-                                        last_seen=now)
-        Event.objects.bulk_create([Event(environment=environment, profile=source, original_profile=source,
-                                         name="pageview", timestamp=now) for _ in range(5)])
-        ids.append(profile_identify(environment=environment, user_id=source.user_id,
-                                    identity=owner.identity).merge.pk)
+        source = Profile.objects.create(
+            environment=environment, user_id=3 * 10**15 + index, first_seen=now, last_seen=now
+        )
+        Event.objects.bulk_create(
+            [
+                Event(environment=environment, profile=source, original_profile=source, name="pageview", timestamp=now)
+                for _ in range(5)
+            ]
+        )
+        ids.append(profile_identify(environment=environment, user_id=source.user_id, identity=owner.identity).merge.pk)
     worker = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "config", "worker", "--concurrency=1", "--loglevel=WARNING",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=REPO, env=SERVER_ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--concurrency=1",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=REPO,
+        env=SERVER_ENV,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 300
@@ -327,8 +380,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
     parser.add_argument("--single-calls", type=int, default=200)
     parser.add_argument("--small-merges", type=int, default=200)
-    parser.add_argument("--parts", default="bulk,single,merges",
-                        help="comma-separated subset of bulk, single, merges (default: all three)")
+    parser.add_argument(
+        "--parts",
+        default="bulk,single,merges",
+        help="comma-separated subset of bulk, single, merges (default: all three)",
+    )
     args = parser.parse_args()
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
 
@@ -340,8 +396,10 @@ def main() -> None:
 
     environment = environment_create(name="bench", api_key="bench-api-key-0123456789").environment
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"machine: {os.cpu_count()} cores, load average {load} (shared with other work); "
-          f"gunicorn -w {args.workers}, DEBUG=0; PostgreSQL {DATABASE_URL}")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load} (shared with other work); "
+        f"gunicorn -w {args.workers}, DEBUG=0; PostgreSQL {DATABASE_URL}"
+    )
     if parts & {"bulk", "single"}:
         server, port = start_server(args.workers)
         try:
@@ -357,21 +415,31 @@ def main() -> None:
         ingest_rate = events / seconds
         copy_rows, copy_seconds = measure_copy(environment.pk)
         copy_rate = copy_rows / copy_seconds
-        print(f"1. bulk /api/track: {events} events in {seconds:.2f} s with {args.clients} clients "
-              f"= {ingest_rate:,.0f} events/s")
-        print(f"   raw COPY of the same {copy_rows} rows (same indexes): {copy_seconds:.2f} s = "
-              f"{copy_rate:,.0f} rows/s")
+        print(
+            f"1. bulk /api/track: {events} events in {seconds:.2f} s with {args.clients} clients "
+            f"= {ingest_rate:,.0f} events/s"
+        )
+        print(
+            f"   raw COPY of the same {copy_rows} rows (same indexes): {copy_seconds:.2f} s = {copy_rate:,.0f} rows/s"
+        )
         print(f"   ratio ingest/COPY: {ingest_rate / copy_rate:.2f} (target >= 0.25)")
     if "single" in parts:
         for name, values in timings.items():
-            print(f"2. {name}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
-                  f"p99 {percentile(values, 0.99) * 1000:.1f} ms over {len(values)} calls (target p50 < 10 ms)")
+            print(
+                f"2. {name}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
+                f"p99 {percentile(values, 0.99) * 1000:.1f} ms over {len(values)} calls (target p50 < 10 ms)"
+            )
     if "merges" in parts:
         for size, (elapsed, floor) in measure_merges(environment).items():
-            print(f"3. merge_apply of a {size:,}-event source: {elapsed * 1000:,.0f} ms "
-                  f"(one plain UPDATE of the same rows: {floor * 1000:,.0f} ms; target 100,000 < 2,000 ms)")
-        print(f"3. small merges (5 events) with one worker: "
-              f"{measure_small_merges(environment, args.small_merges):.0f} merges/s")
+            print(
+                f"3. merge_apply of a {size:,}-event source: {elapsed * 1000:,.0f} ms "
+                f"(one plain UPDATE of the same rows: {floor * 1000:,.0f} ms; target 100,000 < 2,000 ms)"
+            )
+        print(
+            f"3. small merges (5 events) with one worker: "
+            f"{measure_small_merges(environment, args.small_merges):.0f} merges/s"
+        )
+
 
 if __name__ == "__main__":
     main()

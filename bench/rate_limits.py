@@ -44,8 +44,10 @@ def limiter_cost(mode: str, calls: int) -> dict[str, list[float]]:
 
     def items(count: int, people: int) -> list:
         base = rng.randrange(10**12)
-        return [(index, SimpleNamespace(target=Target(identity=f"person-{base + index % people}")))
-                for index in range(count)]
+        return [
+            (index, SimpleNamespace(target=Target(identity=f"person-{base + index % people}")))
+            for index in range(count)
+        ]
 
     scenarios = {
         "single call": (1, 1, 0),
@@ -106,8 +108,9 @@ def single_track(calls: int, workers: int) -> dict[str, float]:
             rng = random.Random(5)
             values = []
             for _ in range(calls):
-                body = json.dumps({"app_id": environment.app_id, "user_id": str(rng.randrange(2**53)),
-                                   "event": "pageview"}).encode()
+                body = json.dumps(
+                    {"app_id": environment.app_id, "user_id": str(rng.randrange(2**53)), "event": "pageview"}
+                ).encode()
                 started = time.perf_counter()
                 status, content = ingest_bench.post(port, "/api/track", body)
                 values.append(time.perf_counter() - started)
@@ -140,14 +143,21 @@ def main() -> None:
     for mode in ("redis", "local"):
         for name, values in limiter_cost(mode, args.calls).items():
             ordered = sorted(values)
-            print(f"   {mode:5} {name:46} {statistics.median(values) * 1e6:8.0f} us / "
-                  f"{ordered[int(0.99 * (len(ordered) - 1))] * 1e6:6.0f} us over {len(values)} calls")
+            print(
+                f"   {mode:5} {name:46} {statistics.median(values) * 1e6:8.0f} us / "
+                f"{ordered[int(0.99 * (len(ordered) - 1))] * 1e6:6.0f} us over {len(values)} calls"
+            )
     rates = bulk_throughput(args.rounds, args.clients, args.requests, args.workers)
-    print(f"2. bulk /api/track, {args.clients} clients x {args.requests} calls of 1,000 events, gunicorn -w "
-          f"{args.workers}:")
+    print(
+        f"2. bulk /api/track, {args.clients} clients x {args.requests} calls of 1,000 events, gunicorn -w "
+        f"{args.workers}:"
+    )
     for label, values in rates.items():
-        print(f"   limits {label:14}: " + ", ".join(f"{value:,.0f}" for value in values) +
-              f" events/s (mean {statistics.mean(values):,.0f})")
+        print(
+            f"   limits {label:14}: "
+            + ", ".join(f"{value:,.0f}" for value in values)
+            + f" events/s (mean {statistics.mean(values):,.0f})"
+        )
     on, off = statistics.mean(rates["on (defaults)"]), statistics.mean(rates["off"])
     print(f"   on / off: {on / off:.2f}")
     for label, median in single_track(args.single_calls, args.workers).items():

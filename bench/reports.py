@@ -28,8 +28,14 @@ PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
 
 REPORTS = {
     "sign-ups per week by plan (unique users)": {
-        "params": {"measure": "unique_users", "event": "Sign Up", "group_by": "user.plan", "from": FROM, "to": TO,
-                   "interval": "week"},
+        "params": {
+            "measure": "unique_users",
+            "event": "Sign Up",
+            "group_by": "user.plan",
+            "from": FROM,
+            "to": TO,
+            "interval": "week",
+        },
         # Buckets and range totals (each person once) in one statement.
         "sql": """
             WITH ev AS (
@@ -43,8 +49,14 @@ REPORTS = {
             GROUP BY GROUPING SETS ((ev.bucket, grp), (grp))""",
     },
     "sign-ups per week by plan (events)": {
-        "params": {"measure": "events", "event": "Sign Up", "group_by": "user.plan", "from": FROM, "to": TO,
-                   "interval": "week"},
+        "params": {
+            "measure": "events",
+            "event": "Sign Up",
+            "group_by": "user.plan",
+            "from": FROM,
+            "to": TO,
+            "interval": "week",
+        },
         "sql": """
             SELECT date_trunc('week', e.timestamp AT TIME ZONE 'UTC') AS bucket,
                    COALESCE(up.value, '(none)') AS grp, COUNT(*)
@@ -105,26 +117,33 @@ def generate(size: int) -> None:
     started = time.monotonic()
     with connection.cursor() as cursor:
         cursor.execute("SELECT setseed(0.42)")
-        cursor.execute("""
+        cursor.execute(
+            """
             INSERT INTO users_app_profile (environment_id, user_id, identity, first_seen, last_seen, created_at)
             SELECT %s, g, 'person-' || g, %s::timestamptz, %s::timestamptz, now()
-            FROM generate_series(1, %s) g""", [environment.pk, FROM, TO, people])
+            FROM generate_series(1, %s) g""",
+            [environment.pk, FROM, TO, people],
+        )
         cursor.execute("SELECT min(id) FROM users_app_profile WHERE environment_id = %s", [environment.pk])
         first_person = cursor.fetchone()[0]
         # Anonymous profiles merged into people with the merge still pending (SPEC 2 rule 4).
-        cursor.execute("""
+        cursor.execute(
+            """
             INSERT INTO users_app_profile (environment_id, user_id, identity, merged_into_id, first_seen,
                                            last_seen, created_at)
             SELECT %s, %s + g, NULL, %s + (g * 10) %% %s, %s::timestamptz, %s::timestamptz, now()
             FROM generate_series(1, %s) g""",
-                       [environment.pk, people, first_person, people, FROM, TO, tombstones])
+            [environment.pk, people, first_person, people, FROM, TO, tombstones],
+        )
         key_hash = property_key_hash("plan")
-        cursor.execute("""
+        cursor.execute(
+            """
             INSERT INTO users_app_userproperty (profile_id, key, key_hash, value, is_number, set_at)
             SELECT p.id, 'plan', %s, (%s::text[])[1 + (p.id * 7919) %% 5], false, now()
             FROM users_app_profile p
             WHERE p.environment_id = %s AND (p.merged_into_id IS NOT NULL OR p.id %% 10 <> 0)""",
-                       [key_hash, PLANS, environment.pk])
+            [key_hash, PLANS, environment.pk],
+        )
         cursor.execute("""
             SELECT indexname, indexdef FROM pg_indexes
             WHERE tablename = 'events_app_event' AND indexdef NOT LIKE '%%UNIQUE%%'""")
@@ -134,7 +153,8 @@ def generate(size: int) -> None:
         total_profiles = people + tombstones
         batch = 1_000_000
         for offset in range(0, size, batch):
-            cursor.execute("""
+            cursor.execute(
+                """
                 INSERT INTO events_app_event (environment_id, profile_id, original_profile_id, session_id, name,
                                               timestamp, properties, idempotency_key, received_at)
                 SELECT %(env)s, pid, pid, NULL,
@@ -143,10 +163,16 @@ def generate(size: int) -> None:
                        %(start)s::timestamptz + random() * %(days)s * interval '1 day', '{}'::jsonb, NULL, now()
                 FROM (SELECT %(first)s + floor(random() * %(profiles)s)::bigint AS pid, random() AS r
                       FROM generate_series(1, %(count)s)) s""",
-                           {"env": environment.pk, "start": FROM, "days": DAYS, "first": first_person,
-                            "profiles": total_profiles, "count": min(batch, size - offset)})
-            print(f"  {offset + min(batch, size - offset):,} events ({time.monotonic() - started:.0f} s)",
-                  flush=True)
+                {
+                    "env": environment.pk,
+                    "start": FROM,
+                    "days": DAYS,
+                    "first": first_person,
+                    "profiles": total_profiles,
+                    "count": min(batch, size - offset),
+                },
+            )
+            print(f"  {offset + min(batch, size - offset):,} events ({time.monotonic() - started:.0f} s)", flush=True)
         for _, definition in indexes:
             cursor.execute(definition)
         cursor.execute("VACUUM ANALYZE events_app_event")
@@ -215,11 +241,15 @@ def run(size: int, repeat: int) -> list[tuple]:
     from events_app.models import Event
 
     count = Event.objects.filter(environment=environment).count()
-    print(f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+    print(
+        f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}, "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        flush=True,
+    )
     client = Client(HTTP_AUTHORIZATION=f"Bearer {API_KEY}")
     lines = []
     for title, report in REPORTS.items():
+
         def api_call(params=report["params"]):
             response = client.get("/api/v1/reports/query", params)
             assert response.status_code == 200, response.content[:500]
@@ -227,8 +257,15 @@ def run(size: int, repeat: int) -> list[tuple]:
 
         def sql_call(sql=report["sql"]):
             with connection.cursor() as cursor:
-                cursor.execute(sql, {"env": environment.pk, "start": f"{FROM}T00:00:00Z",
-                                     "end": "2026-10-30T00:00:00Z", "key": property_key_hash("plan")})
+                cursor.execute(
+                    sql,
+                    {
+                        "env": environment.pk,
+                        "start": f"{FROM}T00:00:00Z",
+                        "end": "2026-10-30T00:00:00Z",
+                        "key": property_key_hash("plan"),
+                    },
+                )
                 return cursor.fetchall()
 
         api_seconds, sql_seconds, answer, rows = median_times(api_call, sql_call, repeat)
@@ -236,8 +273,11 @@ def run(size: int, repeat: int) -> list[tuple]:
         same = from_api == sql_as_report(rows, answer["buckets"])
         ratio = api_seconds / sql_seconds
         lines.append((size, title, api_seconds, sql_seconds, ratio, same))
-        print(f"{title:44s} API {api_seconds * 1000:8.1f} ms   SQL {sql_seconds * 1000:8.1f} ms   "
-              f"ratio {ratio:4.2f}   same numbers: {'yes' if same else 'NO'}", flush=True)
+        print(
+            f"{title:44s} API {api_seconds * 1000:8.1f} ms   SQL {sql_seconds * 1000:8.1f} ms   "
+            f"ratio {ratio:4.2f}   same numbers: {'yes' if same else 'NO'}",
+            flush=True,
+        )
     return lines
 
 
@@ -262,8 +302,10 @@ def main() -> None:
     print("\n| events | report | API (median) | plain SQL (median) | ratio | same numbers |")
     print("|---:|---|---:|---:|---:|---|")
     for size, title, api_seconds, sql_seconds, ratio, same in results:
-        print(f"| {size:,} | {title} | {api_seconds * 1000:.0f} ms | {sql_seconds * 1000:.0f} ms | {ratio:.2f} | "
-              f"{'yes' if same else 'NO'} |")
+        print(
+            f"| {size:,} | {title} | {api_seconds * 1000:.0f} ms | {sql_seconds * 1000:.0f} ms | {ratio:.2f} | "
+            f"{'yes' if same else 'NO'} |"
+        )
 
 
 if __name__ == "__main__":

@@ -36,9 +36,14 @@ def ensure_database() -> None:
     config = dj_database_url.parse(os.environ["DATABASE_URL"])
     if "postgresql" not in config["ENGINE"]:
         sys.exit("This benchmark needs PostgreSQL (DATABASE_URL=postgres://...).")
-    with psycopg.connect(host=config["HOST"] or "127.0.0.1", port=config["PORT"] or 5432,
-                         user=config["USER"] or "postgres", password=config["PASSWORD"] or None,
-                         dbname="postgres", autocommit=True) as connection:
+    with psycopg.connect(
+        host=config["HOST"] or "127.0.0.1",
+        port=config["PORT"] or 5432,
+        user=config["USER"] or "postgres",
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as connection:
         exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
         if not exists:
             connection.execute(f'CREATE DATABASE "{config["NAME"]}"')  # a name from our own settings
@@ -114,9 +119,11 @@ def populate(profile_count: int) -> None:
         cursor.execute("VACUUM ANALYZE users_app_profile")
         cursor.execute("VACUUM ANALYZE users_app_userproperty")
         cursor.execute("VACUUM ANALYZE events_app_session")
-    print(f"data: made {profile_count:,} profiles (+{min(TOMBSTONES, profile_count // 3):,} tombstones), their "
-          "plans and sessions "
-          f"in {time.perf_counter() - started:.0f} s")
+    print(
+        f"data: made {profile_count:,} profiles (+{min(TOMBSTONES, profile_count // 3):,} tombstones), their "
+        "plans and sessions "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     return environment
 
 
@@ -127,8 +134,9 @@ def timed(label: str, function, repeat: int) -> object:
         started = time.perf_counter()
         result = function()
         times.append((time.perf_counter() - started) * 1000)
-    print(f"  {label:<58} first {times[0]:7.1f} ms   median {statistics.median(times):7.1f} ms   "
-          f"max {max(times):7.1f} ms")
+    print(
+        f"  {label:<58} first {times[0]:7.1f} ms   median {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms"
+    )
     return result
 
 
@@ -153,10 +161,8 @@ def main() -> None:
     cases = {
         "first page (last 7 days)": {},
         "filtered page (plan = Startup)": startup,
-        "filtered page (plan in Premium, Enterprise)": {"f0": "plan", "f0_op": "in",
-                                                        "f0_v": ["Premium", "Enterprise"]},
-        "identified, plan is set, all time": {"kind": "identified", "f0": "plan", "f0_op": "set",
-                                              "period": "all"},
+        "filtered page (plan in Premium, Enterprise)": {"f0": "plan", "f0_op": "in", "f0_v": ["Premium", "Enterprise"]},
+        "identified, plan is set, all time": {"kind": "identified", "f0": "plan", "f0_op": "set", "period": "all"},
         "search by user_id": {"q": "123456", "period": "all"},
         "search by identity prefix": {"q": "user12345", "period": "all"},
         "worst case: a value nobody has (plan = Nonexistent)": {"f0": "plan", "f0_op": "eq", "f0_v": "Nonexistent"},
@@ -171,12 +177,18 @@ def main() -> None:
     print(f"\nselector user_list (one page of 50 rows, session counts, plan column), repeat {args.repeat}:")
     for label, params in cases.items():
         query = parse_user_query(Params(params))
-        page = timed(label, lambda q=query: user_list(environment=environment, filters=q.filters,
-                                                      columns=q.columns), args.repeat)
+        page = timed(
+            label, lambda q=query: user_list(environment=environment, filters=q.filters, columns=q.columns), args.repeat
+        )
         if page.next_cursor:
             later = parse_user_query(Params({**params, "cursor": page.next_cursor}))
-            timed(f"{label}: page 2", lambda q=later: user_list(environment=environment, filters=q.filters,
-                                                                 columns=q.columns, cursor=q.cursor), args.repeat)
+            timed(
+                f"{label}: page 2",
+                lambda q=later: user_list(
+                    environment=environment, filters=q.filters, columns=q.columns, cursor=q.cursor
+                ),
+                args.repeat,
+            )
 
     print("\nselector user_count (capped at 100,000; computed once per filter change, then cached 60 s):")
     for label, params in cases.items():
@@ -187,8 +199,10 @@ def main() -> None:
     user, _ = get_user_model().objects.get_or_create(username="bench-viewer")
     client = Client()
     client.force_login(user)
-    print("\nHTML view through the test client (server time: request in, response out; a new DB connection"
-          " per request, as with the default DB_CONN_MAX_AGE=0):")
+    print(
+        "\nHTML view through the test client (server time: request in, response out; a new DB connection"
+        " per request, as with the default DB_CONN_MAX_AGE=0):"
+    )
     for label in ("first page (last 7 days)", "filtered page (plan = Startup)"):
         params = {"env": APP_ID, **cases[label]}
         timed(f"GET /users/ {label}", lambda p=params: _get_ok(client, "/users/", p), args.repeat)

@@ -2,7 +2,7 @@
 
 from django.http import HttpResponse, JsonResponse
 
-from users_app.validation import ascii_decimal
+from config.kernel.validation import ascii_decimal
 
 
 class ContentLengthMiddleware:

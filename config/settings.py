@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.static_files import static_file_headers
+from config.kernel.static_files import static_file_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -61,8 +61,8 @@ if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 
 INSTALLED_APPS = [
-    # Django's admin with Cairn's site: signed-in viewers get 403 on admin URLs (users_app/admin_site.py).
-    "users_app.admin_site.CairnAdminConfig",
+    # Django's admin with Cairn's site: signed-in viewers get 403 on admin URLs (config/kernel/admin_site.py).
+    "config.kernel.admin_site.CairnAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -179,7 +179,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "users_app.api_common.exception_handler",
+    "EXCEPTION_HANDLER": "config.kernel.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -193,15 +193,15 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI served from our own static files: dashboards run behind firewalls, no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # Rules across the fields of a request body (identity or user_id, single or bulk): users_app/schema.py.
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "users_app.schema.add_body_rules"],
+    # Rules across the fields of a request body (identity or user_id, single or bulk): events_app/schema.py.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "events_app.schema.add_body_rules"],
 }
 
 # Celery: REDIS_URL absent -> eager (the embedded default). Tasks are enqueued after commit.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = None
-# The cache web processes share (environments, user counts: users_app/shared_cache.py). Redis when there is one,
+# The cache web processes share (environments, user counts: config/kernel/shared_cache.py). Redis when there is one,
 # so every gunicorn worker and machine agrees; short timeouts because the cache is never worth waiting for.
 if REDIS_URL:
     CACHES = {
@@ -278,8 +278,14 @@ LOGGING = {
         "security_warning_once": {"()": "config.log_filters.SecurityWarningOnce"},
     },
     "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "level": LOG_LEVEL, "formatter": "plain",
-                             "filters": ["security_warning_once"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "level": LOG_LEVEL,
+            "formatter": "plain",
+            "filters": ["security_warning_once"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.request": {"filters": ["client_errors_quiet"]}},
 }
@@ -301,8 +307,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("CAIRN_LOGIN_COOLOFF_MINUTES", 15)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The visitor behind CAIRN_TRUSTED_PROXY_COUNT proxies, the same address GeoIP uses.
-AXES_CLIENT_IP_CALLABLE = "users_app.login_throttle.login_client_ip"
-AXES_USERNAME_CALLABLE = "users_app.login_throttle.login_username"
+AXES_CLIENT_IP_CALLABLE = "config.kernel.login_throttle.login_client_ip"
+AXES_USERNAME_CALLABLE = "config.kernel.login_throttle.login_username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 

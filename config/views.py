@@ -5,8 +5,8 @@ from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.views.defaults import page_not_found
 from django.views.generic import TemplateView
 
+from config.kernel.shared_cache import shared_cache_reachable
 from users_app.models import Environment
-from users_app.shared_cache import shared_cache_reachable
 
 
 class HomeView(LoginRequiredMixin, TemplateView):

@@ -6,13 +6,14 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from config.kernel.admin_site import ReadOnlyAdminMixin
 from events_app.models import Event, Session
-from users_app.admin import ReadOnlyAdminMixin
 
 
 def profile_admin_link(profile):
-    return format_html('<a href="{}">{}</a>', reverse("admin:users_app_profile_change", args=[profile.pk]),
-                       profile.display_name)
+    return format_html(
+        '<a href="{}">{}</a>', reverse("admin:users_app_profile_change", args=[profile.pk]), profile.display_name
+    )
 
 
 @admin.register(Session)
@@ -22,8 +23,23 @@ class SessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["=session_key"]
     list_select_related = ["profile"]
     show_full_result_count = False
-    fields = ["session_key", "environment", "owner", "original", "started_at", "ended_at", "landing_page",
-              "referrer", "utm_source", "utm_medium", "utm_campaign", "browser", "device_type", "country", "city"]
+    fields = [
+        "session_key",
+        "environment",
+        "owner",
+        "original",
+        "started_at",
+        "ended_at",
+        "landing_page",
+        "referrer",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "browser",
+        "device_type",
+        "country",
+        "city",
+    ]
     readonly_fields = fields
 
     @admin.display(description="profile")
@@ -46,8 +62,17 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["=name"]
     list_select_related = ["profile"]
     show_full_result_count = False
-    fields = ["name", "timestamp", "environment", "owner", "original", "session", "properties_text",
-              "idempotency_key", "received_at"]
+    fields = [
+        "name",
+        "timestamp",
+        "environment",
+        "owner",
+        "original",
+        "session",
+        "properties_text",
+        "idempotency_key",
+        "received_at",
+    ]
     readonly_fields = fields
 
     @admin.display(description="profile")
@@ -64,5 +89,4 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="properties")
     def properties_text(self, event: Event):
-        return format_html("<pre>{}</pre>", json.dumps(event.properties, ensure_ascii=False, indent=2,
-                                                       sort_keys=True))
+        return format_html("<pre>{}</pre>", json.dumps(event.properties, ensure_ascii=False, indent=2, sort_keys=True))

@@ -4,23 +4,34 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializ
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.kernel.api import error_response
+from config.kernel.schema import APP_ID, ERROR_SCHEMA, schema_field
+from events_app.schema import TRACK_ITEM, USER_PROPERTIES_ITEM, bulk_of
 from events_app.services.ingest import IngestResult, bulk_items, track_ingest, user_properties_ingest
-from users_app.api import API_KEY_HELP, ERROR_SCHEMA
-from users_app.api_common import JsonBodyApi, error_response
-from users_app.schema import APP_ID, TRACK_ITEM, USER_PROPERTIES_ITEM, bulk_of, schema_field
+from users_app.api import API_KEY_HELP
+from users_app.api_access import IngestApi
 
 RATE_LIMITED = "rate_limited"
-INGEST_RESULT_SCHEMA = inline_serializer("IngestResult", {
-    "accepted": serializers.IntegerField(),
-    "rejected": serializers.ListField(child=serializers.DictField(), help_text="[{index, error}] of bad items"),
-    "duplicates": serializers.IntegerField(required=False),
-})
+INGEST_RESULT_SCHEMA = inline_serializer(
+    "IngestResult",
+    {
+        "accepted": serializers.IntegerField(),
+        "rejected": serializers.ListField(child=serializers.DictField(), help_text="[{index, error}] of bad items"),
+        "duplicates": serializers.IntegerField(required=False),
+    },
+)
 
 
 # What the ingest endpoints answer besides their 200 (401: a key sent or required; 403: a page's origin that the
 # environment does not allow; 429: over a rate limit, docs/api.md "Rate limits").
-INGEST_ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA,
-                 429: ERROR_SCHEMA}
+INGEST_ERRORS = {
+    400: ERROR_SCHEMA,
+    401: ERROR_SCHEMA,
+    403: ERROR_SCHEMA,
+    404: ERROR_SCHEMA,
+    413: ERROR_SCHEMA,
+    429: ERROR_SCHEMA,
+}
 
 
 def all_items_rejected() -> dict:
@@ -42,9 +53,15 @@ def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
         if result.rejected and not result.accepted:
             # Every 4xx carries the error body; `rejected` still says what was wrong with each item.
             if any(item["error"]["code"] == RATE_LIMITED for item in result.rejected):
-                answer["error"], status = {"code": RATE_LIMITED, "message": "No item was accepted: some were over "
-                                           "a rate limit (send them again after Retry-After); see `rejected`.",
-                                           "field": None}, 429
+                answer["error"], status = (
+                    {
+                        "code": RATE_LIMITED,
+                        "message": "No item was accepted: some were over "
+                        "a rate limit (send them again after Retry-After); see `rejected`.",
+                        "field": None,
+                    },
+                    429,
+                )
             else:
                 answer["error"], status = all_items_rejected(), 400
         response = Response(answer, status=status)
@@ -53,24 +70,42 @@ def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
     return response
 
 
-class TrackApi(JsonBodyApi):
+class TrackApi(IngestApi):
     @extend_schema(
         summary="Track events (single or bulk of up to 1000)",
-        request=inline_serializer("TrackRequest", {
-            "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
-                                               for name, schema in TRACK_ITEM["properties"].items()},
-            "events": schema_field(bulk_of(TRACK_ITEM), required=False),
-            "api_key": schema_field({"type": "string"}, required=False,
-                                    help_text=API_KEY_HELP),
-        }),
+        request=inline_serializer(
+            "TrackRequest",
+            {
+                "app_id": schema_field(APP_ID),
+                **{name: schema_field(schema, required=False) for name, schema in TRACK_ITEM["properties"].items()},
+                "events": schema_field(bulk_of(TRACK_ITEM), required=False),
+                "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
+            },
+        ),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[
-            OpenApiExample("One event", request_only=True, value={
-                "app_id": "1234567890", "identity": "alice@example.com", "event": "Sign Up",
-                "properties": {"plan": "Startup"}, "idempotency_key": "signup-alice"}),
-            OpenApiExample("Bulk", request_only=True, value={"app_id": "1234567890", "events": [
-                {"identity": "alice@example.com", "event": "Upgrade", "timestamp": "2026-11-20T10:00:00Z"},
-                {"user_id": "1565941335949135", "event": "pageview", "properties": {"path": "/pricing"}}]}),
+            OpenApiExample(
+                "One event",
+                request_only=True,
+                value={
+                    "app_id": "1234567890",
+                    "identity": "alice@example.com",
+                    "event": "Sign Up",
+                    "properties": {"plan": "Startup"},
+                    "idempotency_key": "signup-alice",
+                },
+            ),
+            OpenApiExample(
+                "Bulk",
+                request_only=True,
+                value={
+                    "app_id": "1234567890",
+                    "events": [
+                        {"identity": "alice@example.com", "event": "Upgrade", "timestamp": "2026-11-20T10:00:00Z"},
+                        {"user_id": "1565941335949135", "event": "pageview", "properties": {"path": "/pricing"}},
+                    ],
+                },
+            ),
         ],
     )
     def post(self, request):
@@ -84,19 +119,29 @@ class TrackApi(JsonBodyApi):
         return ingest_response(result, is_bulk)
 
 
-class UserPropertiesAddApi(JsonBodyApi):
+class UserPropertiesAddApi(IngestApi):
     @extend_schema(
         summary="Add user properties (single or bulk of up to 1000); null removes a property",
-        request=inline_serializer("AddUserPropertiesRequest", {
-            "app_id": schema_field(APP_ID), **{name: schema_field(schema, required=False)
-                                               for name, schema in USER_PROPERTIES_ITEM["properties"].items()},
-            "users": schema_field(bulk_of(USER_PROPERTIES_ITEM), required=False),
-            "api_key": schema_field({"type": "string"}, required=False,
-                                    help_text=API_KEY_HELP),
-        }),
+        request=inline_serializer(
+            "AddUserPropertiesRequest",
+            {
+                "app_id": schema_field(APP_ID),
+                **{
+                    name: schema_field(schema, required=False)
+                    for name, schema in USER_PROPERTIES_ITEM["properties"].items()
+                },
+                "users": schema_field(bulk_of(USER_PROPERTIES_ITEM), required=False),
+                "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
+            },
+        ),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
-        examples=[OpenApiExample("Set a plan", request_only=True, value={
-            "app_id": "1234567890", "identity": "alice@example.com", "properties": {"plan": "Startup"}})],
+        examples=[
+            OpenApiExample(
+                "Set a plan",
+                request_only=True,
+                value={"app_id": "1234567890", "identity": "alice@example.com", "properties": {"plan": "Startup"}},
+            )
+        ],
     )
     def post(self, request):
         body = self.json_body(request)

@@ -8,7 +8,7 @@ environment in the query string: `OPTIONS /api/v1/browser?app_id=...`.
 Cross-origin writes are refused, not only unreadable: a request whose `Origin` is neither this server nor
 one of the environment's `allowed_origins` gets 403 and nothing is stored, so another site cannot feed
 events into an environment through its visitors' browsers (the same rule as every ingest endpoint:
-users_app.api_common.origin_check). Requests without an `Origin` header (server to server, curl) are accepted;
+users_app.api_access.origin_check). Requests without an `Origin` header (server to server, curl) are accepted;
 the environment's "server calls need the API key" does not apply here (a page cannot keep a secret).
 
 A batch over a rate limit is refused whole (429, Retry-After) rather than in part: its calls must stay in
@@ -19,16 +19,17 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.kernel.api import client_ip, error_response
+from config.kernel.errors import InvalidInput, RateLimited
+from config.kernel.schema import APP_ID, ERROR_SCHEMA, USER_ID, schema_field, short_text
+from config.kernel.validation import parse_app_id
 from events_app.api import all_items_rejected
+from events_app.schema import BROWSER_CALL, SENT_AT
 from events_app.services.browser import MAX_BROWSER_CALLS, browser_batch_parse, browser_batch_process, encodable
 from events_app.services.sessions import RequestContext
-from users_app.api import ERROR_SCHEMA
-from users_app.api_common import JsonBodyApi, client_ip, error_response, origin_is_allowed, origin_is_same_site
-from users_app.errors import InvalidInput, RateLimited
+from users_app.api_access import IngestApi, origin_is_allowed, origin_is_same_site
 from users_app.models import Environment
-from users_app.schema import APP_ID, BROWSER_CALL, SENT_AT, USER_ID, schema_field, short_text
 from users_app.services.environments import environment_for_app_id
-from users_app.validation import parse_app_id
 
 PREFLIGHT_MAX_AGE = "86400"
 
@@ -47,7 +48,7 @@ def request_context(request) -> RequestContext:
     )
 
 
-class BrowserBatchApi(JsonBodyApi):
+class BrowserBatchApi(IngestApi):
     """POST /api/v1/browser: `{app_id, user_id, session_id?, sent_at?, calls: [...]}`."""
 
     server_endpoint = False  # a page cannot keep the API key secret: the environment's key setting does not apply
@@ -81,30 +82,67 @@ class BrowserBatchApi(JsonBodyApi):
 
     @extend_schema(
         summary="The browser tracker's ordered batch of calls",
-        parameters=[OpenApiParameter("app_id", str, required=False, description=(
-            "For preflights (which carry no body); a POST names its environment in the body."))],
-        request=inline_serializer("BrowserBatchRequest", {
-            "app_id": schema_field(APP_ID), "user_id": schema_field(USER_ID),
-            "session_id": schema_field(short_text(64), required=False),
-            "sent_at": schema_field(SENT_AT, required=False),
-            "calls": schema_field({"type": "array", "maxItems": MAX_BROWSER_CALLS, "items": BROWSER_CALL}),
-        }),
-        responses={200: inline_serializer("BrowserBatchResponse", {
-            "user_id": serializers.CharField(help_text="The user_id to use from now on"),
-            "identity": serializers.CharField(allow_null=True),
-            "accepted": serializers.IntegerField(),
-            "rejected": serializers.ListField(child=serializers.DictField()),
-        }), 400: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA, 429: ERROR_SCHEMA},
-        examples=[OpenApiExample("Sign-up", request_only=True, value={
-            "app_id": "1234567890", "user_id": "1565941335949135", "session_id": "k2j4h5g6f7d8s9a0",
-            "calls": [
-                {"type": "pageview", "timestamp": 1795000000000, "idempotency_key": "p-1",
-                 "properties": {"path": "/signup", "title": "Sign up", "referrer": ""}},
-                {"type": "identify", "identity": "alice@example.com"},
-                {"type": "add_user_properties", "properties": {"plan": "Startup"}},
-                {"type": "track", "event": "Sign Up", "idempotency_key": "t-2",
-                 "properties": {"plan": "Startup"}},
-            ]})],
+        parameters=[
+            OpenApiParameter(
+                "app_id",
+                str,
+                required=False,
+                description=("For preflights (which carry no body); a POST names its environment in the body."),
+            )
+        ],
+        request=inline_serializer(
+            "BrowserBatchRequest",
+            {
+                "app_id": schema_field(APP_ID),
+                "user_id": schema_field(USER_ID),
+                "session_id": schema_field(short_text(64), required=False),
+                "sent_at": schema_field(SENT_AT, required=False),
+                "calls": schema_field({"type": "array", "maxItems": MAX_BROWSER_CALLS, "items": BROWSER_CALL}),
+            },
+        ),
+        responses={
+            200: inline_serializer(
+                "BrowserBatchResponse",
+                {
+                    "user_id": serializers.CharField(help_text="The user_id to use from now on"),
+                    "identity": serializers.CharField(allow_null=True),
+                    "accepted": serializers.IntegerField(),
+                    "rejected": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            400: ERROR_SCHEMA,
+            403: ERROR_SCHEMA,
+            404: ERROR_SCHEMA,
+            413: ERROR_SCHEMA,
+            429: ERROR_SCHEMA,
+        },
+        examples=[
+            OpenApiExample(
+                "Sign-up",
+                request_only=True,
+                value={
+                    "app_id": "1234567890",
+                    "user_id": "1565941335949135",
+                    "session_id": "k2j4h5g6f7d8s9a0",
+                    "calls": [
+                        {
+                            "type": "pageview",
+                            "timestamp": 1795000000000,
+                            "idempotency_key": "p-1",
+                            "properties": {"path": "/signup", "title": "Sign up", "referrer": ""},
+                        },
+                        {"type": "identify", "identity": "alice@example.com"},
+                        {"type": "add_user_properties", "properties": {"plan": "Startup"}},
+                        {
+                            "type": "track",
+                            "event": "Sign Up",
+                            "idempotency_key": "t-2",
+                            "properties": {"plan": "Startup"},
+                        },
+                    ],
+                },
+            )
+        ],
     )
     def post(self, request):
         environment = self._environment_from_query(request)

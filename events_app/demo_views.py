@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404
 from django.utils.safestring import mark_safe
 from django.views.generic import TemplateView
 
-from events_app.services.browser import tracker_snippet
 from users_app.models import Environment
+from users_app.services.tracker_snippet import tracker_snippet
 
 PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
 

@@ -74,7 +74,12 @@ class Event(models.Model):
         Profile, on_delete=models.CASCADE, related_name="original_events", db_index=False, db_constraint=False
     )
     session = models.ForeignKey(
-        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False,
+        Session,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="events",
+        db_index=False,
         db_constraint=False,
     )
     name = models.CharField(max_length=EVENT_NAME_MAX_LENGTH)

@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.admin.models import DELETION, LogEntry
 
+from config.kernel.admin_site import ReadOnlyAdminMixin, StaffAdminMixin
 from reports_app.models import SavedReport
 from reports_app.services import saved_report_audit_message, saved_report_definition
-from users_app.admin import ReadOnlyAdminMixin, StaffAdminMixin
 
 
 @admin.register(SavedReport)
@@ -20,15 +20,20 @@ class SavedReportAdmin(StaffAdminMixin, admin.ModelAdmin):
     def construct_change_message(self, request, form, formsets, add=False):
         # form.initial still holds the values the report had before this save.
         before = None if add else {"name": form.initial.get("name"), "params": form.initial.get("params")}
-        return saved_report_audit_message(action="create" if add else "update", before=before,
-                                          after=saved_report_definition(form.instance))
+        return saved_report_audit_message(
+            action="create" if add else "update", before=before, after=saved_report_definition(form.instance)
+        )
 
     def log_deletions(self, request, queryset):
         return [
             LogEntry.objects.log_actions(
-                user_id=request.user.pk, queryset=[report], action_flag=DELETION, single_object=True,
-                change_message=saved_report_audit_message(action="delete", before=saved_report_definition(report),
-                                                          after=None),
+                user_id=request.user.pk,
+                queryset=[report],
+                action_flag=DELETION,
+                single_object=True,
+                change_message=saved_report_audit_message(
+                    action="delete", before=saved_report_definition(report), after=None
+                ),
             )
             for report in queryset
         ]

@@ -4,6 +4,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH
+from config.kernel.schema import ERROR_SCHEMA, at_most, choice, or_empty, text
 from reports_app.query import (
     CHART_TYPES,
     INTERVALS,
@@ -14,20 +16,26 @@ from reports_app.query import (
     report_query_parse,
 )
 from reports_app.selectors import report_series
-from users_app.api import ERROR_SCHEMA
-from users_app.api_common import ReadApi
-from users_app.models import PROPERTY_KEY_MAX_LENGTH
-from users_app.schema import at_most, choice, or_empty, text
+from users_app.api_access import ReadApi
 
 # reports_app/query.py: property_ref_parse and filter_parse.
 PROPERTY_REF = {"type": "string", "pattern": f"^(?:user|event)\\.[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}$"}
-WHERE = {"type": "string", "pattern": (
-    # the property (its key without the `!` of `!=`), then `=` and the value
-    f"^(?:user|event)\\.(?:[^=!][^=]{{0,{PROPERTY_KEY_MAX_LENGTH - 1}}}|![^=]{{1,{PROPERTY_KEY_MAX_LENGTH}}})=")}
+WHERE = {
+    "type": "string",
+    "pattern": (
+        # the property (its key without the `!` of `!=`), then `=` and the value
+        f"^(?:user|event)\\.(?:[^=!][^=]{{0,{PROPERTY_KEY_MAX_LENGTH - 1}}}|![^=]{{1,{PROPERTY_KEY_MAX_LENGTH}}})="
+    ),
+}
 # 2000-01-01 to 9998-12-01 (reports_app/query.py, _date)
-REPORT_DATE = {"type": "string", "format": "date", "pattern": (
-    "^(?:(?:[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-7])-[0-9]{2}-[0-9]{2}|"
-    "9998-(?:0[1-9]|1[01])-[0-9]{2}|9998-12-01)$")}
+REPORT_DATE = {
+    "type": "string",
+    "format": "date",
+    "pattern": (
+        "^(?:(?:[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-7])-[0-9]{2}-[0-9]{2}|"
+        "9998-(?:0[1-9]|1[01])-[0-9]{2}|9998-12-01)$"
+    ),
+}
 
 WHERE_HELP = (
     "Repeatable filter on a user property (`user.<key>`, the person's current value) or an event property "
@@ -38,16 +46,30 @@ WHERE_HELP = (
     "`in:x`. All filters must hold (AND)."
 )
 
-REPORT_SCHEMA = inline_serializer("ReportSeries", {
-    "buckets": serializers.ListField(child=serializers.CharField(), help_text=(
-        "Bucket starts in UTC: `YYYY-MM-DD` for day, week (Monday) and month; `YYYY-MM-DDTHH:00:00Z` for hour."
-    )),
-    "series": inline_serializer("ReportSeriesItem", {
-        "group": serializers.CharField(help_text="The property value, `(none)`, `Other`, or `All` without group_by."),
-        "values": serializers.ListField(child=serializers.IntegerField()),
-        "total": serializers.IntegerField(help_text="Over the whole range; unique users count each person once."),
-    }, many=True),
-})
+REPORT_SCHEMA = inline_serializer(
+    "ReportSeries",
+    {
+        "buckets": serializers.ListField(
+            child=serializers.CharField(),
+            help_text=(
+                "Bucket starts in UTC: `YYYY-MM-DD` for day, week (Monday) and month; `YYYY-MM-DDTHH:00:00Z` for hour."
+            ),
+        ),
+        "series": inline_serializer(
+            "ReportSeriesItem",
+            {
+                "group": serializers.CharField(
+                    help_text="The property value, `(none)`, `Other`, or `All` without group_by."
+                ),
+                "values": serializers.ListField(child=serializers.IntegerField()),
+                "total": serializers.IntegerField(
+                    help_text="Over the whole range; unique users count each person once."
+                ),
+            },
+            many=True,
+        ),
+    },
+)
 
 
 class ReportQueryApi(ReadApi):
@@ -55,32 +77,70 @@ class ReportQueryApi(ReadApi):
         summary="A graph report's numbers (SPEC 7)",
         parameters=[
             OpenApiParameter("measure", choice(MEASURES), description="Default events."),
-            OpenApiParameter("event", text(255), description=(
-                "An event name; `pageview` for page views; omit (or leave empty) for all events.")),
-            OpenApiParameter("group_by", or_empty(PROPERTY_REF), description=(
-                "`user.<property>` (the person's current value, Heap-style) or `event.<property>`. Missing "
-                "values group as `(none)`; beyond the top 10 groups the rest is `Other`.")),
-            OpenApiParameter("where", at_most(MAX_FILTERS, or_empty(WHERE), {"minLength": 1}), explode=True,
-                             description=WHERE_HELP + f" At most {MAX_FILTERS} (empty ones are left out)."),
-            OpenApiParameter("from", or_empty(REPORT_DATE), description=(
-                "First day (UTC), 2000-01-01 to 9998-12-01, not after `to`. Default: 29 days before `to`.")),
-            OpenApiParameter("to", or_empty(REPORT_DATE), description=(
-                "Last day, inclusive (UTC), 2000-01-01 to 9998-12-01. Default: today.")),
-            OpenApiParameter("interval", choice(INTERVALS), description=(
-                f"Default day. Weeks start on Monday; all buckets in UTC. A report has at most {MAX_BUCKETS} "
-                "buckets, counted as its days x 24 by hour, x 1 by day, / 7 by week and / 28 by month (125 days "
-                "by hour, 3000 days by day): beyond, 400 `invalid_field`.")),
-            OpenApiParameter("range", choice(RANGES), description=(
-                "7d, 30d or 90d: the last days up to today instead of from/to (which are still checked). "
-                "Default: custom when from or to is given, else 30d.")),
+            OpenApiParameter(
+                "event",
+                text(255),
+                description=("An event name; `pageview` for page views; omit (or leave empty) for all events."),
+            ),
+            OpenApiParameter(
+                "group_by",
+                or_empty(PROPERTY_REF),
+                description=(
+                    "`user.<property>` (the person's current value, Heap-style) or `event.<property>`. Missing "
+                    "values group as `(none)`; beyond the top 10 groups the rest is `Other`."
+                ),
+            ),
+            OpenApiParameter(
+                "where",
+                at_most(MAX_FILTERS, or_empty(WHERE), {"minLength": 1}),
+                explode=True,
+                description=WHERE_HELP + f" At most {MAX_FILTERS} (empty ones are left out).",
+            ),
+            OpenApiParameter(
+                "from",
+                or_empty(REPORT_DATE),
+                description=(
+                    "First day (UTC), 2000-01-01 to 9998-12-01, not after `to`. Default: 29 days before `to`."
+                ),
+            ),
+            OpenApiParameter(
+                "to",
+                or_empty(REPORT_DATE),
+                description=("Last day, inclusive (UTC), 2000-01-01 to 9998-12-01. Default: today."),
+            ),
+            OpenApiParameter(
+                "interval",
+                choice(INTERVALS),
+                description=(
+                    f"Default day. Weeks start on Monday; all buckets in UTC. A report has at most {MAX_BUCKETS} "
+                    "buckets, counted as its days x 24 by hour, x 1 by day, / 7 by week and / 28 by month (125 days "
+                    "by hour, 3000 days by day): beyond, 400 `invalid_field`."
+                ),
+            ),
+            OpenApiParameter(
+                "range",
+                choice(RANGES),
+                description=(
+                    "7d, 30d or 90d: the last days up to today instead of from/to (which are still checked). "
+                    "Default: custom when from or to is given, else 30d."
+                ),
+            ),
             OpenApiParameter("chart", choice(CHART_TYPES), description="The page's chart type; no effect here."),
         ],
         responses={200: REPORT_SCHEMA, 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
-        examples=[OpenApiExample("Sign-ups per week by plan", response_only=True, value={
-            "buckets": ["2026-01-05", "2026-01-12"],
-            "series": [{"group": "Startup", "values": [3, 0], "total": 3},
-                       {"group": "(none)", "values": [1, 2], "total": 3}],
-        })],
+        examples=[
+            OpenApiExample(
+                "Sign-ups per week by plan",
+                response_only=True,
+                value={
+                    "buckets": ["2026-01-05", "2026-01-12"],
+                    "series": [
+                        {"group": "Startup", "values": [3, 0], "total": 3},
+                        {"group": "(none)", "values": [1, 2], "total": 3},
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request):
         query = report_query_parse(request.query_params)

@@ -8,8 +8,19 @@ import plotly.graph_objects as go
 from reports_app.query import MEASURES
 from reports_app.selectors import ReportResult
 
-PALETTE = ["#3558d6", "#e8793a", "#2ca58d", "#d64565", "#8e6bd6", "#c9a227", "#1f9bd1", "#7a8b99",
-           "#b65fb5", "#5a9e3d", "#a0a7b4"]
+PALETTE = [
+    "#3558d6",
+    "#e8793a",
+    "#2ca58d",
+    "#d64565",
+    "#8e6bd6",
+    "#c9a227",
+    "#1f9bd1",
+    "#7a8b99",
+    "#b65fb5",
+    "#5a9e3d",
+    "#a0a7b4",
+]
 
 
 def _label(text: str) -> str:
@@ -29,8 +40,14 @@ def report_figure(result: ReportResult) -> dict | None:
         color = PALETTE[position % len(PALETTE)]
         name = _label(series.group)
         if query.chart == "line":
-            trace = go.Scatter(x=labels, y=series.values, name=name, mode="lines+markers",
-                               line={"color": color, "width": 2}, marker={"size": 5})
+            trace = go.Scatter(
+                x=labels,
+                y=series.values,
+                name=name,
+                mode="lines+markers",
+                line={"color": color, "width": 2},
+                marker={"size": 5},
+            )
         else:
             trace = go.Bar(x=labels, y=series.values, name=name, marker={"color": color})
         figure.add_trace(trace)
@@ -40,11 +57,19 @@ def report_figure(result: ReportResult) -> dict | None:
         peak = max((max(item.values, default=0) for item in result.series), default=0)
     figure.update_layout(
         barmode="stack" if query.chart == "stacked_bar" else "group",
-        margin={"l": 50, "r": 20, "t": 20, "b": 50}, height=420, hovermode="x unified",
-        legend={"orientation": "h", "y": -0.15, "traceorder": "normal"}, plot_bgcolor="#fff", paper_bgcolor="#fff",
-        yaxis={"title": {"text": MEASURES[query.measure]}, "rangemode": "tozero", "gridcolor": "#eef0f4",
-               # Counts are whole numbers: no 0.2 ticks on small reports.
-               **({"dtick": 1} if peak <= 8 else {"tickformat": ",d"})},
+        margin={"l": 50, "r": 20, "t": 20, "b": 50},
+        height=420,
+        hovermode="x unified",
+        legend={"orientation": "h", "y": -0.15, "traceorder": "normal"},
+        plot_bgcolor="#fff",
+        paper_bgcolor="#fff",
+        yaxis={
+            "title": {"text": MEASURES[query.measure]},
+            "rangemode": "tozero",
+            "gridcolor": "#eef0f4",
+            # Counts are whole numbers: no 0.2 ticks on small reports.
+            **({"dtick": 1} if peak <= 8 else {"tickformat": ",d"}),
+        },
         xaxis={"type": "category"},
     )
     return json.loads(figure.to_json())

@@ -24,6 +24,8 @@ class PropertyText(KeyTextTransform):
         lhs, params, _ = self.preprocess_lhs(compiler, connection)
         path = "$." + json.dumps(self.key_name)
         datatypes = ",".join(repr(datatype) for datatype in connection.ops.jsonfield_datatype_values)
-        sql = (f"(CASE WHEN JSON_TYPE({lhs}, %s) IN ({datatypes}) THEN JSON_TYPE({lhs}, %s) "
-               f"ELSE JSON_EXTRACT({lhs}, %s) END)")
+        sql = (
+            f"(CASE WHEN JSON_TYPE({lhs}, %s) IN ({datatypes}) THEN JSON_TYPE({lhs}, %s) "
+            f"ELSE JSON_EXTRACT({lhs}, %s) END)"
+        )
         return sql, (*params, path) * 3

@@ -22,9 +22,9 @@ from datetime import date, timedelta
 from django.http import QueryDict
 from django.utils import timezone
 
-from users_app.errors import InvalidInput
-from users_app.models import PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
-from users_app.validation import calendar_date
+from config.kernel.errors import InvalidInput
+from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from config.kernel.validation import calendar_date
 
 MEASURES = {"events": "Events", "unique_users": "Unique users", "sessions": "Sessions"}
 INTERVALS = {"hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
@@ -154,7 +154,7 @@ def filter_parse(where: str) -> Filter:
         raise _invalid("where", "`where` must look like `user.plan=Startup` (see docs/reports.md).")
     negated = where[position - 1] == "!"
     prop = property_ref_parse(where[: position - 1] if negated else where[:position], "where")
-    text = where[position + 1:]
+    text = where[position + 1 :]
     if text == "*":
         positive, raw_value = "set", ""
     elif text.startswith("in:"):
@@ -165,8 +165,9 @@ def filter_parse(where: str) -> Filter:
         positive, raw_value = "eq", text[3:]
     else:
         positive, raw_value = "eq", text
-    operator = {"eq": "ne", "in": "not_in", "contains": "not_contains", "set": "not_set"}[positive] if negated \
-        else positive
+    operator = (
+        {"eq": "ne", "in": "not_in", "contains": "not_contains", "set": "not_set"}[positive] if negated else positive
+    )
     return filter_build(prop, operator, raw_value, "where")
 
 
@@ -233,8 +234,10 @@ def bucket_count_check(query: ReportQuery) -> None:
     days = (query.date_to - query.date_from).days + 1
     per_day = {"hour": 24, "day": 1, "week": 1 / 7, "month": 1 / 28}[query.interval]
     if days * per_day > MAX_BUCKETS:
-        raise _invalid("interval", f"That range has more than {MAX_BUCKETS} {query.interval}s: choose a longer "
-                                   "interval or a shorter range.")
+        raise _invalid(
+            "interval",
+            f"That range has more than {MAX_BUCKETS} {query.interval}s: choose a longer interval or a shorter range.",
+        )
 
 
 def _refuse_nul(params, names: tuple[str, ...]) -> None:
@@ -261,8 +264,12 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
     group_by = property_ref_parse(group_by_text, "group_by") if group_by_text else None
     filters = [filter_parse(where) for where in _getlist(params, "where") if where]
     if page_filters:
-        rows = zip(_getlist(params, "filter_field"), _getlist(params, "filter_op"),
-                   _getlist(params, "filter_value"), strict=False)
+        rows = zip(
+            _getlist(params, "filter_field"),
+            _getlist(params, "filter_op"),
+            _getlist(params, "filter_value"),
+            strict=False,
+        )
         for prop_text, operator, raw_value in rows:
             if prop_text.strip():
                 prop = property_ref_parse(prop_text.strip(), "filter_field")
@@ -280,9 +287,15 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
     if date_from > date_to:
         raise _invalid("from", "`from` must not be after `to`.")
     query = ReportQuery(
-        measure=measure, event=event, group_by=group_by, filters=tuple(dict.fromkeys(filters)),
-        date_from=date_from, date_to=date_to, interval=_choice(params, "interval", INTERVALS, "day"),
-        range=range_name, chart=_choice(params, "chart", CHART_TYPES, "line"),
+        measure=measure,
+        event=event,
+        group_by=group_by,
+        filters=tuple(dict.fromkeys(filters)),
+        date_from=date_from,
+        date_to=date_to,
+        interval=_choice(params, "interval", INTERVALS, "day"),
+        range=range_name,
+        chart=_choice(params, "chart", CHART_TYPES, "line"),
     )
     bucket_count_check(query)
     return query

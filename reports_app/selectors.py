@@ -119,13 +119,15 @@ class _Expressions:
         key_hash = property_key_hash(key)
         self.aliases += 1
         own, merged = f"own_prop_{self.aliases}", f"merged_prop_{self.aliases}"
-        self.queryset = self.queryset.alias(**{
-            own: FilteredRelation("profile__properties", condition=Q(profile__properties__key_hash=key_hash)),
-            merged: FilteredRelation(
-                "profile__merged_into__properties",
-                condition=Q(profile__merged_into__properties__key_hash=key_hash),
-            ),
-        })
+        self.queryset = self.queryset.alias(
+            **{
+                own: FilteredRelation("profile__properties", condition=Q(profile__properties__key_hash=key_hash)),
+                merged: FilteredRelation(
+                    "profile__merged_into__properties",
+                    condition=Q(profile__merged_into__properties__key_hash=key_hash),
+                ),
+            }
+        )
         return Case(
             When(profile__merged_into_id__isnull=False, then=F(f"{merged}__value")),
             default=F(f"{own}__value"),
@@ -214,8 +216,11 @@ def report_series(*, environment: Environment, query: ReportQuery) -> ReportResu
         rows, totals = _postgresql_rows(base, query, expressions, bucket)
     else:
         rows = (
-            grouped().annotate(report_bucket=bucket).values("report_bucket", "report_group")
-            .annotate(report_value=measure).order_by()
+            grouped()
+            .annotate(report_bucket=bucket)
+            .values("report_bucket", "report_group")
+            .annotate(report_value=measure)
+            .order_by()
             .values_list("report_bucket", "report_group", "report_value")
         )
     values: dict[str, list[int]] = {}
@@ -229,20 +234,25 @@ def report_series(*, environment: Environment, query: ReportQuery) -> ReportResu
         totals = {name: sum(series_values) for name, series_values in values.items()}
     elif totals is None:
         totals = dict(
-            grouped().values("report_group").annotate(report_value=measure).order_by()
+            grouped()
+            .values("report_group")
+            .annotate(report_value=measure)
+            .order_by()
             .values_list("report_group", "report_value")
         )
     ranked = sorted(values, key=lambda name: (-totals[name], name))
     top, rest = ranked[:TOP_GROUPS], ranked[TOP_GROUPS:]
     series = [Series(name, values[name], totals[name]) for name in top]
     if rest:
-        series.append(_other_series(grouped, query, top, rest, values, totals, measure, bucket,
-                                    bucket_index, len(buckets)))
+        series.append(
+            _other_series(grouped, query, top, rest, values, totals, measure, bucket, bucket_index, len(buckets))
+        )
     return ReportResult(query, buckets, series)
 
 
-def _postgresql_rows(base: QuerySet, query: ReportQuery, expressions: _Expressions,
-                     bucket) -> tuple[list[tuple], dict[str, int] | None]:
+def _postgresql_rows(
+    base: QuerySet, query: ReportQuery, expressions: _Expressions, bucket
+) -> tuple[list[tuple], dict[str, int] | None]:
     """PostgreSQL: (bucket, group, value) rows, and for distinct measures the range totals in the same pass
     (GROUPING SETS) instead of a second scan of the events.
 
@@ -261,8 +271,9 @@ def _postgresql_rows(base: QuerySet, query: ReportQuery, expressions: _Expressio
     if needs_person:
         columns["report_profile_id"] = F("profile_id")
     if group_by is not None and group_by.scope == "event":
-        columns["report_group"] = Coalesce(expressions.event_property(group_by.key), Value(NONE_GROUP),
-                                           output_field=TextField())
+        columns["report_group"] = Coalesce(
+            expressions.event_property(group_by.key), Value(NONE_GROUP), output_field=TextField()
+        )
     if query.measure == "sessions":
         columns["report_item"] = F("session_id")
     inner_sql, inner_params = base.annotate(**columns).values(*columns).order_by().query.sql_with_params()
@@ -270,11 +281,14 @@ def _postgresql_rows(base: QuerySet, query: ReportQuery, expressions: _Expressio
     person_sql = "COALESCE(report_profile.merged_into_id, report_profile.id)"
     joins, join_params = [], []
     if needs_person:
-        joins.append(f"JOIN {quote(Profile._meta.db_table)} report_profile "
-                     "ON report_profile.id = report_rows.report_profile_id")
+        joins.append(
+            f"JOIN {quote(Profile._meta.db_table)} report_profile ON report_profile.id = report_rows.report_profile_id"
+        )
     if group_by is not None and group_by.scope == "user":
-        joins.append(f"LEFT JOIN {quote(UserProperty._meta.db_table)} report_property "
-                     f"ON report_property.profile_id = {person_sql} AND report_property.key_hash = %s")
+        joins.append(
+            f"LEFT JOIN {quote(UserProperty._meta.db_table)} report_property "
+            f"ON report_property.profile_id = {person_sql} AND report_property.key_hash = %s"
+        )
         join_params.append(property_key_hash(group_by.key))
         group_sql, group_params = "COALESCE(report_property.value, %s)", [NONE_GROUP]
     elif group_by is not None:
@@ -282,14 +296,18 @@ def _postgresql_rows(base: QuerySet, query: ReportQuery, expressions: _Expressio
     else:
         group_sql, group_params = "%s", [ALL_GROUP]
     item_sql = {"unique_users": person_sql, "sessions": "report_rows.report_item", "events": "NULL"}[query.measure]
-    rows_sql = (f"SELECT report_rows.report_bucket AS bucket, {group_sql} AS grp, {item_sql} AS item "
-                f"FROM ({inner_sql}) AS report_rows {' '.join(joins)}")
+    rows_sql = (
+        f"SELECT report_rows.report_bucket AS bucket, {group_sql} AS grp, {item_sql} AS item "
+        f"FROM ({inner_sql}) AS report_rows {' '.join(joins)}"
+    )
     params = [*group_params, *inner_params, *join_params]
     if query.measure == "events":
         sql = f"SELECT 0, bucket, grp, COUNT(*) FROM ({rows_sql}) AS report_groups GROUP BY bucket, grp"
     else:
-        sql = (f"SELECT GROUPING(bucket), bucket, grp, COUNT(DISTINCT item) FROM ({rows_sql}) AS report_groups "
-               "GROUP BY GROUPING SETS ((bucket, grp), (grp))")
+        sql = (
+            f"SELECT GROUPING(bucket), bucket, grp, COUNT(DISTINCT item) FROM ({rows_sql}) AS report_groups "
+            "GROUP BY GROUPING SETS ((bucket, grp), (grp))"
+        )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
@@ -310,8 +328,11 @@ def _other_series(grouped, query, top, rest, values, totals, measure, bucket, bu
     others = grouped().exclude(report_group__in=top)
     other_values = [0] * size
     by_bucket = (
-        others.annotate(report_bucket=bucket).values("report_bucket").annotate(report_value=measure)
-        .order_by().values_list("report_bucket", "report_value")
+        others.annotate(report_bucket=bucket)
+        .values("report_bucket")
+        .annotate(report_value=measure)
+        .order_by()
+        .values_list("report_bucket", "report_value")
     )
     for moment, value in by_bucket:
         other_values[bucket_index[bucket_floor(_as_utc(moment), query.interval)]] += value
@@ -360,7 +381,9 @@ def report_event_names(*, environment: Environment) -> list[str]:
             cursor.execute(EVENT_NAMES_SQL, [environment.pk, environment.pk, MAX_CHOICES])
             return [row[0] for row in cursor.fetchall()]
     return list(
-        Event.objects.filter(environment=environment).values_list("name", flat=True).distinct()
+        Event.objects.filter(environment=environment)
+        .values_list("name", flat=True)
+        .distinct()
         .order_by("name")[:MAX_CHOICES]
     )
 
@@ -372,7 +395,9 @@ def report_user_property_keys(*, environment: Environment) -> list[str]:
             return sorted(row[0] for row in cursor.fetchall())[:MAX_CHOICES]
     return list(
         UserProperty.objects.filter(profile__environment=environment)
-        .values_list("key", flat=True).distinct().order_by("key")[:MAX_CHOICES]
+        .values_list("key", flat=True)
+        .distinct()
+        .order_by("key")[:MAX_CHOICES]
     )
 
 
@@ -383,7 +408,8 @@ def report_property_choices(*, environment: Environment) -> dict[str, list[str]]
     """Property names offered by the builder: user property keys, and event property keys seen in a sample
     of recent events (any other name can still be typed)."""
     recent = (
-        Event.objects.filter(environment=environment).order_by("-timestamp")
+        Event.objects.filter(environment=environment)
+        .order_by("-timestamp")
         .values_list("properties", flat=True)[:RECENT_EVENTS_SAMPLE]
     )
     event_keys = sorted({key for properties in recent if isinstance(properties, dict) for key in properties})

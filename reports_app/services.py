@@ -15,9 +15,9 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from config.kernel.errors import InvalidInput, NotFound
 from reports_app.models import SavedReport
 from reports_app.query import PropertyRef, ReportQuery
-from users_app.errors import InvalidInput, NotFound
 from users_app.models import Environment
 
 HEADLINE_REPORT_NAME = "Sign-ups per week by plan"
@@ -56,7 +56,10 @@ def _audit(*, user, report: SavedReport, flag: int, action: str, before: dict | 
     if user is None or not user.is_authenticated:
         return  # LogEntry needs a person; system writes (seeding) are not changes anyone made
     LogEntry.objects.log_actions(
-        user_id=user.pk, queryset=[report], action_flag=flag, single_object=True,
+        user_id=user.pk,
+        queryset=[report],
+        action_flag=flag,
+        single_object=True,
         change_message=saved_report_audit_message(action=action, before=before, after=after),
     )
 
@@ -66,15 +69,20 @@ def _check_may_change(report: SavedReport, user) -> None:
         raise PermissionDenied("Only the report's owner or an admin may change or delete it.")
 
 
-def saved_report_create(*, environment: Environment, name: str, query: ReportQuery, user=None,
-                        pinned: bool = False) -> SavedReport:
+def saved_report_create(
+    *, environment: Environment, name: str, query: ReportQuery, user=None, pinned: bool = False
+) -> SavedReport:
     with transaction.atomic():
         report = SavedReport.objects.create(
-            environment=environment, name=_clean_name(name), params=query.to_params(), pinned=pinned,
+            environment=environment,
+            name=_clean_name(name),
+            params=query.to_params(),
+            pinned=pinned,
             created_by=user if user is not None and user.is_authenticated else None,
         )
-        _audit(user=user, report=report, flag=ADDITION, action="create", before=None,
-               after=saved_report_definition(report))
+        _audit(
+            user=user, report=report, flag=ADDITION, action="create", before=None, after=saved_report_definition(report)
+        )
     return report
 
 
@@ -90,20 +98,29 @@ def saved_report_update(*, report: SavedReport, name: str, query: ReportQuery, u
         report.name = name
         report.params = query.to_params()
         report.save(update_fields=["name", "params", "updated_at"])
-        _audit(user=user, report=report, flag=CHANGE, action="update", before=before,
-               after=saved_report_definition(report))
+        _audit(
+            user=user, report=report, flag=CHANGE, action="update", before=before, after=saved_report_definition(report)
+        )
     return report
 
 
 def saved_report_duplicate(*, report: SavedReport, user=None) -> SavedReport:
     with transaction.atomic():
         copy = SavedReport.objects.create(
-            environment=report.environment, name=f"Copy of {report.name}"[:NAME_MAX_LENGTH],
-            params=dict(report.params), pinned=False,
+            environment=report.environment,
+            name=f"Copy of {report.name}"[:NAME_MAX_LENGTH],
+            params=dict(report.params),
+            pinned=False,
             created_by=user if user is not None and user.is_authenticated else None,
         )
-        _audit(user=user, report=copy, flag=ADDITION, action="duplicate", before=None,
-               after={**saved_report_definition(copy), "copied_from": report.pk})
+        _audit(
+            user=user,
+            report=copy,
+            flag=ADDITION,
+            action="duplicate",
+            before=None,
+            after={**saved_report_definition(copy), "copied_from": report.pk},
+        )
     return copy
 
 
@@ -114,15 +131,20 @@ def saved_report_delete(*, report: SavedReport, user) -> None:
         if report is None:
             return  # someone else deleted it first: nothing left to delete or to audit
         # Logged before the row goes: the entry keeps the object's id and the definition that was deleted.
-        _audit(user=user, report=report, flag=DELETION, action="delete", before=saved_report_definition(report),
-               after=None)
+        _audit(
+            user=user, report=report, flag=DELETION, action="delete", before=saved_report_definition(report), after=None
+        )
         report.delete()
 
 
 def headline_report_query() -> ReportQuery:
     return ReportQuery(
-        measure="unique_users", event=SIGN_UP_EVENT, group_by=PropertyRef("user", "plan"), interval="week",
-        range="90d", chart="stacked_bar",
+        measure="unique_users",
+        event=SIGN_UP_EVENT,
+        group_by=PropertyRef("user", "plan"),
+        interval="week",
+        range="90d",
+        chart="stacked_bar",
     )
 
 
@@ -131,6 +153,8 @@ def saved_report_seed_defaults(*, environment: Environment) -> None:
     with transaction.atomic():
         if not SavedReport.objects.filter(environment=environment, name=HEADLINE_REPORT_NAME).exists():
             SavedReport.objects.create(
-                environment=environment, name=HEADLINE_REPORT_NAME, params=headline_report_query().to_params(),
+                environment=environment,
+                name=HEADLINE_REPORT_NAME,
+                params=headline_report_query().to_params(),
                 pinned=True,
             )

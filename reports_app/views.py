@@ -13,6 +13,8 @@ from django.utils.http import urlencode
 from django.views import View
 from django.views.generic import TemplateView
 
+from config.kernel.errors import InvalidInput
+from config.kernel.validation import ascii_decimal
 from events_app.models import PAGEVIEW_EVENT
 from reports_app.charts import report_figure
 from reports_app.models import SavedReport
@@ -39,10 +41,8 @@ from reports_app.services import (
     saved_report_may_change,
     saved_report_update,
 )
-from users_app.errors import InvalidInput
+from users_app.environment_pages import EnvironmentMixin  # `?env=<app_id>`, else the first environment
 from users_app.models import Environment
-from users_app.validation import ascii_decimal
-from users_app.views import EnvironmentMixin  # `?env=<app_id>`, else the first environment
 
 BIGINT_LIMIT = 2**63  # primary keys (BigAutoField) are below this
 
@@ -98,15 +98,19 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
             "share_url": report_url(environment, query),
             "saved_reports": saved_reports,
             # The page offers Delete / Save changes only where the POST would be allowed (owner or staff).
-            "changeable_report_ids": {saved.pk for saved in saved_reports
-                                      if saved_report_may_change(report=saved, user=user)},
+            "changeable_report_ids": {
+                saved.pk for saved in saved_reports if saved_report_may_change(report=saved, user=user)
+            },
             "open_report": open_report,
-            "open_report_changeable": open_report is not None and saved_report_may_change(report=open_report,
-                                                                                          user=user),
+            "open_report_changeable": open_report is not None
+            and saved_report_may_change(report=open_report, user=user),
             "event_names": event_names,
             "pageview_event": PAGEVIEW_EVENT,
             "group_choices": group_choices,
-            "measures": MEASURES, "intervals": INTERVALS, "chart_types": CHART_TYPES, "ranges": RANGES,
+            "measures": MEASURES,
+            "intervals": INTERVALS,
+            "chart_types": CHART_TYPES,
+            "ranges": RANGES,
             "operators": OPERATORS,
             "filter_rows": [*query.filters, None],
         }
@@ -149,9 +153,11 @@ class ReportCsvView(LoginRequiredMixin, EnvironmentMixin, View):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="cairn-report.csv"'
         writer = csv.writer(response)
-        rows = [["bucket", *(series.group for series in result.series)],
-                *([row["bucket"], *row["values"]] for row in table_rows(result)),
-                ["Total", *(series.total for series in result.series)]]
+        rows = [
+            ["bucket", *(series.group for series in result.series)],
+            *([row["bucket"], *row["values"]] for row in table_rows(result)),
+            ["Total", *(series.total for series in result.series)],
+        ]
         # Every cell goes through the guard, not only the group names: one rule, nothing to forget later.
         writer.writerows([csv_cell(cell) for cell in row] for row in rows)
         return response
@@ -196,12 +202,15 @@ class SavedReportCreateView(SavedReportMixin, EnvironmentMixin, View):
             raise Http404("No environment yet.")
         try:
             query = self.posted_query()
-            report = saved_report_create(environment=environment, name=request.POST.get("name"), query=query,
-                                         user=request.user)
+            report = saved_report_create(
+                environment=environment, name=request.POST.get("name"), query=query, user=request.user
+            )
         except InvalidInput as error:
             messages.error(request, f"Not saved: {error.message}")
-            return HttpResponseRedirect(f"{reverse('reports:report')}?{urlencode({'env': environment.app_id})}&"
-                                        f"{request.POST.get('query', '')[:4000]}")
+            return HttpResponseRedirect(
+                f"{reverse('reports:report')}?{urlencode({'env': environment.app_id})}&"
+                f"{request.POST.get('query', '')[:4000]}"
+            )
         messages.success(request, f"Saved “{report.name}”.")
         return HttpResponseRedirect(report_url(environment, query, report))
 
@@ -211,8 +220,7 @@ class SavedReportUpdateView(SavedReportMixin, View):
         report = self.get_changeable_report(pk)
         try:
             query = self.posted_query()
-            report = saved_report_update(report=report, name=request.POST.get("name"), query=query,
-                                         user=request.user)
+            report = saved_report_update(report=report, name=request.POST.get("name"), query=query, user=request.user)
         except InvalidInput as error:
             messages.error(request, f"Not saved: {error.message}")
             return HttpResponseRedirect(reverse("reports:saved-open", args=[report.pk]))

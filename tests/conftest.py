@@ -87,7 +87,11 @@ class BackgroundProcess:
         self.log_path.parent.mkdir(exist_ok=True)
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            self.command, cwd=REPO, env=self.env or worker_environment(), stdout=self.log, stderr=subprocess.STDOUT,
+            self.command,
+            cwd=REPO,
+            env=self.env or worker_environment(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + self.timeout
@@ -123,9 +127,22 @@ class WorkerProcess(BackgroundProcess):
 
     def __init__(self, extra_args=(), env: dict | None = None):
         super().__init__(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", *extra_args],
-            env=env, ready=lambda log: "ready" in log,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                *extra_args,
+            ],
+            env=env,
+            ready=lambda log: "ready" in log,
         )
 
 
@@ -192,8 +209,9 @@ class CairnCalls:
         return self.api.post("/api/add_user_properties", {"app_id": self.app_id, "properties": properties, **target})
 
     def identify(self, user_id, identity, **extra):
-        return self.api.post("/api/v1/identify", {"app_id": self.app_id, "user_id": user_id, "identity": identity,
-                                                  **extra})
+        return self.api.post(
+            "/api/v1/identify", {"app_id": self.app_id, "user_id": user_id, "identity": identity, **extra}
+        )
 
     def user(self, user_id, **params):
         return self.api.get(f"/api/v1/users/{user_id}", **params)

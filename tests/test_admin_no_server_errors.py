@@ -3,7 +3,7 @@ page `p`, every filter, any other lookup), object pages by odd ids, and the admi
 
 Django's changelist accepted any lookup on a model's own fields (`?identity__regex=(`,
 `?user_id__range=x`, `?first_seen__year=-1`): PostgreSQL or Python refused them, a 500. The admin now
-accepts the filters it offers (users_app/admin_site.py, OfferedLookupsOnly) and answers anything else 400."""
+accepts the filters it offers (config/kernel/admin_site.py, OfferedLookupsOnly) and answers anything else 400."""
 
 import pytest
 from django.contrib import admin
@@ -26,8 +26,15 @@ MODELS = [model._meta.label for model, _ in REGISTERED]
 # For the parameters Django's generic admin code reads (ordering, page, filters of Django's own classes): the
 # values that break number and text parsing, rather than the whole sweep list.
 GENERIC = ("²", "١٢", "-1", "99999999999999999999999", "9" * 5000, "x" * 5000, "\x00", "(", "'", "1.-2.x")
-BREAKING_LOOKUPS = {"regex": "(", "iregex": "[", "range": "x", "contained_by": "x", "year": "-1",
-                    "iso_year": "99999", "in": "99999999999999999999999"}
+BREAKING_LOOKUPS = {
+    "regex": "(",
+    "iregex": "[",
+    "range": "x",
+    "contained_by": "x",
+    "year": "-1",
+    "iso_year": "99999",
+    "in": "99999999999999999999999",
+}
 
 
 @pytest.fixture
@@ -60,10 +67,17 @@ def filter_parameters(model, model_admin, boss) -> list[str]:
 def changelist_probes(model, model_admin, boss) -> list[Probe]:
     generic = ["o", "p", "_to_field", "e", *filter_parameters(model, model_admin, boss)]
     # Cairn's own filters (SimpleListFilter subclasses in users_app/admin.py) get every value, like `q`.
-    own = {spec.parameter_name for spec in model_admin.get_list_filter(None)
-           if isinstance(spec, type) and spec.__module__.startswith(("users_app", "events_app", "reports_app"))}
-    return [Probe("q"), Probe("q", base=(("o", "-1"),)), *(Probe(name) for name in sorted(own)),
-            *(Probe(name, only=GENERIC) for name in generic if name not in own)]
+    own = {
+        spec.parameter_name
+        for spec in model_admin.get_list_filter(None)
+        if isinstance(spec, type) and spec.__module__.startswith(("users_app", "events_app", "reports_app"))
+    }
+    return [
+        Probe("q"),
+        Probe("q", base=(("o", "-1"),)),
+        *(Probe(name) for name in sorted(own)),
+        *(Probe(name, only=GENERIC) for name in generic if name not in own),
+    ]
 
 
 @pytest.mark.parametrize("label", MODELS)
@@ -79,9 +93,12 @@ def test_lookups_the_changelist_does_not_offer_are_refused(staff, boss, label):
     request.user = boss
     # An offered one (a date hierarchy's year, say) with a value it cannot read is Django's redirect to ?e=1.
     offered = model_admin.offered_lookups(request)
-    answers = {answer(staff, changelist_url(model), [(f"{field.name}__{lookup}", value)])
-               for field in model._meta.concrete_fields for lookup, value in BREAKING_LOOKUPS.items()
-               if lookup in field.get_lookups() and f"{field.name}__{lookup}" not in offered}
+    answers = {
+        answer(staff, changelist_url(model), [(f"{field.name}__{lookup}", value)])
+        for field in model._meta.concrete_fields
+        for lookup, value in BREAKING_LOOKUPS.items()
+        if lookup in field.get_lookups() and f"{field.name}__{lookup}" not in offered
+    }
     assert answers <= {400}
 
 
@@ -112,26 +129,40 @@ def test_every_odd_object_id(staff, label):
     model, _ = next(item for item in REGISTERED if item[0]._meta.label == label)
     base = f"/admin/{model._meta.app_label}/{model._meta.model_name}"
     failures = [server_error(staff, f"{base}/{encoded(value)}/change/") for value in [*GENERIC, "%FF"]]
-    failures += [server_error(staff, f"{base}/{encoded(value)}/{page}/")
-                 for value in GENERIC[:3] for page in ("history", "delete")]
+    failures += [
+        server_error(staff, f"{base}/{encoded(value)}/{page}/")
+        for value in GENERIC[:3]
+        for page in ("history", "delete")
+    ]
     first = model.objects.order_by("pk").first()
     if first is not None:
-        failures += sweep(staff, f"{base}/{first.pk}/change/", [Probe("_changelist_filters", only=GENERIC),
-                                                                Probe("_to_field", only=GENERIC)])
+        failures += sweep(
+            staff,
+            f"{base}/{first.pk}/change/",
+            [Probe("_changelist_filters", only=GENERIC), Probe("_to_field", only=GENERIC)],
+        )
     assert [failure for failure in failures if failure] == []
 
 
 EXTRA_PAGES = {
     "/admin/users_app/mergerecord/identities/": [Probe("window")],
-    "/admin/autocomplete/": [Probe("term", base=(("app_label", "users_app"), ("model_name", "profile"),
-                                                  ("field_name", "merged_into"))),
-                             Probe("app_label"), Probe("model_name", base=(("app_label", "users_app"),))],
+    "/admin/autocomplete/": [
+        Probe("term", base=(("app_label", "users_app"), ("model_name", "profile"), ("field_name", "merged_into"))),
+        Probe("app_label"),
+        Probe("model_name", base=(("app_label", "users_app"),)),
+    ],
     "/admin/login/": [Probe("next")],
     "/admin/": [Probe("q")],
     "/admin/jsi18n/": [],
 }
-EXTRA_PATHS = ["/admin/users_app/mergerecord/{}/approve/", "/admin/users_app/environment/{}/rotate-key/",
-               "/admin/r/{}/1/", "/admin/r/1/{}/", "/admin/{}/", "/admin/users_app/{}/"]
+EXTRA_PATHS = [
+    "/admin/users_app/mergerecord/{}/approve/",
+    "/admin/users_app/environment/{}/rotate-key/",
+    "/admin/r/{}/1/",
+    "/admin/r/1/{}/",
+    "/admin/{}/",
+    "/admin/users_app/{}/",
+]
 
 
 @pytest.mark.parametrize("url", sorted(EXTRA_PAGES))
@@ -160,11 +191,16 @@ def test_random_changelist_queries(staff, boss, label):
     fields = [field.name for field in model._meta.concrete_fields]
     names = [probe.name for probe in changelist_probes(model, model_admin, boss)]
     lookups = sorted({lookup for field in model._meta.concrete_fields for lookup in field.get_lookups()})
-    parameter = st.sampled_from(names) | st.builds(lambda field, lookup: f"{field}__{lookup}",
-                                                   st.sampled_from(fields), st.sampled_from(lookups))
+    parameter = st.sampled_from(names) | st.builds(
+        lambda field, lookup: f"{field}__{lookup}", st.sampled_from(fields), st.sampled_from(lookups)
+    )
 
-    @settings(max_examples=15, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @settings(
+        max_examples=15,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(params=st.lists(st.tuples(parameter, odd_text()), max_size=4))
     def run(params):
         failure = server_error(staff, changelist_url(model), params)

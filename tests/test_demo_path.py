@@ -59,9 +59,9 @@ def test_merges_of_many_batches_on_sqlite_move_every_row_once(tmp_path):
         counted, longest = db.execute(
             "SELECT SUM(events_moved), MAX(events_moved) FROM users_app_mergerecord"
         ).fetchone()
-        moved = db.execute(
-            "SELECT COUNT(*) FROM events_app_event WHERE profile_id <> original_profile_id"
-        ).fetchone()[0]
+        moved = db.execute("SELECT COUNT(*) FROM events_app_event WHERE profile_id <> original_profile_id").fetchone()[
+            0
+        ]
         on_tombstones = db.execute(
             "SELECT COUNT(*) FROM events_app_event e JOIN users_app_profile p ON p.id = e.profile_id "
             "WHERE p.merged_into_id IS NOT NULL"
@@ -78,7 +78,8 @@ def test_quickstart_sets_up_and_prints_a_working_login(tmp_path):
     assert username == "admin" and len(password) >= 8
 
     check = run_manage(
-        "shell", "-c",
+        "shell",
+        "-c",
         # With a request, as a login page calls it: django-axes (login throttling) refuses authenticate() without.
         "from django.contrib.auth import authenticate; from django.test import RequestFactory; "
         "request = RequestFactory().post('/accounts/login/'); "

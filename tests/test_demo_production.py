@@ -47,7 +47,11 @@ def test_outside_debug_the_documented_key_is_refused(database):
     env.update(DATABASE_URL=f"sqlite:///{database}", **PRODUCTION)
     completed = subprocess.run(
         [sys.executable, "manage.py", "seed_demo", "--users", "20", "--api-key", DEMO_API_KEY],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode != 0 and "printed in the docs" in completed.stderr
     with sqlite3.connect(database) as db:
@@ -55,8 +59,9 @@ def test_outside_debug_the_documented_key_is_refused(database):
 
 
 def test_an_explicit_key_is_used(database):
-    output = run_manage("seed_demo", "--users", "20", "--api-key", "our-own-demo-key-0123456789", database=database,
-                        **PRODUCTION)
+    output = run_manage(
+        "seed_demo", "--users", "20", "--api-key", "our-own-demo-key-0123456789", database=database, **PRODUCTION
+    )
     assert printed_key(output) == "our-own-demo-key-0123456789"
     assert demo_key_hash(database) == sha256("our-own-demo-key-0123456789")
 
@@ -76,14 +81,22 @@ def test_a_demo_seeded_under_debug_loses_the_public_key_when_seeded_in_productio
     assert printed_key(again).startswith("unchanged") and demo_key_hash(database) == sha256(rotated)
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    ({"DEBUG": "0"}, "False"),
-    ({"DEBUG": "1"}, "True"),
-    ({"DEBUG": "0", "CAIRN_DEMO_SITE": "1"}, "True"),
-    ({"DEBUG": "1", "CAIRN_DEMO_SITE": "0"}, "False"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"DEBUG": "0"}, "False"),
+        ({"DEBUG": "1"}, "True"),
+        ({"DEBUG": "0", "CAIRN_DEMO_SITE": "1"}, "True"),
+        ({"DEBUG": "1", "CAIRN_DEMO_SITE": "0"}, "False"),
+    ],
+)
 def test_demo_site_setting_follows_debug_unless_set(tmp_path, extra, expected):
-    output = run_manage("shell", "-c", "from django.conf import settings; print(settings.CAIRN_DEMO_SITE)",
-                        database=tmp_path / "unused.sqlite3", SECRET_KEY="test-secret-key-not-for-production",
-                        **extra)
+    output = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.CAIRN_DEMO_SITE)",
+        database=tmp_path / "unused.sqlite3",
+        SECRET_KEY="test-secret-key-not-for-production",
+        **extra,
+    )
     assert output.strip().splitlines()[-1] == expected

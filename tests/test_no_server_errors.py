@@ -25,31 +25,69 @@ USER_ID = 4242
 BEARER = {"HTTP_AUTHORIZATION": f"Bearer {API_KEY}"}
 
 USERS_QUERY = [  # users_app/forms.py
-    Probe("period"), Probe("from"), Probe("to"), Probe("from", base=(("to", "2026-01-31"),)),
-    Probe("to", base=(("from", "2000-01-01"),)), Probe("kind"), Probe("q"), Probe("col"),
-    Probe("cursor", cursor=True), Probe("f0"), Probe("f0_op", base=(("f0", "plan"),)),
-    Probe("f0_v", base=(("f0", "plan"),)), Probe("f0_v", base=(("f0", "plan"), ("f0_op", "in"))),
-    Probe("f9"), Probe("f9_op", base=(("f9", "plan"),)), Probe("f9_v", base=(("f9", "plan"), ("f9_op", "eq"))),
+    Probe("period"),
+    Probe("from"),
+    Probe("to"),
+    Probe("from", base=(("to", "2026-01-31"),)),
+    Probe("to", base=(("from", "2000-01-01"),)),
+    Probe("kind"),
+    Probe("q"),
+    Probe("col"),
+    Probe("cursor", cursor=True),
+    Probe("f0"),
+    Probe("f0_op", base=(("f0", "plan"),)),
+    Probe("f0_v", base=(("f0", "plan"),)),
+    Probe("f0_v", base=(("f0", "plan"), ("f0_op", "in"))),
+    Probe("f9"),
+    Probe("f9_op", base=(("f9", "plan"),)),
+    Probe("f9_v", base=(("f9", "plan"), ("f9_op", "eq"))),
 ]
 REPORT_QUERY = [  # reports_app/query.py
-    Probe("measure"), Probe("event"), Probe("group_by"), Probe("group_by", "user.{}"),
-    Probe("group_by", "event.{}"), Probe("where"), Probe("where", "user.plan={}"), Probe("where", "user.{}=x"),
-    Probe("where", "event.plan!=in:{}"), Probe("where", "user.plan=contains:{}"), Probe("where", "event.{}!=*"),
-    Probe("from"), Probe("to"), Probe("from", base=(("to", "2026-01-31"),)), Probe("interval"),
-    Probe("interval", base=(("from", "2000-01-01"),)), Probe("range"), Probe("chart"),
+    Probe("measure"),
+    Probe("event"),
+    Probe("group_by"),
+    Probe("group_by", "user.{}"),
+    Probe("group_by", "event.{}"),
+    Probe("where"),
+    Probe("where", "user.plan={}"),
+    Probe("where", "user.{}=x"),
+    Probe("where", "event.plan!=in:{}"),
+    Probe("where", "user.plan=contains:{}"),
+    Probe("where", "event.{}!=*"),
+    Probe("from"),
+    Probe("to"),
+    Probe("from", base=(("to", "2026-01-31"),)),
+    Probe("interval"),
+    Probe("interval", base=(("from", "2000-01-01"),)),
+    Probe("range"),
+    Probe("chart"),
     Probe("from", base=(("range", "7d"),)),
 ]
 # The pages parse with the same functions as their APIs: they get each parameter once (the APIs, cheaper to
 # call, get every shaped variant above) plus their own page-only parameters.
 USERS_PAGE_QUERY = [
-    Probe("period"), Probe("from"), Probe("kind"), Probe("q"), Probe("col"), Probe("cursor", cursor=True),
-    Probe("f0"), Probe("f0_op", base=(("f0", "plan"),)), Probe("f0_v", base=(("f0", "plan"), ("f0_op", "in"))),
+    Probe("period"),
+    Probe("from"),
+    Probe("kind"),
+    Probe("q"),
+    Probe("col"),
+    Probe("cursor", cursor=True),
+    Probe("f0"),
+    Probe("f0_op", base=(("f0", "plan"),)),
+    Probe("f0_v", base=(("f0", "plan"), ("f0_op", "in"))),
 ]
 REPORT_PAGE_QUERY = [
-    Probe("measure"), Probe("event"), Probe("group_by", "user.{}"), Probe("where", "user.plan={}"), Probe("from"),
-    Probe("interval"), Probe("range"), Probe("chart"),
+    Probe("measure"),
+    Probe("event"),
+    Probe("group_by", "user.{}"),
+    Probe("where", "user.plan={}"),
+    Probe("from"),
+    Probe("interval"),
+    Probe("range"),
+    Probe("chart"),
     # the page's filter rows, read with page_filters=True
-    Probe("filter_field"), Probe("filter_op", base=(("filter_field", "user.plan"),)),
+    Probe("filter_field"),
+    Probe("filter_op", base=(("filter_field", "user.plan"),)),
     Probe("filter_value", base=(("filter_field", "user.plan"), ("filter_op", "in"))),
     Probe("filter_value", base=(("filter_field", "event.path"), ("filter_op", "contains"))),
 ]
@@ -76,16 +114,35 @@ READ_API = {
 }
 # Path segments, each `{}` filled with every odd value (percent-encoded as a client would send it).
 PATHS = [
-    "/users/{}/", "/users/{}/sessions/1/", "/users/{user_id}/sessions/{}/", "/reports/saved/{}/",
-    "/api/v1/users/{}", "/api/v1/users/{}/events", "/demo/{}/", "/demo/{}/app/", "/{}", "/api/{}",
+    "/users/{}/",
+    "/users/{}/sessions/1/",
+    "/users/{user_id}/sessions/{}/",
+    "/reports/saved/{}/",
+    "/api/v1/users/{}",
+    "/api/v1/users/{}/events",
+    "/demo/{}/",
+    "/demo/{}/app/",
+    "/{}",
+    "/api/{}",
 ]
 # Served elsewhere: the admin (its own module), ingest endpoints (bodies: events_app/test_fuzz.py and the
 # OpenAPI conformance run), POST-only report actions, logout (POST), and the demo pages (PATHS above).
-ELSEWHERE = {"/admin/", "/api/track", "/api/add_user_properties", "/api/identify", "/api/v1/identify",
-             "/api/v1/browser", "/reports/saved/", "/reports/saved/<int:pk>/update/",
-             "/reports/saved/<int:pk>/duplicate/", "/reports/saved/<int:pk>/delete/", "/accounts/logout/",
-             # tests/test_deploy_settings.py and tests/test_production.py (they take no parameters)
-             "/healthz", "/favicon.ico"}
+ELSEWHERE = {
+    "/admin/",
+    "/api/track",
+    "/api/add_user_properties",
+    "/api/identify",
+    "/api/v1/identify",
+    "/api/v1/browser",
+    "/reports/saved/",
+    "/reports/saved/<int:pk>/update/",
+    "/reports/saved/<int:pk>/duplicate/",
+    "/reports/saved/<int:pk>/delete/",
+    "/accounts/logout/",
+    # tests/test_deploy_settings.py and tests/test_production.py (they take no parameters)
+    "/healthz",
+    "/favicon.ico",
+}
 
 
 @pytest.fixture
@@ -95,10 +152,15 @@ def site(environment, django_user_model):
     track(environment, user_id=USER_ID + 1, event="Sign Up", properties={"path": "/signup"})
     identify(environment, USER_ID + 1, "alice")
     boss = django_user_model.objects.create_superuser("boss", password=None)  # no hashing: force_login needs none
-    report = SavedReport.objects.create(environment=environment, name="Sign-ups", params={"measure": "events"},
-                                        created_by=boss)
-    return {"user_id": alice.user_id, "session_pk": Session.objects.filter(profile=alice).first().pk,
-            "report_pk": report.pk, "app_id": environment.app_id}
+    report = SavedReport.objects.create(
+        environment=environment, name="Sign-ups", params={"measure": "events"}, created_by=boss
+    )
+    return {
+        "user_id": alice.user_id,
+        "session_pk": Session.objects.filter(profile=alice).first().pk,
+        "report_pk": report.pk,
+        "app_id": environment.app_id,
+    }
 
 
 def signed_in(django_user_model, role: str) -> Client:
@@ -147,8 +209,12 @@ def test_a_content_length_that_is_not_a_number_is_a_bad_request(environment, cli
     # Django reads the header with int() when a view reads the body: a ValueError, a 500, before this fix.
     response = client.post("/api/track", b"{}", content_type="application/json", CONTENT_LENGTH=declared)
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_content_length"
-    form = client.post("/accounts/login/", "username=a&password=b", content_type="application/x-www-form-urlencoded",
-                       CONTENT_LENGTH=declared)
+    form = client.post(
+        "/accounts/login/",
+        "username=a&password=b",
+        content_type="application/x-www-form-urlencoded",
+        CONTENT_LENGTH=declared,
+    )
     assert form.status_code == 400
 
 
@@ -188,7 +254,9 @@ def test_every_odd_value_in_every_path_segment(site, django_user_model, template
 
 ENDPOINTS = {**PAGES, **READ_API}
 FUZZ_SETTINGS = settings(
-    max_examples=20, deadline=None, derandomize=True,
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -226,8 +294,12 @@ def _routes(patterns, prefix="/") -> set[str]:
 
 
 def _as_template(route: str) -> str:
-    for converter, name in [("<str:user_id>", "{user_id}"), ("<int:session_pk>", "{session_pk}"),
-                            ("<int:pk>", "{report_pk}"), ("<str:app_id>", "{app_id}")]:
+    for converter, name in [
+        ("<str:user_id>", "{user_id}"),
+        ("<int:session_pk>", "{session_pk}"),
+        ("<int:pk>", "{report_pk}"),
+        ("<str:app_id>", "{app_id}"),
+    ]:
         route = route.replace(converter, name)
     return route
 
@@ -235,8 +307,9 @@ def _as_template(route: str) -> str:
 def test_every_route_is_fuzzed_here_or_elsewhere():
     covered = set(PAGES) | set(READ_API) | ELSEWHERE
     demo = {route for route in _routes(get_resolver().url_patterns) if route.startswith("/demo/")}
-    missing = {route for route in _routes(get_resolver().url_patterns) - demo - ELSEWHERE
-               if _as_template(route) not in covered}
+    missing = {
+        route for route in _routes(get_resolver().url_patterns) - demo - ELSEWHERE if _as_template(route) not in covered
+    }
     assert missing == set()
     assert all(template.startswith("/demo/{}/") or template.count("{}") for template in PATHS)
 
@@ -246,8 +319,9 @@ def test_every_read_api_parameter_in_the_schema_is_fuzzed(client):
     for path, operations in schema["paths"].items():
         if "get" not in operations or path not in READ_API:
             continue
-        documented = {parameter["name"] for parameter in operations["get"].get("parameters", [])
-                      if parameter["in"] == "query"}
+        documented = {
+            parameter["name"] for parameter in operations["get"].get("parameters", []) if parameter["in"] == "query"
+        }
         # Filters f1 .. f8 run the same code as f0 and f9, which stand for them.
         middle = {f"f{index}{suffix}" for index in range(1, 9) for suffix in ("", "_op", "_v")}
         assert documented - middle - {probe.name for probe in READ_API[path]} == set(), path

@@ -30,15 +30,21 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from config.kernel.schema import APP_ID
 from reports_app.query import MAX_BUCKETS
 from tests.conftest import API_KEY
 from users_app.forms import MAX_PROPERTY_FILTERS
-from users_app.schema import APP_ID
 
 pytestmark = pytest.mark.django_db(transaction=True)  # schemathesis' WSGI calls end by closing the connection
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          positive_data_acceptance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    positive_data_acceptance,
+    negative_data_rejection,
+]
 # More for a deeper run by hand: CAIRN_CONFORMANCE_EXAMPLES=500 bash .ci/test tests/test_openapi_conformance.py
 EXAMPLES = int(os.environ.get("CAIRN_CONFORMANCE_EXAMPLES", "30"))
 
@@ -50,9 +56,17 @@ OPERATIONS = {f"{op.method.upper()} {op.path}": op for op in (result.ok() for re
 
 def test_every_api_endpoint_is_in_the_schema():
     assert set(OPERATIONS) == {
-        "POST /api/track", "POST /api/add_user_properties", "POST /api/identify", "POST /api/v1/identify",
-        "POST /api/v1/browser", "GET /api/v1/users", "GET /api/v1/users/search", "GET /api/v1/users/{user_id}",
-        "GET /api/v1/users/{user_id}/events", "GET /api/v1/merges", "GET /api/v1/reports/query",
+        "POST /api/track",
+        "POST /api/add_user_properties",
+        "POST /api/identify",
+        "POST /api/v1/identify",
+        "POST /api/v1/browser",
+        "GET /api/v1/users",
+        "GET /api/v1/users/search",
+        "GET /api/v1/users/{user_id}",
+        "GET /api/v1/users/{user_id}/events",
+        "GET /api/v1/merges",
+        "GET /api/v1/reports/query",
     }
 
 
@@ -66,12 +80,15 @@ def _cross_parameter_rules(query: dict, path: str) -> None:
         query["from"], query["to"] = query["to"], query["from"]
     for index in range(MAX_PROPERTY_FILTERS):  # a filter on a property needs a value for eq / in
         name = f"f{index}"
-        if query.get(name) and query.get(f"{name}_op") in (None, "", "eq", "in") and not any(
-                _values(query.get(f"{name}_v"))):
+        if (
+            query.get(name)
+            and query.get(f"{name}_op") in (None, "", "eq", "in")
+            and not any(_values(query.get(f"{name}_v")))
+        ):
             query[f"{name}_v"] = ["Startup"]
     if path.endswith("/reports/query") and query.get("range") in (None, "", "custom"):
         per_day = {"hour": 24, "week": 1 / 7, "month": 1 / 28}.get(query.get("interval"), 1)
-        end = date.fromisoformat(query["to"]) if query.get("to") else date.today()
+        end = date.fromisoformat(query["to"]) if query.get("to") else datetime.now(UTC).date()
         start = date.fromisoformat(query["from"]) if query.get("from") else end - timedelta(days=29)
         if start > end:  # `to` defaults to today
             query["to"], end = start.isoformat(), start
@@ -109,8 +126,7 @@ def prepare(case, mode: GenerationMode, app_id: str) -> None:
         body["app_id"] = app_id
     if mode is GenerationMode.POSITIVE:
         _cross_parameter_rules(case.query if isinstance(case.query, dict) else {}, case.operation.path)
-        _timestamp_window(body, datetime(2000, 1, 1, 0, 0, 1, tzinfo=UTC),
-                          datetime.now(UTC) + timedelta(hours=23))
+        _timestamp_window(body, datetime(2000, 1, 1, 0, 0, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(hours=23))
 
 
 def _is_valid(value, json_schema: dict) -> bool:
@@ -132,9 +148,18 @@ def test_the_schema_describes_what_is_accepted_and_answered(environment, label, 
     else:
         checks = CHECKS
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                     HealthCheck.filter_too_much, HealthCheck.data_too_large])
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.filter_too_much,
+            HealthCheck.data_too_large,
+        ],
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case):
         prepare(case, mode, environment.app_id)

@@ -38,8 +38,9 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.worker,
     pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="production runs real workers on Redis"),
-    pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-                       reason="production runs on PostgreSQL"),
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="production runs on PostgreSQL"
+    ),
 ]
 
 
@@ -47,33 +48,51 @@ def production_variables(static_root: Path, port: int) -> dict:
     """docs/operations.md's production variables, pointed at the test database and this machine, and nothing
     else from the test process (whose environment has test-only switches such as DJANGO_ALLOW_ASYNC_UNSAFE)."""
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG", "TMPDIR") if name in os.environ}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": worker_environment()["DATABASE_URL"],
-        "REDIS_URL": os.environ["REDIS_URL"],
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CSRF_TRUSTED_ORIGINS": f"https://127.0.0.1:{port}",
-        # docs/operations.md's set for TLS in gunicorn: no proxy in front, so no proxy header is trusted.
-        "CAIRN_HTTPS": "1",
-        "CAIRN_HSTS_INCLUDE_SUBDOMAINS": "1",
-        "CAIRN_HSTS_PRELOAD": "1",
-        "DB_CONN_MAX_AGE": "60",
-        "STATIC_ROOT": str(static_root),
-        # Off by default in production; on here because the demo site is what this test drives.
-        "CAIRN_DEMO_SITE": "1",
-        "CAIRN_MERGE_SWEEP_SECONDS": "2",  # so beat's sweep is seen within the test
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": worker_environment()["DATABASE_URL"],
+            "REDIS_URL": os.environ["REDIS_URL"],
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "CSRF_TRUSTED_ORIGINS": f"https://127.0.0.1:{port}",
+            # docs/operations.md's set for TLS in gunicorn: no proxy in front, so no proxy header is trusted.
+            "CAIRN_HTTPS": "1",
+            "CAIRN_HSTS_INCLUDE_SUBDOMAINS": "1",
+            "CAIRN_HSTS_PRELOAD": "1",
+            "DB_CONN_MAX_AGE": "60",
+            "STATIC_ROOT": str(static_root),
+            # Off by default in production; on here because the demo site is what this test drives.
+            "CAIRN_DEMO_SITE": "1",
+            "CAIRN_MERGE_SWEEP_SECONDS": "2",  # so beat's sweep is seen within the test
+        }
+    )
     return env
-
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     key, certificate = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
     )
     return key, certificate
 
@@ -114,10 +133,19 @@ def production(django_db_setup, django_db_blocker, tmp_path_factory):
     manage = [sys.executable, "manage.py"]
     # The deploy steps, in docs/operations.md's order (the test database is migrated already).
     subprocess.run([*manage, "collectstatic", "--noinput", "--verbosity", "0"], cwd=REPO, env=env, check=True)
-    subprocess.run([*manage, "createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"],
-                   cwd=REPO, env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD}, check=True)
-    subprocess.run([*manage, "create_environment", "Pebble", "--app-id", APP_ID, "--api-key", API_KEY],
-                   cwd=REPO, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*manage, "createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com"],
+        cwd=REPO,
+        env={**env, "DJANGO_SUPERUSER_PASSWORD": ADMIN_PASSWORD},
+        check=True,
+    )
+    subprocess.run(
+        [*manage, "create_environment", "Pebble", "--app-id", APP_ID, "--api-key", API_KEY],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     key, certificate = self_signed_certificate(folder)
     bin_dir = Path(sys.executable).parent
 
@@ -130,20 +158,52 @@ def production(django_db_setup, django_db_blocker, tmp_path_factory):
     class Beat(BackgroundProcess):
         name = "celery-beat"
 
-    web = Web([str(bin_dir / "gunicorn"), "config.wsgi", "-w", "2", "-b", f"127.0.0.1:{port}",
-               "--certfile", str(certificate), "--keyfile", str(key)],
-              env=env, ready=lambda log: "Listening at" in log)
-    worker = Worker([str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel=INFO"], env=env,
-                    ready=lambda log: "ready" in log)
-    beat = Beat([str(bin_dir / "celery"), "-A", "config", "beat", "--loglevel=INFO",
-                 "--schedule", str(folder / "celerybeat-schedule")], env=env,
-                ready=lambda log: "beat: Starting" in log)
+    web = Web(
+        [
+            str(bin_dir / "gunicorn"),
+            "config.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--certfile",
+            str(certificate),
+            "--keyfile",
+            str(key),
+        ],
+        env=env,
+        ready=lambda log: "Listening at" in log,
+    )
+    worker = Worker(
+        [str(bin_dir / "celery"), "-A", "config", "worker", "--loglevel=INFO"],
+        env=env,
+        ready=lambda log: "ready" in log,
+    )
+    beat = Beat(
+        [
+            str(bin_dir / "celery"),
+            "-A",
+            "config",
+            "beat",
+            "--loglevel=INFO",
+            "--schedule",
+            str(folder / "celerybeat-schedule"),
+        ],
+        env=env,
+        ready=lambda log: "beat: Starting" in log,
+    )
     started = []
     try:
         for process in (web, worker, beat):
             started.append(process.start())
-        site = Production(url=f"https://127.0.0.1:{port}", env=env, static_root=folder / "staticfiles",
-                          web=web, worker=worker, beat=beat)
+        site = Production(
+            url=f"https://127.0.0.1:{port}",
+            env=env,
+            static_root=folder / "staticfiles",
+            web=web,
+            worker=worker,
+            beat=beat,
+        )
         wait_for(site.healthy, timeout=30)
         yield site
     finally:
@@ -161,9 +221,16 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
-            "--no-first-run"])
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-gpu",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
+        )
         yield launched
         launched.close()
 
@@ -197,8 +264,9 @@ def new_page(browser, width: int = 1300):
 
 
 def wait_tracker_idle(page) -> None:
-    page.wait_for_function("() => window.heap && window.heap._cairn === true && window.heap.pending() === 0",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => window.heap && window.heap._cairn === true && window.heap.pending() === 0", timeout=60_000
+    )
 
 
 def log_in(page, site: Production, next_path: str) -> None:
@@ -254,8 +322,10 @@ def test_the_demo_site_tracks_and_a_second_device_merges_through_the_real_worker
 
 def test_beat_publishes_the_sweep_and_the_worker_runs_it(production):
     wait_for(lambda: "cairn.merge_sweep" in production.beat.output(), timeout=30)
-    wait_for(lambda: "Task cairn.merge_sweep" in production.worker.output()
-             and "succeeded" in production.worker.output(), timeout=30)
+    wait_for(
+        lambda: "Task cairn.merge_sweep" in production.worker.output() and "succeeded" in production.worker.output(),
+        timeout=30,
+    )
 
 
 def test_the_reports_page_draws_its_chart(production, browser):
@@ -290,8 +360,9 @@ def test_static_files_are_hashed_compressed_and_long_cached(production):
 
 
 def test_the_tracker_keeps_its_plain_url_with_a_short_cache_for_any_site(production):
-    answer = production.get("/static/cairn/tracker.min.js", {"Origin": "https://shop.example.org",
-                                                             "Accept-Encoding": "gzip"})
+    answer = production.get(
+        "/static/cairn/tracker.min.js", {"Origin": "https://shop.example.org", "Accept-Encoding": "gzip"}
+    )
     assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/javascript")
     assert answer.headers["Cache-Control"] == "max-age=300, public"
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
@@ -311,10 +382,20 @@ def test_https_settings_apply(production):
 
 
 def test_check_deploy_passes_with_the_documented_variables(production):
-    checked = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                             cwd=REPO, env=production.env, capture_output=True, text=True)
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=production.env,
+        capture_output=True,
+        text=True,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     without_https = {**production.env, "CAIRN_HTTPS": "0"}
-    checked = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                             cwd=REPO, env=without_https, capture_output=True, text=True)
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env=without_https,
+        capture_output=True,
+        text=True,
+    )
     assert checked.returncode != 0 and "SECURE_SSL_REDIRECT" in checked.stderr + checked.stdout

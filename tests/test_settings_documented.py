@@ -7,9 +7,12 @@ from tests.conftest import REPO
 
 SETTINGS = (REPO / "config" / "settings.py").read_text()
 OPERATIONS = (REPO / "docs" / "operations.md").read_text()
-CODE = [path for folder in ("config", "users_app", "events_app", "reports_app")
-        for path in (REPO / folder).rglob("*.py")
-        if "migrations" not in path.parts and path.name not in ("settings.py", "test_settings.py")]
+CODE = [
+    path
+    for folder in ("config", "users_app", "events_app", "reports_app")
+    for path in (REPO / folder).rglob("*.py")
+    if "migrations" not in path.parts and path.name not in ("settings.py", "test_settings.py")
+]
 
 
 def environment_variables_read() -> set[str]:
@@ -48,8 +51,9 @@ def test_every_documented_cairn_variable_is_read():
 def test_every_cairn_setting_declared_is_used():
     declared = set(re.findall(r"^(CAIRN_[A-Z0-9_]+)\s*=", SETTINGS, flags=re.MULTILINE))
     # Used by another setting (CAIRN_HTTPS turns on SECURE_SSL_REDIRECT, ...): named outside its own line.
-    other_lines = {name: "\n".join(line for line in SETTINGS.splitlines() if not line.startswith(f"{name} ="))
-                   for name in declared}
+    other_lines = {
+        name: "\n".join(line for line in SETTINGS.splitlines() if not line.startswith(f"{name} =")) for name in declared
+    }
     used_in_settings = {name for name in declared if re.search(rf"\b{name}\b", other_lines[name])}
     unused = sorted(declared - cairn_settings_read() - used_in_settings)
     assert not unused, f"declared in config/settings.py, used nowhere: {unused}"

@@ -18,46 +18,18 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from events_app.services.browser import tracker_snippet
-from users_app.errors import InvalidInput
+from config.kernel.admin_site import ReadOnlyAdminMixin, StaffAdminMixin, is_cairn_admin
+from config.kernel.errors import InvalidInput
+from config.kernel.validation import user_id_term
 from users_app.models import Environment, MergeAction, MergeRecord, Profile, UserProperty
 from users_app.selectors import identities_absorbing
 from users_app.services.environments import environment_create, environment_rotate_api_key
 from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
-from users_app.validation import user_id_term
-
-
-def is_cairn_admin(user) -> bool:
-    """Admins are staff; viewers (signed in, not staff) never reach the admin (see admin_site)."""
-    return bool(user.is_active and user.is_staff)
-
-
-class StaffAdminMixin:
-    """Staff are Cairn's admins without per-model permission rows (roles need no table)."""
-
-    def has_module_permission(self, request) -> bool:
-        return is_cairn_admin(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return is_cairn_admin(request.user)
-
-
-class ReadOnlyAdminMixin(StaffAdminMixin):
-    """Inspection, not editing."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from users_app.services.tracker_snippet import tracker_snippet
 
 
 def profile_page_url(profile: Profile) -> str:
-    return (f"{reverse('users:profile', args=[profile.user_id])}?"
-            f"{urlencode({'env': profile.environment.app_id})}")
+    return f"{reverse('users:profile', args=[profile.user_id])}?{urlencode({'env': profile.environment.app_id})}"
 
 
 def profile_links(profile: Profile | None):
@@ -65,7 +37,9 @@ def profile_links(profile: Profile | None):
         return "—"
     return format_html(
         '<a href="{}">{}</a> <span class="quiet">user_id {}</span> · <a href="{}">profile page</a>',
-        reverse("admin:users_app_profile_change", args=[profile.pk]), profile.display_name, profile.user_id,
+        reverse("admin:users_app_profile_change", args=[profile.pk]),
+        profile.display_name,
+        profile.user_id,
         profile_page_url(profile),
     )
 
@@ -75,16 +49,21 @@ def properties_table(snapshot: dict | None, removed: frozenset = frozenset()):
     if not snapshot:
         return "—"
     rows = format_html_join(
-        "", "<tr><td>{}</td><td>{}{}</td><td>{}</td></tr>",
+        "",
+        "<tr><td>{}</td><td>{}{}</td><td>{}</td></tr>",
         (
-            (key, "(absent: added by the merge)" if item is None else item.get("value"),
-             " (removed by the merge)" if key in removed else "",
-             "" if item is None else item.get("set_at", ""))
+            (
+                key,
+                "(absent: added by the merge)" if item is None else item.get("value"),
+                " (removed by the merge)" if key in removed else "",
+                "" if item is None else item.get("set_at", ""),
+            )
             for key, item in sorted(snapshot.items())
         ),
     )
-    return format_html('<table class="cairn-snapshot"><tr><th>Property</th><th>Value</th><th>Set at</th></tr>'
-                       "{}</table>", rows)
+    return format_html(
+        '<table class="cairn-snapshot"><tr><th>Property</th><th>Value</th><th>Set at</th></tr>{}</table>', rows
+    )
 
 
 # ---- Environments ---------------------------------------------------------------------------------------
@@ -106,13 +85,21 @@ class LinesField(forms.CharField):
 
 # What an admin sets on an environment (besides name and app_id); a new one is made by the service, then these
 # are copied onto it.
-ENVIRONMENT_SETTINGS = ["blocked_identities", "merge_hold_threshold", "allowed_origins",
-                        "server_calls_need_api_key", "ingest_limit_per_minute"]
+ENVIRONMENT_SETTINGS = [
+    "blocked_identities",
+    "merge_hold_threshold",
+    "allowed_origins",
+    "server_calls_need_api_key",
+    "ingest_limit_per_minute",
+]
 
 
 class EnvironmentForm(forms.ModelForm):
-    blocked_identities = LinesField(required=False, help_text="One identity per line, refused in this "
-                                    "environment on top of the built-in list (compared case-insensitively).")
+    blocked_identities = LinesField(
+        required=False,
+        help_text="One identity per line, refused in this "
+        "environment on top of the built-in list (compared case-insensitively).",
+    )
     allowed_origins = LinesField(required=False, help_text="One origin per line, e.g. https://www.example.com")
 
     class Meta:
@@ -199,16 +186,25 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
         return self.api_key_response(request, obj, api_key, created=True)
 
     def api_key_response(self, request, environment: Environment, api_key: str, created: bool):
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "environment": environment,
-                   "api_key": api_key, "created": created, "title": "API key (shown once)"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "environment": environment,
+            "api_key": api_key,
+            "created": created,
+            "title": "API key (shown once)",
+        }
         response = TemplateResponse(request, "admin/users_app/environment/api_key.html", context)
         response["Cache-Control"] = "no-store"
         return response
 
     def get_urls(self):
         return [
-            path("<int:pk>/rotate-key/", self.admin_site.admin_view(self.rotate_key_view),
-                 name="users_app_environment_rotate_key"),
+            path(
+                "<int:pk>/rotate-key/",
+                self.admin_site.admin_view(self.rotate_key_view),
+                name="users_app_environment_rotate_key",
+            ),
             *super().get_urls(),
         ]
 
@@ -220,8 +216,12 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
             api_key = environment_rotate_api_key(environment=environment)
             self.log_change(request, environment, "Rotated the API key.")
             return self.api_key_response(request, environment, api_key, created=False)
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "environment": environment,
-                   "title": f"Rotate the API key of {environment.name}?"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "environment": environment,
+            "title": f"Rotate the API key of {environment.name}?",
+        }
         return TemplateResponse(request, "admin/users_app/environment/rotate_key_confirm.html", context)
 
 
@@ -246,8 +246,10 @@ class AbsorbingIdentityFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         since = timezone.now() - timedelta(days=7)
         top = (
-            MergeRecord.objects.filter(requested_at__gte=since).values("identity")
-            .annotate(merges=Count("pk")).order_by("-merges", "identity")[:10]
+            MergeRecord.objects.filter(requested_at__gte=since)
+            .values("identity")
+            .annotate(merges=Count("pk"))
+            .order_by("-merges", "identity")[:10]
         )
         return [(row["identity"], f"{row['identity'][:60]} ({row['merges']})") for row in top]
 
@@ -278,11 +280,26 @@ class MergeActionInline(admin.TabularInline):
 
 @admin.register(MergeRecord)
 class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "source_display", "destination_display", "identity", "trigger", "status",
-                    "events_moved", "requested_at", "finished_at", "attempts"]
+    list_display = [
+        "id",
+        "source_display",
+        "destination_display",
+        "identity",
+        "trigger",
+        "status",
+        "events_moved",
+        "requested_at",
+        "finished_at",
+        "attempts",
+    ]
     list_display_links = ["id"]
-    list_filter = ["status", "trigger", ("requested_at", admin.DateFieldListFilter), AbsorbingIdentityFilter,
-                   "environment"]
+    list_filter = [
+        "status",
+        "trigger",
+        ("requested_at", admin.DateFieldListFilter),
+        AbsorbingIdentityFilter,
+        "environment",
+    ]
     search_fields = ["identity"]  # see get_search_results: identity, or a source/destination user_id
     extra_lookups = ("identity__exact",)  # the identities page links to the merges of one identity
     search_help_text = "An identity (exact or prefix) or a user_id of the source or destination."
@@ -295,10 +312,11 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["environment", "identity", "status", "trigger", "requested_by"]}),
         ("Profiles", {"fields": ["source_link", "destination_link"]}),
-        ("What moved", {"fields": ["events_moved", "sessions_moved", "properties_moved", "snapshot",
-                                   "replaced"]}),
-        ("Timings", {"fields": ["requested_at", "started_at", "finished_at", "duration", "attempts",
-                                "last_error_text"]}),
+        ("What moved", {"fields": ["events_moved", "sessions_moved", "properties_moved", "snapshot", "replaced"]}),
+        (
+            "Timings",
+            {"fields": ["requested_at", "started_at", "finished_at", "duration", "attempts", "last_error_text"]},
+        ),
     ]
 
     def get_readonly_fields(self, request, obj=None):
@@ -353,22 +371,33 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         record = self.get_object(request, object_id)
         buttons = []
         if record is not None:
-            buttons = [(name, reverse(f"admin:users_app_mergerecord_{name}", args=[record.pk]))
-                       for name, (_, statuses, _) in MERGE_ACTIONS.items() if record.status in statuses]
+            buttons = [
+                (name, reverse(f"admin:users_app_mergerecord_{name}", args=[record.pk]))
+                for name, (_, statuses, _) in MERGE_ACTIONS.items()
+                if record.status in statuses
+            ]
         extra_context = {**(extra_context or {}), "merge_buttons": buttons}
         return super().change_view(request, object_id, form_url, extra_context)
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}),
-                         "identities_url": reverse("admin:users_app_mergerecord_identities")}
+        extra_context = {**(extra_context or {}), "identities_url": reverse("admin:users_app_mergerecord_identities")}
         return super().changelist_view(request, extra_context)
 
     def get_urls(self):
-        urls = [path("identities/", self.admin_site.admin_view(self.identities_view),
-                     name="users_app_mergerecord_identities")]
+        urls = [
+            path(
+                "identities/", self.admin_site.admin_view(self.identities_view), name="users_app_mergerecord_identities"
+            )
+        ]
         for name in MERGE_ACTIONS:
-            urls.append(path(f"<int:pk>/{name}/", self.admin_site.admin_view(self.single_action_view),
-                             {"action_name": name}, name=f"users_app_mergerecord_{name}"))
+            urls.append(
+                path(
+                    f"<int:pk>/{name}/",
+                    self.admin_site.admin_view(self.single_action_view),
+                    {"action_name": name},
+                    name=f"users_app_mergerecord_{name}",
+                )
+            )
         return urls + super().get_urls()
 
     # -- actions: each confirmed on an intermediate page, each through a service that records who did it
@@ -388,8 +417,11 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self.log_change(request, record, f"{action_name.capitalize()} ({note})" if note else action_name)
             succeeded.append(record.pk)
         if succeeded:
-            self.message_user(request, f"{len(succeeded)} merge(s) {done}: "
-                              + ", ".join(f"#{pk}" for pk in succeeded), messages.SUCCESS)
+            self.message_user(
+                request,
+                f"{len(succeeded)} merge(s) {done}: " + ", ".join(f"#{pk}" for pk in succeeded),
+                messages.SUCCESS,
+            )
 
     def confirmation(self, request, action_name: str, records, single: bool):
         context = {
@@ -446,9 +478,15 @@ class MergeRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         for row in rows:
             row["merges_url"] = f"{changelist}?{urlencode({'identity__exact': row['identity']})}"
             row["profile_url"] = reverse("admin:users_app_profile_change", args=[row["destination_id"]])
-        context = {**self.admin_site.each_context(request), "opts": self.opts, "rows": rows, "window": window,
-                   "windows": list(windows), "title": "Identities that absorbed the most profiles",
-                   "threshold_note": "Merges beyond an environment's held-merge threshold in 24 hours are held."}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "rows": rows,
+            "window": window,
+            "windows": list(windows),
+            "title": "Identities that absorbed the most profiles",
+            "threshold_note": "Merges beyond an environment's held-merge threshold in 24 hours are held.",
+        }
         return TemplateResponse(request, "admin/users_app/mergerecord/identities.html", context)
 
 
@@ -496,8 +534,17 @@ class ProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_help_text = "An identity (exact or prefix) or a user_id."
     list_select_related = ["environment", "merged_into"]
     show_full_result_count = False
-    fields = ["user_id", "identity", "environment", "merged_into_link", "first_seen", "last_seen", "created_at",
-              "page_link", "merges_in"]
+    fields = [
+        "user_id",
+        "identity",
+        "environment",
+        "merged_into_link",
+        "first_seen",
+        "last_seen",
+        "created_at",
+        "page_link",
+        "merges_in",
+    ]
     readonly_fields = fields
     inlines = [UserPropertyInline]
 
@@ -527,15 +574,24 @@ class ProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def merges_in(self, profile: Profile):
         merges = list(
             MergeRecord.objects.filter(Q(destination=profile) | Q(source=profile))
-            .select_related("source", "destination").order_by("-requested_at")[:100]
+            .select_related("source", "destination")
+            .order_by("-requested_at")[:100]
         )
         if not merges:
             return "—"
         links = format_html_join(
-            "", '<li><a href="{}">Merge #{}</a>: {} ({})</li>',
-            ((reverse("admin:users_app_mergerecord_change", args=[merge.pk]), merge.pk,
-              f"{merge.source.display_name} merged into this profile" if merge.destination_id == profile.pk
-              else f"merged into {merge.destination.display_name}", merge.status)
-             for merge in merges),
+            "",
+            '<li><a href="{}">Merge #{}</a>: {} ({})</li>',
+            (
+                (
+                    reverse("admin:users_app_mergerecord_change", args=[merge.pk]),
+                    merge.pk,
+                    f"{merge.source.display_name} merged into this profile"
+                    if merge.destination_id == profile.pk
+                    else f"merged into {merge.destination.display_name}",
+                    merge.status,
+                )
+                for merge in merges
+            ),
         )
         return format_html("<ul>{}</ul>", links)

@@ -4,22 +4,24 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from users_app.api_common import JsonBodyApi, ReadApi
-from users_app.errors import InvalidInput
-from users_app.forms import parse_user_query
-from users_app.models import MergeRecord
-from users_app.rate_limits import identify_buckets, ingest_admit
-from users_app.schema import (
+from config.kernel.errors import InvalidInput
+from config.kernel.schema import (
     APP_ID,
     CURSOR,
+    ERROR_SCHEMA,
     IDENTITY_TEXT,
+    READ_ERRORS,
     TIMESTAMP,
     USER_ID,
     USER_ID_TEXT,
-    WRITTEN_IDENTITY,
     schema_field,
-    user_query_parameters,
 )
+from config.kernel.validation import ascii_decimal, parse_identity, parse_timestamp, parse_user_id
+from users_app.api_access import IngestApi, ReadApi
+from users_app.forms import parse_user_query
+from users_app.models import MergeRecord
+from users_app.rate_limits import identify_buckets, ingest_admit
+from users_app.schema import WRITTEN_IDENTITY, user_query_parameters
 from users_app.selectors import (
     merge_as_dict,
     merge_list,
@@ -32,15 +34,7 @@ from users_app.selectors import (
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
 from users_app.services.merges import publish_after_response
-from users_app.validation import ascii_decimal, parse_identity, parse_timestamp, parse_user_id
 
-ERROR_SCHEMA = inline_serializer(
-    "Error",
-    {"error": inline_serializer("ErrorBody", {"code": serializers.CharField(), "message": serializers.CharField(),
-                                              "field": serializers.CharField(allow_null=True)})},
-)
-# What any read API call can answer besides its 200: bad parameters, a missing or unknown key.
-READ_ERRORS = {400: ERROR_SCHEMA, 401: ERROR_SCHEMA}
 API_KEY_HELP = (
     "The environment's API key, for clients that cannot send `Authorization: Bearer <api key>` (preferred). "
     "Required when the environment has `server_calls_need_api_key`; checked whenever sent."
@@ -56,24 +50,46 @@ def bounded_int(value, field: str, default: int, maximum: int) -> int:
     return number
 
 
-class IdentifyApi(JsonBodyApi):
+class IdentifyApi(IngestApi):
     @extend_schema(
         summary="Identify a user (SPEC 2)",
-        request=inline_serializer("IdentifyRequest", {
-            "app_id": schema_field(APP_ID), "user_id": schema_field(USER_ID),
-            "identity": schema_field(WRITTEN_IDENTITY), "timestamp": schema_field(TIMESTAMP, required=False),
-            "api_key": schema_field({"type": "string"}, required=False,
-                                    help_text=API_KEY_HELP),
-        }),
-        responses={200: inline_serializer("IdentifyResponse", {
-            "user_id": serializers.CharField(), "identity": serializers.CharField(),
-            "merge": inline_serializer("IdentifyMerge", {"id": serializers.IntegerField(),
-                                                         "status": serializers.CharField()}, allow_null=True),
-        }), 400: ERROR_SCHEMA, 401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 413: ERROR_SCHEMA,
-            429: ERROR_SCHEMA},
-        examples=[OpenApiExample("Anonymous to existing identity", request_only=True,
-                                 value={"app_id": "1234567890", "user_id": "1565941335949135",
-                                        "identity": "12345"})],
+        request=inline_serializer(
+            "IdentifyRequest",
+            {
+                "app_id": schema_field(APP_ID),
+                "user_id": schema_field(USER_ID),
+                "identity": schema_field(WRITTEN_IDENTITY),
+                "timestamp": schema_field(TIMESTAMP, required=False),
+                "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
+            },
+        ),
+        responses={
+            200: inline_serializer(
+                "IdentifyResponse",
+                {
+                    "user_id": serializers.CharField(),
+                    "identity": serializers.CharField(),
+                    "merge": inline_serializer(
+                        "IdentifyMerge",
+                        {"id": serializers.IntegerField(), "status": serializers.CharField()},
+                        allow_null=True,
+                    ),
+                },
+            ),
+            400: ERROR_SCHEMA,
+            401: ERROR_SCHEMA,
+            403: ERROR_SCHEMA,
+            404: ERROR_SCHEMA,
+            413: ERROR_SCHEMA,
+            429: ERROR_SCHEMA,
+        },
+        examples=[
+            OpenApiExample(
+                "Anonymous to existing identity",
+                request_only=True,
+                value={"app_id": "1234567890", "user_id": "1565941335949135", "identity": "12345"},
+            )
+        ],
     )
     def post(self, request):
         publish_after_response()  # the client gets its answer without waiting for the broker
@@ -84,26 +100,39 @@ class IdentifyApi(JsonBodyApi):
         seen_at = parse_timestamp(body.get("timestamp"))
         identity = identity_check(environment, body.get("identity"))
         # An identify storm (one user_id, or one identity) gets 429 here, before anything changes.
-        ingest_admit(environment=environment, items=[identify_buckets(environment, user_id=user_id,
-                                                                      identity=identity)]).raise_if_refused()
+        ingest_admit(
+            environment=environment, items=[identify_buckets(environment, user_id=user_id, identity=identity)]
+        ).raise_if_refused()
         result = profile_identify(
-            environment=environment, user_id=user_id, identity=identity, seen_at=seen_at,
+            environment=environment,
+            user_id=user_id,
+            identity=identity,
+            seen_at=seen_at,
             trigger=MergeRecord.Trigger.SERVER,
         )
         merge = result.merge
-        return Response({
-            "user_id": str(result.profile.user_id),
-            "identity": result.profile.identity,
-            "merge": {"id": merge.pk, "status": merge.status} if merge else None,
-        })
+        return Response(
+            {
+                "user_id": str(result.profile.user_id),
+                "identity": result.profile.identity,
+                "merge": {"id": merge.pk, "status": merge.status} if merge else None,
+            }
+        )
 
 
-USER_SCHEMA = inline_serializer("User", {
-    "user_id": serializers.CharField(), "identity": serializers.CharField(allow_null=True),
-    "properties": serializers.DictField(), "first_seen": serializers.DateTimeField(allow_null=True),
-    "last_seen": serializers.DateTimeField(allow_null=True), "session_count": serializers.IntegerField(),
-    "event_count": serializers.IntegerField(), "merged_into": serializers.CharField(allow_null=True),
-})
+USER_SCHEMA = inline_serializer(
+    "User",
+    {
+        "user_id": serializers.CharField(),
+        "identity": serializers.CharField(allow_null=True),
+        "properties": serializers.DictField(),
+        "first_seen": serializers.DateTimeField(allow_null=True),
+        "last_seen": serializers.DateTimeField(allow_null=True),
+        "session_count": serializers.IntegerField(),
+        "event_count": serializers.IntegerField(),
+        "merged_into": serializers.CharField(allow_null=True),
+    },
+)
 
 
 USER_ID_PATH = OpenApiParameter("user_id", USER_ID_TEXT, OpenApiParameter.PATH)
@@ -112,8 +141,11 @@ SEARCH_LIMIT = {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}
 
 
 class UserDetailApi(ReadApi):
-    @extend_schema(summary="A user by user_id", parameters=[USER_ID_PATH],
-                   responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA})
+    @extend_schema(
+        summary="A user by user_id",
+        parameters=[USER_ID_PATH],
+        responses={200: USER_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA},
+    )
     def get(self, request, user_id: str):
         profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
         return Response(user_detail(profile))
@@ -135,9 +167,17 @@ class UserEventsApi(ReadApi):
     @extend_schema(
         summary="A user's events, newest first",
         parameters=[USER_ID_PATH, OpenApiParameter("cursor", CURSOR), OpenApiParameter("limit", EVENTS_LIMIT)],
-        responses={200: inline_serializer("EventPage", {
-            "results": serializers.ListField(child=serializers.DictField()),
-            "next": serializers.CharField(allow_null=True)}), **READ_ERRORS, 404: ERROR_SCHEMA},
+        responses={
+            200: inline_serializer(
+                "EventPage",
+                {
+                    "results": serializers.ListField(child=serializers.DictField()),
+                    "next": serializers.CharField(allow_null=True),
+                },
+            ),
+            **READ_ERRORS,
+            404: ERROR_SCHEMA,
+        },
     )
     def get(self, request, user_id: str):
         profile = profile_get(environment=self.environment, user_id=parse_user_id(user_id))
@@ -149,8 +189,10 @@ class MergeListApi(ReadApi):
     @extend_schema(
         summary="Merges by identity or user_id",
         parameters=[OpenApiParameter("identity", IDENTITY_TEXT), OpenApiParameter("user_id", USER_ID_TEXT)],
-        responses={200: inline_serializer("MergeList", {
-            "results": serializers.ListField(child=serializers.DictField())}), **READ_ERRORS},
+        responses={
+            200: inline_serializer("MergeList", {"results": serializers.ListField(child=serializers.DictField())}),
+            **READ_ERRORS,
+        },
     )
     def get(self, request):
         identity = request.query_params.get("identity")
@@ -168,28 +210,42 @@ class UserSearchApi(ReadApi):
 
     @extend_schema(
         summary="Users matching filters, newest activity first (the Users view as JSON)",
-        parameters=[*user_query_parameters(), OpenApiParameter("cursor", CURSOR),
-                    OpenApiParameter("limit", SEARCH_LIMIT)],
-        responses={200: inline_serializer("UserSearchPage", {
-            "results": serializers.ListField(child=serializers.DictField()),
-            "next": serializers.CharField(allow_null=True),
-            "searched_until": serializers.DateTimeField(allow_null=True),
-            "count": inline_serializer("UserSearchCount", {"value": serializers.IntegerField(),
-                                                           "capped": serializers.BooleanField()},
-                                       allow_null=True),
-        }), **READ_ERRORS},
+        parameters=[
+            *user_query_parameters(),
+            OpenApiParameter("cursor", CURSOR),
+            OpenApiParameter("limit", SEARCH_LIMIT),
+        ],
+        responses={
+            200: inline_serializer(
+                "UserSearchPage",
+                {
+                    "results": serializers.ListField(child=serializers.DictField()),
+                    "next": serializers.CharField(allow_null=True),
+                    "searched_until": serializers.DateTimeField(allow_null=True),
+                    "count": inline_serializer(
+                        "UserSearchCount",
+                        {"value": serializers.IntegerField(), "capped": serializers.BooleanField()},
+                        allow_null=True,
+                    ),
+                },
+            ),
+            **READ_ERRORS,
+        },
     )
     def get(self, request):
         query = parse_user_query(request.query_params)
         limit = bounded_int(request.query_params.get("limit"), "limit", 50, 500)
-        page = user_list(environment=self.environment, filters=query.filters, columns=query.columns,
-                         cursor=query.cursor, limit=limit)
+        page = user_list(
+            environment=self.environment, filters=query.filters, columns=query.columns, cursor=query.cursor, limit=limit
+        )
         # Counted on the first page only: later pages are the same set.
         count = None if query.cursor else user_count(environment=self.environment, filters=query.filters)
-        return Response({
-            "results": [row.as_dict(query.columns) for row in page.rows],
-            "next": page.next_cursor,
-            # Set when the page stopped at its scan budget (filters with `notset`): continue with `next`.
-            "searched_until": page.searched_until.isoformat() if page.searched_until else None,
-            "count": count.as_dict() if count else None,
-        })
+        return Response(
+            {
+                "results": [row.as_dict(query.columns) for row in page.rows],
+                "next": page.next_cursor,
+                # Set when the page stopped at its scan budget (filters with `notset`): continue with `next`.
+                "searched_until": page.searched_until.isoformat() if page.searched_until else None,
+                "count": count.as_dict() if count else None,
+            }
+        )

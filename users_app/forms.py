@@ -16,13 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.utils import timezone
 
-from users_app.errors import InvalidInput
-from users_app.models import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from config.kernel.errors import InvalidInput
+from config.kernel.limits import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from config.kernel.validation import calendar_date, check_text
 from users_app.selectors import PropertyFilter, UserFilters
-from users_app.validation import calendar_date, check_text
 
-PERIODS = {"1d": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
-           "all": "All time"}
+PERIODS = {"1d": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days", "all": "All time"}
 PERIOD_DAYS = {"1d": 1, "7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "7d"
 MAX_PROPERTY_FILTERS = 10
@@ -50,8 +49,7 @@ class UserQuery:
     def count_key(self) -> str:
         """Identifies the filtered set: the period as chosen (not its moving start), and the filters."""
         filters = self.filters
-        described = repr((self.period, self.date_from, self.date_to, filters.properties, filters.kind,
-                          filters.search))
+        described = repr((self.period, self.date_from, self.date_to, filters.properties, filters.kind, filters.search))
         return hashlib.sha256(described.encode()).hexdigest()
 
 
@@ -74,8 +72,9 @@ def _date(params, name: str) -> date | None:
     return parsed
 
 
-def parse_period(params, now: datetime | None = None) -> tuple[str, date | None, date | None, datetime | None,
-                                                                datetime | None]:
+def parse_period(
+    params, now: datetime | None = None
+) -> tuple[str, date | None, date | None, datetime | None, datetime | None]:
     """(period, from, to, since, until): the date-range part of the query."""
     now = now or timezone.now()
     # Checked even when dates replace it: the page sends both, and a wrong value is wrong either way.
@@ -105,15 +104,19 @@ def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
         # an error (docs/api.md), whether or not its row names a property.
         op = _one(params, f"{name}_op", 10) or PropertyFilter.EQUALS
         if op not in PropertyFilter.OPERATORS:
-            raise InvalidInput("invalid_operator", f"`{name}_op` must be one of "
-                               f"{', '.join(PropertyFilter.OPERATORS)}.", f"{name}_op")
+            raise InvalidInput(
+                "invalid_operator", f"`{name}_op` must be one of {', '.join(PropertyFilter.OPERATORS)}.", f"{name}_op"
+            )
         raw_values = params.getlist(f"{name}_v") if hasattr(params, "getlist") else [params.get(f"{name}_v")]
         # Counted as sent (empty boxes aside), before duplicates are dropped: what the OpenAPI schema can say.
         sent = [check_text(v, f"{name}_v") for v in raw_values if isinstance(v, str) and v != ""]
         values = tuple(dict.fromkeys(sent))
         if len(sent) > MAX_VALUES_PER_FILTER or any(len(v) > PROPERTY_VALUE_MAX_LENGTH for v in values):
-            raise InvalidInput("invalid_value", f"At most {MAX_VALUES_PER_FILTER} values of at most "
-                               f"{PROPERTY_VALUE_MAX_LENGTH} characters.", f"{name}_v")
+            raise InvalidInput(
+                "invalid_value",
+                f"At most {MAX_VALUES_PER_FILTER} values of at most {PROPERTY_VALUE_MAX_LENGTH} characters.",
+                f"{name}_v",
+            )
         if not key:
             continue  # an empty row of the filter form
         if op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
@@ -145,8 +148,13 @@ def parse_user_query(params, now: datetime | None = None) -> UserQuery:
     if kind and kind not in KINDS:
         raise InvalidInput("invalid_kind", "`kind` must be identified or anonymous.", "kind")
     search = _one(params, "q", IDENTITY_MAX_LENGTH).strip()
-    filters = UserFilters(since=since, until=until, properties=parse_property_filters(params), kind=kind,
-                          search=search)
+    filters = UserFilters(since=since, until=until, properties=parse_property_filters(params), kind=kind, search=search)
     cursor = _one(params, "cursor", 200) or None
-    return UserQuery(filters=filters, columns=parse_columns(params), cursor=cursor, period=period,
-                     date_from=date_from, date_to=date_to)
+    return UserQuery(
+        filters=filters,
+        columns=parse_columns(params),
+        cursor=cursor,
+        period=period,
+        date_from=date_from,
+        date_to=date_to,
+    )

@@ -7,10 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Left
 
-MAX_USER_ID = 2**53
-IDENTITY_MAX_LENGTH = 255
-PROPERTY_KEY_MAX_LENGTH = 1024
-PROPERTY_VALUE_MAX_LENGTH = 1024
+from config.kernel.limits import IDENTITY_MAX_LENGTH, MAX_USER_ID, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH  # noqa: F401 - re-exported
+
 # Properties Cairn sets from a profile's first session (Initial Referrer, ...); merges keep the earliest.
 INITIAL_PROPERTY_PREFIX = "Initial "
 # Filters on a property value compare this prefix (indexed) and then the whole value.
@@ -135,8 +133,14 @@ class UserProperty(models.Model):
 
     @classmethod
     def build(cls, *, profile, key: str, value, is_number: bool, set_at) -> "UserProperty":
-        return cls(profile=profile, key=key, key_hash=property_key_hash(key), value=str(value),
-                   is_number=is_number, set_at=set_at)
+        return cls(
+            profile=profile,
+            key=key,
+            key_hash=property_key_hash(key),
+            value=str(value),
+            is_number=is_number,
+            set_at=set_at,
+        )
 
     @property
     def typed_value(self) -> str | int | float:

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 
-from users_app.errors import RateLimited
+from config.kernel.errors import RateLimited
 from users_app.models import Environment
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,19 @@ def writes_buckets(environment: Environment, people: list[tuple[int | None, str 
         if bucket is None:
             user_id, identity = person
             if identity is not None:
-                bucket = Bucket(f"{KEY_PREFIX}:{{{environment.pk}}}:w:i:{identity}", limit, "identity",
-                                "events and property updates for this identity")
+                bucket = Bucket(
+                    f"{KEY_PREFIX}:{{{environment.pk}}}:w:i:{identity}",
+                    limit,
+                    "identity",
+                    "events and property updates for this identity",
+                )
             else:
-                bucket = Bucket(f"{KEY_PREFIX}:{{{environment.pk}}}:w:u:{user_id}", limit, "user_id",
-                                "events and property updates for this user_id")
+                bucket = Bucket(
+                    f"{KEY_PREFIX}:{{{environment.pk}}}:w:u:{user_id}",
+                    limit,
+                    "user_id",
+                    "events and property updates for this user_id",
+                )
             made[person] = bucket
         buckets.append(bucket)
     return buckets
@@ -142,8 +150,12 @@ def _environment_bucket(environment: Environment) -> Bucket | None:
     cap = environment.ingest_limit_per_minute or 0
     if cap <= 0:
         return None
-    return Bucket(f"{KEY_PREFIX}:{{{environment.pk}}}:env", Limit(cap, max(cap, ENVIRONMENT_BURST_FLOOR)), "app_id",
-                  "calls for this environment")
+    return Bucket(
+        f"{KEY_PREFIX}:{{{environment.pk}}}:env",
+        Limit(cap, max(cap, ENVIRONMENT_BURST_FLOOR)),
+        "app_id",
+        "calls for this environment",
+    )
 
 
 def ingest_admit(*, environment: Environment, items: list[tuple[Bucket | None, ...]], whole: bool = False) -> Admission:
@@ -189,8 +201,10 @@ def gcra_admit(stored: list[float], buckets: list[Bucket], items: list[list[int]
     # (begin - now) first: it is exactly 0 for a full bucket, where now + tolerance - begin would lose a fraction
     # of a millisecond to rounding at now's magnitude and floor a burst of 1000 down to 999. The epsilon absorbs
     # what rounding is left in a partly full bucket.
-    room = [math.floor((bucket.limit.tolerance_ms - (begin - now)) / bucket.limit.interval_ms + ROOM_EPSILON)
-            for bucket, begin in zip(buckets, start, strict=True)]
+    room = [
+        math.floor((bucket.limit.tolerance_ms - (begin - now)) / bucket.limit.interval_ms + ROOM_EPSILON)
+        for bucket, begin in zip(buckets, start, strict=True)
+    ]
     used = [0] * len(buckets)
     refused = []
     for row in items:
@@ -203,8 +217,9 @@ def gcra_admit(stored: list[float], buckets: list[Bucket], items: list[list[int]
         first = next(number for number in refused if number >= 0)
         refused = [first] * len(items)
         used = [0] * len(buckets)
-    arrival = [begin + count * bucket.limit.interval_ms
-               for begin, count, bucket in zip(start, used, buckets, strict=True)]
+    arrival = [
+        begin + count * bucket.limit.interval_ms for begin, count, bucket in zip(start, used, buckets, strict=True)
+    ]
     # Retry after: when the refused items' buckets have room for them again (at most a burst: more can
     # never arrive at once), the longest wait of any bucket that refused or would refuse one of them.
     waiting = [0] * len(buckets)
@@ -263,7 +278,9 @@ class RedisCounters:
         # One retry without delay: a pooled connection that Redis closed (a restart) is replaced at once, while
         # a Redis that is down costs one refused connect, not redis-py's default backoff of about a second.
         self.client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             retry=Retry(NoBackoff(), 1),
         )
         self.script = self.client.register_script(self.SCRIPT)
@@ -279,8 +296,9 @@ class RedisCounters:
             limit_numbers.setdefault(bucket.limit, str(len(limit_numbers) + 1))
         arguments = [
             # An item with no bucket (its limit is off) is "0", so that every item keeps its place.
-            ";".join(names[row[0]] if len(row) == 1 else ",".join(names[number] for number in row) or "0"
-                     for row in items),
+            ";".join(
+                names[row[0]] if len(row) == 1 else ",".join(names[number] for number in row) or "0" for row in items
+            ),
             "1" if whole else "0",
             ";".join(f"{limit.interval_ms!r},{limit.tolerance_ms!r}" for limit in limit_numbers),
             ",".join(limit_numbers[bucket.limit] for bucket in buckets),

@@ -13,7 +13,10 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.generic import TemplateView, View
 
-from users_app.errors import InvalidInput
+from config.kernel.errors import InvalidInput
+from config.kernel.shared_cache import shared_cache_get, shared_cache_get_or_set
+from config.kernel.validation import parse_user_id
+from users_app.environment_pages import EnvironmentMixin
 from users_app.forms import KINDS, OPERATOR_LABELS, PERIODS, UserQuery, parse_period, parse_user_query
 from users_app.models import Environment, Profile
 from users_app.selectors import (
@@ -29,8 +32,6 @@ from users_app.selectors import (
     user_count,
     user_list,
 )
-from users_app.shared_cache import shared_cache_get, shared_cache_get_or_set
-from users_app.validation import parse_user_id
 
 COUNT_CACHE_SECONDS = 60
 
@@ -46,25 +47,6 @@ def duration_text(duration: timedelta) -> str:
 
 def profile_url(profile: Profile, environment: Environment) -> str:
     return f"{reverse('users:profile', args=[profile.user_id])}?{urlencode({'env': environment.app_id})}"
-
-
-class EnvironmentMixin:
-    """The environment a page shows: `?env=<app_id>`, else the first one. Pages never mix environments."""
-
-    def get_environment(self) -> Environment | None:
-        app_id = self.request.GET.get("env", "")
-        environments = Environment.objects.order_by("name", "pk")
-        if app_id:
-            if "\x00" in app_id:
-                raise Http404("No such environment.")
-            environment = environments.filter(app_id=app_id[:64]).first()
-            if environment is None:
-                raise Http404("No such environment.")
-            return environment
-        return environments.first()
-
-    def environment_context(self, environment: Environment | None) -> dict:
-        return {"environment": environment, "environments": Environment.objects.order_by("name", "pk")}
 
 
 class DateRangeMixin:
@@ -119,23 +101,38 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
         try:
             query = self.get_user_query()
         except InvalidInput as error:
-            context.update(self.date_range_context(None), error=error, filter_rows=self.filter_rows(None),
-                           columns=["plan"], rows=[])
+            context.update(
+                self.date_range_context(None),
+                error=error,
+                filter_rows=self.filter_rows(None),
+                columns=["plan"],
+                rows=[],
+            )
             return self.render_to_response(self.get_context_data(**context), status=400)
         if environment is None:
-            context.update(self.date_range_context(query), filter_rows=self.filter_rows(query), rows=[],
-                           columns=query.columns, query=query)
+            context.update(
+                self.date_range_context(query),
+                filter_rows=self.filter_rows(query),
+                rows=[],
+                columns=query.columns,
+                query=query,
+            )
             return self.render_to_response(self.get_context_data(**context))
         try:
-            page = user_list(environment=environment, filters=query.filters, columns=query.columns,
-                             cursor=query.cursor)
+            page = user_list(environment=environment, filters=query.filters, columns=query.columns, cursor=query.cursor)
         except InvalidInput as error:
-            context.update(self.date_range_context(query), error=error, filter_rows=self.filter_rows(query),
-                           columns=query.columns, rows=[])
+            context.update(
+                self.date_range_context(query),
+                error=error,
+                filter_rows=self.filter_rows(query),
+                columns=query.columns,
+                rows=[],
+            )
             return self.render_to_response(self.get_context_data(**context), status=400)
         profile_ids = [row.profile.pk for row in page.rows]
-        known_keys = sorted(set(property_keys_of(profile_ids)) | set(query.columns)
-                            | {f.key for f in query.filters.properties})
+        known_keys = sorted(
+            set(property_keys_of(profile_ids)) | set(query.columns) | {f.key for f in query.filters.properties}
+        )
         context.update(
             self.date_range_context(query),
             query=query,
@@ -151,8 +148,10 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
             next_url=self.url_with(cursor=page.next_cursor) if page.next_cursor else None,
             searched_until=page.searched_until,
             first_url=self.url_with(cursor=None) if query.cursor else None,
-            column_chips=[(key, self.url_with(col=[c for c in query.columns if c != key] or [""], cursor=None))
-                          for key in query.columns],
+            column_chips=[
+                (key, self.url_with(col=[c for c in query.columns if c != key] or [""], cursor=None))
+                for key in query.columns
+            ],
         )
         return self.render_to_response(self.get_context_data(**context))
 
@@ -174,9 +173,11 @@ def count_cache_key(environment: Environment, query: UserQuery) -> str:
 
 
 def cached_user_count(environment: Environment, query: UserQuery) -> UserCount:
-    return shared_cache_get_or_set(count_cache_key(environment, query),
-                                   lambda: user_count(environment=environment, filters=query.filters),
-                                   COUNT_CACHE_SECONDS)
+    return shared_cache_get_or_set(
+        count_cache_key(environment, query),
+        lambda: user_count(environment=environment, filters=query.filters),
+        COUNT_CACHE_SECONDS,
+    )
 
 
 class UserCountView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, View):
@@ -271,6 +272,11 @@ class SessionView(LoginRequiredMixin, ProfileMixin, TemplateView):
         session.duration_text = duration_text(session.duration)
         for event in events:
             event.properties_text = json.dumps(event.properties, ensure_ascii=False, sort_keys=True)
-        context.update(self.environment_context(environment), profile=profile, session=session, events=events,
-                       profile_url=profile_url(profile, environment))
+        context.update(
+            self.environment_context(environment),
+            profile=profile,
+            session=session,
+            events=events,
+            profile_url=profile_url(profile, environment),
+        )
         return context

@@ -11,27 +11,14 @@ Every call is safe to receive twice (the tracker re-sends what it could not conf
 same property again changes nothing but its time.
 """
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from django.conf import settings
 from django.utils import timezone
 
-from config.static_files import TRACKER_STATIC_NAME
-from events_app.models import PAGEVIEW_EVENT
-from events_app.services.ingest import Target, TrackItem, events_write, parse_track_item, resolve_targets
-from events_app.services.sessions import RequestContext
-from users_app.errors import InvalidInput
-from users_app.models import Environment, MergeRecord, Profile
-from users_app.rate_limits import identify_buckets, ingest_admit, writes_buckets
-from users_app.services.identify import profile_identify
-from users_app.services.identity_guard import identity_check
-from users_app.services.locks import owner_transaction
-from users_app.services.profiles import profile_for_user_id
-from users_app.services.properties import properties_add
-from users_app.validation import (
+from config.kernel.errors import InvalidInput
+from config.kernel.validation import (
     is_number,
     json_type_name,
     parse_properties,
@@ -40,6 +27,16 @@ from users_app.validation import (
     parse_user_id,
     require_present,
 )
+from events_app.models import PAGEVIEW_EVENT
+from events_app.services.ingest import Target, TrackItem, events_write, parse_track_item, resolve_targets
+from events_app.services.sessions import RequestContext
+from users_app.models import Environment, MergeRecord, Profile
+from users_app.rate_limits import identify_buckets, ingest_admit, writes_buckets
+from users_app.services.identify import profile_identify
+from users_app.services.identity_guard import identity_check
+from users_app.services.locks import owner_transaction
+from users_app.services.profiles import profile_for_user_id
+from users_app.services.properties import properties_add
 
 MAX_BROWSER_CALLS = 200
 CALL_TYPES = ("pageview", "track", "identify", "add_user_properties")
@@ -114,9 +111,7 @@ def _call_timestamp(raw: dict, skew: timedelta):
     return parse_timestamp(value)
 
 
-def parse_call(
-    environment: Environment, raw, *, index: int, user_id: int, session_id: str | None, skew: timedelta
-):
+def parse_call(environment: Environment, raw, *, index: int, user_id: int, session_id: str | None, skew: timedelta):
     if not isinstance(raw, dict):
         # The item itself is wrong, not a field in it: name it as `calls[index]`.
         raise InvalidInput(
@@ -127,15 +122,17 @@ def parse_call(
     if kind not in CALL_TYPES:
         raise InvalidInput("invalid_call_type", f"`type` must be one of {', '.join(CALL_TYPES)}.", "type")
     if kind == "identify":
-        return IdentifyCall(identity=identity_check(environment, raw.get("identity")),
-                            timestamp=_call_timestamp(raw, skew))
+        return IdentifyCall(
+            identity=identity_check(environment, raw.get("identity")), timestamp=_call_timestamp(raw, skew)
+        )
     if kind == "add_user_properties":
         properties = raw.get("properties")
         require_present(properties, "properties")
         if not isinstance(properties, dict):
             # Still missing_field, as before absent and present were told apart: clients may match on codes.
             raise InvalidInput(
-                "missing_field", f"`properties` must be a JSON object, not {json_type_name(properties)}.",
+                "missing_field",
+                f"`properties` must be a JSON object, not {json_type_name(properties)}.",
                 "properties",
             )
         return PropertiesCall(properties=parse_properties(properties, allow_null=True))
@@ -167,8 +164,7 @@ def browser_batch_parse(environment: Environment, body: dict) -> BrowserBatch:
     for index, raw in enumerate(calls):
         try:
             batch.calls.append(
-                (index, parse_call(environment, raw, index=index, user_id=user_id, session_id=session_id,
-                                   skew=skew))
+                (index, parse_call(environment, raw, index=index, user_id=user_id, session_id=session_id, skew=skew))
             )
         except InvalidInput as error:
             batch.rejected.append(rejection(index, error))
@@ -199,15 +195,23 @@ def _batch_within_rate_limits(environment: Environment, batch: BrowserBatch) -> 
     are), and the tracker re-sends a refused batch as it is. All its calls count against the device's user_id,
     the one that sent them (and identifies against their identity too)."""
     writes = writes_buckets(environment, [(batch.user_id, None)])[0]
-    ingest_admit(environment=environment, whole=True, items=[
-        identify_buckets(environment, user_id=batch.user_id, identity=call.identity)
-        if isinstance(call, IdentifyCall) else (writes,)
-        for _, call in batch.calls
-    ]).raise_if_refused()
+    ingest_admit(
+        environment=environment,
+        whole=True,
+        items=[
+            identify_buckets(environment, user_id=batch.user_id, identity=call.identity)
+            if isinstance(call, IdentifyCall)
+            else (writes,)
+            for _, call in batch.calls
+        ],
+    ).raise_if_refused()
 
 
 def browser_batch_process(
-    *, environment: Environment, batch: BrowserBatch, context: RequestContext | None = None,
+    *,
+    environment: Environment,
+    batch: BrowserBatch,
+    context: RequestContext | None = None,
     enforce_rate_limits: bool = False,
 ) -> BrowserBatchResult:
     if enforce_rate_limits:
@@ -233,8 +237,11 @@ def browser_batch_process(
         if isinstance(call, IdentifyCall):
             try:
                 result = profile_identify(
-                    environment=environment, user_id=current_user_id, identity=call.identity,
-                    seen_at=call.timestamp, trigger=MergeRecord.Trigger.TRACKER,
+                    environment=environment,
+                    user_id=current_user_id,
+                    identity=call.identity,
+                    seen_at=call.timestamp,
+                    trigger=MergeRecord.Trigger.TRACKER,
                 )
             except InvalidInput as error:
                 rejected.append(rejection(index, error))
@@ -250,50 +257,16 @@ def browser_batch_process(
     owner = _owner_of(environment, current_user_id)
     rejected.sort(key=lambda item: item["index"])
     return BrowserBatchResult(
-        user_id=current_user_id, identity=owner.identity if owner else None, accepted=accepted,
-        rejected=rejected, merges=merges,
+        user_id=current_user_id,
+        identity=owner.identity if owner else None,
+        accepted=accepted,
+        rejected=rejected,
+        merges=merges,
     )
 
 
 def _owner_of(environment: Environment, user_id: int) -> Profile | None:
-    named = (
-        Profile.objects.filter(environment=environment, user_id=user_id).select_related("merged_into").first()
-    )
+    named = Profile.objects.filter(environment=environment, user_id=user_id).select_related("merged_into").first()
     if named is None:
         return None
     return named.merged_into if named.merged_into_id else named
-
-
-# ---- the loader snippet -------------------------------------------------------------------------------
-
-# Heap's loader, with the script's address pointing at this Cairn server. Calls made before the tracker
-# loads are queued in the `window.heap` array and replayed in order by the tracker.
-_SNIPPET = """<script type="text/javascript">
-  window.heap=window.heap||[],heap.load=function(e,t){window.heap.appid=e,window.heap.config=t=t||{};\
-var r=document.createElement("script");r.type="text/javascript",r.async=!0,\
-r.src=%(script)s;\
-var a=document.getElementsByTagName("script")[0];a.parentNode.insertBefore(r,a);for(var n=function(e){return \
-function(){heap.push([e].concat(Array.prototype.slice.call(arguments,0)))}},p=["addEventProperties",\
-"addUserProperties","clearEventProperties","identify","resetIdentity","removeEventProperty",\
-"setEventProperties","track","unsetEventProperty"],o=0;o<p.length;o++)heap[p[o]]=n(p[o])};
-  heap.load(%(app_id)s, {host: %(host)s});
-</script>"""
-
-
-def js_string(value: str) -> str:
-    """A JavaScript string literal that is also safe inside an HTML <script> element."""
-    text = json.dumps(str(value))
-    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                         ("\u2029", "\\u2029")):
-        text = text.replace(char, escape)
-    return text
-
-
-def tracker_snippet(environment: Environment, request) -> str:
-    """The HTML to paste into every page of the tracked site, for this environment and this server."""
-    host = request.build_absolute_uri("/").rstrip("/")
-    script = f"{settings.STATIC_URL.rstrip('/')}/{TRACKER_STATIC_NAME}"
-    if not script.startswith(("http://", "https://", "//")):
-        script = host + script
-    return _SNIPPET % {"app_id": js_string(environment.app_id), "host": js_string(host),
-                       "script": js_string(script)}

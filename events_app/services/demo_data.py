@@ -22,12 +22,32 @@ DEMO_APP_ID = "2718281828"
 DEMO_API_KEY = "cairn_demo_key_not_secret_0001"
 PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
 PLAN_WEIGHTS = [50, 22, 14, 9, 5]
-PAGES = ["/", "/pricing", "/features", "/blog/using-identify", "/docs", "/signup", "/login", "/app/dashboard",
-         "/app/reports", "/app/settings"]
-REFERRERS = ["", "", "https://www.google.com/", "https://news.ycombinator.com/", "https://twitter.com/",
-             "https://www.linkedin.com/"]
-CAMPAIGNS = [("", "", ""), ("google", "cpc", "spring_sale"), ("newsletter", "email", "weekly_digest"),
-             ("twitter", "social", "launch")]
+PAGES = [
+    "/",
+    "/pricing",
+    "/features",
+    "/blog/using-identify",
+    "/docs",
+    "/signup",
+    "/login",
+    "/app/dashboard",
+    "/app/reports",
+    "/app/settings",
+]
+REFERRERS = [
+    "",
+    "",
+    "https://www.google.com/",
+    "https://news.ycombinator.com/",
+    "https://twitter.com/",
+    "https://www.linkedin.com/",
+]
+CAMPAIGNS = [
+    ("", "", ""),
+    ("google", "cpc", "spring_sale"),
+    ("newsletter", "email", "weekly_digest"),
+    ("twitter", "social", "launch"),
+]
 
 
 @dataclass
@@ -93,8 +113,15 @@ def _visit_events(person: Person, device: int, start: datetime, rng: random.Rand
         properties = {"path": path, "url": f"https://demo.cairn.test{path}{query}", "title": path.strip("/") or "Home"}
         if not page_number:
             properties["referrer"] = referrer
-        events.append({"user_id": str(device), "event": PAGEVIEW_EVENT, "timestamp": moment.isoformat(),
-                       "session_id": session_id, "properties": properties})
+        events.append(
+            {
+                "user_id": str(device),
+                "event": PAGEVIEW_EVENT,
+                "timestamp": moment.isoformat(),
+                "session_id": session_id,
+                "properties": properties,
+            }
+        )
         moment += timedelta(seconds=rng.uniform(10, 240))
         if moment > now:
             break
@@ -143,14 +170,29 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7, api_key: str
     # 2. Sign-ups: identify on the first device (anonymous -> new identity), set the plan, track Sign Up.
     signed_up = [person for person in crowd if person.identity]
     for person in signed_up:
-        profile_identify(environment=environment, user_id=person.devices[0], identity=person.identity,
-                         trigger=MergeRecord.Trigger.DEMO)
-    user_properties_ingest(environment=environment, items=[
-        {"identity": p.identity, "properties": {"plan": p.plan, "company_size": rng.choice([1, 5, 20, 100, 500])}}
+        profile_identify(
+            environment=environment,
+            user_id=person.devices[0],
+            identity=person.identity,
+            trigger=MergeRecord.Trigger.DEMO,
+        )
+    user_properties_ingest(
+        environment=environment,
+        items=[
+            {"identity": p.identity, "properties": {"plan": p.plan, "company_size": rng.choice([1, 5, 20, 100, 500])}}
+            for p in signed_up
+        ],
+    )
+    signups = [
+        {
+            "identity": p.identity,
+            "event": "Sign Up",
+            "timestamp": p.signup_at.isoformat(),
+            "properties": {"plan": p.plan},
+            "idempotency_key": f"demo-signup-{p.index}",
+        }
         for p in signed_up
-    ])
-    signups = [{"identity": p.identity, "event": "Sign Up", "timestamp": p.signup_at.isoformat(),
-                "properties": {"plan": p.plan}, "idempotency_key": f"demo-signup-{p.index}"} for p in signed_up]
+    ]
     event_count += _send_tracks(environment, signups)
 
     # 3. Later visits; a second or third device logs in (anonymous -> existing identity: a merge).
@@ -158,20 +200,28 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7, api_key: str
     merges = 0
     for person in signed_up:
         for device in person.devices[1:]:
-            result = profile_identify(environment=environment, user_id=device, identity=person.identity,
-                                      trigger=MergeRecord.Trigger.DEMO)
+            result = profile_identify(
+                environment=environment, user_id=device, identity=person.identity, trigger=MergeRecord.Trigger.DEMO
+            )
             merges += result.merge is not None
 
     # 4. Upgrades: the plan changes and an Upgrade event is tracked.
     upgraded = [p for p in signed_up if p.upgrade_to]
-    user_properties_ingest(environment=environment, items=[
-        {"identity": p.identity, "properties": {"plan": p.upgrade_to}} for p in upgraded
-    ])
-    upgrades = [{"identity": p.identity, "event": "Upgrade",
-                 "timestamp": (p.signup_at + min(timedelta(days=20), now - p.signup_at) * rng.uniform(0.2, 0.95)
-                               ).isoformat(),
-                 "properties": {"from": p.plan, "to": p.upgrade_to}, "idempotency_key": f"demo-upgrade-{p.index}"}
-                for p in upgraded]
+    user_properties_ingest(
+        environment=environment,
+        items=[{"identity": p.identity, "properties": {"plan": p.upgrade_to}} for p in upgraded],
+    )
+    upgrades = [
+        {
+            "identity": p.identity,
+            "event": "Upgrade",
+            "timestamp": (
+                p.signup_at + min(timedelta(days=20), now - p.signup_at) * rng.uniform(0.2, 0.95)
+            ).isoformat(),
+            "properties": {"from": p.plan, "to": p.upgrade_to},
+            "idempotency_key": f"demo-upgrade-{p.index}",
+        }
+        for p in upgraded
+    ]
     event_count += _send_tracks(environment, upgrades)
-    return DemoSummary(environment=environment, api_key=api_key, people=people, events=event_count,
-                       merges=merges)
+    return DemoSummary(environment=environment, api_key=api_key, people=people, events=event_count, merges=merges)

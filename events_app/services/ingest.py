@@ -15,18 +15,9 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from events_app.models import EVENT_NAME_MAX_LENGTH, Event, Session
-from events_app.services.rows import Writes, insert_now_or_with
-from events_app.services.sessions import RequestContext, SessionNeed, sessions_assign
-from events_app.services.time_bounds import time_bounds_extend
-from users_app.errors import InvalidInput
-from users_app.models import Environment, Profile
-from users_app.rate_limits import ingest_admit, writes_buckets
-from users_app.services.identity_guard import identity_check
-from users_app.services.locks import owner_transaction
-from users_app.services.profiles import ResolvedProfile, profiles_for_identities, profiles_for_user_ids
-from users_app.services.properties import properties_add
-from users_app.validation import (
+from config.kernel.errors import InvalidInput
+from config.kernel.sql import Writes, insert_now_or_with
+from config.kernel.validation import (
     PropertyValue,
     check_text,
     json_type_name,
@@ -37,6 +28,15 @@ from users_app.validation import (
     require_object,
     require_present,
 )
+from events_app.models import EVENT_NAME_MAX_LENGTH, Event, Session
+from events_app.services.sessions import RequestContext, SessionNeed, sessions_assign
+from events_app.services.time_bounds import time_bounds_extend
+from users_app.models import Environment, Profile
+from users_app.rate_limits import ingest_admit, writes_buckets
+from users_app.services.identity_guard import identity_check
+from users_app.services.locks import owner_transaction
+from users_app.services.profiles import ResolvedProfile, profiles_for_identities, profiles_for_user_ids
+from users_app.services.properties import properties_add
 
 MAX_BULK_ITEMS = 1000
 
@@ -183,11 +183,15 @@ def resolve_targets(
     seen = seen or {}
     reserve = Session if for_events else None
     by_user_id = profiles_for_user_ids(
-        environment=environment, user_ids={t.user_id for t in targets if t.user_id is not None}, seen=seen,
+        environment=environment,
+        user_ids={t.user_id for t in targets if t.user_id is not None},
+        seen=seen,
         reserve_id_of=reserve,
     )
     by_identity = profiles_for_identities(
-        environment=environment, identities={t.identity for t in targets if t.identity is not None}, seen=seen,
+        environment=environment,
+        identities={t.identity for t in targets if t.identity is not None},
+        seen=seen,
         reserve_id_of=reserve,
     )
     for target in targets:
@@ -262,7 +266,13 @@ def _touch_profiles(items, writes: Writes) -> None:
 
 # One new event: the values of these columns, in this order (received_at is added on insert).
 EVENT_COLUMNS = (
-    "environment_id", "profile_id", "original_profile_id", "session_id", "name", "timestamp", "properties",
+    "environment_id",
+    "profile_id",
+    "original_profile_id",
+    "session_id",
+    "name",
+    "timestamp",
+    "properties",
     "idempotency_key",
 )
 
@@ -298,7 +308,10 @@ def events_insert(rows: list[tuple], writes: Writes | None = None) -> None:
         except (IntegrityError, psycopg.IntegrityError):  # the raw cursor's errors are not Django's
             pass
     insert_now_or_with(
-        writes, Event, (*EVENT_COLUMNS, "received_at"), [(*row, received_at) for row in rows],
+        writes,
+        Event,
+        (*EVENT_COLUMNS, "received_at"),
+        [(*row, received_at) for row in rows],
         on_conflict="ON CONFLICT DO NOTHING",
     )
 
@@ -312,9 +325,14 @@ def events_write(
         items = _drop_duplicates(environment, items)
     needs = [
         SessionNeed(
-            profile=item.target.resolved.profile, named=item.target.resolved.named, timestamp=item.timestamp,
-            session_key=item.session_key, name=item.event, properties=item.properties,
-            profile_created=item.target.resolved.created, reserved_session_id=item.target.resolved.reserved_id,
+            profile=item.target.resolved.profile,
+            named=item.target.resolved.named,
+            timestamp=item.timestamp,
+            session_key=item.session_key,
+            name=item.event,
+            properties=item.properties,
+            profile_created=item.target.resolved.created,
+            reserved_session_id=item.target.resolved.reserved_id,
         )
         for item in items
     ]
@@ -322,13 +340,22 @@ def events_write(
     # read each other's rows: one round trip for all of them on PostgreSQL.
     writes = Writes()
     sessions_assign(environment=environment, needs=needs, context=context, writes=writes)
-    events_insert([
-        (
-            environment.pk, item.target.resolved.profile.pk, item.target.resolved.named.pk, need.session.pk,
-            item.event, item.timestamp, item.properties, item.idempotency_key,
-        )
-        for item, need in zip(items, needs, strict=True)
-    ], writes)
+    events_insert(
+        [
+            (
+                environment.pk,
+                item.target.resolved.profile.pk,
+                item.target.resolved.named.pk,
+                need.session.pk,
+                item.event,
+                item.timestamp,
+                item.properties,
+                item.idempotency_key,
+            )
+            for item, need in zip(items, needs, strict=True)
+        ],
+        writes,
+    )
     _touch_profiles(items, writes)
     writes.flush()
     return len(items)
@@ -359,9 +386,7 @@ def track_ingest(*, environment: Environment, items: list, enforce_rate_limits: 
     return result
 
 
-def user_properties_ingest(
-    *, environment: Environment, items: list, enforce_rate_limits: bool = False
-) -> IngestResult:
+def user_properties_ingest(*, environment: Environment, items: list, enforce_rate_limits: bool = False) -> IngestResult:
     """POST /api/add_user_properties (and Heap's legacy /api/identify), single or bulk."""
     parsed_items, rejected = parse_each(environment, items, parse_properties_item)
     result = IngestResult(rejected=rejected)
@@ -377,4 +402,3 @@ def user_properties_ingest(
         result.accepted = len(parsed)
         result.profile = parsed[-1].target.resolved.profile
     return result
-

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 from django.db.models.functions import Coalesce
 
+from config.kernel.sql import Writes, insert_now_or_with, mark_stored, rows_insert
 from events_app.models import PAGEVIEW_EVENT, Session
-from events_app.services.initial_properties import initial_properties_update
-from events_app.services.rows import Writes, insert_now_or_with, mark_stored, rows_insert
 from events_app.services.time_bounds import time_bounds_extend
 from users_app.models import Environment, Profile
+from users_app.services.initial_properties import initial_properties_update
 from users_app.services.locks import owners_lock
 
 
@@ -80,9 +80,7 @@ def _sessions_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], Sessi
         original_profile_id__in={pk for pk, _ in pairs}, session_key__in={key for _, key in pairs}
     )
     return {
-        (s.original_profile_id, s.session_key): s
-        for s in candidates
-        if (s.original_profile_id, s.session_key) in pairs
+        (s.original_profile_id, s.session_key): s for s in candidates if (s.original_profile_id, s.session_key) in pairs
     }
 
 
@@ -115,8 +113,12 @@ def sessions_assign(
 
     def start(need: SessionNeed, key: str) -> Session:
         session = Session(
-            environment=environment, profile=need.profile, original_profile=need.named, session_key=key,
-            started_at=need.timestamp, ended_at=need.timestamp,
+            environment=environment,
+            profile=need.profile,
+            original_profile=need.named,
+            session_key=key,
+            started_at=need.timestamp,
+            ended_at=need.timestamp,
             **session_attributes(need.name, need.properties, context),
         )
         # The created profile's first session takes the id reserved for it (used once).
@@ -140,9 +142,11 @@ def sessions_assign(
         known = _sessions_by_key({(need.named.pk, need.session_key) for need in stored_keyed})
         persons: dict[tuple[int, str], Session] = {}
         if stored_keyed:
-            for session in _person_sessions({need.profile.pk for need in stored_keyed}).filter(
-                session_key__in={need.session_key for need in stored_keyed}
-            ).order_by("started_at", "pk"):
+            for session in (
+                _person_sessions({need.profile.pk for need in stored_keyed})
+                .filter(session_key__in={need.session_key for need in stored_keyed})
+                .order_by("started_at", "pk")
+            ):
                 persons.setdefault((session.owner_pk, session.session_key), session)
         for need in sorted(keyed, key=lambda need: need.timestamp):
             identity_key, person_key = (need.named.pk, need.session_key), (need.profile.pk, need.session_key)
@@ -165,7 +169,8 @@ def sessions_assign(
         for need in unkeyed:
             session = next(
                 (
-                    s for s in candidates[need.profile.pk]
+                    s
+                    for s in candidates[need.profile.pk]
                     if s.started_at - timeout <= need.timestamp <= s.ended_at + timeout
                 ),
                 None,
@@ -206,8 +211,21 @@ def sessions_assign(
 
 # A new session's columns, in insert order.
 SESSION_COLUMNS = (
-    "environment_id", "profile_id", "original_profile_id", "session_key", "started_at", "ended_at", "landing_page",
-    "referrer", "utm_source", "utm_medium", "utm_campaign", "browser", "device_type", "country", "city",
+    "environment_id",
+    "profile_id",
+    "original_profile_id",
+    "session_key",
+    "started_at",
+    "ended_at",
+    "landing_page",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "browser",
+    "device_type",
+    "country",
+    "city",
 )
 
 
@@ -217,6 +235,7 @@ def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int
     transaction as the events that point at them (events have no foreign-key constraints). The others are
     inserted now, skipping any that a concurrent call stored first (the unique (original profile, key)), and
     get the pk the database gave them."""
+
     def rows(of: list[Session], columns: tuple) -> list[tuple]:
         return [tuple(getattr(session, column) for column in columns) for session in of]
 
@@ -226,8 +245,11 @@ def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int
     inserted = {session.pk: mark_stored(session) for session in reserved}
     unreserved = [session for session in sessions if session.pk is None]
     returned = rows_insert(
-        Session, SESSION_COLUMNS, rows(unreserved, SESSION_COLUMNS),
-        on_conflict="ON CONFLICT DO NOTHING", returning=("id", "original_profile_id", "session_key"),
+        Session,
+        SESSION_COLUMNS,
+        rows(unreserved, SESSION_COLUMNS),
+        on_conflict="ON CONFLICT DO NOTHING",
+        returning=("id", "original_profile_id", "session_key"),
     )
     by_key = {(session.original_profile_id, session.session_key): session for session in unreserved}
     for pk, original_profile_id, session_key in returned:

@@ -50,8 +50,12 @@ def test_calls_are_stored_in_order_and_the_answer_names_the_user(client, api, en
     response = post(client, batch(calls))
     assert response.status_code == 200, response.content
     assert response.json() == {"user_id": DEVICE, "identity": None, "accepted": 5, "rejected": []}
-    assert events_of(api, DEVICE) == [("pageview", "/"), ("Clicked", None), ("pageview", "/pricing"),
-                                      ("Chose Plan", None)]
+    assert events_of(api, DEVICE) == [
+        ("pageview", "/"),
+        ("Clicked", None),
+        ("pageview", "/pricing"),
+        ("Chose Plan", None),
+    ]
     user = api.get(f"/api/v1/users/{DEVICE}").json()
     assert user["properties"]["plan"]["value"] == "Free"
     assert user["session_count"] == 1
@@ -80,8 +84,9 @@ def test_identify_mid_batch_moves_the_later_calls_to_the_answered_user(client, a
 
 def test_anonymous_device_identifying_as_an_existing_person_is_merged(client, api, environment):
     owner = profile_identify(environment=environment, user_id=2222, identity="carol").profile
-    answer = post(client, batch([pageview("/login", "m1"), {"type": "identify", "identity": "carol"},
-                                 track("Log In", "m2")])).json()
+    answer = post(
+        client, batch([pageview("/login", "m1"), {"type": "identify", "identity": "carol"}, track("Log In", "m2")])
+    ).json()
     assert answer["user_id"] == str(owner.user_id) and answer["identity"] == "carol"
     merges = api.get("/api/v1/merges", identity="carol").json()["results"]
     assert [(m["source_user_id"], m["destination_user_id"]) for m in merges] == [(DEVICE, str(owner.user_id))]
@@ -107,25 +112,32 @@ def test_bad_calls_are_rejected_with_their_index_and_the_others_kept(client, api
     answer = response.json()
     assert answer["accepted"] == 2
     assert [(item["index"], item["error"]["code"]) for item in answer["rejected"]] == [
-        (1, "invalid_call_type"), (2, "missing_field"), (3, "identity_blocked"), (4, "reserved_property"),
-        (5, "invalid_property"), (6, "invalid_type"),
+        (1, "invalid_call_type"),
+        (2, "missing_field"),
+        (3, "identity_blocked"),
+        (4, "reserved_property"),
+        (5, "invalid_property"),
+        (6, "invalid_type"),
     ]
     assert [name for name, _ in events_of(api, DEVICE)] == ["Good 1", "Good 2"]
     assert answer["identity"] is None
 
 
-@pytest.mark.parametrize("call", [
-    {"type": "track", "event": "\ud800x", "idempotency_key": "u1"},
-    {"type": "track", "event": "ok", "properties": {"\ud800": 1}},
-    {"type": "track", "event": "ok", "properties": {"k": "\udfff"}},
-    {"type": "track", "event": "ok", "idempotency_key": "\ud800"},
-    {"type": "track", "event": "ok", "session_id": "\ud800"},
-    {"type": "identify", "identity": "\ud800"},
-    {"type": "add_user_properties", "properties": {"\ud800": "x"}},
-    {"type": "add_user_properties", "properties": {"a": "nul\x00"}},
-    {"type": "pageview", "properties": {"path": "/\x00"}},
-    {"type": "\ud800"},
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"type": "track", "event": "\ud800x", "idempotency_key": "u1"},
+        {"type": "track", "event": "ok", "properties": {"\ud800": 1}},
+        {"type": "track", "event": "ok", "properties": {"k": "\udfff"}},
+        {"type": "track", "event": "ok", "idempotency_key": "\ud800"},
+        {"type": "track", "event": "ok", "session_id": "\ud800"},
+        {"type": "identify", "identity": "\ud800"},
+        {"type": "add_user_properties", "properties": {"\ud800": "x"}},
+        {"type": "add_user_properties", "properties": {"a": "nul\x00"}},
+        {"type": "pageview", "properties": {"path": "/\x00"}},
+        {"type": "\ud800"},
+    ],
+)
 def test_unencodable_text_is_rejected_not_a_server_error(client, environment, call):
     response = post(client, batch([call, track("Fine", "u2")]))
     assert response.status_code == 200, response.content
@@ -139,30 +151,59 @@ def test_a_call_that_is_not_an_object_is_named_by_its_index(client, environment)
     answer = response.json()
     assert answer["accepted"] == 2
     assert answer["rejected"] == [
-        {"index": index, "error": {"code": "invalid_type", "message": f"Each call must be a JSON object, not {kind}.",
-                                   "field": f"calls[{index}]"}}
+        {
+            "index": index,
+            "error": {
+                "code": "invalid_type",
+                "message": f"Each call must be a JSON object, not {kind}.",
+                "field": f"calls[{index}]",
+            },
+        }
         for index, kind in [(1, "null"), (2, "string"), (3, "array")]
     ]
 
 
-@pytest.mark.parametrize(("call", "code", "message", "field"), [
-    ({"event": "x"}, "missing_field", "`type` is required.", "type"),
-    ({"type": "teleport"}, "invalid_call_type",
-     "`type` must be one of pageview, track, identify, add_user_properties.", "type"),
-    ({"type": "identify"}, "missing_field", "`identity` is required.", "identity"),
-    ({"type": "identify", "identity": None}, "missing_field", "`identity` is required.", "identity"),
-    ({"type": "identify", "identity": False}, "invalid_identity",
-     "`identity` must be a string or a number, not boolean.", "identity"),
-    ({"type": "add_user_properties"}, "missing_field", "`properties` is required.", "properties"),
-    ({"type": "add_user_properties", "properties": ["plan"]}, "missing_field",
-     "`properties` must be a JSON object, not array.", "properties"),
-    ({"type": "track"}, "missing_field", "`event` is required.", "event"),
-    ({"type": "track", "event": "x", "properties": {"k": None}}, "invalid_property",
-     "Value must be a string or a number, not null.", "properties.k"),
-    ({"type": "pageview", "timestamp": 1764583200}, "invalid_timestamp",
-     "`timestamp` is out of range (2000 to tomorrow). Unix timestamps are in milliseconds: did you send seconds?",
-     "timestamp"),
-])
+@pytest.mark.parametrize(
+    ("call", "code", "message", "field"),
+    [
+        ({"event": "x"}, "missing_field", "`type` is required.", "type"),
+        (
+            {"type": "teleport"},
+            "invalid_call_type",
+            "`type` must be one of pageview, track, identify, add_user_properties.",
+            "type",
+        ),
+        ({"type": "identify"}, "missing_field", "`identity` is required.", "identity"),
+        ({"type": "identify", "identity": None}, "missing_field", "`identity` is required.", "identity"),
+        (
+            {"type": "identify", "identity": False},
+            "invalid_identity",
+            "`identity` must be a string or a number, not boolean.",
+            "identity",
+        ),
+        ({"type": "add_user_properties"}, "missing_field", "`properties` is required.", "properties"),
+        (
+            {"type": "add_user_properties", "properties": ["plan"]},
+            "missing_field",
+            "`properties` must be a JSON object, not array.",
+            "properties",
+        ),
+        ({"type": "track"}, "missing_field", "`event` is required.", "event"),
+        (
+            {"type": "track", "event": "x", "properties": {"k": None}},
+            "invalid_property",
+            "Value must be a string or a number, not null.",
+            "properties.k",
+        ),
+        (
+            {"type": "pageview", "timestamp": 1764583200},
+            "invalid_timestamp",
+            "`timestamp` is out of range (2000 to tomorrow). Unix timestamps are in milliseconds: "
+            "did you send seconds?",
+            "timestamp",
+        ),
+    ],
+)
 def test_a_rejected_call_says_what_is_wrong(client, environment, call, code, message, field):
     response = post(client, batch([call, track("Fine", "r1")], sent_at=int(time.time() * 1000)))
     assert response.status_code == 200
@@ -182,8 +223,11 @@ def test_nothing_valid_carries_the_error_body_of_every_400(client, environment):
     response = post(client, batch([{"type": "nope"}, {"type": "identify", "identity": "guest"}]))
     assert response.status_code == 400
     body = response.json()
-    assert body["error"] == {"code": "all_items_rejected", "message": "No item was accepted; see `rejected`.",
-                             "field": None}
+    assert body["error"] == {
+        "code": "all_items_rejected",
+        "message": "No item was accepted; see `rejected`.",
+        "field": None,
+    }
     assert [item["error"]["code"] for item in body["rejected"]] == ["invalid_call_type", "identity_blocked"]
 
 
@@ -199,8 +243,11 @@ def test_nothing_valid_carries_the_error_body_of_every_400(client, environment):
         ({"app_id": "1000000001", "user_id": str(2**53), "calls": []}, 400, "invalid_user_id"),
         ({"app_id": "1000000001", "user_id": "5", "calls": {"type": "track"}}, 400, "invalid_type"),
         ({"app_id": "9999999999", "user_id": "5", "calls": []}, 404, "unknown_app_id"),
-        ({"app_id": "1000000001", "user_id": "5", "calls": [{"type": "track", "event": "x"}] * 201}, 400,
-         "too_many_items"),
+        (
+            {"app_id": "1000000001", "user_id": "5", "calls": [{"type": "track", "event": "x"}] * 201},
+            400,
+            "too_many_items",
+        ),
     ],
 )
 def test_malformed_requests_get_an_error_body_and_store_nothing(client, environment, body, status, code):
@@ -246,8 +293,9 @@ def test_device_clock_skew_is_corrected_with_sent_at(client, api, environment):
 def test_per_call_session_id_overrides_the_batch_one(client, api, environment):
     calls = [track("A", "p1"), {**track("B", "p2"), "session_id": "fedcba9876543210"}]
     post(client, batch(calls))
-    sessions = {event["event"]: event["session_id"] for event in api.get(f"/api/v1/users/{DEVICE}/events")
-                .json()["results"]}
+    sessions = {
+        event["event"]: event["session_id"] for event in api.get(f"/api/v1/users/{DEVICE}/events").json()["results"]
+    }
     assert sessions == {"A": SESSION, "B": "fedcba9876543210"}
 
 
@@ -287,15 +335,19 @@ def test_cors_empty_list_allows_no_cross_origin_but_same_origin_works(client, ap
 def test_cors_preflight_is_answered_for_allowed_origins_only(client, environment):
     environment.allowed_origins = ["https://shop.example.com/"]
     environment.save()
-    allowed = client.options(f"{URL}?app_id=1000000001", HTTP_ORIGIN="https://shop.example.com",
-                             HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
-                             HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type")
+    allowed = client.options(
+        f"{URL}?app_id=1000000001",
+        HTTP_ORIGIN="https://shop.example.com",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type",
+    )
     assert allowed.status_code == 204
     assert allowed["Access-Control-Allow-Origin"] == "https://shop.example.com"
     assert "POST" in allowed["Access-Control-Allow-Methods"]
     assert "content-type" in allowed["Access-Control-Allow-Headers"].lower()
-    denied = client.options(f"{URL}?app_id=1000000001", HTTP_ORIGIN="https://evil.example.net",
-                            HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
+    denied = client.options(
+        f"{URL}?app_id=1000000001", HTTP_ORIGIN="https://evil.example.net", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
+    )
     assert "Access-Control-Allow-Origin" not in denied
     assert "Access-Control-Allow-Methods" not in denied
     no_app = client.options(URL, HTTP_ORIGIN="https://shop.example.com", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
@@ -305,8 +357,9 @@ def test_cors_preflight_is_answered_for_allowed_origins_only(client, environment
 def test_cors_error_answers_are_readable_by_allowed_origins(client, environment):
     environment.allowed_origins = ["https://shop.example.com"]
     environment.save()
-    response = client.post(f"{URL}?app_id=1000000001", "{bad", content_type="text/plain",
-                           HTTP_ORIGIN="https://shop.example.com")
+    response = client.post(
+        f"{URL}?app_id=1000000001", "{bad", content_type="text/plain", HTTP_ORIGIN="https://shop.example.com"
+    )
     assert response.status_code == 400
     assert response["Access-Control-Allow-Origin"] == "https://shop.example.com"
 
@@ -323,7 +376,7 @@ def test_environments_do_not_share_users(client, api, environment, other_environ
 
 def test_snippet_names_the_app_id_and_this_server(environment, rf, settings):
     settings.ALLOWED_HOSTS = ["cairn.example.com"]
-    from events_app.services.browser import tracker_snippet
+    from users_app.services.tracker_snippet import tracker_snippet
 
     snippet = tracker_snippet(environment, rf.get("/", HTTP_HOST="cairn.example.com"))
     assert 'heap.load("1000000001", {host: "http://cairn.example.com"})' in snippet
@@ -332,8 +385,8 @@ def test_snippet_names_the_app_id_and_this_server(environment, rf, settings):
 
 
 def test_snippet_escapes_an_app_id_that_looks_like_html(db, rf):
-    from events_app.services.browser import tracker_snippet
     from users_app.services.environments import environment_create
+    from users_app.services.tracker_snippet import tracker_snippet
 
     hostile = environment_create(name="x", app_id='</script><img src=x onerror="alert(1)">').environment
     snippet = tracker_snippet(hostile, rf.get("/"))

@@ -19,17 +19,30 @@ from users_app.services.environments import environment_create
 MAX_BODY_BYTES = 20_000
 
 
-
 @pytest.fixture(scope="module")
 def gunicorn(django_db_setup, django_db_blocker):
     port = free_port()
     with django_db_blocker.unblock():
         env = worker_environment()  # the test database's URL, known once it is set up
-    env.update({"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1", "CAIRN_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
-                "LOG_LEVEL": "ERROR"})
+    env.update(
+        {"DEBUG": "0", "ALLOWED_HOSTS": "127.0.0.1", "CAIRN_MAX_BODY_BYTES": str(MAX_BODY_BYTES), "LOG_LEVEL": "ERROR"}
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "-w", "1", "-b", f"127.0.0.1:{port}", "--log-level",
-         "warning"], cwd=REPO, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-w",
+            "1",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while True:
@@ -58,8 +71,13 @@ def post_chunked(port: int, path: str, pieces: list[bytes]) -> tuple[int, dict, 
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         # A generator has no length: http.client sends it as chunks, one per piece, with no Content-Length.
-        connection.request("POST", path, body=(piece for piece in pieces),
-                           headers={"Content-Type": "application/json"}, encode_chunked=True)
+        connection.request(
+            "POST",
+            path,
+            body=(piece for piece in pieces),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
         response = connection.getresponse()
         return response.status, dict(response.getheaders()), json.loads(response.read())
     finally:
@@ -67,9 +85,13 @@ def post_chunked(port: int, path: str, pieces: list[bytes]) -> tuple[int, dict, 
 
 
 def test_a_chunked_body_is_read_to_its_end_and_stored(gunicorn, streamed):
-    body = json.dumps({"app_id": streamed.app_id, "events": [
-        {"user_id": "5", "event": "Streamed", "idempotency_key": f"s{index}"} for index in range(50)]}).encode()
-    pieces = [body[offset:offset + 100] for offset in range(0, len(body), 100)]
+    body = json.dumps(
+        {
+            "app_id": streamed.app_id,
+            "events": [{"user_id": "5", "event": "Streamed", "idempotency_key": f"s{index}"} for index in range(50)],
+        }
+    ).encode()
+    pieces = [body[offset : offset + 100] for offset in range(0, len(body), 100)]
 
     status, _, answer = post_chunked(gunicorn, "/api/track", pieces)
 
@@ -83,8 +105,9 @@ def test_a_chunked_body_over_the_size_limit_is_a_413_and_stores_nothing(gunicorn
     body = json.dumps({"app_id": streamed.app_id, "events": events}).encode()
     assert len(body) > MAX_BODY_BYTES
 
-    status, _, answer = post_chunked(gunicorn, "/api/track", [body[offset:offset + 4096]
-                                                              for offset in range(0, len(body), 4096)])
+    status, _, answer = post_chunked(
+        gunicorn, "/api/track", [body[offset : offset + 4096] for offset in range(0, len(body), 4096)]
+    )
 
     assert status == 413
     assert answer["error"]["code"] == "body_too_large"
@@ -103,8 +126,10 @@ def test_identify_reads_a_chunked_body_too(gunicorn, streamed):
 @pytest.mark.parametrize("framing", [b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX\r\n0\r\n\r\n"])
 def test_broken_chunk_framing_is_a_400_not_a_server_error(gunicorn, framing):
     with socket.create_connection(("127.0.0.1", gunicorn), timeout=30) as raw:
-        raw.sendall(b"POST /api/track HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                    b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + framing)
+        raw.sendall(
+            b"POST /api/track HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + framing
+        )
         answer = b""
         while chunk := raw.recv(65536):
             answer += chunk

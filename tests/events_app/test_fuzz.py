@@ -35,16 +35,33 @@ def assert_not_a_server_error(status: int, content: bytes, request_body) -> None
 # ---- every odd value in every field of a valid call -------------------------------------------------------
 
 VALID_CALLS = {
-    "/api/track": {"identity": "alice", "event": "Sign Up", "properties": {"plan": "Free"},
-                   "timestamp": "2026-01-05T10:00:00Z", "idempotency_key": "k-1", "session_id": "s-1"},
+    "/api/track": {
+        "identity": "alice",
+        "event": "Sign Up",
+        "properties": {"plan": "Free"},
+        "timestamp": "2026-01-05T10:00:00Z",
+        "idempotency_key": "k-1",
+        "session_id": "s-1",
+    },
     "/api/add_user_properties": {"user_id": "4242", "properties": {"plan": "Free"}},
     "/api/v1/identify": {"user_id": "4242", "identity": "alice", "timestamp": "2026-01-05T10:00:00Z"},
-    "/api/v1/browser": {"user_id": "4242", "session_id": "s-1", "sent_at": 1767607200000, "calls": [
-        {"type": "track", "event": "Sign Up", "timestamp": 1767607200000, "idempotency_key": "k-1",
-         "session_id": "s-2", "properties": {"plan": "Free"}},
-        {"type": "identify", "identity": "alice"},
-        {"type": "add_user_properties", "properties": {"plan": "Free"}},
-    ]},
+    "/api/v1/browser": {
+        "user_id": "4242",
+        "session_id": "s-1",
+        "sent_at": 1767607200000,
+        "calls": [
+            {
+                "type": "track",
+                "event": "Sign Up",
+                "timestamp": 1767607200000,
+                "idempotency_key": "k-1",
+                "session_id": "s-2",
+                "properties": {"plan": "Free"},
+            },
+            {"type": "identify", "identity": "alice"},
+            {"type": "add_user_properties", "properties": {"plan": "Free"}},
+        ],
+    },
 }
 
 
@@ -101,14 +118,36 @@ def _is_json_number(text: str) -> bool:
 # ---- arbitrary JSON in every field -----------------------------------------------------------------------
 
 scalars = (
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40)
-    | st.sampled_from(["", " ", "guest", "0", "-1", "1e400", "NaN", "2026-02-30T25:00:00Z", "\u0000", "x" * 300,
-                       "9007199254740992", "9007199254740991", "null", "[object Object]", "'alice'", "\ud7ff",
-                       *ODD_VALUES])
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "guest",
+            "0",
+            "-1",
+            "1e400",
+            "NaN",
+            "2026-02-30T25:00:00Z",
+            "\u0000",
+            "x" * 300,
+            "9007199254740992",
+            "9007199254740991",
+            "null",
+            "[object Object]",
+            "'alice'",
+            "\ud7ff",
+            *ODD_VALUES,
+        ]
+    )
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
 FIELDS = ["app_id", "user_id", "identity", "event", "properties", "timestamp", "idempotency_key", "session_id"]

@@ -21,8 +21,7 @@ def at(minutes: float) -> str:
 
 
 def test_single_track_by_user_id(calls):
-    answer = calls.track(user_id="5001", event="Sign Up", properties={"plan": "Free", "seats": 3},
-                         timestamp=at(0))
+    answer = calls.track(user_id="5001", event="Sign Up", properties={"plan": "Free", "seats": 3}, timestamp=at(0))
     assert answer.status_code == 200
     assert answer.json() == {"accepted": 1, "rejected": [], "user_id": "5001"}
     event = Event.objects.get()
@@ -44,8 +43,11 @@ def test_track_by_an_unknown_identity_creates_its_profile(calls):
 
 def test_bulk_track(calls):
     answer = calls.track_bulk(
-        [{"user_id": "5002", "event": "pageview"}, {"identity": "bob", "event": "Sign Up"},
-         {"user_id": 5002, "event": "click", "properties": {"button": "buy"}}]
+        [
+            {"user_id": "5002", "event": "pageview"},
+            {"identity": "bob", "event": "Sign Up"},
+            {"user_id": 5002, "event": "click", "properties": {"button": "buy"}},
+        ]
     )
     assert answer.status_code == 200
     assert answer.json() == {"accepted": 3, "rejected": []}
@@ -72,20 +74,22 @@ def test_app_id_as_string_or_number(calls, api, app_id):
     assert Profile.objects.get().identity == "alice"
 
 
-@pytest.mark.parametrize(("timestamp", "expected"), [
-    (1767225600000, "2026-01-01T00:00:00+00:00"),  # Unix epoch milliseconds
-    (1767225600500.0, "2026-01-01T00:00:00.500000+00:00"),
-    ("2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00+00:00"),
-    ("2026-01-01T00:00:00", "2026-01-01T00:00:00+00:00"),  # no time zone: UTC
-    ("2026-01-01 00:00:00Z", "2026-01-01T00:00:00+00:00"),
-])
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        (1767225600000, "2026-01-01T00:00:00+00:00"),  # Unix epoch milliseconds
+        (1767225600500.0, "2026-01-01T00:00:00.500000+00:00"),
+        ("2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00+00:00"),
+        ("2026-01-01T00:00:00", "2026-01-01T00:00:00+00:00"),  # no time zone: UTC
+        ("2026-01-01 00:00:00Z", "2026-01-01T00:00:00+00:00"),
+    ],
+)
 def test_timestamps_as_iso_8601_or_epoch_milliseconds(calls, timestamp, expected):
     assert calls.track(user_id="5014", timestamp=timestamp).status_code == 200
     assert calls.events("5014").json()["results"][0]["timestamp"] == expected
 
 
-@pytest.mark.parametrize(("identity", "stored"), [(12345, "12345"), (12345.0, "12345"), (0.5, "0.5"),
-                                                  (" 42 ", "42")])
+@pytest.mark.parametrize(("identity", "stored"), [(12345, "12345"), (12345.0, "12345"), (0.5, "0.5"), (" 42 ", "42")])
 def test_identity_as_a_number_is_stored_as_a_string(calls, identity, stored):
     assert calls.track(identity=identity).status_code == 200
     assert Profile.objects.get().identity == stored
@@ -93,11 +97,17 @@ def test_identity_as_a_number_is_stored_as_a_string(calls, identity, stored):
 
 
 def test_add_user_properties_bulk(calls, api):
-    answer = api.post("/api/add_user_properties", {"app_id": calls.app_id, "users": [
-        {"identity": "alice", "properties": {"plan": "Growth"}},
-        {"user_id": "5004", "properties": {"plan": "Free", "seats": 2}},
-        {"identity": "alice", "properties": {"company": "Acme"}},
-    ]})
+    answer = api.post(
+        "/api/add_user_properties",
+        {
+            "app_id": calls.app_id,
+            "users": [
+                {"identity": "alice", "properties": {"plan": "Growth"}},
+                {"user_id": "5004", "properties": {"plan": "Free", "seats": 2}},
+                {"identity": "alice", "properties": {"company": "Acme"}},
+            ],
+        },
+    )
     assert answer.json() == {"accepted": 3, "rejected": []}
     alice = calls.user_by_identity("alice").json()["properties"]
     assert {k: v["value"] for k, v in alice.items()} == {"plan": "Growth", "company": "Acme"}
@@ -105,12 +115,18 @@ def test_add_user_properties_bulk(calls, api):
 
 
 def test_later_value_in_one_bulk_wins(calls, api):
-    api.post("/api/add_user_properties", {"app_id": calls.app_id, "users": [
-        {"user_id": "5005", "properties": {"plan": "Free"}},
-        {"user_id": "5005", "properties": {"plan": "Premium"}},
-        {"user_id": "5005", "properties": {"plan": None, "seats": 1}},
-        {"user_id": "5005", "properties": {"plan": "Enterprise"}},
-    ]})
+    api.post(
+        "/api/add_user_properties",
+        {
+            "app_id": calls.app_id,
+            "users": [
+                {"user_id": "5005", "properties": {"plan": "Free"}},
+                {"user_id": "5005", "properties": {"plan": "Premium"}},
+                {"user_id": "5005", "properties": {"plan": None, "seats": 1}},
+                {"user_id": "5005", "properties": {"plan": "Enterprise"}},
+            ],
+        },
+    )
     properties = calls.user("5005").json()["properties"]
     assert {k: v["value"] for k, v in properties.items()} == {"plan": "Enterprise", "seats": 1}
 
@@ -128,23 +144,29 @@ def test_repeated_idempotency_key_is_stored_once(calls):
 
 
 def test_idempotency_key_repeated_within_one_bulk(calls):
-    answer = calls.track_bulk([
-        {"user_id": "5007", "event": "Purchase", "idempotency_key": "order-2"},
-        {"user_id": "5007", "event": "Purchase", "idempotency_key": "order-2"},
-        {"user_id": "5007", "event": "Purchase", "idempotency_key": "order-3"},
-        {"user_id": "5007", "event": "Purchase"},
-        {"user_id": "5007", "event": "Purchase"},
-    ])
+    answer = calls.track_bulk(
+        [
+            {"user_id": "5007", "event": "Purchase", "idempotency_key": "order-2"},
+            {"user_id": "5007", "event": "Purchase", "idempotency_key": "order-2"},
+            {"user_id": "5007", "event": "Purchase", "idempotency_key": "order-3"},
+            {"user_id": "5007", "event": "Purchase"},
+            {"user_id": "5007", "event": "Purchase"},
+        ]
+    )
     assert answer.json() == {"accepted": 5, "rejected": [], "duplicates": 1}
     assert Event.objects.count() == 4
     assert sorted(Event.objects.exclude(idempotency_key=None).values_list("idempotency_key", flat=True)) == [
-        "order-2", "order-3"]
+        "order-2",
+        "order-3",
+    ]
 
 
 def test_idempotency_keys_are_per_environment(calls, api, other_environment):
     calls.track(user_id="5008", idempotency_key="k")
-    api.post("/api/track", {"app_id": other_environment.app_id, "user_id": "5008", "event": "pageview",
-                            "idempotency_key": "k"})
+    api.post(
+        "/api/track",
+        {"app_id": other_environment.app_id, "user_id": "5008", "event": "pageview", "idempotency_key": "k"},
+    )
     assert Event.objects.count() == 2
 
 

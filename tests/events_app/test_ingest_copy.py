@@ -15,8 +15,9 @@ SIZES = {"copy": COPY_MIN_ROWS + 5, "insert": 3}
 
 def rows(environment, profile, keys):
     now = timezone.now()
-    return [(environment.pk, profile.pk, profile.pk, None, "Signed up", now, {"plan": "Free", "n": 1}, key)
-            for key in keys]
+    return [
+        (environment.pk, profile.pk, profile.pk, None, "Signed up", now, {"plan": "Free", "n": 1}, key) for key in keys
+    ]
 
 
 @pytest.mark.parametrize("path", sorted(SIZES))

@@ -29,8 +29,10 @@ SERVER_ENDPOINTS = ["/api/track", "/api/add_user_properties", "/api/identify", "
 
 
 def nothing_stored(environment) -> bool:
-    return not (Profile.objects.filter(environment=environment).exists()
-                or Event.objects.filter(environment=environment).exists())
+    return not (
+        Profile.objects.filter(environment=environment).exists()
+        or Event.objects.filter(environment=environment).exists()
+    )
 
 
 def send(endpoint: str, body: dict, content_type="application/json", **headers):
@@ -53,8 +55,11 @@ def test_a_page_on_a_disallowed_origin_cannot_write(endpoint, shop):
     response = send(endpoint, body_of(endpoint, shop.app_id), content_type="text/plain", HTTP_ORIGIN=EVIL)
 
     assert response.status_code == 403, response.content
-    assert response.json()["error"] == {"code": "origin_not_allowed", "field": "Origin",
-                                        "message": "This origin is not in the environment's allowed origins."}
+    assert response.json()["error"] == {
+        "code": "origin_not_allowed",
+        "field": "Origin",
+        "message": "This origin is not in the environment's allowed origins.",
+    }
     assert nothing_stored(shop)
 
 
@@ -117,8 +122,7 @@ def test_with_the_setting_on_a_call_without_the_key_is_refused(endpoint, locked)
 
 @pytest.mark.parametrize("endpoint", SERVER_ENDPOINTS)
 def test_with_the_setting_on_the_key_as_a_bearer_token_or_in_the_body_is_accepted(endpoint, locked):
-    assert send(endpoint, body_of(endpoint, locked.app_id), HTTP_AUTHORIZATION=f"Bearer {API_KEY}").status_code \
-        == 200
+    assert send(endpoint, body_of(endpoint, locked.app_id), HTTP_AUTHORIZATION=f"Bearer {API_KEY}").status_code == 200
     assert send(endpoint, {**body_of(endpoint, locked.app_id), "api_key": API_KEY}).status_code == 200
 
 
@@ -159,9 +163,14 @@ def test_the_browser_endpoint_never_asks_for_the_key_but_takes_only_what_browser
     response = send("/api/v1/browser", batch, content_type="text/plain", HTTP_ORIGIN="http://testserver")
     assert response.status_code == 200, response.content
     # ...and a server may not use it to get around the key: without an Origin it is refused, nothing stored.
-    rewrite = {"app_id": locked.app_id, "user_id": "78", "calls": [
-        {"type": "identify", "identity": "alice@example.com"},
-        {"type": "add_user_properties", "properties": {"plan": "Free"}}]}
+    rewrite = {
+        "app_id": locked.app_id,
+        "user_id": "78",
+        "calls": [
+            {"type": "identify", "identity": "alice@example.com"},
+            {"type": "add_user_properties", "properties": {"plan": "Free"}},
+        ],
+    }
     refused = send("/api/v1/browser", rewrite, content_type="text/plain")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "origin_required"
     assert Event.objects.filter(environment=locked).count() == 1
@@ -180,10 +189,18 @@ def test_the_admin_sets_both_guards(db, django_user_model, environment):
     page = staff.get(f"/admin/users_app/environment/{environment.pk}/change/").content.decode()
     assert 'name="server_calls_need_api_key"' in page and 'name="ingest_limit_per_minute"' in page
 
-    response = staff.post(f"/admin/users_app/environment/{environment.pk}/change/", {
-        "name": environment.name, "app_id": environment.app_id, "blocked_identities": "",
-        "merge_hold_threshold": "25", "allowed_origins": "", "server_calls_need_api_key": "on",
-        "ingest_limit_per_minute": "5000"})
+    response = staff.post(
+        f"/admin/users_app/environment/{environment.pk}/change/",
+        {
+            "name": environment.name,
+            "app_id": environment.app_id,
+            "blocked_identities": "",
+            "merge_hold_threshold": "25",
+            "allowed_origins": "",
+            "server_calls_need_api_key": "on",
+            "ingest_limit_per_minute": "5000",
+        },
+    )
 
     assert response.status_code == 302
     environment.refresh_from_db()

@@ -55,8 +55,13 @@ BAD_INPUT = [
     (IDENTIFY, "42", 400, "invalid_type", None),
     (PROPS, "[" * 100_000 + "]" * 100_000, 400, "invalid_json", None),
     (TRACK, '{"a":' * 100_000 + "1" + "}" * 100_000, 400, "invalid_json", None),
-    (IDENTIFY, '{"app_id": "' + APP + '", "user_id": "1", "identity": ' + "[" * 50_000 + "]" * 50_000 + "}",
-     400, "invalid_json", None),
+    (
+        IDENTIFY,
+        '{"app_id": "' + APP + '", "user_id": "1", "identity": ' + "[" * 50_000 + "]" * 50_000 + "}",
+        400,
+        "invalid_json",
+        None,
+    ),
     # -- app_id
     (TRACK, without(track(), "app_id"), 400, "missing_field", "app_id"),
     (TRACK, track(app_id=True), 400, "invalid_app_id", "app_id"),
@@ -146,10 +151,20 @@ BAD_INPUT = [
     (TRACK, track(properties={"k": "v" * 1025}), 400, "invalid_property", "properties.k"),
     (TRACK, track(properties={"k": "€" * 1025}), 400, "invalid_property", "properties.k"),
     (TRACK, track(properties={f"p{n}": n for n in range(1001)}), 400, "too_many_properties", "properties"),
-    (TRACK, '{"app_id": "' + APP + '", "user_id": "1", "event": "e", "properties": {"n": NaN}}', 400,
-     "invalid_property", "properties.n"),
-    (TRACK, '{"app_id": "' + APP + '", "user_id": "1", "event": "e", "properties": {"n": Infinity}}', 400,
-     "invalid_property", "properties.n"),
+    (
+        TRACK,
+        '{"app_id": "' + APP + '", "user_id": "1", "event": "e", "properties": {"n": NaN}}',
+        400,
+        "invalid_property",
+        "properties.n",
+    ),
+    (
+        TRACK,
+        '{"app_id": "' + APP + '", "user_id": "1", "event": "e", "properties": {"n": Infinity}}',
+        400,
+        "invalid_property",
+        "properties.n",
+    ),
     (PROPS, without(props(), "properties"), 400, "missing_field", "properties"),
     (PROPS, props(properties="plan"), 400, "invalid_type", "properties"),
     (PROPS, props(properties={"plan": {"name": "Free"}}), 400, "invalid_property", "properties.plan"),
@@ -172,14 +187,23 @@ BAD_INPUT = [
     (TRACK, track(session_id="s\x00"), 400, "invalid_text", "session_id"),
     (TRACK, track(app_id="1\x00"), 400, "invalid_text", "app_id"),
     (TRACK, '{"app_id": "' + APP + '", "user_id": "1", "event": "\\ud800"}', 400, "invalid_text", "event"),
-    (TRACK, '{"app_id": "' + APP + '", "user_id": "1", "event": "e", "properties": {"k": "\\udfff"}}', 400,
-     "invalid_text", "properties.k"),
-    (PROPS, '{"app_id": "' + APP + '", "user_id": "1", "properties": {"\\ud800": "v"}}', 400, "invalid_text",
-     "properties.\\ud800"),  # the key is in the error's field, escaped so the answer can be rendered
+    (
+        TRACK,
+        '{"app_id": "' + APP + '", "user_id": "1", "event": "e", "properties": {"k": "\\udfff"}}',
+        400,
+        "invalid_text",
+        "properties.k",
+    ),
+    (
+        PROPS,
+        '{"app_id": "' + APP + '", "user_id": "1", "properties": {"\\ud800": "v"}}',
+        400,
+        "invalid_text",
+        "properties.\\ud800",
+    ),  # the key is in the error's field, escaped so the answer can be rendered
     (PROPS, props(properties={"plan": "Free\x00"}), 400, "invalid_text", "properties.plan"),
     (IDENTIFY, ident(identity="al\x00ice"), 400, "invalid_text", "identity"),
-    (IDENTIFY, '{"app_id": "' + APP + '", "user_id": "1", "identity": "\\ud83d"}', 400, "invalid_text",
-     "identity"),
+    (IDENTIFY, '{"app_id": "' + APP + '", "user_id": "1", "identity": "\\ud83d"}', 400, "invalid_text", "identity"),
     # -- bulk calls as a whole
     (TRACK, {"app_id": APP, "events": "all of them"}, 400, "invalid_type", "events"),
     (TRACK, {"app_id": APP, "events": {"0": track()}}, 400, "invalid_type", "events"),
@@ -211,8 +235,16 @@ def test_bad_input_gets_the_documented_error_and_stores_nothing(api, environment
 
 @pytest.mark.parametrize("path", [TRACK, PROPS, IDENTIFY])
 def test_a_body_of_several_megabytes_is_413(api, environment, path):
-    body = json.dumps({"app_id": APP, "user_id": "1", "event": "e", "identity": "a",
-                       "properties": {"padding": "x" * 1000}, "junk": ["y" * 1000] * 6000})
+    body = json.dumps(
+        {
+            "app_id": APP,
+            "user_id": "1",
+            "event": "e",
+            "identity": "a",
+            "properties": {"padding": "x" * 1000},
+            "junk": ["y" * 1000] * 6000,
+        }
+    )
     assert len(body) > 5 * 1024 * 1024
     answer = api.post(path, body)
     assert answer.status_code == 413
@@ -236,10 +268,16 @@ MESSAGES = [
     (IDENTIFY, ident(user_id=None), "`user_id` is required."),
     (TRACK, without(track(), "event"), "`event` is required."),
     # Unix seconds: the same refusal, with a hint.
-    (TRACK, track(timestamp=1764583200), "`timestamp` is out of range (2000 to tomorrow). Unix timestamps are "
-                                         "in milliseconds: did you send seconds?"),
-    (IDENTIFY, ident(timestamp=1764583200.5), "`timestamp` is out of range (2000 to tomorrow). Unix timestamps "
-                                              "are in milliseconds: did you send seconds?"),
+    (
+        TRACK,
+        track(timestamp=1764583200),
+        "`timestamp` is out of range (2000 to tomorrow). Unix timestamps are in milliseconds: did you send seconds?",
+    ),
+    (
+        IDENTIFY,
+        ident(timestamp=1764583200.5),
+        "`timestamp` is out of range (2000 to tomorrow). Unix timestamps are in milliseconds: did you send seconds?",
+    ),
     # No hint where seconds would not fit either.
     (TRACK, track(timestamp=946684799999), "`timestamp` is out of range (2000 to tomorrow)."),
     (TRACK, track(timestamp=32503680000000), "`timestamp` is out of range (2000 to tomorrow)."),
@@ -273,7 +311,10 @@ def test_bulk_with_some_bad_items_stores_every_valid_item(api, environment):
     body = answer.json()
     assert body["accepted"] == 4
     assert [(r["index"], r["error"]["code"]) for r in body["rejected"]] == [
-        (1, "invalid_user_id"), (3, "invalid_type"), (4, "invalid_property"), (5, "identity_blocked"),
+        (1, "invalid_user_id"),
+        (3, "invalid_type"),
+        (4, "invalid_property"),
+        (5, "identity_blocked"),
         (7, "missing_field"),
     ]
     for rejected in body["rejected"]:
@@ -311,8 +352,17 @@ def test_bulk_where_every_item_is_bad_is_a_400_listing_them(api, environment):
 def test_multibyte_values_at_the_limits_are_stored(api, environment, calls):
     key, value = "€" * 1024, "€" * 1024
     identity, event = "€" * 255, "€" * 255
-    answer = api.post(TRACK, {"app_id": APP, "identity": identity, "event": event, "properties": {key: value},
-                              "idempotency_key": "€" * 255, "session_id": "€" * 64})
+    answer = api.post(
+        TRACK,
+        {
+            "app_id": APP,
+            "identity": identity,
+            "event": event,
+            "properties": {key: value},
+            "idempotency_key": "€" * 255,
+            "session_id": "€" * 64,
+        },
+    )
     assert answer.status_code == 200, answer.content[:300]
     answer = api.post(PROPS, {"app_id": APP, "identity": identity, "properties": {key: value, "😀" * 1024: 1}})
     assert answer.status_code == 200, answer.content[:300]
@@ -364,10 +414,16 @@ def ingest_items(draw) -> dict:
     return item
 
 
-@settings(max_examples=int(os.environ.get("CAIRN_FUZZ_EXAMPLES", 120)), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(path=st.sampled_from([TRACK, PROPS, IDENTIFY]), items=st.lists(ingest_items(), min_size=1, max_size=3),
-       bulk=st.booleans())
+@settings(
+    max_examples=int(os.environ.get("CAIRN_FUZZ_EXAMPLES", 120)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    path=st.sampled_from([TRACK, PROPS, IDENTIFY]),
+    items=st.lists(ingest_items(), min_size=1, max_size=3),
+    bulk=st.booleans(),
+)
 def test_any_json_in_any_field_is_never_a_server_error(api, environment, path, items, bulk):
     list_field = "users" if path == PROPS else "events"
     body = {"app_id": APP, list_field: items} if bulk and path != IDENTIFY else {"app_id": APP, **items[0]}

@@ -6,26 +6,42 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from events_app.services.initial_properties import INITIAL_PROPERTY_FIELDS
 from users_app.models import MergeRecord, Profile
+from users_app.services.initial_properties import INITIAL_PROPERTY_FIELDS
 from users_app.services.merge_actions import merge_undo
 from users_app.services.merge_history import merge_apply
 
-CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-          "Chrome/120.0.0.0 Safari/537.36")
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
 FIREFOX_ANDROID = "Mozilla/5.0 (Android 14; Mobile; rv:120.0) Gecko/120.0 Firefox/120.0"
 
 
 def visit(client, user_id, session_id, path, *, referrer="", when=None, agent=CHROME, calls=(), **utm):
     when = when or datetime.now(UTC)
     properties = {"path": path, "referrer": referrer, **utm}
-    body = {"app_id": "1000000001", "user_id": str(user_id), "session_id": session_id, "calls": [
-        {"type": "pageview", "properties": properties, "timestamp": int(when.timestamp() * 1000),
-         "idempotency_key": f"{user_id}-{session_id}-{path}"},
-        *calls,
-    ]}
-    response = client.post("/api/v1/browser", json.dumps(body), content_type="text/plain", HTTP_USER_AGENT=agent,
-                           HTTP_CF_IPCOUNTRY="FR", HTTP_X_CITY="Lyon")
+    body = {
+        "app_id": "1000000001",
+        "user_id": str(user_id),
+        "session_id": session_id,
+        "calls": [
+            {
+                "type": "pageview",
+                "properties": properties,
+                "timestamp": int(when.timestamp() * 1000),
+                "idempotency_key": f"{user_id}-{session_id}-{path}",
+            },
+            *calls,
+        ],
+    }
+    response = client.post(
+        "/api/v1/browser",
+        json.dumps(body),
+        content_type="text/plain",
+        HTTP_USER_AGENT=agent,
+        HTTP_CF_IPCOUNTRY="FR",
+        HTTP_X_CITY="Lyon",
+    )
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -37,8 +53,16 @@ def initial(api, user_id) -> dict:
 
 def test_the_first_session_sets_every_initial_property(client, api, environment, settings):
     settings.CAIRN_COUNTRY_HEADER, settings.CAIRN_CITY_HEADER = "HTTP_CF_IPCOUNTRY", "HTTP_X_CITY"
-    visit(client, 9001, "s1", "/blog/launch", referrer="https://news.example.org/item?id=1",
-          utm_source="hn", utm_medium="social", utm_campaign="launch")
+    visit(
+        client,
+        9001,
+        "s1",
+        "/blog/launch",
+        referrer="https://news.example.org/item?id=1",
+        utm_source="hn",
+        utm_medium="social",
+        utm_campaign="launch",
+    )
     assert initial(api, 9001) == {
         "Initial Referrer": "https://news.example.org/item?id=1",
         "Initial Landing Page": "/blog/launch",
@@ -81,8 +105,16 @@ def test_a_late_arriving_earlier_session_takes_over(client, api, environment):
 def test_merge_keeps_the_earlier_anonymous_sessions_initial_properties(client, api, environment, eager_celery):
     now = datetime.now(UTC)
     # The identified profile's first visit was yesterday on a phone...
-    visit(client, 9005, "phone", "/from-phone", utm_source="phone", when=now - timedelta(hours=20),
-          agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "heidi"}])
+    visit(
+        client,
+        9005,
+        "phone",
+        "/from-phone",
+        utm_source="phone",
+        when=now - timedelta(hours=20),
+        agent=FIREFOX_ANDROID,
+        calls=[{"type": "identify", "identity": "heidi"}],
+    )
     # ...but an anonymous laptop visit two days ago, identified only today, was earlier still.
     visit(client, 9006, "laptop", "/from-laptop", utm_source="laptop", when=now - timedelta(days=2))
     visit(client, 9006, "laptop2", "/login", when=now, calls=[{"type": "identify", "identity": "heidi"}])
@@ -96,10 +128,25 @@ def test_merge_keeps_the_earlier_anonymous_sessions_initial_properties(client, a
 
 def test_merge_keeps_the_identified_profiles_when_they_are_earlier(client, api, environment, eager_celery):
     now = datetime.now(UTC)
-    visit(client, 9007, "phone", "/from-phone", utm_source="phone", when=now - timedelta(days=3),
-          agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "ivan"}])
-    visit(client, 9008, "laptop", "/from-laptop", utm_source="laptop", when=now - timedelta(hours=1),
-          calls=[{"type": "identify", "identity": "ivan"}])
+    visit(
+        client,
+        9007,
+        "phone",
+        "/from-phone",
+        utm_source="phone",
+        when=now - timedelta(days=3),
+        agent=FIREFOX_ANDROID,
+        calls=[{"type": "identify", "identity": "ivan"}],
+    )
+    visit(
+        client,
+        9008,
+        "laptop",
+        "/from-laptop",
+        utm_source="laptop",
+        when=now - timedelta(hours=1),
+        calls=[{"type": "identify", "identity": "ivan"}],
+    )
     merge_apply(merge_id=MergeRecord.objects.get().pk)
     values = initial(api, Profile.objects.get(identity="ivan").user_id)
     assert (values["Initial Landing Page"], values["Initial UTM Source"]) == ("/from-phone", "phone")
@@ -113,8 +160,9 @@ def test_pending_merge_counts_the_merged_sessions_as_earlier(client, api, enviro
     visit(client, 9009, "anon", "/anonymous-landing", utm_source="ads", when=now - timedelta(hours=2))
     # The identity exists already (server-side add_user_properties by identity: a profile with no events).
     api.post("/api/add_user_properties", {"app_id": "1000000001", "identity": "judy", "properties": {"plan": "Free"}})
-    answer = visit(client, 9009, "anon", "/login", when=now - timedelta(hours=1),
-                   calls=[{"type": "identify", "identity": "judy"}])
+    answer = visit(
+        client, 9009, "anon", "/login", when=now - timedelta(hours=1), calls=[{"type": "identify", "identity": "judy"}]
+    )
     judy = Profile.objects.get(identity="judy")
     assert answer["user_id"] == str(judy.user_id)
     # The next page view comes with judy's user_id and the same tracker session id: a new session row.
@@ -131,25 +179,54 @@ def test_a_later_visits_initial_values_never_fill_the_gaps_of_the_earlier_one(cl
     # Found by QA: frank came in directly (no referrer, no UTM); a later visit from an ad on another device
     # must not give him an Initial Referrer or UTM: the earliest session's set stays whole.
     now = datetime.now(UTC)
-    visit(client, 9010, "direct", "/direct", when=now - timedelta(days=2),
-          calls=[{"type": "identify", "identity": "frank"}])
-    visit(client, 9011, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
-          when=now - timedelta(days=1), agent=FIREFOX_ANDROID, calls=[{"type": "identify", "identity": "frank"}])
+    visit(
+        client,
+        9010,
+        "direct",
+        "/direct",
+        when=now - timedelta(days=2),
+        calls=[{"type": "identify", "identity": "frank"}],
+    )
+    visit(
+        client,
+        9011,
+        "ad",
+        "/from-ad",
+        referrer="https://ref.example/",
+        utm_medium="cpc",
+        when=now - timedelta(days=1),
+        agent=FIREFOX_ANDROID,
+        calls=[{"type": "identify", "identity": "frank"}],
+    )
     merge_apply(merge_id=MergeRecord.objects.get().pk)
     assert initial(api, Profile.objects.get(identity="frank").user_id) == DIRECT_VISIT_SET
 
 
 def grace_signs_up_after_an_ad_visit(client, user_id: int) -> Profile:
-    visit(client, user_id, "ad", "/from-ad", referrer="https://ref.example/", utm_medium="cpc",
-          when=datetime.now(UTC) - timedelta(days=1), agent=FIREFOX_ANDROID,
-          calls=[{"type": "identify", "identity": "grace"}])
+    visit(
+        client,
+        user_id,
+        "ad",
+        "/from-ad",
+        referrer="https://ref.example/",
+        utm_medium="cpc",
+        when=datetime.now(UTC) - timedelta(days=1),
+        agent=FIREFOX_ANDROID,
+        calls=[{"type": "identify", "identity": "grace"}],
+    )
     return Profile.objects.get(identity="grace")
 
 
 def an_earlier_direct_visit_is_merged_in(client, user_id: int) -> MergeRecord:
     """Her laptop's direct visit, three days ago, identified later: its initial set wins whole."""
-    visit(client, user_id, "direct", "/direct", when=datetime.now(UTC) - timedelta(days=3),
-          calls=[{"type": "identify", "identity": "grace"}])
+    visit(
+        client,
+        user_id,
+        "direct",
+        "/direct",
+        when=datetime.now(UTC) - timedelta(days=3),
+        calls=[{"type": "identify", "identity": "grace"}],
+    )
     record = MergeRecord.objects.get()
     merge_apply(merge_id=record.pk)
     return record

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import pytest
 
-from events_app.services.browser import tracker_snippet
 from tests.conftest import API_KEY, JsonClient
 from users_app.services.environments import environment_create
+from users_app.services.tracker_snippet import tracker_snippet
 
 CHROMIUM = "/usr/bin/chromium"
 APP_ID = "4242424242"
@@ -33,8 +33,13 @@ def browser():
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu",
-                  "--disable-component-update", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-gpu",
+                "--disable-component-update",
+                "--no-first-run",
+            ],
         )
         yield browser
         browser.close()
@@ -63,8 +68,9 @@ def demo(base: str, page: str = "") -> str:
 
 def wait_idle(page) -> None:
     """Until the tracker has loaded and the server has confirmed every queued call."""
-    page.wait_for_function("() => window.heap && window.heap._cairn === true && window.heap.pending() === 0",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => window.heap && window.heap._cairn === true && window.heap.pending() === 0", timeout=60_000
+    )
 
 
 def wait_in_browser(page, predicate, attempts: int = 300) -> None:
@@ -82,8 +88,11 @@ def who(page) -> tuple[str, str | None]:
 
 
 def user(read_api, user_id=None, identity=None) -> dict:
-    answer = (read_api.get(f"/api/v1/users/{user_id}") if user_id is not None
-              else read_api.get("/api/v1/users", identity=identity))
+    answer = (
+        read_api.get(f"/api/v1/users/{user_id}")
+        if user_id is not None
+        else read_api.get("/api/v1/users", identity=identity)
+    )
     assert answer.status_code == 200, answer.content
     return answer.json()
 
@@ -130,8 +139,10 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     app = f"/demo/{APP_ID}/"
 
     # 1. An anonymous visitor arrives from a newsletter and signs up: anonymous -> new identity.
-    page.goto(demo(base, "?utm_source=newsletter&utm_medium=email&utm_campaign=launch"),
-              referer="https://news.example.org/issue-42")
+    page.goto(
+        demo(base, "?utm_source=newsletter&utm_medium=email&utm_campaign=launch"),
+        referer="https://news.example.org/issue-42",
+    )
     wait_idle(page)
     anonymous_alice, identity = who(page)
     assert identity is None
@@ -141,14 +152,21 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     alice = user(read_api, identity="alice@example.com")
     assert alice["user_id"] == anonymous_alice
     assert alice["properties"]["plan"]["value"] == "Startup"
-    assert names(read_api, anonymous_alice) == [f"pageview {app}", f"pageview {app}signup/", "Sign Up",
-                                                f"pageview {app}app/"]
+    assert names(read_api, anonymous_alice) == [
+        f"pageview {app}",
+        f"pageview {app}signup/",
+        "Sign Up",
+        f"pageview {app}app/",
+    ]
     assert alice["session_count"] == 1 and alice["event_count"] == 4
     initial = {key: value["value"] for key, value in alice["properties"].items() if key.startswith("Initial ")}
     assert initial["Initial Landing Page"] == app
     assert initial["Initial Referrer"] == "https://news.example.org/issue-42"
     assert (initial["Initial UTM Source"], initial["Initial UTM Medium"], initial["Initial UTM Campaign"]) == (
-        "newsletter", "email", "launch")
+        "newsletter",
+        "email",
+        "launch",
+    )
     assert "Chrome" in initial["Initial Browser"] and initial["Initial Device Type"] == "Desktop"
     assert initial["Initial Country"] == "NL"
     assert merges(read_api, identity="alice@example.com") == []
@@ -232,8 +250,12 @@ def test_calls_queued_before_the_script_loads_arrive_in_order(browser, site, rea
     assert page.evaluate("() => window.cairnQueuedBeforeLoad") is True
     user_id, _ = who(page)
     recorded = events(read_api, user_id)
-    assert [name for name, _ in recorded] == ["pageview", "Playground Queued 1", "Playground Queued 2",
-                                              "Playground Queued 3"]
+    assert [name for name, _ in recorded] == [
+        "pageview",
+        "Playground Queued 1",
+        "Playground Queued 2",
+        "Playground Queued 3",
+    ]
     # addEventProperties was queued between 1 and 2: it applies to the calls after it only.
     assert [props.get("campaign_page") for _, props in recorded[1:]] == [None, "playground", "playground"]
     assert [props["position"] for _, props in recorded[1:]] == [1, 2, 3]
@@ -248,6 +270,7 @@ def test_the_last_event_before_leaving_the_site_arrives(browser, site, read_api)
     page.goto(demo(base, "playground/"))
     wait_idle(page)
     user_id, _ = who(page)
+
     # The click tracks an event and navigates at once to a page without the tracker: only the
     # sendBeacon made on page hide can deliver it.
     # Ordinary sends fail from now on, so only the beacon can get the event through. (Chromium does not
@@ -294,8 +317,16 @@ def test_failed_sends_are_kept_and_retried_in_order(browser, site, read_api):
     wait_idle(page)
     recorded = names(read_api, user_id)
     app = f"/demo/{APP_ID}/"
-    assert recorded == [f"pageview {app}playground/", "Playground Queued 1", "Playground Queued 2",
-                        "Playground Queued 3", "Offline 1", "Offline 2", "Offline 3", f"pageview {app}"]
+    assert recorded == [
+        f"pageview {app}playground/",
+        "Playground Queued 1",
+        "Playground Queued 2",
+        "Playground Queued 3",
+        "Offline 1",
+        "Offline 2",
+        "Offline 3",
+        f"pageview {app}",
+    ]
     context.close()
 
 
@@ -326,7 +357,8 @@ def test_cors_an_allowed_origin_can_send(browser, site, read_api):
     user_id, _ = who(page)
     recorded = events(read_api, user_id)
     assert [(name, props["path"], props["utm_source"]) for name, props in recorded] == [
-        ("pageview", "/shop/landing", "partner site")]
+        ("pageview", "/shop/landing", "partner site")
+    ]
     context.close()
 
 
@@ -399,8 +431,11 @@ def test_single_page_app_route_changes_are_page_views(browser, site, read_api):
     page.wait_for_function("() => location.pathname.endsWith('/playground/')")
     wait_idle(page)
     user_id, _ = who(page)
-    views = [(props["path"], props.get("utm_source"), props["referrer"].removeprefix(base))
-             for name, props in events(read_api, user_id) if name == "pageview"]
+    views = [
+        (props["path"], props.get("utm_source"), props["referrer"].removeprefix(base))
+        for name, props in events(read_api, user_id)
+        if name == "pageview"
+    ]
     app = f"/demo/{APP_ID}/"
     assert views == [
         (f"{app}playground/", None, ""),
@@ -444,14 +479,17 @@ def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site
     wait_idle(page)
     user_id, _ = who(page)
     # Two other tabs left queues: one closed 5 minutes ago, one still open (it wrote its queue just now).
-    page.evaluate("""([appId, userId]) => {
+    page.evaluate(
+        """([appId, userId]) => {
         const item = (id, name, ago) => ({i: id, t: "track", e: name, u: userId, s: "0123456789abcdef",
                                           ts: Date.now() - ago, p: {}});
         localStorage.setItem(`_cairn_q_${appId}_closedtab`,
             JSON.stringify({at: Date.now() - 300000, items: [item("orphan1", "From A Closed Tab", 300000)]}));
         localStorage.setItem(`_cairn_q_${appId}_opentab`,
             JSON.stringify({at: Date.now(), items: [item("live1", "From An Open Tab", 1000)]}));
-    }""", [APP_ID, user_id])
+    }""",
+        [APP_ID, user_id],
+    )
     page.reload()
     wait_idle(page)
     recorded = [name for name, _ in events(read_api, user_id)]
@@ -476,6 +514,6 @@ def test_an_identity_over_255_characters_is_refused_not_cut_short(browser, site,
     # 255 characters counted as the server counts them (code points): 255 emoji are 510 UTF-16 units.
     page.evaluate("() => heap.identify('\\u{1F600}'.repeat(255))")
     wait_idle(page)
-    assert who(page) == (user_id, "\U0001F600" * 255)
-    assert user(read_api, user_id)["identity"] == "\U0001F600" * 255
+    assert who(page) == (user_id, "\U0001f600" * 255)
+    assert user(read_api, user_id)["identity"] == "\U0001f600" * 255
     context.close()

@@ -22,7 +22,10 @@ def test_sign_ups_per_week_by_plan(world):
     assert result.bucket_labels == WEEKS
     # Bob signed up on Sunday 23:50: still the first week (weeks start on Monday, UTC).
     assert as_table(result) == {
-        "Startup": ([1, 0], 1), "Free": ([1, 0], 1), "(none)": ([1, 0], 1), "Growth": ([0, 1], 1),
+        "Startup": ([1, 0], 1),
+        "Free": ([1, 0], 1),
+        "(none)": ([1, 0], 1),
+        "Growth": ([0, 1], 1),
     }
     # Equal totals are ordered by name.
     assert [item.group for item in result.series] == ["(none)", "Free", "Growth", "Startup"]
@@ -34,7 +37,10 @@ def test_unique_users_count_merged_people_once_pending_or_done(world):
     # The tombstone 501 had plan Enterprise: its events take alice's plan, so no Enterprise group.
     # Totals count each person once over the range, not the sum of the weeks.
     assert as_table(result) == {
-        "Startup": ([1, 1], 1), "Free": ([1, 1], 1), "(none)": ([1, 0], 1), "Growth": ([0, 1], 1),
+        "Startup": ([1, 1], 1),
+        "Free": ([1, 1], 1),
+        "(none)": ([1, 0], 1),
+        "Growth": ([0, 1], 1),
     }
 
 
@@ -47,7 +53,10 @@ def test_unique_users_without_group(world):
 def test_event_counts_by_plan(world):
     result = series(world, group_by="user.plan")
     assert as_table(result) == {
-        "Startup": ([3, 1], 4), "Free": ([2, 1], 3), "(none)": ([1, 0], 1), "Growth": ([0, 1], 1),
+        "Startup": ([3, 1], 4),
+        "Free": ([2, 1], 3),
+        "(none)": ([1, 0], 1),
+        "Growth": ([0, 1], 1),
     }
     assert [item.group for item in result.series][:2] == ["Startup", "Free"]
 
@@ -56,7 +65,10 @@ def test_sessions_by_plan_count_a_session_once_over_the_range(world):
     result = series(world, measure="sessions", group_by="user.plan")
     # Bob's session b1 runs from Sunday 23:50 into Monday: in both weeks, once in the total.
     assert as_table(result) == {
-        "Startup": ([2, 1], 3), "Free": ([2, 1], 2), "(none)": ([1, 0], 1), "Growth": ([0, 1], 1),
+        "Startup": ([2, 1], 3),
+        "Free": ([2, 1], 2),
+        "(none)": ([1, 0], 1),
+        "Growth": ([0, 1], 1),
     }
 
 
@@ -82,8 +94,14 @@ def test_hour_buckets(world):
 
 
 def test_day_buckets_and_distinct_total(world):
-    result = series(world, measure="unique_users", date_from=date(2026, 11, 8), date_to=date(2026, 11, 9),
-                    interval="day", group_by="user.plan")
+    result = series(
+        world,
+        measure="unique_users",
+        date_from=date(2026, 11, 8),
+        date_to=date(2026, 11, 9),
+        interval="day",
+        group_by="user.plan",
+    )
     assert result.bucket_labels == ["2026-11-08", "2026-11-09"]
     assert as_table(result) == {"Free": ([1, 1], 1)}
 
@@ -95,11 +113,9 @@ def test_month_buckets_start_on_the_first(world):
 
 
 def test_to_is_inclusive_and_edges_are_utc_midnight(world):
-    inside = series(world, event="Upgrade", date_from=date(2026, 11, 15), date_to=date(2026, 11, 16),
-                    interval="day")
+    inside = series(world, event="Upgrade", date_from=date(2026, 11, 15), date_to=date(2026, 11, 16), interval="day")
     assert as_table(inside) == {"All": ([0, 1], 1)}
-    before = series(world, event="Upgrade", date_from=date(2026, 11, 1), date_to=date(2026, 11, 15),
-                    interval="day")
+    before = series(world, event="Upgrade", date_from=date(2026, 11, 1), date_to=date(2026, 11, 15), interval="day")
     assert before.series == []  # 10-31 23:59:59 and 11-16 00:00 are both outside
     assert len(before.buckets) == 15
 
@@ -112,22 +128,25 @@ def test_empty_weeks_are_zero_and_a_week_starting_before_from_is_kept(world):
     assert as_table(result) == {"All": ([2, 1, 0], 3)}
 
 
-@pytest.mark.parametrize(("where", "expected"), [
-    (["user.plan=Startup"], 4),
-    (["user.plan!=Startup"], 5),  # Free 3, Growth 1 and carol, who has no plan
-    (["user.plan=in:Free,Growth"], 4),
-    (["user.plan!=in:Free,Growth"], 5),
-    (["user.plan=contains:TART"], 4),  # case-insensitive
-    (["user.plan!=contains:ee"], 6),  # not Free: Startup 4, Growth 1, carol 1
-    (["user.plan=*"], 8),
-    (["user.plan!=*"], 1),
-    (["user.plan=Enterprise"], 0),  # the tombstone's own value is not the person's
-    (["event.path=/pricing"], 3),
-    (["event.source=*"], 2),
-    (["event.source!=*"], 7),
-    (["event.path=in:/,/docs", "user.plan=Startup"], 1),
-    (["user.plan=eq:*"], 0),
-])
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (["user.plan=Startup"], 4),
+        (["user.plan!=Startup"], 5),  # Free 3, Growth 1 and carol, who has no plan
+        (["user.plan=in:Free,Growth"], 4),
+        (["user.plan!=in:Free,Growth"], 5),
+        (["user.plan=contains:TART"], 4),  # case-insensitive
+        (["user.plan!=contains:ee"], 6),  # not Free: Startup 4, Growth 1, carol 1
+        (["user.plan=*"], 8),
+        (["user.plan!=*"], 1),
+        (["user.plan=Enterprise"], 0),  # the tombstone's own value is not the person's
+        (["event.path=/pricing"], 3),
+        (["event.source=*"], 2),
+        (["event.source!=*"], 7),
+        (["event.path=in:/,/docs", "user.plan=Startup"], 1),
+        (["user.plan=eq:*"], 0),
+    ],
+)
 def test_filter_operators(world, where, expected):
     result = series(world, where=where)
     assert sum(item.total for item in result.series) == expected
@@ -142,9 +161,10 @@ def test_beyond_ten_groups_the_rest_is_other(environment):
     for index in range(12):
         who = {"user_id": str(700 + index)}
         set_properties(environment, who, plan=f"plan-{index:02d}")
-        track_ingest(environment=environment, items=[
-            {**who, "event": "Ping", "timestamp": "2026-11-03T10:00:00Z"} for _ in range(index + 1)
-        ])
+        track_ingest(
+            environment=environment,
+            items=[{**who, "event": "Ping", "timestamp": "2026-11-03T10:00:00Z"} for _ in range(index + 1)],
+        )
     result = series(environment, group_by="user.plan")
     groups = [item.group for item in result.series]
     assert groups == [f"plan-{index:02d}" for index in range(11, 1, -1)] + ["Other"]
@@ -154,10 +174,13 @@ def test_beyond_ten_groups_the_rest_is_other(environment):
 
 
 def test_other_counts_a_person_once_when_grouped_by_an_event_property(environment):
-    track_ingest(environment=environment, items=[
-        {"identity": "erin", "event": "Click", "timestamp": "2026-11-03T10:00:00Z", "properties": {"v": index}}
-        for index in range(12)
-    ])
+    track_ingest(
+        environment=environment,
+        items=[
+            {"identity": "erin", "event": "Click", "timestamp": "2026-11-03T10:00:00Z", "properties": {"v": index}}
+            for index in range(12)
+        ],
+    )
     result = series(environment, group_by="event.v", measure="unique_users")
     assert len(result.series) == 11
     # Ten groups of one person each, then the same person once in Other (not 2).

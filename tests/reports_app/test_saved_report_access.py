@@ -47,13 +47,16 @@ def report(environment, owner) -> SavedReport:
 
 def audit_of(report_pk: int) -> list[tuple[str, int, dict]]:
     entries = LogEntry.objects.filter(object_id=str(report_pk), content_type__model="savedreport")
-    return [(entry.user.username, entry.action_flag, json.loads(entry.change_message))
-            for entry in entries.order_by("action_time", "pk")]
+    return [
+        (entry.user.username, entry.action_flag, json.loads(entry.change_message))
+        for entry in entries.order_by("action_time", "pk")
+    ]
 
 
 def test_a_stranger_gets_403_on_changing_or_deleting_and_nothing_changes(report, stranger):
-    assert stranger.post(f"/reports/saved/{report.pk}/update/", {"name": "Mine now", "query": PEOPLE}).status_code \
-        == 403
+    assert (
+        stranger.post(f"/reports/saved/{report.pk}/update/", {"name": "Mine now", "query": PEOPLE}).status_code == 403
+    )
     assert stranger.post(f"/reports/saved/{report.pk}/delete/").status_code == 403
     report.refresh_from_db()
     assert report.name == "Owner's weekly" and report.params["measure"] == "events"
@@ -82,8 +85,10 @@ def test_the_page_offers_change_and_delete_only_to_whoever_may(report, owner, st
 
 
 def test_staff_may_change_and_delete_anyones_report(report, admin_client_):
-    assert admin_client_.post(f"/reports/saved/{report.pk}/update/", {"name": "Tidied", "query": PEOPLE}) \
-        .status_code == 302
+    assert (
+        admin_client_.post(f"/reports/saved/{report.pk}/update/", {"name": "Tidied", "query": PEOPLE}).status_code
+        == 302
+    )
     report.refresh_from_db()
     assert report.name == "Tidied"
     assert admin_client_.post(f"/reports/saved/{report.pk}/delete/").status_code == 302
@@ -139,10 +144,15 @@ def test_edits_in_the_admin_are_audited_with_before_and_after(report):
     superuser.force_login(get_user_model().objects.create_superuser("root", password="pw-123456"))
     form = superuser.get(f"/admin/reports_app/savedreport/{report.pk}/change/")
     assert form.status_code == 200
-    answer = superuser.post(f"/admin/reports_app/savedreport/{report.pk}/change/", {
-        "environment": report.environment_id, "name": "Renamed in admin", "params": json.dumps(report.params),
-        "created_by": report.created_by_id,
-    })
+    answer = superuser.post(
+        f"/admin/reports_app/savedreport/{report.pk}/change/",
+        {
+            "environment": report.environment_id,
+            "name": "Renamed in admin",
+            "params": json.dumps(report.params),
+            "created_by": report.created_by_id,
+        },
+    )
     assert answer.status_code == 302, answer.context["adminform"].form.errors if answer.context else answer
     username, flag, message = audit_of(report.pk)[-1]
     assert (username, flag, message["action"]) == ("root", CHANGE, "update")

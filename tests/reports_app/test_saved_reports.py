@@ -29,7 +29,13 @@ def test_seeded_headline_report_is_first_and_seeding_twice_is_harmless(environme
     headline = saved_report_list(environment=environment).first()
     query = report_query_parse(headline.params)
     assert (query.measure, query.event, str(query.group_by), query.interval, query.range, query.chart) == (
-        "unique_users", "Sign Up", "user.plan", "week", "90d", "stacked_bar")
+        "unique_users",
+        "Sign Up",
+        "user.plan",
+        "week",
+        "90d",
+        "stacked_bar",
+    )
     page = signed_in.get("/reports/").content.decode()
     assert page.index(HEADLINE_REPORT_NAME) < page.index("Aardvark report")
 
@@ -46,8 +52,10 @@ def test_reopening_the_headline_report_shows_the_last_90_days_by_week(environmen
 
 
 def test_save_reopen_edit_duplicate_delete(world, signed_in):
-    querystring = "measure=events&group_by=user.plan&range=custom&from=2026-11-02&to=2026-11-15&interval=week" \
-                  "&where=user.plan%21%3D%2A&chart=bar"
+    querystring = (
+        "measure=events&group_by=user.plan&range=custom&from=2026-11-02&to=2026-11-15&interval=week"
+        "&where=user.plan%21%3D%2A&chart=bar"
+    )
     saved = signed_in.post(f"/reports/saved/?env={world.app_id}", {"name": "Plans weekly", "query": querystring})
     assert saved.status_code == 302
     report = SavedReport.objects.get(name="Plans weekly")

@@ -43,18 +43,21 @@ def test_viewers_see_the_users_view_and_profiles(viewer, held_merge):
     assert viewer.get(f"/users/{Profile.objects.get(identity='alice').user_id}/").status_code == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/admin/",
-    "/admin/users_app/mergerecord/",
-    "/admin/users_app/mergerecord/{merge}/change/",
-    "/admin/users_app/mergerecord/{merge}/approve/",
-    "/admin/users_app/mergerecord/{merge}/undo/",
-    "/admin/users_app/mergerecord/identities/",
-    "/admin/users_app/environment/",
-    "/admin/users_app/environment/{environment}/rotate-key/",
-    "/admin/users_app/profile/",
-    "/admin/events_app/event/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/",
+        "/admin/users_app/mergerecord/",
+        "/admin/users_app/mergerecord/{merge}/change/",
+        "/admin/users_app/mergerecord/{merge}/approve/",
+        "/admin/users_app/mergerecord/{merge}/undo/",
+        "/admin/users_app/mergerecord/identities/",
+        "/admin/users_app/environment/",
+        "/admin/users_app/environment/{environment}/rotate-key/",
+        "/admin/users_app/profile/",
+        "/admin/events_app/event/",
+    ],
+)
 def test_viewers_get_403_on_admin_pages(viewer, held_merge, path):
     url = path.format(merge=held_merge.pk, environment=held_merge.environment_id)
     assert viewer.get(url).status_code == 403
@@ -63,8 +66,13 @@ def test_viewers_get_403_on_admin_pages(viewer, held_merge, path):
 def test_viewers_cannot_run_merge_actions(viewer, held_merge, api):
     key_hash = Environment.objects.get(pk=held_merge.environment_id).api_key_hash
     assert viewer.post(f"/admin/users_app/mergerecord/{held_merge.pk}/approve/", {"confirm": "yes"}).status_code == 403
-    assert viewer.post("/admin/users_app/mergerecord/", {
-        "action": "approve_selected", "_selected_action": [held_merge.pk], "confirm": "yes"}).status_code == 403
+    assert (
+        viewer.post(
+            "/admin/users_app/mergerecord/",
+            {"action": "approve_selected", "_selected_action": [held_merge.pk], "confirm": "yes"},
+        ).status_code
+        == 403
+    )
     assert viewer.post(f"/admin/users_app/environment/{held_merge.environment_id}/rotate-key/").status_code == 403
     assert MergeRecord.objects.get(pk=held_merge.pk).status == MergeRecord.Status.HELD
     assert Environment.objects.get(pk=held_merge.environment_id).api_key_hash == key_hash
@@ -89,8 +97,9 @@ def test_hostile_values_show_as_text_in_the_users_list(viewer, environment):
     set_properties(environment, user_id=66, plan=HOSTILE_IMG, **{HOSTILE_IMG: HOSTILE_SCRIPT})
     track(environment, user_id=67)
     set_properties(environment, user_id=67, plan=HOSTILE_SCRIPT)
-    response = viewer.get("/users/", {"col": ["plan", HOSTILE_IMG], "f0": HOSTILE_IMG, "f0_op": "set",
-                                      "q": HOSTILE_SCRIPT[:8]})
+    response = viewer.get(
+        "/users/", {"col": ["plan", HOSTILE_IMG], "f0": HOSTILE_IMG, "f0_op": "set", "q": HOSTILE_SCRIPT[:8]}
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert "<script>alert(1)" not in html and "<img src=x" not in html

@@ -59,9 +59,16 @@ def changelist_ids(response) -> list[int]:
 
 
 def test_adding_an_environment_shows_its_key_once_and_stores_only_a_hash(staff, api):
-    response = staff.post("/admin/users_app/environment/add/", {
-        "name": "Shop", "app_id": "", "blocked_identities": "acme\nACME Corp\n", "merge_hold_threshold": "10",
-        "allowed_origins": "https://shop.example\nhttp://localhost:8000"})
+    response = staff.post(
+        "/admin/users_app/environment/add/",
+        {
+            "name": "Shop",
+            "app_id": "",
+            "blocked_identities": "acme\nACME Corp\n",
+            "merge_hold_threshold": "10",
+            "allowed_origins": "https://shop.example\nhttp://localhost:8000",
+        },
+    )
     assert response.status_code == 200, response.content[:500]
     api_key = re.search(r'id="api-key"[^>]*>([^<]+)<', response.content.decode()).group(1)
     shop = Environment.objects.get(name="Shop")
@@ -77,9 +84,16 @@ def test_adding_an_environment_shows_its_key_once_and_stores_only_a_hash(staff, 
 
 
 def test_an_invalid_origin_is_refused_with_a_form_error(staff):
-    response = staff.post("/admin/users_app/environment/add/", {
-        "name": "Bad", "app_id": "77", "blocked_identities": "", "merge_hold_threshold": "25",
-        "allowed_origins": "javascript:alert(1)"})
+    response = staff.post(
+        "/admin/users_app/environment/add/",
+        {
+            "name": "Bad",
+            "app_id": "77",
+            "blocked_identities": "",
+            "merge_hold_threshold": "25",
+            "allowed_origins": "javascript:alert(1)",
+        },
+    )
     assert response.status_code == 200
     assert "is not an origin" in response.content.decode()
     assert not Environment.objects.filter(name="Bad").exists()
@@ -99,9 +113,16 @@ def test_rotating_the_key_is_confirmed_and_the_old_key_stops_working(staff, api,
 
 
 def test_editing_the_block_list_and_threshold(staff, environment, api):
-    response = staff.post(f"/admin/users_app/environment/{environment.pk}/change/", {
-        "name": environment.name, "app_id": environment.app_id, "blocked_identities": "Acme Inc",
-        "merge_hold_threshold": "3", "allowed_origins": ""})
+    response = staff.post(
+        f"/admin/users_app/environment/{environment.pk}/change/",
+        {
+            "name": environment.name,
+            "app_id": environment.app_id,
+            "blocked_identities": "Acme Inc",
+            "merge_hold_threshold": "3",
+            "allowed_origins": "",
+        },
+    )
     assert response.status_code == 302
     environment.refresh_from_db()
     assert environment.blocked_identities == ["Acme Inc"] and environment.merge_hold_threshold == 3
@@ -123,8 +144,7 @@ def test_merge_list_filters_by_status_and_trigger(staff, merges):
     held = merges[202]
     assert held.status == MergeRecord.Status.HELD
     assert changelist_ids(staff.get(MERGES, {"status__exact": "held"})) == [held.pk]
-    assert changelist_ids(staff.get(MERGES, {"status__exact": "pending"})) == sorted(
-        [merges[201].pk, merges[301].pk])
+    assert changelist_ids(staff.get(MERGES, {"status__exact": "pending"})) == sorted([merges[201].pk, merges[301].pk])
     assert changelist_ids(staff.get(MERGES, {"trigger__exact": "identify"})) == sorted(m.pk for m in merges.values())
     assert changelist_ids(staff.get(MERGES, {"trigger__exact": "admin"})) == []
     assert len(changelist_ids(staff.get(MERGES, {"requested_at__gte": "2000-01-01 00:00:00+00:00"}))) == 3
@@ -264,7 +284,7 @@ def test_identities_page_ranks_the_identity_that_absorbed_the_most(staff, enviro
     anonymous_visitor(environment, 601)
     identify(environment, 601, "dan")
     html = staff.get(f"{MERGES}identities/", {"window": "24h"}).content.decode()
-    table = html[html.index('id="absorbing-identities"'):]
+    table = html[html.index('id="absorbing-identities"') :]
     assert table.index("Acme Corp") < table.index("dan")
     assert re.search(r"Acme Corp</a></td><td>[^<]*</td>\s*<td>6</td>", table)
     assert "identities/" in staff.get(MERGES).content.decode()
@@ -285,7 +305,7 @@ def test_identities_page_counts_held_and_rejected_merges_apart_from_the_profiles
     anonymous_visitor(merges[202].environment, 203)
     identify(merges[202].environment, 203, "alice")  # held too: past the threshold
     html = staff.get(f"{MERGES}identities/", {"window": "24h"}).content.decode()
-    table = html[html.index('id="absorbing-identities"'):]
+    table = html[html.index('id="absorbing-identities"') :]
     # asked 3 (201 pending, 202 rejected, 203 held): merged in 1, held 1, rejected 1
     assert re.search(r"alice</a></td><td>[^<]*</td>\s*<td>3</td><td>1</td><td>1</td><td>1</td>", table), table[:800]
 
@@ -295,7 +315,7 @@ def test_profiles_and_events_are_read_only(staff, merges):
     page = staff.get(f"/admin/users_app/profile/{alice.pk}/change/")
     html = page.content.decode()
     assert page.status_code == 200 and 'name="_save"' not in html
-    assert f'/admin/users_app/mergerecord/{merges[201].pk}/change/' in html
+    assert f"/admin/users_app/mergerecord/{merges[201].pk}/change/" in html
     assert staff.post(f"/admin/users_app/profile/{alice.pk}/change/", {"identity": "mallory"}).status_code == 403
     assert staff.get("/admin/users_app/profile/add/").status_code == 403
     assert Profile.objects.get(pk=alice.pk).identity == "alice"
@@ -317,10 +337,15 @@ def test_hostile_identities_and_properties_show_as_text_in_the_admin(staff, envi
     record = MergeRecord.objects.get(source__user_id=701)
     destination = Profile.objects.get(identity=HOSTILE_IMG)
     event = destination.events.first() or Profile.objects.get(user_id=701).events.first()
-    for url in [MERGES, f"{MERGES}{record.pk}/change/", f"{MERGES}identities/",
-                f"/admin/users_app/profile/{destination.pk}/change/", "/admin/users_app/profile/",
-                f"/admin/events_app/event/{event.pk}/change/", f"{MERGES}{record.pk}/undo/"]:
+    for url in [
+        MERGES,
+        f"{MERGES}{record.pk}/change/",
+        f"{MERGES}identities/",
+        f"/admin/users_app/profile/{destination.pk}/change/",
+        "/admin/users_app/profile/",
+        f"/admin/events_app/event/{event.pk}/change/",
+        f"{MERGES}{record.pk}/undo/",
+    ]:
         html = staff.get(url).content.decode()
         assert "<script>alert(1)" not in html, url
         assert "<img src=x" not in html, url
-

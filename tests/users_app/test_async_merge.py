@@ -20,10 +20,18 @@ def queued_tasks(redis_broker) -> list[str]:
 def test_reads_are_right_before_the_merge_task_runs_and_after_a_real_worker_runs_it(
     start_celery_worker, redis_broker, calls
 ):
-    calls.track_bulk([{"identity": "alice", "event": "Upgrade", "session_id": "alice-tab"},
-                      {"identity": "alice", "event": "pageview", "session_id": "alice-tab"}])
-    calls.track_bulk([{"user_id": "9001", "event": name, "session_id": tab}
-                      for name, tab in (("pageview", "t1"), ("Sign Up", "t1"), ("pageview", "t2"))])
+    calls.track_bulk(
+        [
+            {"identity": "alice", "event": "Upgrade", "session_id": "alice-tab"},
+            {"identity": "alice", "event": "pageview", "session_id": "alice-tab"},
+        ]
+    )
+    calls.track_bulk(
+        [
+            {"user_id": "9001", "event": name, "session_id": tab}
+            for name, tab in (("pageview", "t1"), ("Sign Up", "t1"), ("pageview", "t2"))
+        ]
+    )
     alice_id = calls.user_by_identity("alice").json()["user_id"]
 
     # No worker is running: the merge task waits in Redis, queued when identify's transaction committed.

@@ -27,10 +27,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-
 def post_json(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, json.loads(answer.read())
@@ -47,10 +47,13 @@ def test_twenty_devices_identify_the_same_new_identity_at_once(
 ):
     assert connection.vendor == "postgresql"
     user_ids = [str(8_000_000 + device) for device in range(DEVICES)]
-    answer = calls.track_bulk([
-        {"user_id": user_id, "event": f"e{n}", "session_id": f"tab-{user_id}"}
-        for user_id in user_ids for n in range(EVENTS_PER_DEVICE)
-    ])
+    answer = calls.track_bulk(
+        [
+            {"user_id": user_id, "event": f"e{n}", "session_id": f"tab-{user_id}"}
+            for user_id in user_ids
+            for n in range(EVENTS_PER_DEVICE)
+        ]
+    )
     assert answer.json()["accepted"] == DEVICES * EVENTS_PER_DEVICE
 
     barrier = threading.Barrier(DEVICES)
@@ -58,8 +61,10 @@ def test_twenty_devices_identify_the_same_new_identity_at_once(
 
     def device(user_id: str) -> None:
         barrier.wait()
-        answers[user_id] = post_json(f"{live_server.url}/api/v1/identify",
-                                     {"app_id": environment.app_id, "user_id": user_id, "identity": "shared@x.io"})
+        answers[user_id] = post_json(
+            f"{live_server.url}/api/v1/identify",
+            {"app_id": environment.app_id, "user_id": user_id, "identity": "shared@x.io"},
+        )
 
     threads = [threading.Thread(target=device, args=(user_id,)) for user_id in user_ids]
     for thread in threads:
@@ -101,8 +106,9 @@ def test_twenty_devices_identify_the_same_new_identity_at_once(
 def locked_or_done(thread: threading.Thread) -> bool:
     """True once `thread` has finished or its query waits for a row lock held by another transaction."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND wait_event_type = 'Lock'")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
         return not thread.is_alive() or cursor.fetchone()[0] > 0
 
 
@@ -136,8 +142,9 @@ def test_calls_made_while_a_merge_of_their_profile_commits_land_on_the_destinati
             if call == "track":
                 track_ingest(environment=environment, items=[{"user_id": "8100", "event": "Late"}])
             else:
-                user_properties_ingest(environment=environment,
-                                       items=[{"user_id": "8100", "properties": {"plan": "Growth"}}])
+                user_properties_ingest(
+                    environment=environment, items=[{"user_id": "8100", "properties": {"plan": "Growth"}}]
+                )
         finally:
             connection.close()
 
@@ -161,8 +168,7 @@ def test_calls_made_while_a_merge_of_their_profile_commits_land_on_the_destinati
 
 
 @pytest.mark.parametrize("session", [{}, {"session_id": "tab-1"}], ids=["server", "session_id"])
-def test_concurrent_calls_for_one_user_make_one_session(transactional_db, live_server, environment, calls,
-                                                         session):
+def test_concurrent_calls_for_one_user_make_one_session(transactional_db, live_server, environment, calls, session):
     """Several web workers send one user's events at the same moment (a page load firing server calls):
     one visit, one session, every event stored."""
     calls.track(user_id="8200", event="yesterday", timestamp=(timezone.now() - timedelta(days=1)).isoformat())
@@ -172,8 +178,10 @@ def test_concurrent_calls_for_one_user_make_one_session(transactional_db, live_s
 
     def send(n: int) -> None:
         barrier.wait()
-        status, _ = post_json(f"{live_server.url}/api/track", {"app_id": environment.app_id, "user_id": "8200",
-                                                              "event": f"e{n}", **session})
+        status, _ = post_json(
+            f"{live_server.url}/api/track",
+            {"app_id": environment.app_id, "user_id": "8200", "event": f"e{n}", **session},
+        )
         statuses.append(status)
 
     threads = [threading.Thread(target=send, args=(n,)) for n in range(calls_at_once)]
@@ -237,8 +245,9 @@ def test_identify_waiting_for_a_merge_of_its_profile_follows_the_tombstone(
     assert MergeRecord.objects.count() == 1
 
 
-def test_calls_touching_both_people_during_identify_never_deadlock(transactional_db, live_server, environment,
-                                                                   calls, empty_broker_afterwards):
+def test_calls_touching_both_people_during_identify_never_deadlock(
+    transactional_db, live_server, environment, calls, empty_broker_afterwards
+):
     """At the moment a visitor logs in, the server also sends bulk calls that name both the visitor's
     user_id and the identity (in either order). Every call answers 200: no deadlock between identify's row
     locks and the rows the other calls write (before row locks were taken in one order, about half of
@@ -251,10 +260,24 @@ def test_calls_touching_both_people_during_identify_never_deadlock(transactional
         requests = [
             ("/api/v1/identify", {"user_id": visitor, "identity": "alice"}),
             ("/api/track", {"events": [{"user_id": visitor, "event": "a"}, {"identity": "alice", "event": "b"}]}),
-            ("/api/track", {"events": [{"identity": "alice", "event": "c", "session_id": f"s{visitor}"},
-                                       {"user_id": visitor, "event": "d", "session_id": f"t{visitor}"}]}),
-            ("/api/add_user_properties", {"users": [{"user_id": visitor, "properties": {"n": round_number}},
-                                                    {"identity": "alice", "properties": {"plan": "Growth"}}]}),
+            (
+                "/api/track",
+                {
+                    "events": [
+                        {"identity": "alice", "event": "c", "session_id": f"s{visitor}"},
+                        {"user_id": visitor, "event": "d", "session_id": f"t{visitor}"},
+                    ]
+                },
+            ),
+            (
+                "/api/add_user_properties",
+                {
+                    "users": [
+                        {"user_id": visitor, "properties": {"n": round_number}},
+                        {"identity": "alice", "properties": {"plan": "Growth"}},
+                    ]
+                },
+            ),
         ]
         barrier = threading.Barrier(len(requests))
 

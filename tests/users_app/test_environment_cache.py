@@ -9,9 +9,9 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from config.kernel.errors import NotFound
 from events_app.models import Event, Session
 from tests.conftest import API_KEY
-from users_app.errors import NotFound
 from users_app.models import Environment, Profile
 from users_app.services import environments
 from users_app.services.environments import (
@@ -154,10 +154,14 @@ def test_a_write_for_an_environment_deleted_by_another_process_is_a_404_and_stor
         "track": ("/api/track", {"app_id": app_id, "user_id": "5", "event": "Late"}),
         "bulk track": ("/api/track", {"app_id": app_id, "events": [{"user_id": "5", "event": "Late"}]}),
         "identify": ("/api/v1/identify", {"app_id": app_id, "user_id": "5", "identity": "alice"}),
-        "add_user_properties": ("/api/add_user_properties",
-                                {"app_id": app_id, "user_id": "5", "properties": {"plan": "Free"}}),
-        "browser": ("/api/v1/browser", {"app_id": app_id, "user_id": "5",
-                                        "calls": [{"type": "track", "event": "Late"}]}),
+        "add_user_properties": (
+            "/api/add_user_properties",
+            {"app_id": app_id, "user_id": "5", "properties": {"plan": "Free"}},
+        ),
+        "browser": (
+            "/api/v1/browser",
+            {"app_id": app_id, "user_id": "5", "calls": [{"type": "track", "event": "Late"}]},
+        ),
     }[call]
 
     answer = api.post(path, body)

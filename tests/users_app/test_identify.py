@@ -70,7 +70,9 @@ def test_case1_a_missing_field_is_named_and_nothing_changes(calls, missing, abse
     answer = calls.api.post("/api/v1/identify", body)
     assert answer.status_code == 400
     assert answer.json()["error"] == {
-        "code": "missing_field", "message": f"`{missing}` is required.", "field": missing,
+        "code": "missing_field",
+        "message": f"`{missing}` is required.",
+        "field": missing,
     }
     assert Profile.objects.get().identity is None
     assert not MergeRecord.objects.exists()
@@ -228,8 +230,7 @@ def test_merge_rules_properties_first_and_last_seen_identity(calls):
     calls.track(user_id="101", timestamp=ago(days=10))
     alice_id = identified(calls, "alice", timestamp=ago(days=2))
     calls.add_properties({"plan": "Free", "Initial Referrer": "visitor.example", "color": "red"}, user_id="101")
-    calls.add_properties({"plan": "Startup", "Initial Referrer": "alice.example", "segment": "old"},
-                         identity="alice")
+    calls.add_properties({"plan": "Startup", "Initial Referrer": "alice.example", "segment": "old"}, identity="alice")
     calls.add_properties({"segment": "new"}, user_id="101")
     segment_set_at = calls.user("101").json()["properties"]["segment"]["set_at"]
     alice_before = calls.user(alice_id).json()
@@ -277,9 +278,13 @@ def test_every_merge_leaves_a_record(calls):
 
 def test_merge_moves_sessions_and_events_exactly_once(calls):
     alice_id = identified(calls, "alice", events=2)
-    calls.track_bulk([{"user_id": "121", "event": "pageview", "session_id": "s1"},
-                      {"user_id": "121", "event": "click", "session_id": "s1"},
-                      {"user_id": "121", "event": "pageview", "session_id": "s2"}])
+    calls.track_bulk(
+        [
+            {"user_id": "121", "event": "pageview", "session_id": "s1"},
+            {"user_id": "121", "event": "click", "session_id": "s1"},
+            {"user_id": "121", "event": "pageview", "session_id": "s2"},
+        ]
+    )
     calls.identify("121", "alice")
     apply_pending_merges()
     for merge_id in MergeRecord.objects.values_list("pk", flat=True):

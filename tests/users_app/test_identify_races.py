@@ -22,7 +22,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-
 def identify_at_once(live_server, environment, user_id: str, identity: str) -> list[tuple[int, dict]]:
     barrier = threading.Barrier(REQUESTS)
     answers = []
@@ -103,8 +102,9 @@ def late_call_during_a_merge(environment, calls, monkeypatch, late) -> None:
 
     monkeypatch.setattr(identify_module, "merge_request", paused_merge_request)
 
-    merging = in_thread(lambda: identify_module.profile_identify(environment=environment, user_id=8100,
-                                                                 identity="alice"))
+    merging = in_thread(
+        lambda: identify_module.profile_identify(environment=environment, user_id=8100, identity="alice")
+    )
     merging.start()
     assert locked.wait(30)
     waiting = in_thread(late)
@@ -120,9 +120,12 @@ def test_a_track_waiting_for_a_merging_profile_lands_on_the_destination(
 ):
     from events_app.services.ingest import track_ingest
 
-    late_call_during_a_merge(environment, calls, monkeypatch, lambda: track_ingest(
-        environment=environment, items=[{"user_id": "8100", "event": "Late"}]
-    ))
+    late_call_during_a_merge(
+        environment,
+        calls,
+        monkeypatch,
+        lambda: track_ingest(environment=environment, items=[{"user_id": "8100", "event": "Late"}]),
+    )
 
     late_event = Event.objects.get(name="Late")
     alice = Profile.objects.get(identity="alice")
@@ -136,9 +139,14 @@ def test_properties_waiting_for_a_merging_profile_land_on_the_destination(
 ):
     from events_app.services.ingest import user_properties_ingest
 
-    late_call_during_a_merge(environment, calls, monkeypatch, lambda: user_properties_ingest(
-        environment=environment, items=[{"user_id": "8100", "properties": {"plan": "Growth"}}]
-    ))
+    late_call_during_a_merge(
+        environment,
+        calls,
+        monkeypatch,
+        lambda: user_properties_ingest(
+            environment=environment, items=[{"user_id": "8100", "properties": {"plan": "Growth"}}]
+        ),
+    )
 
     alice = Profile.objects.get(identity="alice")
     assert dict(alice.properties.values_list("key", "value"))["plan"] == "Growth"
@@ -175,8 +183,7 @@ def test_an_identify_waiting_for_an_undo_of_its_devices_merge_sees_the_device_as
     undoing = in_thread(lambda: merge_actions.merge_undo(merge_id=record.pk, actor=admin))
     undoing.start()
     assert locked.wait(30)
-    waiting = in_thread(lambda: answers.append(profile_identify(environment=environment, user_id=8200,
-                                                                identity="bob")))
+    waiting = in_thread(lambda: answers.append(profile_identify(environment=environment, user_id=8200, identity="bob")))
     waiting.start()
     wait_for(lambda: locked_or_done(waiting), timeout=30, interval=0.05)
     release.set()

@@ -9,14 +9,39 @@ from users_app.services.identity_guard import BUILTIN_BLOCKED_IDENTITIES
 
 pytestmark = pytest.mark.django_db
 
-SPEC_BLOCK_LIST = ["anonymous", "guest", "guest_user", "visitor", "user", "distinctid", "distinct_id", "id",
-                   "not_authenticated", "email", "undefined", "null", "none", "nan", "true", "false", "0", "-1",
-                   "[object object]"]
+SPEC_BLOCK_LIST = [
+    "anonymous",
+    "guest",
+    "guest_user",
+    "visitor",
+    "user",
+    "distinctid",
+    "distinct_id",
+    "id",
+    "not_authenticated",
+    "email",
+    "undefined",
+    "null",
+    "none",
+    "nan",
+    "true",
+    "false",
+    "0",
+    "-1",
+    "[object object]",
+]
 
 
 def variants(identity: str) -> list[str]:
-    return [identity, f"  {identity}\t", identity.upper(), f'"{identity}"', f"'{identity}'",
-            f' " {identity.title()} " ', f"`{identity}`"]
+    return [
+        identity,
+        f"  {identity}\t",
+        identity.upper(),
+        f'"{identity}"',
+        f"'{identity}'",
+        f' " {identity.title()} " ',
+        f"`{identity}`",
+    ]
 
 
 def assert_blocked(answer) -> None:
@@ -54,8 +79,9 @@ def test_server_calls_with_a_blocked_identity_are_refused(calls, identity):
 
 
 def test_bulk_call_refuses_only_the_blocked_items(calls):
-    answer = calls.track_bulk([{"identity": "alice", "event": "a"}, {"identity": "GUEST", "event": "b"},
-                               {"user_id": "2003", "event": "c"}])
+    answer = calls.track_bulk(
+        [{"identity": "alice", "event": "a"}, {"identity": "GUEST", "event": "b"}, {"user_id": "2003", "event": "c"}]
+    )
     assert answer.status_code == 200
     body = answer.json()
     assert body["accepted"] == 2
@@ -72,8 +98,9 @@ def test_an_environments_own_block_list(calls, environment, api, other_environme
     assert_blocked(calls.track(identity="Test@Example.com"))
     assert Profile.objects.get(environment=environment).identity is None
     # Another environment's list does not apply.
-    answer = api.post("/api/v1/identify", {"app_id": other_environment.app_id, "user_id": "2004",
-                                           "identity": "test@example.com"})
+    answer = api.post(
+        "/api/v1/identify", {"app_id": other_environment.app_id, "user_id": "2004", "identity": "test@example.com"}
+    )
     assert answer.status_code == 200
 
 
@@ -88,8 +115,9 @@ def test_identities_that_only_contain_a_blocked_word_are_fine(calls, identity):
 def test_a_hundred_visitors_identified_as_guest_stay_a_hundred_people(calls):
     """The seed's pitfall: `guest` would merge every visitor into one profile."""
     user_ids = [str(3_000_000 + n) for n in range(100)]
-    answer = calls.track_bulk([{"user_id": user_id, "event": name} for user_id in user_ids
-                               for name in ("pageview", "Add To Cart")])
+    answer = calls.track_bulk(
+        [{"user_id": user_id, "event": name} for user_id in user_ids for name in ("pageview", "Add To Cart")]
+    )
     assert answer.json() == {"accepted": 200, "rejected": []}
     calls.add_properties({"plan": "Free"}, user_id=user_ids[0])
     for user_id in user_ids:

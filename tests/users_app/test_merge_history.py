@@ -33,16 +33,28 @@ def history(environment, user_id: int, events: int, sessions: int) -> Profile:
     start = timezone.now() - timedelta(days=3)
     stored_sessions = Session.objects.bulk_create(
         [
-            Session(environment=environment, profile=source, original_profile=source, session_key=f"k{index}",
-                    started_at=start + timedelta(minutes=index), ended_at=start + timedelta(minutes=index + 1))
+            Session(
+                environment=environment,
+                profile=source,
+                original_profile=source,
+                session_key=f"k{index}",
+                started_at=start + timedelta(minutes=index),
+                ended_at=start + timedelta(minutes=index + 1),
+            )
             for index in range(sessions)
         ]
     )
     # Several events share each timestamp, so the keyset walk's (time, id) tie-break is exercised.
     Event.objects.bulk_create(
         [
-            Event(environment=environment, profile=source, original_profile=source, name="pageview",
-                  session=stored_sessions[index % sessions], timestamp=start + timedelta(seconds=index // 3))
+            Event(
+                environment=environment,
+                profile=source,
+                original_profile=source,
+                name="pageview",
+                session=stored_sessions[index % sessions],
+                timestamp=start + timedelta(seconds=index // 3),
+            )
             for index in range(events)
         ],
         batch_size=2000,
@@ -198,8 +210,9 @@ def test_a_session_continued_during_the_walk_still_moves(committed_environment, 
 
 
 @pytest.mark.parametrize(("batch_size", "streams", "events"), [(1, 1, 60), (7, 1, 60), (7, 3, 60), (700, 3, 3_001)])
-def test_the_batches_alone_move_a_quiet_history(committed_environment, settings, monkeypatch, batch_size, streams,
-                                                 events):
+def test_the_batches_alone_move_a_quiet_history(
+    committed_environment, settings, monkeypatch, batch_size, streams, events
+):
     # Nobody writes for the tombstone meanwhile, so the last step (one UPDATE under the record's lock) must
     # find nothing left: every row was in exactly one key range.
     settings.CAIRN_MERGE_BATCH_SIZE = batch_size

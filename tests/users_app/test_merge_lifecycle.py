@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from config.kernel.errors import InvalidInput
 from events_app.models import Event, Session
-from users_app.errors import InvalidInput
 from users_app.models import MergeAction, MergeRecord, Profile
 from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
 from users_app.services.merge_history import merge_apply, merge_mark_failed
@@ -226,8 +226,9 @@ def build_two_people(calls) -> tuple[str, str]:
     calls.track(identity="alice", event="pricing", timestamp=ago(days=3, minutes=-5), session_id="alice-s1")
     calls.track(identity="alice", event="server call", timestamp=ago(days=1))
     calls.add_properties({"plan": "Free", "Initial Referrer": "alice.example"}, identity="alice")
-    calls.track(user_id="61", event="pageview", timestamp=ago(days=5), session_id="visitor-s1",
-                properties={"path": "/landing"})
+    calls.track(
+        user_id="61", event="pageview", timestamp=ago(days=5), session_id="visitor-s1", properties={"path": "/landing"}
+    )
     calls.track(user_id="61", event="pageview", timestamp=ago(days=2), session_id="visitor-s2")
     calls.track(user_id="61", event="server call", timestamp=ago(hours=5), idempotency_key="v-1")
     calls.add_properties({"plan": "Startup", "Initial Referrer": "visitor.example", "color": "red"}, user_id="61")
@@ -292,9 +293,12 @@ def test_undo_gives_the_source_what_arrived_for_it_since_and_keeps_the_destinati
     # First seen goes back from the visitor's 5 days ago to alice's own 3 days ago; last seen is her latest.
     assert alice["first_seen"] == before_apply["profile"][3].isoformat() != visitor["first_seen"]
     assert alice["last_seen"] == Event.objects.get(name="alice after merge").timestamp.isoformat()
-    assert Event.objects.filter(original_profile__user_id=int(visitor_id)).exclude(
-        profile__user_id=int(visitor_id)
-    ).count() == 0
+    assert (
+        Event.objects.filter(original_profile__user_id=int(visitor_id))
+        .exclude(profile__user_id=int(visitor_id))
+        .count()
+        == 0
+    )
     # alice's server call 10 minutes after visitor-s3 had continued that session (the owner's recent one);
     # after the undo each person's sessions hold only their own events.
     for event in Event.objects.filter(profile__user_id__in=[int(alice_id), int(visitor_id)]):

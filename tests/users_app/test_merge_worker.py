@@ -30,15 +30,29 @@ def beat_args(name: str) -> list[str]:
 def source_with_history(environment, user_id: int, events: int) -> Profile:
     source = Profile.objects.create(environment=environment, user_id=user_id)
     start = timezone.now() - timedelta(days=10)
-    sessions = Session.objects.bulk_create([
-        Session(environment=environment, profile=source, original_profile=source, session_key=f"s{index}",
-                started_at=start + timedelta(hours=index), ended_at=start + timedelta(hours=index, minutes=30))
-        for index in range(20)
-    ])
+    sessions = Session.objects.bulk_create(
+        [
+            Session(
+                environment=environment,
+                profile=source,
+                original_profile=source,
+                session_key=f"s{index}",
+                started_at=start + timedelta(hours=index),
+                ended_at=start + timedelta(hours=index, minutes=30),
+            )
+            for index in range(20)
+        ]
+    )
     Event.objects.bulk_create(
         [
-            Event(environment=environment, profile=source, original_profile=source, name=f"event {index % 7}",
-                  session=sessions[index % 20], timestamp=start + timedelta(seconds=index))
+            Event(
+                environment=environment,
+                profile=source,
+                original_profile=source,
+                name=f"event {index % 7}",
+                session=sessions[index % 20],
+                timestamp=start + timedelta(seconds=index),
+            )
             for index in range(events)
         ],
         batch_size=5000,
@@ -62,8 +76,9 @@ def test_a_merge_whose_worker_is_killed_half_way_finishes_after_a_new_worker_sta
     monkeypatch.setenv("CAIRN_MERGE_STALE_SECONDS", "5")
     monkeypatch.setenv("CAIRN_MERGE_SWEEP_SECONDS", "2")
     alice = Profile.objects.create(environment=environment, user_id=1, identity="alice")
-    Event.objects.create(environment=environment, profile=alice, original_profile=alice, name="signup",
-                         timestamp=timezone.now())
+    Event.objects.create(
+        environment=environment, profile=alice, original_profile=alice, name="signup", timestamp=timezone.now()
+    )
     source = source_with_history(environment, 2, HISTORY)
     all_event_ids = set(Event.objects.values_list("pk", flat=True))
 
@@ -97,7 +112,6 @@ def test_a_merge_whose_worker_is_killed_half_way_finishes_after_a_new_worker_sta
     assert not Session.objects.filter(profile=source).exists()
 
 
-
 class PrivateRedis:
     """A redis-server of this test's own, so stopping it never touches the Redis other people use."""
 
@@ -109,10 +123,18 @@ class PrivateRedis:
     def start(self) -> "PrivateRedis":
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                                        text=True).stdout.strip() == "PONG", timeout=20)
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
+                ).stdout.strip()
+                == "PONG"
+            ),
+            timeout=20,
+        )
         return self
 
     def stop(self) -> None:
@@ -134,15 +156,19 @@ print(json.dumps({"status": answer.status_code, "body": answer.json(), "seconds"
 def identify_in_another_process(redis_url: str, body: dict) -> dict:
     """POST /api/v1/identify through the whole Django stack in a process whose broker is `redis_url`."""
     env = {**worker_environment(), "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    done = subprocess.run([sys.executable, "-c", IDENTIFY_SCRIPT, json.dumps(body)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", IDENTIFY_SCRIPT, json.dumps(body)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_identify_while_redis_is_down_and_the_sweep_finishes_the_merge_when_it_is_back(
-    environment, monkeypatch, api
-):
+def test_identify_while_redis_is_down_and_the_sweep_finishes_the_merge_when_it_is_back(environment, monkeypatch, api):
     monkeypatch.setenv("CAIRN_MERGE_STALE_SECONDS", "3")
     monkeypatch.setenv("CAIRN_MERGE_SWEEP_SECONDS", "2")
     broker = PrivateRedis().start()

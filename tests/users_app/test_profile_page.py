@@ -33,20 +33,34 @@ def page(client, profile: Profile, **params) -> str:
 
 def section(html: str, element_id: str) -> str:
     start = html.index(f'id="{element_id}"')
-    return html[start:html.index("</table>", start)]
+    return html[start : html.index("</table>", start)]
 
 
 @pytest.fixture
 def alice(environment):
-    track(environment, user_id=11, at=days_ago(2), session_id="s-one",
-          properties={"path": "/pricing", "referrer": "https://news.example/"})
-    track(environment, user_id=11, at=days_ago(2, hours=-0.1), session_id="s-one", event="signup",
-          properties={"button": "hero"})
+    track(
+        environment,
+        user_id=11,
+        at=days_ago(2),
+        session_id="s-one",
+        properties={"path": "/pricing", "referrer": "https://news.example/"},
+    )
+    track(
+        environment,
+        user_id=11,
+        at=days_ago(2, hours=-0.1),
+        session_id="s-one",
+        event="signup",
+        properties={"button": "hero"},
+    )
     track(environment, user_id=11, at=days_ago(1), session_id="s-two", properties={"path": "/docs"})
     identify(environment, 11, "alice@example.com")
     set_properties(environment, identity="alice@example.com", plan="Startup", company="Acme")
-    set_properties(environment, identity="alice@example.com", **{"Initial Referrer": "https://news.example/",
-                                                                 "Initial Landing Page": "/pricing"})
+    set_properties(
+        environment,
+        identity="alice@example.com",
+        **{"Initial Referrer": "https://news.example/", "Initial Landing Page": "/pricing"},
+    )
     return Profile.objects.get(identity="alice@example.com")
 
 
@@ -73,7 +87,7 @@ def test_initial_properties_have_their_own_section(viewer, alice):
 
 def test_sessions_with_duration_event_count_landing_page_referrer_and_events(viewer, alice):
     html = page(viewer, alice)
-    sessions = html[html.index('id="sessions"'):html.index('id="merge-history"')]
+    sessions = html[html.index('id="sessions"') : html.index('id="merge-history"')]
     bodies = re.findall(r'<tbody class="session">(.*?)</tbody>', sessions, re.S)
     assert len(bodies) == 2
     newest, oldest = bodies
@@ -98,7 +112,7 @@ def test_merge_history_links_each_merge_record_for_admins(staff, viewer, alice, 
     track(environment, user_id=22, at=days_ago(0, hours=3), properties={"path": "/blog"})
     identify(environment, 22, "alice@example.com")
     merge = MergeRecord.objects.get(source__user_id=22)
-    history = page(staff, alice)[page(staff, alice).index('id="merge-history"'):]
+    history = page(staff, alice)[page(staff, alice).index('id="merge-history"') :]
     assert f'href="/admin/users_app/mergerecord/{merge.pk}/change/"' in history
     assert "User 22" in history
     # Viewers see the history but not links into the admin they cannot open.
@@ -113,7 +127,7 @@ def test_a_tombstone_page_says_where_it_was_merged_and_links_there(staff, alice,
     identify(environment, 33, "alice@example.com")
     tombstone = Profile.objects.get(user_id=33)
     html = page(staff, tombstone)
-    notice = html[html.index('id="tombstone-notice"'):html.index("</div>", html.index('id="tombstone-notice"'))]
+    notice = html[html.index('id="tombstone-notice"') : html.index("</div>", html.index('id="tombstone-notice"'))]
     assert "merged into" in notice
     assert f'href="/users/{alice.user_id}/?env={alice.environment.app_id}"' in notice
     merge = MergeRecord.objects.get(source=tombstone)
@@ -133,8 +147,12 @@ def test_profile_found_without_env_parameter(viewer, alice):
 
 
 def test_hostile_values_show_as_text_on_the_profile(viewer, environment):
-    track(environment, user_id=66, session_id="h1",
-          properties={"path": HOSTILE_SCRIPT, "referrer": HOSTILE_IMG, HOSTILE_IMG: HOSTILE_SCRIPT})
+    track(
+        environment,
+        user_id=66,
+        session_id="h1",
+        properties={"path": HOSTILE_SCRIPT, "referrer": HOSTILE_IMG, HOSTILE_IMG: HOSTILE_SCRIPT},
+    )
     identify(environment, 66, HOSTILE_IMG)
     set_properties(environment, user_id=66, **{HOSTILE_SCRIPT: HOSTILE_IMG, "Initial Referrer": HOSTILE_SCRIPT})
     html = page(viewer, Profile.objects.get(user_id=66))
@@ -155,8 +173,7 @@ def test_a_tombstones_sessions_show_only_its_own_events_of_a_visit_that_logged_i
         track(environment, user_id=61, at=start + timedelta(minutes=minute), session_id="visit")
     identify(environment, 61, "pm")
     for minute in (2, 3, 4):
-        track(environment, identity="pm", event="after login", at=start + timedelta(minutes=minute),
-              session_id="visit")
+        track(environment, identity="pm", event="after login", at=start + timedelta(minutes=minute), session_id="visit")
     tombstone, pm = Profile.objects.get(user_id=61), Profile.objects.get(identity="pm")
 
     (row,), _ = profile_session_page(tombstone)

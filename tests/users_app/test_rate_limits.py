@@ -42,8 +42,10 @@ def small_limits(settings):
 
 def events(count: int, people: int, prefix: str = "person", call: int = 0) -> list[dict]:
     """`count` events spread evenly over `people` identities."""
-    return [{"identity": f"{prefix}-{index % people}", "event": "Imported",
-             "idempotency_key": f"{prefix}-{call}-{index}"} for index in range(count)]
+    return [
+        {"identity": f"{prefix}-{index % people}", "event": "Imported", "idempotency_key": f"{prefix}-{call}-{index}"}
+        for index in range(count)
+    ]
 
 
 def assert_rate_limited(response, field: str | None):
@@ -129,7 +131,10 @@ def test_a_bulk_with_nothing_accepted_because_of_the_limits_is_a_429(counters, s
 
     assert_rate_limited(response, None)
     assert [item["error"]["code"] for item in response.json()["rejected"]] == [
-        "rate_limited", "rate_limited", "identity_blocked"]
+        "rate_limited",
+        "rate_limited",
+        "identity_blocked",
+    ]
     assert Event.objects.filter(environment=environment).count() == 3
 
 
@@ -222,16 +227,28 @@ def test_a_low_environment_cap_still_lets_one_full_bulk_call_through(counters, c
 
 def test_a_browser_batch_over_a_limit_is_refused_whole(counters, small_limits, client, environment):
     def send(calls, **headers):
-        return client.post(BROWSER, json.dumps({"app_id": environment.app_id, "user_id": "9", "calls": calls}),
-                           content_type="text/plain", **headers)
+        return client.post(
+            BROWSER,
+            json.dumps({"app_id": environment.app_id, "user_id": "9", "calls": calls}),
+            content_type="text/plain",
+            **headers,
+        )
 
-    assert send([{"type": "pageview", "idempotency_key": "p1"}, {"type": "identify", "identity": "one"}]).status_code \
+    assert (
+        send([{"type": "pageview", "idempotency_key": "p1"}, {"type": "identify", "identity": "one"}]).status_code
         == 200
+    )
     environment.allowed_origins = ["https://shop.example.com"]
     environment.save()
 
-    response = send([{"type": "pageview", "idempotency_key": "p2"}, {"type": "identify", "identity": "two"},
-                     {"type": "identify", "identity": "three"}], HTTP_ORIGIN="https://shop.example.com")
+    response = send(
+        [
+            {"type": "pageview", "idempotency_key": "p2"},
+            {"type": "identify", "identity": "two"},
+            {"type": "identify", "identity": "three"},
+        ],
+        HTTP_ORIGIN="https://shop.example.com",
+    )
 
     assert_rate_limited(response, "user_id")
     assert response["Access-Control-Allow-Origin"] == "https://shop.example.com"  # the tracker can read it
@@ -252,7 +269,6 @@ def test_with_redis_every_process_shares_the_counters(small_limits, settings, ca
     rate_limits.rate_limits_reset()
 
     assert_rate_limited(calls.track(identity="alice"), "identity")
-
 
 
 def test_ingest_goes_on_unlimited_when_redis_is_down(small_limits, settings, calls, environment, caplog):
@@ -298,16 +314,20 @@ def test_redis_and_local_memory_admit_exactly_the_same_items(seed, settings):
         settings.REDIS_URL = url
         rate_limits.rate_limits_reset()
         environment = Environment(pk=10**12 + seed * 10 + (store == "local"), app_id="x")
-        buckets = {name: rate_limits.Bucket(f"cairn:rl:{{{environment.pk}}}:t:{name}", limits[number % 3], name, name)
-                   for number, name in enumerate("abcd")}
+        buckets = {
+            name: rate_limits.Bucket(f"cairn:rl:{{{environment.pk}}}:t:{name}", limits[number % 3], name, name)
+            for number, name in enumerate("abcd")
+        }
         answers[store] = []
         for items, whole in calls:
             admission = rate_limits.ingest_admit(
-                environment=environment, whole=whole,
+                environment=environment,
+                whole=whole,
                 items=[tuple(buckets[name] if name else None for name in item) for item in items],
             )
-            answers[store].append(([bucket.field if bucket else None for bucket in admission.refused_by],
-                                   admission.retry_after))
+            answers[store].append(
+                ([bucket.field if bucket else None for bucket in admission.refused_by], admission.retry_after)
+            )
         assert all(len(refused) == len(items) for (refused, _), (items, _) in zip(answers[store], calls, strict=True))
     assert answers["redis"] == answers["local"]
     assert any(any(refused) for refused, _ in answers["local"])  # the scenarios do reach the limits

@@ -16,10 +16,26 @@ from users_app.models import Profile
 
 pytestmark = pytest.mark.django_db
 
-USER_KEYS = {"user_id", "identity", "properties", "first_seen", "last_seen", "session_count", "event_count",
-             "merged_into"}
-MERGE_KEYS = {"id", "source_user_id", "destination_user_id", "identity", "status", "events_moved",
-              "requested_at", "finished_at"}
+USER_KEYS = {
+    "user_id",
+    "identity",
+    "properties",
+    "first_seen",
+    "last_seen",
+    "session_count",
+    "event_count",
+    "merged_into",
+}
+MERGE_KEYS = {
+    "id",
+    "source_user_id",
+    "destination_user_id",
+    "identity",
+    "status",
+    "events_moved",
+    "requested_at",
+    "finished_at",
+}
 
 
 def is_iso(value: str) -> bool:
@@ -29,8 +45,18 @@ def is_iso(value: str) -> bool:
 def test_user_detail_has_the_exact_shape(calls):
     calls.track(user_id="1001", event="Sign Up", session_id="a")
     calls.track(user_id="1001", event="pageview", session_id="b")
-    calls.add_properties({"plan": "Startup", "seats": 5, "ratio": 2.5, "zip": "02134", "order": 12345678901234567,
-                          "big": 1e300, "negative": -3}, user_id="1001")
+    calls.add_properties(
+        {
+            "plan": "Startup",
+            "seats": 5,
+            "ratio": 2.5,
+            "zip": "02134",
+            "order": 12345678901234567,
+            "big": 1e300,
+            "negative": -3,
+        },
+        user_id="1001",
+    )
     answer = calls.user("1001")
     assert answer.status_code == 200
     user = answer.json()
@@ -42,8 +68,15 @@ def test_user_detail_has_the_exact_shape(calls):
     assert is_iso(user["first_seen"]) and is_iso(user["last_seen"])
     values = {key: item["value"] for key, item in user["properties"].items()}
     # Values come back with the type they were sent with, integers exactly (no trip through a float).
-    assert values == {"plan": "Startup", "seats": 5, "ratio": 2.5, "zip": "02134", "order": 12345678901234567,
-                      "big": 1e300, "negative": -3}
+    assert values == {
+        "plan": "Startup",
+        "seats": 5,
+        "ratio": 2.5,
+        "zip": "02134",
+        "order": 12345678901234567,
+        "big": 1e300,
+        "negative": -3,
+    }
     assert isinstance(values["seats"], int) and isinstance(values["zip"], str)
     for item in user["properties"].values():
         assert set(item) == {"value", "set_at"} and is_iso(item["set_at"])
@@ -96,10 +129,19 @@ def test_merged_away_user_answers_its_tombstone(calls):
 # ---- authentication ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/api/v1/users/1003", "/api/v1/users?identity=alice",
-                                  "/api/v1/users/1003/events", "/api/v1/merges?identity=alice"])
-@pytest.mark.parametrize("header", [None, "", "Bearer ", "Bearer wrong-key-0123456789", "Basic dXNlcjpwYXNz",
-                                    "test-api-key-0123456789abcdef"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/users/1003",
+        "/api/v1/users?identity=alice",
+        "/api/v1/users/1003/events",
+        "/api/v1/merges?identity=alice",
+    ],
+)
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "Bearer ", "Bearer wrong-key-0123456789", "Basic dXNlcjpwYXNz", "test-api-key-0123456789abcdef"],
+)
 def test_missing_or_wrong_key_is_401(client, calls, path, header):
     calls.track(user_id="1003", identity="alice")
     headers = {} if header is None else {"HTTP_AUTHORIZATION": header}
@@ -139,11 +181,18 @@ def test_same_user_id_in_two_environments_are_two_people(calls, api, other_envir
 
 def test_events_are_newest_first_with_the_exact_shape(calls):
     start = timezone.now() - timedelta(hours=3)
-    calls.track_bulk([
-        {"user_id": "1007", "event": f"e{minute}", "timestamp": (start + timedelta(minutes=minute)).isoformat(),
-         "properties": {"n": minute}, "session_id": "tab-1"}
-        for minute in (5, 1, 3)
-    ])
+    calls.track_bulk(
+        [
+            {
+                "user_id": "1007",
+                "event": f"e{minute}",
+                "timestamp": (start + timedelta(minutes=minute)).isoformat(),
+                "properties": {"n": minute},
+                "session_id": "tab-1",
+            }
+            for minute in (5, 1, 3)
+        ]
+    )
     answer = calls.events("1007")
     assert answer.status_code == 200
     page = answer.json()
@@ -160,8 +209,13 @@ def test_events_are_newest_first_with_the_exact_shape(calls):
 def test_event_cursor_pagination_walks_every_event_once(calls):
     start = timezone.now() - timedelta(hours=1)
     # Two events share a timestamp: the cursor must not skip or repeat either.
-    times = [start, start + timedelta(seconds=1), start + timedelta(seconds=1), start + timedelta(seconds=2),
-             start + timedelta(seconds=3)]
+    times = [
+        start,
+        start + timedelta(seconds=1),
+        start + timedelta(seconds=1),
+        start + timedelta(seconds=2),
+        start + timedelta(seconds=3),
+    ]
     calls.track_bulk([{"user_id": "1008", "event": f"e{i}", "timestamp": t.isoformat()} for i, t in enumerate(times)])
     seen, cursor, pages = [], None, 0
     while True:
@@ -185,11 +239,16 @@ def test_events_of_a_destination_include_a_pending_merge(calls):
     assert [e["event"] for e in calls.events(alice_id).json()["results"]] == ["Upgrade", "Sign Up"]
 
 
-@pytest.mark.parametrize("cursor", [
-    "not-a-cursor", "%%%", base64.urlsafe_b64encode(b"x|y").decode(),
-    base64.urlsafe_b64encode(b"2026-13-45T00:00:00|1").decode(),
-    base64.urlsafe_b64encode(b"2026-01-01T00:00:00+99:00|1").decode(),
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-a-cursor",
+        "%%%",
+        base64.urlsafe_b64encode(b"x|y").decode(),
+        base64.urlsafe_b64encode(b"2026-13-45T00:00:00|1").decode(),
+        base64.urlsafe_b64encode(b"2026-01-01T00:00:00+99:00|1").decode(),
+    ],
+)
 def test_bad_cursor_is_400_never_500(calls, cursor):
     calls.track(user_id="1010")
     answer = calls.events("1010", cursor=cursor)
@@ -264,15 +323,27 @@ def test_openapi_schema_lists_every_endpoint(client):
     schema = answer.json()
     assert schema["openapi"].startswith("3.")
     routes = [route for route in api_routes() if route not in ("/api/schema/", "/api/docs/")]
-    for required in ("/api/track", "/api/add_user_properties", "/api/identify", "/api/v1/identify",
-                     "/api/v1/users", "/api/v1/users/{user_id}", "/api/v1/users/{user_id}/events",
-                     "/api/v1/merges"):
+    for required in (
+        "/api/track",
+        "/api/add_user_properties",
+        "/api/identify",
+        "/api/v1/identify",
+        "/api/v1/users",
+        "/api/v1/users/{user_id}",
+        "/api/v1/users/{user_id}/events",
+        "/api/v1/merges",
+    ):
         assert required in routes
     missing = [route for route in routes if route not in schema["paths"]]
     assert missing == []
     # Each read endpoint documents its error answers too (found by QA: only the 200 was there for some).
-    for route in ("/api/v1/users", "/api/v1/users/{user_id}", "/api/v1/users/{user_id}/events", "/api/v1/merges",
-                  "/api/v1/users/search"):
+    for route in (
+        "/api/v1/users",
+        "/api/v1/users/{user_id}",
+        "/api/v1/users/{user_id}/events",
+        "/api/v1/merges",
+        "/api/v1/users/search",
+    ):
         assert {"400", "401"} <= set(schema["paths"][route]["get"]["responses"]), route
 
 
@@ -283,8 +354,11 @@ ANY_PARAMETER = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40
 )
 
 
-@settings(max_examples=int(os.environ.get("CAIRN_FUZZ_EXAMPLES", 80)), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("CAIRN_FUZZ_EXAMPLES", 80)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(user_id=ANY_PARAMETER, cursor=ANY_PARAMETER, limit=ANY_PARAMETER, identity=ANY_PARAMETER)
 def test_any_read_parameter_is_never_a_server_error(calls, user_id, cursor, limit, identity):
     path_user_id = quote(user_id.replace("/", ""), safe="") or "0"  # a "/" would make another URL

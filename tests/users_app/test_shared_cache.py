@@ -6,7 +6,7 @@ import os
 import pytest
 from django.core.cache import caches
 
-from users_app import shared_cache
+from config.kernel import shared_cache
 from users_app.models import Environment
 from users_app.services.environments import environment_for_app_id
 

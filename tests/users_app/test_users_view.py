@@ -23,7 +23,7 @@ def listed(response) -> list[str]:
     """The user names of the list, in order."""
     assert response.status_code == 200, response.content[:500]
     html = response.content.decode()
-    table = html[html.index('id="users-table"'):]
+    table = html[html.index('id="users-table"') :]
     return re.findall(r'class="user-link">([^<]*)</a>', table)
 
 
@@ -84,7 +84,10 @@ def test_filter_plan_is_one_of(viewer, people):
 
 def test_filter_property_is_set_and_not_set(viewer, people):
     assert listed(viewer.get("/users/", {"f0": "plan", "f0_op": "set"})) == [
-        "alice@example.com", "bob@example.com", "User 1003"]
+        "alice@example.com",
+        "bob@example.com",
+        "User 1003",
+    ]
     assert listed(viewer.get("/users/", {"f0": "plan", "f0_op": "notset"})) == ["carol@example.com"]
 
 
@@ -127,8 +130,10 @@ def test_columns_are_chosen_in_the_url(viewer, people):
 
 
 def test_keyset_pages_cover_every_user_once(viewer, environment):
-    items = [{"user_id": str(5000 + n), "event": "pageview", "timestamp": days_ago(0, hours=n / 10).isoformat()}
-             for n in range(57)]
+    items = [
+        {"user_id": str(5000 + n), "event": "pageview", "timestamp": days_ago(0, hours=n / 10).isoformat()}
+        for n in range(57)
+    ]
     from events_app.services.ingest import track_ingest
 
     assert track_ingest(environment=environment, items=items).accepted == 57
@@ -194,19 +199,22 @@ def test_count_is_bounded(people):
     assert user_count(environment=people, filters=filters, cap=4).as_dict() == {"value": 4, "capped": False}
 
 
-@pytest.mark.parametrize("params", [
-    {"period": "forever"},
-    {"from": "yesterday"},
-    {"from": "2026-02-02", "to": "2026-01-01"},
-    {"f0": "plan", "f0_op": "like", "f0_v": "x"},
-    {"f0": "plan", "f0_op": "eq"},
-    {"kind": "robots"},
-    {"cursor": "not-a-cursor"},
-    {"q": "a\x00b"},  # PostgreSQL text cannot hold NUL: refused before the query
-    {"f0": "plan", "f0_v": "Startup\x00"},
-    {"f0": "pl\x00an", "f0_op": "set"},
-    {"col": "plan\x00"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"period": "forever"},
+        {"from": "yesterday"},
+        {"from": "2026-02-02", "to": "2026-01-01"},
+        {"f0": "plan", "f0_op": "like", "f0_v": "x"},
+        {"f0": "plan", "f0_op": "eq"},
+        {"kind": "robots"},
+        {"cursor": "not-a-cursor"},
+        {"q": "a\x00b"},  # PostgreSQL text cannot hold NUL: refused before the query
+        {"f0": "plan", "f0_v": "Startup\x00"},
+        {"f0": "pl\x00an", "f0_op": "set"},
+        {"col": "plan\x00"},
+    ],
+)
 def test_bad_parameters_are_a_400_page_with_the_reason(viewer, people, params):
     response = viewer.get("/users/", params)
     assert response.status_code == 400
@@ -242,7 +250,9 @@ def test_search_api_pages_with_a_cursor(api, people):
     assert len(first["results"]) == 2 and first["next"]
     second = api.get("/api/v1/users/search", limit="2", cursor=first["next"]).json()
     assert [r["user_id"] for r in second["results"]] == [
-        str(Profile.objects.get(user_id=1003).user_id), str(Profile.objects.get(identity="carol@example.com").user_id)]
+        str(Profile.objects.get(user_id=1003).user_id),
+        str(Profile.objects.get(identity="carol@example.com").user_id),
+    ]
     assert second["count"] is None
 
 
@@ -251,8 +261,18 @@ def test_search_api_needs_the_key_and_sees_only_its_environment(api, people, oth
     assert api.get("/api/v1/users/search", api_key=OTHER_API_KEY).json()["results"] == []
 
 
-@pytest.mark.parametrize("params", [{"period": "x"}, {"f0": "plan", "f0_op": "zz"}, {"cursor": "%%%"},
-                                    {"limit": "0"}, {"limit": "abc"}, {"q": "\x00"}, {"f0": "plan", "f0_v": "\x00"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"period": "x"},
+        {"f0": "plan", "f0_op": "zz"},
+        {"cursor": "%%%"},
+        {"limit": "0"},
+        {"limit": "abc"},
+        {"q": "\x00"},
+        {"f0": "plan", "f0_v": "\x00"},
+    ],
+)
 def test_search_api_bad_input_is_400_with_the_error_body(api, people, params):
     answer = api.get("/api/v1/users/search", **params)
     assert answer.status_code == 400
@@ -265,6 +285,9 @@ PARAM_NAMES = ["period", "from", "to", "kind", "q", "f0", "f0_op", "f0_v", "f1",
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(params=st.dictionaries(st.sampled_from(PARAM_NAMES), st.text(max_size=40), max_size=6))
 def test_any_query_string_is_answered_200_or_400(viewer, api, people, params):
-    for response in (viewer.get("/users/", params), api.get("/api/v1/users/search", **params),
-                     viewer.get("/users/count/", params)):
+    for response in (
+        viewer.get("/users/", params),
+        api.get("/api/v1/users/search", **params),
+        viewer.get("/users/count/", params),
+    ):
         assert response.status_code in (200, 400), (params, response.status_code)

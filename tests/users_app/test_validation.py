@@ -1,20 +1,22 @@
-"""ascii_decimal / user_id_term: the one reading of digits typed by someone (users_app/validation.py), and
-the parsing rules the OpenAPI schema states (users_app/schema.py)."""
+"""ascii_decimal / user_id_term: the one reading of digits typed by someone (config/kernel/validation.py), and
+the parsing rules the OpenAPI schema states (config/kernel/schema.py)."""
 
 import pytest
 from django.http import QueryDict
 
+from config.kernel.errors import InvalidInput
+from config.kernel.validation import ascii_decimal, parse_short_string, parse_user_id, user_id_term
 from reports_app.query import report_query_parse
 from tests.odd_values import ODD_DIGITS
-from users_app.errors import InvalidInput
 from users_app.forms import parse_user_query
-from users_app.validation import ascii_decimal, parse_short_string, parse_user_id, user_id_term
 
 WRITTEN_IN_ASCII_DIGITS = [value for value in ODD_DIGITS if value.isascii() and value.isdigit()]
 
 
-@pytest.mark.parametrize("text", [value for value in ODD_DIGITS if value not in WRITTEN_IN_ASCII_DIGITS]
-                         + ["", " ", "4242\x00", "٤٢٤٢", "４２４２"])
+@pytest.mark.parametrize(
+    "text",
+    [value for value in ODD_DIGITS if value not in WRITTEN_IN_ASCII_DIGITS] + ["", " ", "4242\x00", "٤٢٤٢", "４２４２"],
+)
 def test_anything_but_ascii_digits_is_no_number(text):
     # int() would read "٤٢٤٢", "４２４２" and " 1" as numbers; str.isdigit() is true for "²".
     assert ascii_decimal(text, 10**4000) is None
@@ -26,15 +28,24 @@ def test_ascii_digits_beyond_the_largest_user_id_are_no_user_id(text):
     assert user_id_term(text) is None
 
 
-@pytest.mark.parametrize(("text", "below", "expected"), [
-    ("0", 10, 0), ("9", 10, 9), ("10", 10, None), ("007", 1000, 7), ("9007199254740991", 2**53, 2**53 - 1),
-    ("4242", 2**53, 4242), ("0" * 17 + "1", 2**53, None),  # longer than the limit is ever written
-])
+@pytest.mark.parametrize(
+    ("text", "below", "expected"),
+    [
+        ("0", 10, 0),
+        ("9", 10, 9),
+        ("10", 10, None),
+        ("007", 1000, 7),
+        ("9007199254740991", 2**53, 2**53 - 1),
+        ("4242", 2**53, 4242),
+        ("0" * 17 + "1", 2**53, None),  # longer than the limit is ever written
+    ],
+)
 def test_ascii_digits_read_exactly(text, below, expected):
     assert ascii_decimal(text, below) == expected
 
 
 # ---- what the OpenAPI schema says is accepted is what the parsers accept (tests/test_openapi_conformance.py) --
+
 
 def _query(**params) -> QueryDict:
     query = QueryDict(mutable=True)
@@ -43,13 +54,18 @@ def _query(**params) -> QueryDict:
     return query
 
 
-@pytest.mark.parametrize("params", [
-    {"period": "week", "from": "2026-01-01"},  # checked even when dates replace it
-    {"from": "20260101"}, {"to": "2026-W01-1"}, {"from": " 2026-01-01"},  # YYYY-MM-DD only
-    {"f3_op": "like"},  # an operator is checked on the form's empty rows too
-    {"f0": "plan", "f0_op": "in", "f0_v": ["Free"] * 101},  # values counted as sent
-    {"col": [f"c{index % 3}" for index in range(11)]},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"period": "week", "from": "2026-01-01"},  # checked even when dates replace it
+        {"from": "20260101"},
+        {"to": "2026-W01-1"},
+        {"from": " 2026-01-01"},  # YYYY-MM-DD only
+        {"f3_op": "like"},  # an operator is checked on the form's empty rows too
+        {"f0": "plan", "f0_op": "in", "f0_v": ["Free"] * 101},  # values counted as sent
+        {"col": [f"c{index % 3}" for index in range(11)]},
+    ],
+)
 def test_the_users_query_refuses(params):
     with pytest.raises(InvalidInput):
         parse_user_query(_query(**params))
@@ -61,10 +77,13 @@ def test_the_users_query_leaves_out_empty_boxes_and_duplicates():
     assert query.filters.properties[0].values == ("A",)
 
 
-@pytest.mark.parametrize("params", [
-    {"range": "7d", "from": "1999-12-31"},  # dates are checked even when a relative range replaces them
-    {"where": [f"user.plan={index}" for index in range(21)]},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"range": "7d", "from": "1999-12-31"},  # dates are checked even when a relative range replaces them
+        {"where": [f"user.plan={index}" for index in range(21)]},
+    ],
+)
 def test_the_report_query_refuses(params):
     with pytest.raises(InvalidInput):
         report_query_parse(_query(**params))

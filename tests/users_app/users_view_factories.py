@@ -20,8 +20,9 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
 
 
-def track(environment, *, user_id=None, identity=None, event="pageview", at=None, properties=None,
-          session_id=None) -> Profile:
+def track(
+    environment, *, user_id=None, identity=None, event="pageview", at=None, properties=None, session_id=None
+) -> Profile:
     item = {"event": event, "timestamp": iso(at or timezone.now()), "properties": properties or {}}
     if user_id is not None:
         item["user_id"] = str(user_id)

@@ -1,6 +1,5 @@
 """Reads of one person: the read API's user answer and timeline, the profile page, merge history."""
 
-
 import base64
 import binascii
 from dataclasses import dataclass
@@ -10,8 +9,9 @@ from django.db.models import Count, F, Max, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils.dateparse import parse_datetime
 
+from config.kernel.errors import InvalidInput, NotFound
+from config.kernel.validation import ascii_decimal
 from events_app.models import Event, Session
-from users_app.errors import InvalidInput, NotFound
 from users_app.models import (
     INITIAL_PROPERTY_PREFIX,
     Environment,
@@ -19,7 +19,6 @@ from users_app.models import (
     Profile,
     UserProperty,
 )
-from users_app.validation import ascii_decimal
 
 
 def profile_members(profile: Profile) -> QuerySet:
@@ -152,9 +151,7 @@ class SessionRow:
     events: list[Event]
 
 
-def profile_property_rows(
-    profile: Profile, *, search: str = ""
-) -> tuple[list[UserProperty], list[UserProperty]]:
+def profile_property_rows(profile: Profile, *, search: str = "") -> tuple[list[UserProperty], list[UserProperty]]:
     """(custom properties, `Initial *` properties), by key; `search` matches keys and values."""
     rows = profile.properties.order_by("key")
     if search:
@@ -188,9 +185,9 @@ def profile_session_page(
         events.values("session_id").annotate(events=Count("pk")).order_by().values_list("session_id", "events")
     )
     first_events = (
-        events
-        .annotate(position=Window(RowNumber(), partition_by=[F("session_id")],
-                                  order_by=[F("timestamp"), F("pk")]))
+        events.annotate(
+            position=Window(RowNumber(), partition_by=[F("session_id")], order_by=[F("timestamp"), F("pk")])
+        )
         .filter(position__lte=events_per_session)
         .order_by("session_id", "timestamp", "pk")
     )
@@ -198,8 +195,7 @@ def profile_session_page(
     for event in first_events:
         events_of.setdefault(event.session_id, []).append(event)
     rows = [
-        SessionRow(session=session, event_count=counts.get(session.pk, 0),
-                   events=events_of.get(session.pk, []))
+        SessionRow(session=session, event_count=counts.get(session.pk, 0), events=events_of.get(session.pk, []))
         for session in page
     ]
     next_cursor = None

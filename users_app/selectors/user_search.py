@@ -1,6 +1,5 @@
 """The Users view and its JSON twin: filtered, keyset-paginated lists of users and their count."""
 
-
 import base64
 import binascii
 from dataclasses import dataclass
@@ -10,8 +9,9 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Left
 from django.utils.dateparse import parse_datetime
 
+from config.kernel.errors import InvalidInput
+from config.kernel.validation import ascii_decimal, user_id_term
 from events_app.models import Session
-from users_app.errors import InvalidInput
 from users_app.models import (
     VALUE_INDEX_PREFIX,
     Environment,
@@ -19,7 +19,6 @@ from users_app.models import (
     UserProperty,
     property_key_hash,
 )
-from users_app.validation import ascii_decimal, user_id_term
 
 # ---- The Users view and its JSON twin (GET /api/v1/users/search) ----------------------------------------
 # One selector serves the HTML list and the read API, so the two can never disagree. Pagination is keyset
@@ -127,8 +126,7 @@ def _search_condition(environment: Environment, term: str) -> Q:
     user_id = user_id_term(term)
     if user_id is not None:
         named = (
-            Profile.objects.filter(environment=environment, user_id=user_id)
-            .values_list("pk", "merged_into_id").first()
+            Profile.objects.filter(environment=environment, user_id=user_id).values_list("pk", "merged_into_id").first()
         )
         if named is not None:
             condition |= Q(pk=named[1] or named[0])
@@ -174,17 +172,14 @@ def _decode_user_cursor(cursor: str) -> tuple[datetime | None, int]:
             raise ValueError(pk_text)
         return moment, pk
     except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidInput("invalid_cursor", "`cursor` is not a cursor this page gave out.",
-                           "cursor") from error
+        raise InvalidInput("invalid_cursor", "`cursor` is not a cursor this page gave out.", "cursor") from error
 
 
 def session_counts(profile_ids: list[int]) -> dict[int, int]:
     """Sessions per live profile, including those of profiles merged into it whose merge task has not moved
     them yet (the same rule as `profile_sessions`). Two queries for a whole page."""
     owner_of = {pk: pk for pk in profile_ids}
-    owner_of.update(
-        Profile.objects.filter(merged_into_id__in=profile_ids).values_list("pk", "merged_into_id")
-    )
+    owner_of.update(Profile.objects.filter(merged_into_id__in=profile_ids).values_list("pk", "merged_into_id"))
     counts = dict.fromkeys(profile_ids, 0)
     per_profile = (
         Session.objects.filter(profile_id__in=list(owner_of)).values("profile_id").annotate(sessions=Count("pk"))
@@ -233,8 +228,9 @@ def _seen_page(
         # The window's ids are read first so the filtered query is driven by them (primary-key lookups);
         # as a subquery PostgreSQL would rather hash the whole period.
         window = list(
-            _after(in_period, after_moment, after_pk).order_by(*newest_first).values_list("pk", "last_seen")
-            [:SCAN_WINDOW]
+            _after(in_period, after_moment, after_pk)
+            .order_by(*newest_first)
+            .values_list("pk", "last_seen")[:SCAN_WINDOW]
         )
         if window:
             found += list(
@@ -263,8 +259,12 @@ def user_list(
     resume_after = None
     if after_pk is None or after_moment is not None:
         profiles, resume_after = _seen_page(
-            environment=environment, filters=filters, seen=matching.filter(last_seen__isnull=False),
-            after_moment=after_moment, after_pk=after_pk, limit=limit,
+            environment=environment,
+            filters=filters,
+            seen=matching.filter(last_seen__isnull=False),
+            after_moment=after_moment,
+            after_pk=after_pk,
+            limit=limit,
         )
     if resume_after is None and len(profiles) <= limit and filters.since is None and filters.until is None:
         never_seen = matching.filter(last_seen__isnull=True)
@@ -277,13 +277,15 @@ def user_list(
     counts = session_counts(ids)
     values = property_values(ids, list(columns))
     rows = [
-        UserRow(profile=profile, session_count=counts[profile.pk],
-                columns=[values.get((profile.pk, key)) for key in columns])
+        UserRow(
+            profile=profile,
+            session_count=counts[profile.pk],
+            columns=[values.get((profile.pk, key)) for key in columns],
+        )
         for profile in profiles
     ]
     if resume_after is not None:
-        return UserPage(rows=rows, next_cursor=_encode_user_cursor(resume_after),
-                        searched_until=resume_after.last_seen)
+        return UserPage(rows=rows, next_cursor=_encode_user_cursor(resume_after), searched_until=resume_after.last_seen)
     return UserPage(rows=rows, next_cursor=_encode_user_cursor(profiles[-1]) if more else None)
 
 
@@ -296,7 +298,9 @@ def user_count(*, environment: Environment, filters: UserFilters, cap: int = USE
 def property_keys_of(profile_ids: list[int], limit: int = 200) -> list[str]:
     """Property keys present on these profiles, for the column picker and filter suggestions."""
     keys = (
-        UserProperty.objects.filter(profile_id__in=profile_ids).order_by("key").values_list("key", flat=True)
+        UserProperty.objects.filter(profile_id__in=profile_ids)
+        .order_by("key")
+        .values_list("key", flat=True)
         .distinct()[:limit]
     )
     return list(keys)

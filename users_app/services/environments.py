@@ -1,5 +1,5 @@
 """Environments: creating them, rotating keys, and looking them up (by app_id on every ingest call, by API key on
-every read API call) through the cache all web processes share (users_app/shared_cache.py)."""
+every read API call) through the cache all web processes share (config/kernel/shared_cache.py)."""
 
 import hashlib
 import secrets
@@ -12,9 +12,9 @@ from django.db import connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from users_app.errors import InvalidInput, NotFound
+from config.kernel.errors import InvalidInput, NotFound
+from config.kernel.shared_cache import shared_cache_bump, shared_cache_get_many, shared_cache_set
 from users_app.models import Environment
-from users_app.shared_cache import shared_cache_bump, shared_cache_get_many, shared_cache_set
 
 # A cached Environment row is answered for settings.CAIRN_ENVIRONMENT_CACHE_SECONDS (docs/operations.md,
 # "Environment cache"). A save or delete through the ORM (services, admin, shell) drops it at once for every

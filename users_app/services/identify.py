@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from events_app.services.rows import rows_insert
+from config.kernel.sql import rows_insert
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.services.identity_guard import identity_check
 from users_app.services.merges import merge_request
@@ -40,7 +40,9 @@ def _insert_device(environment: Environment, user_id: int) -> None:
     """The device's anonymous profile, if it is new. Run before any lock: it waits only for a concurrent call
     that created the same device, and then holds nothing the other needs."""
     rows_insert(
-        Profile, ("environment_id", "user_id", "created_at"), [(environment.pk, user_id, timezone.now())],
+        Profile,
+        ("environment_id", "user_id", "created_at"),
+        [(environment.pk, user_id, timezone.now())],
         on_conflict="ON CONFLICT DO NOTHING",
     )
 
@@ -144,7 +146,12 @@ def profile_identify(
 
 
 def _identify(
-    environment: Environment, user_id: int, identity: str, trigger: str, seen_at: datetime | None, *,
+    environment: Environment,
+    user_id: int,
+    identity: str,
+    trigger: str,
+    seen_at: datetime | None,
+    *,
     insert_device: bool,
 ) -> IdentifyResult:
     current, owner = _lock_device_and_owner(environment, user_id, identity, insert_device=insert_device)

@@ -1,13 +1,29 @@
 """SPEC 4: refuse identities that are not unique to one person (`guest`, `undefined`, ...)."""
 
-from users_app.errors import InvalidInput
+from config.kernel.errors import InvalidInput
+from config.kernel.validation import parse_identity
 from users_app.models import Environment
-from users_app.validation import parse_identity
 
 BUILTIN_BLOCKED_IDENTITIES = frozenset(
     {
-        "anonymous", "guest", "guest_user", "visitor", "user", "distinctid", "distinct_id", "id",
-        "not_authenticated", "email", "undefined", "null", "none", "nan", "true", "false", "0", "-1",
+        "anonymous",
+        "guest",
+        "guest_user",
+        "visitor",
+        "user",
+        "distinctid",
+        "distinct_id",
+        "id",
+        "not_authenticated",
+        "email",
+        "undefined",
+        "null",
+        "none",
+        "nan",
+        "true",
+        "false",
+        "0",
+        "-1",
         "[object object]",
     }
 )

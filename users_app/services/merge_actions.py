@@ -2,15 +2,13 @@
 finished one. Each action runs in one transaction, refuses clearly (InvalidInput) rather than corrupting
 data, and leaves a MergeAction row naming who did it and when."""
 
-
 from django.db import transaction
 from django.db.models import Max, Min, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from config.kernel.errors import InvalidInput, NotFound
 from events_app.models import Event, Session
-from events_app.services.initial_properties import initial_properties_recompute
-from users_app.errors import InvalidInput, NotFound
 from users_app.models import (
     INITIAL_PROPERTY_PREFIX,
     MergeAction,
@@ -19,6 +17,7 @@ from users_app.models import (
     UserProperty,
     property_key_hash,
 )
+from users_app.services.initial_properties import initial_properties_recompute
 from users_app.services.locks import profiles_lock
 from users_app.services.merges import (
     COUNTED_STATUSES,

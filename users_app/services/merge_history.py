@@ -69,8 +69,7 @@ def _key_ranges(model, *, source_id: int, batch_size: int) -> Iterator[KeyRange]
         past, parameters = _range_condition(walk, (above, None))
         with connection.cursor() as db:
             db.execute(
-                f"SELECT {walk.key} FROM {table} WHERE profile_id = %s{past} ORDER BY {walk.order} "
-                "LIMIT 1 OFFSET %s",
+                f"SELECT {walk.key} FROM {table} WHERE profile_id = %s{past} ORDER BY {walk.order} LIMIT 1 OFFSET %s",
                 [source_id, *parameters, batch_size - 1],
             )
             down_to = db.fetchone()

@@ -7,8 +7,9 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from events_app.services.rows import mark_stored, rows_insert
-from users_app.models import MAX_USER_ID, Environment, Profile
+from config.kernel.limits import MAX_USER_ID
+from config.kernel.sql import mark_stored, rows_insert
+from users_app.models import Environment, Profile
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,17 @@ def _created(
     after_columns = inserted_row[3:] if identity is not None else inserted_row[2:]  # the reserved id, if asked
     reserved = after_columns[0] if after_columns else None
     first_seen, last_seen = seen.get(identity if identity is not None else user_id, (None, None))
-    profile = mark_stored(Profile(pk=pk, environment=environment, user_id=user_id, identity=identity,
-                                  created_at=created_at, first_seen=first_seen, last_seen=last_seen))
+    profile = mark_stored(
+        Profile(
+            pk=pk,
+            environment=environment,
+            user_id=user_id,
+            identity=identity,
+            created_at=created_at,
+            first_seen=first_seen,
+            last_seen=last_seen,
+        )
+    )
     return ResolvedProfile(profile=profile, named=profile, created=True, reserved_id=reserved)
 
 
@@ -68,9 +78,12 @@ def profiles_for_user_ids(
     seen = seen or {}
     created_at = timezone.now()
     inserted = rows_insert(
-        Profile, ("environment_id", "user_id", "created_at", "first_seen", "last_seen"),
+        Profile,
+        ("environment_id", "user_id", "created_at", "first_seen", "last_seen"),
         [(environment.pk, user_id, created_at, *seen.get(user_id, (None, None))) for user_id in sorted(user_ids)],
-        on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id"), reserve_id_of=reserve_id_of,
+        on_conflict="ON CONFLICT DO NOTHING",
+        returning=("id", "user_id"),
+        reserve_id_of=reserve_id_of,
     )
     resolved = {row[1]: _created(environment, row, created_at, seen) for row in inserted}
     existing = user_ids - resolved.keys()
@@ -102,12 +115,14 @@ def profiles_for_identities(
         if missing:
             created_at = timezone.now()
             inserted = rows_insert(
-                Profile, ("environment_id", "user_id", "identity", "created_at", "first_seen", "last_seen"),
+                Profile,
+                ("environment_id", "user_id", "identity", "created_at", "first_seen", "last_seen"),
                 [
                     (environment.pk, new_user_id(), identity, created_at, *seen.get(identity, (None, None)))
                     for identity in sorted(missing)
                 ],
-                on_conflict="ON CONFLICT DO NOTHING", returning=("id", "user_id", "identity"),
+                on_conflict="ON CONFLICT DO NOTHING",
+                returning=("id", "user_id", "identity"),
                 reserve_id_of=reserve_id_of,
             )
             resolved.update((row[2], _created(environment, row, created_at, seen, identity=row[2])) for row in inserted)
@@ -118,7 +133,3 @@ def profiles_for_identities(
 
 def profile_for_user_id(*, environment: Environment, user_id: int) -> ResolvedProfile:
     return profiles_for_user_ids(environment=environment, user_ids=[user_id])[user_id]
-
-
-def profile_for_identity(*, environment: Environment, identity: str) -> ResolvedProfile:
-    return profiles_for_identities(environment=environment, identities=[identity])[identity]

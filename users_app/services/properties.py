@@ -6,9 +6,9 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from config.kernel.validation import PropertyValue, is_number
 from users_app.models import Profile, UserProperty, property_key_hash
 from users_app.services.locks import owners_lock
-from users_app.validation import PropertyValue, is_number
 
 
 def properties_add(
@@ -30,7 +30,9 @@ def properties_add(
     with transaction.atomic():
         owners_lock(profile_pk for profile_pk, _ in latest)
         UserProperty.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["profile", "key_hash"],
+            rows,
+            update_conflicts=True,
+            unique_fields=["profile", "key_hash"],
             update_fields=["value", "is_number", "set_at"],
         )
         if removals:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from users_app.errors import InvalidInput
+from config.kernel.errors import InvalidInput
 from users_app.services.environments import environment_create
 
 

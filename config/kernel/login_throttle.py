@@ -3,7 +3,7 @@ the client address it counts failures by."""
 
 import ipaddress
 
-from users_app.api_common import client_ip
+from config.kernel.api import client_ip
 
 
 def _ip_or_none(address: str) -> str | None:

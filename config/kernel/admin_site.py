@@ -17,6 +17,34 @@ from django.http import HttpResponseBadRequest
 from django.urls import reverse
 
 
+def is_cairn_admin(user) -> bool:
+    """Admins are staff; viewers (signed in, not staff) never reach the admin (see admin_site)."""
+    return bool(user.is_active and user.is_staff)
+
+
+class StaffAdminMixin:
+    """Staff are Cairn's admins without per-model permission rows (roles need no table)."""
+
+    def has_module_permission(self, request) -> bool:
+        return is_cairn_admin(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return is_cairn_admin(request.user)
+
+
+class ReadOnlyAdminMixin(StaffAdminMixin):
+    """Inspection, not editing."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class OfferedLookupsOnly:
     """A changelist filters by what it offers, nothing else.
 
@@ -45,8 +73,9 @@ class OfferedLookupsOnly:
         """The filter as ChangeList.get_filters builds it, with no parameters (only its names are wanted)."""
         if callable(list_filter):  # a SimpleListFilter class
             return list_filter(request, {}, self.model, self)
-        field_path, filter_class = (list_filter if isinstance(list_filter, list | tuple)
-                                    else (list_filter, FieldListFilter.create))
+        field_path, filter_class = (
+            list_filter if isinstance(list_filter, list | tuple) else (list_filter, FieldListFilter.create)
+        )
         field = get_fields_from_path(self.model, field_path)[-1]
         return filter_class(field, request, {}, self.model, self, field_path=field_path)
 
@@ -63,8 +92,11 @@ class CairnAdminSite(AdminSite):
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or ModelAdmin
         if not issubclass(admin_class, OfferedLookupsOnly):
-            admin_class = type(admin_class.__name__, (OfferedLookupsOnly, admin_class),
-                               {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__})
+            admin_class = type(
+                admin_class.__name__,
+                (OfferedLookupsOnly, admin_class),
+                {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__},
+            )
         return super().register(model_or_iterable, admin_class, **options)
 
     def admin_view(self, view, cacheable=False):
@@ -73,8 +105,11 @@ class CairnAdminSite(AdminSite):
         def guarded(request, *args, **kwargs):
             # Django would redirect a signed-in non-staff user to the admin login form, which offers to
             # sign in again: for a viewer the honest answer is "forbidden".
-            if (request.user.is_authenticated and not self.has_permission(request)
-                    and request.path != reverse("admin:logout", current_app=self.name)):
+            if (
+                request.user.is_authenticated
+                and not self.has_permission(request)
+                and request.path != reverse("admin:logout", current_app=self.name)
+            ):
                 raise PermissionDenied("Admin pages are for staff.")
             # PostgreSQL text cannot hold NUL: a search, filter or autocomplete term with one is bad input.
             if has_nul(request):
@@ -85,4 +120,4 @@ class CairnAdminSite(AdminSite):
 
 
 class CairnAdminConfig(AdminConfig):
-    default_site = "users_app.admin_site.CairnAdminSite"
+    default_site = "config.kernel.admin_site.CairnAdminSite"

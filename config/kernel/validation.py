@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from users_app.errors import InvalidInput
+from config.kernel.errors import InvalidInput
 from users_app.models import (
     IDENTITY_MAX_LENGTH,
     MAX_USER_ID,
@@ -64,9 +64,7 @@ def check_text(value: str, field: str) -> str:
     "\\u0000" and "\\ud800" escapes): refuse them here rather than fail in the database."""
     # ASCII text always encodes: skip building its UTF-8 copy (most values of a bulk call are ASCII).
     if "\x00" in value or (not value.isascii() and not _encodes_as_utf8(value)):
-        raise InvalidInput(
-            "invalid_text", "Text must not contain NUL characters or unpaired surrogates.", field
-        )
+        raise InvalidInput("invalid_text", "Text must not contain NUL characters or unpaired surrogates.", field)
     return value
 
 
@@ -118,8 +116,7 @@ def parse_app_id(value) -> str:
     if is_finite_number(value) and float(value).is_integer():
         value = str(int(value))
     if not isinstance(value, str) or not value.strip() or len(value) > 64:
-        raise InvalidInput("invalid_app_id", "`app_id` must be a string or number of 1 to 64 characters.",
-                           "app_id")
+        raise InvalidInput("invalid_app_id", "`app_id` must be a string or number of 1 to 64 characters.", "app_id")
     return check_text(value.strip(), "app_id")
 
 
@@ -159,9 +156,7 @@ def parse_identity(value, field: str = "identity") -> str:
     if not value:
         raise InvalidInput("invalid_identity", f"`{field}` is empty.", field)
     if len(value) > IDENTITY_MAX_LENGTH:
-        raise InvalidInput(
-            "invalid_identity", f"`{field}` is longer than {IDENTITY_MAX_LENGTH} characters.", field
-        )
+        raise InvalidInput("invalid_identity", f"`{field}` is longer than {IDENTITY_MAX_LENGTH} characters.", field)
     return check_text(value, field)
 
 
@@ -205,8 +200,13 @@ def _is_plain_entry(key, value, allow_null: bool) -> bool:
     """The common case of a property, checked without building error fields: an ASCII key and an ASCII
     string, an int or a finite float value that the full checks below would return unchanged. Anything
     else (non-ASCII text, bools, nulls, limits) takes the full path, which decides and names the error."""
-    if not (type(key) is str and key.isascii() and 0 < len(key) <= PROPERTY_KEY_MAX_LENGTH
-            and "\x00" not in key and not key.isspace()):
+    if not (
+        type(key) is str
+        and key.isascii()
+        and 0 < len(key) <= PROPERTY_KEY_MAX_LENGTH
+        and "\x00" not in key
+        and not key.isspace()
+    ):
         return False
     if allow_null and key in RESERVED_PROPERTY_KEYS:
         return False
@@ -257,9 +257,7 @@ def parse_timestamp(value, field: str = "timestamp") -> datetime:
         if moment is not None and timezone.is_naive(moment):
             moment = moment.replace(tzinfo=UTC)
     if moment is None:
-        raise InvalidInput(
-            "invalid_timestamp", f"`{field}` must be ISO 8601 or Unix epoch milliseconds.", field
-        )
+        raise InvalidInput("invalid_timestamp", f"`{field}` must be ISO 8601 or Unix epoch milliseconds.", field)
     if not _in_range(moment, now):
         message = f"`{field}` is out of range (2000 to tomorrow)."
         as_seconds = _from_epoch_seconds(value) if is_finite_number(value) else None

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
+from config.kernel.sql import Writes, insert_now_or_with
 from events_app.models import Session
-from events_app.services.rows import Writes, insert_now_or_with
 from users_app.models import Profile, UserProperty, property_key_hash
 
 # Property key -> Session field. The keys are part of the product (reports group by them): never rename.
@@ -90,7 +90,9 @@ def _insert_initial(chosen: dict[int, Session], writes: Writes | None) -> None:
     quote = connection.ops.quote_name
     updated = ", ".join(f"{quote(column)} = excluded.{quote(column)}" for column in ("value", "is_number", "set_at"))
     insert_now_or_with(
-        writes, UserProperty, ("profile_id", "key", "key_hash", "value", "is_number", "set_at"),
+        writes,
+        UserProperty,
+        ("profile_id", "key", "key_hash", "value", "is_number", "set_at"),
         [
             (profile_pk, key, INITIAL_KEY_HASH[key], value, False, session.started_at)
             for profile_pk, session in chosen.items()
@@ -106,10 +108,16 @@ def _first_sessions(profile_ids: list[int]) -> dict[int, int | None]:
     # one OR across both would not use the indexes and scans every session for each profile.
     own = Session.objects.filter(profile_id=OuterRef("pk")).order_by("started_at", "pk")
     merged_in = Session.objects.filter(profile__merged_into_id=OuterRef("pk")).order_by("started_at", "pk")
-    candidates = Profile.objects.filter(pk__in=profile_ids).annotate(
-        own_pk=Subquery(own.values("pk")[:1]), own_at=Subquery(own.values("started_at")[:1]),
-        merged_pk=Subquery(merged_in.values("pk")[:1]), merged_at=Subquery(merged_in.values("started_at")[:1]),
-    ).values_list("pk", "own_at", "own_pk", "merged_at", "merged_pk")
+    candidates = (
+        Profile.objects.filter(pk__in=profile_ids)
+        .annotate(
+            own_pk=Subquery(own.values("pk")[:1]),
+            own_at=Subquery(own.values("started_at")[:1]),
+            merged_pk=Subquery(merged_in.values("pk")[:1]),
+            merged_at=Subquery(merged_in.values("started_at")[:1]),
+        )
+        .values_list("pk", "own_at", "own_pk", "merged_at", "merged_pk")
+    )
     return {
         profile_pk: min(
             ((at, session_pk) for at, session_pk in ((own_at, own_pk), (merged_at, merged_pk)) if session_pk),

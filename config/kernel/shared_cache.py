@@ -26,8 +26,9 @@ def _call(operation: Callable[[], Any], default: Any = None) -> Any:
         return operation()
     except Exception as error:  # noqa: BLE001 - redis-py raises ConnectionError, TimeoutError, OSError...
         if _down_until == 0.0 or _down_until < time.monotonic() - CACHE_DOWN_SECONDS:
-            logger.warning("shared cache unavailable, answering from the database for %s s: %s",
-                           CACHE_DOWN_SECONDS, error)
+            logger.warning(
+                "shared cache unavailable, answering from the database for %s s: %s", CACHE_DOWN_SECONDS, error
+            )
         _down_until = time.monotonic() + CACHE_DOWN_SECONDS
         return default
 

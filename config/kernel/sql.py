@@ -136,7 +136,11 @@ def mark_stored(instance: models.Model) -> models.Model:
 
 
 def insert_now_or_with(
-    writes: "Writes | None", model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], *,
+    writes: "Writes | None",
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[tuple],
+    *,
     on_conflict: str = "",
 ) -> None:
     """Insert the rows with the call's last `writes` when there are some, else at once."""

@@ -1,0 +1,1 @@
+"""The shared kernel: plumbing every app may import and that imports no app (docs/architecture.md)."""
