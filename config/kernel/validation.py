@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from config.kernel.errors import InvalidInput
-from users_app.models import (
+from config.kernel.limits import (
     IDENTITY_MAX_LENGTH,
     MAX_USER_ID,
     PROPERTY_KEY_MAX_LENGTH,
