@@ -5,6 +5,7 @@ Every `import` and `from ... import` counts, including those inside functions (a
 dependency); only `if TYPE_CHECKING:` blocks are left out (they never run)."""
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,18 @@ def test_a_wrong_import_is_caught(tmp_path):
     targets = [target for target, _ in _imported_names(tree, "config.kernel.example", False)]
     assert targets == ["users_app.models"]
     assert USERS not in MAY_IMPORT[layer_of("config.kernel.example")]
+
+
+def test_the_benchmarks_import_what_exists():
+    # bench/ runs only by hand: a module moved by a refactor would otherwise break it silently.
+    missing = []
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in PACKAGES:
+                module = importlib.import_module(node.module)
+                missing += [
+                    f"{path.name}:{node.lineno} {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name) and f"{node.module}.{alias.name}" not in MODULES
+                ]
+    assert not missing, "bench/ imports names that no longer exist:\n" + "\n".join(missing)
