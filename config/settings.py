@@ -136,8 +136,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 elif env_bool("CAIRN_DB_SERVER_SIDE_BINDING", True):
     # PostgreSQL: parameters bound by the server, so psycopg prepares a statement run five times on a
-    # connection and the server skips parsing and planning it again (about 0.25 ms per ingest or identify
-    # statement, measured). Behind PgBouncer in transaction mode (before 1.21) prepared statements break:
+    # connection and the server skips parsing and planning it again (docs/benchmarks.md, "Prepared
+    # statements"). Behind PgBouncer in transaction mode (before 1.21) prepared statements break:
     # set CAIRN_DB_SERVER_SIDE_BINDING=0 there.
     DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
 
@@ -222,8 +222,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A merge is short, but a redelivery must wait for a dead worker's task: the sweep re-queues sooner.
-# max_retries/interval_*: publishing to a Redis that is down gives up after one quick retry (~0.1 s
-# measured) instead of kombu's default ~2 s, so identify answers at once and the sweep queues the merge.
+# max_retries/interval_*: publishing to a Redis that is down gives up after one quick retry instead of
+# kombu's default of about two seconds of retries, so identify answers at once and the sweep queues the merge.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CAIRN_VISIBILITY_TIMEOUT", 600),
     "max_retries": 1,
