@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from config.kernel.sql import rows_insert
 from users_app.models import Environment, MergeRecord, Profile
+from users_app.people import person_pk, person_sql
 from users_app.services.identity_guard import identity_check
 from users_app.services.merges import merge_request
 from users_app.services.profiles import new_user_id
@@ -73,7 +74,9 @@ def _lock_device_and_owner(
         _insert_device(environment, user_id)
     table = Profile._meta.db_table
     # The device's profile, through its tombstone: the same subquery twice (WHERE, and named in each row).
-    device_profile = f"(SELECT COALESCE(merged_into_id, id) FROM {table} WHERE environment_id = %s AND user_id = %s)"
+    device_profile = (
+        f"(SELECT {person_sql('device')} FROM {table} device WHERE device.environment_id = %s AND device.user_id = %s)"
+    )
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = (
         f"SELECT *, {device_profile} AS device_profile_id FROM {table} "
@@ -86,9 +89,9 @@ def _lock_device_and_owner(
     device = next((row for row in rows if row.pk == row.device_profile_id), None)
     if own is None or device is None:
         raise _NewDevice
-    if (own.merged_into_id or own.pk) != device.pk:
+    if person_pk(own) != device.pk:
         raise _StartAgain  # its merge was undone (or it was merged) while we waited for the lock
-    if device.merged_into_id is not None:
+    if device.is_tombstone:
         raise _StartAgain  # merged by a concurrent identify while we waited for its lock
     owner = next((row for row in rows if row.identity == identity), None)
     return device, owner
