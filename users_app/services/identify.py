@@ -7,10 +7,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.kernel.sql import rows_insert
+from users_app.merges.request import merge_request
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.people import person_pk, person_sql
 from users_app.services.identity_guard import identity_check
-from users_app.services.merges import merge_request
 from users_app.services.profiles import new_user_id
 
 # A lost race (see _StartAgain) starts the call again; the next attempt sees the winner.
