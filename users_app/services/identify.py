@@ -1,4 +1,5 @@
-"""`identify` (SPEC 2): the six cases, each a few lines below."""
+"""`identify` (SPEC 2): check the identity (and, for the public endpoint, the rate limits), then the six cases,
+each a few lines below."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from config.kernel.sql import rows_insert
 from users_app.merges.request import merge_request
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.people import person_pk, person_sql
+from users_app.rate_limits import identify_buckets, ingest_admit
 from users_app.services.identity_guard import identity_check
 from users_app.services.profiles import new_user_id
 
@@ -133,9 +135,18 @@ def profile_identify(
     identity,
     trigger: str = MergeRecord.Trigger.IDENTIFY,
     seen_at: datetime | None = None,
+    enforce_rate_limits: bool = False,
 ) -> IdentifyResult:
-    """SPEC 2's six cases. Raises InvalidInput (rule 1) before anything changes."""
+    """SPEC 2's six cases. Raises InvalidInput (rule 1) before anything changes.
+
+    `enforce_rate_limits`: the identify endpoint's calls, of which an identify storm (one user_id, or one
+    identity) gets RateLimited (429), also before anything changes. The browser endpoint admits its whole batch
+    at once (events_app/services/browser.py); seed_demo and other internal callers are not limited."""
     identity = identity_check(environment, identity)
+    if enforce_rate_limits:
+        ingest_admit(
+            environment=environment, items=[identify_buckets(environment, user_id=user_id, identity=identity)]
+        ).raise_if_refused()
     insert_device = False
     for attempt in range(ATTEMPTS):
         try:
