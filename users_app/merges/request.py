@@ -45,8 +45,8 @@ def _merge_state(*, source: Profile, destination: Profile, threshold_since: date
     there are none (then as one row whose property columns are NULL).
 
     Raw SQL (parameterised; portable CASE rather than FILTER) because it runs on every merging identify and
-    the ORM's conditional aggregates cost several times the query itself in CPU. UserProperty.objects.raw
-    applies each backend's converters."""
+    the ORM's conditional aggregates cost more CPU than the query itself (docs/benchmarks.md, "Ingest and
+    merges"). UserProperty.objects.raw applies each backend's converters."""
     open_statuses = [str(status) for status in (*OPEN_STATUSES, MergeRecord.Status.REJECTED)]
     for_this_destination = [str(MergeRecord.Status.HELD), str(MergeRecord.Status.REJECTED)]
     counted_statuses = [str(status) for status in COUNTED_STATUSES]
