@@ -294,9 +294,9 @@ def measure_merges(environment) -> dict[int, tuple[float, float]]:
     from django.db import connection
 
     from events_app.models import Event
+    from users_app.merges.apply import merge_apply
     from users_app.models import MergeRecord, Profile
     from users_app.services.identify import profile_identify
-    from users_app.services.merge_history import merge_apply
 
     results = {}
     for size in (10, 10_000, 100_000):

@@ -235,7 +235,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Merges (users_app/services/merge_history.py): rows moved per batch, an optional pause between batches (throttle
+# Merges (users_app/merges/apply.py): rows moved per batch, an optional pause between batches (throttle
 # on a busy database), and how long a pending/running merge may go without a heartbeat before the sweep
 # re-queues it. Worst case after a worker dies: STALE + SWEEP seconds plus the rest of the merge.
 CAIRN_MERGE_BATCH_SIZE = env_int("CAIRN_MERGE_BATCH_SIZE", 5000)

@@ -1,27 +1,16 @@
 """Reads of reports_app. `report_series` is the one computation behind the page, the CSV export and
 GET /api/v1/reports/query, so they can never disagree.
 
-Who an event belongs to: COALESCE(profile.merged_into_id, profile_id). When identify merges P into Q, P
-becomes a tombstone at once but its events keep profile=P until the merge task moves them; counting the
-tombstone's destination makes merged people count once from the moment identify returns. A user property
-is read from that person's row (Heap-style: the current value applies to all of the person's events).
+Who an event belongs to is its person (users_app/people.py): a tombstone's events count as its destination's
+from the moment identify returns, before the merge task moves them, so merged people count once. A user
+property is read from that person's row (Heap-style: the current value applies to all of the person's events).
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from django.db import connections
-from django.db.models import (
-    Case,
-    Count,
-    F,
-    FilteredRelation,
-    Q,
-    QuerySet,
-    TextField,
-    Value,
-    When,
-)
+from django.db.models import Count, F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
 
 from events_app.models import Event
@@ -29,6 +18,7 @@ from reports_app.json_text import PropertyText
 from reports_app.models import SavedReport
 from reports_app.query import ReportQuery
 from users_app.models import Environment, Profile, UserProperty, property_key_hash
+from users_app.people import person_expression, person_property, person_sql
 
 NONE_GROUP = "(none)"
 OTHER_GROUP = "Other"
@@ -111,28 +101,13 @@ class _Expressions:
         self.aliases = 0
 
     def person(self):
-        return Coalesce(F("profile__merged_into_id"), F("profile_id"))
+        return person_expression("profile__")
 
     def user_property(self, key: str):
-        """The person's current value of `key`: the destination's row for a tombstone's events, else the
-        owner's own row. Two LEFT JOINs on (profile, key_hash), which the unique index serves."""
-        key_hash = property_key_hash(key)
+        """The person's current value of `key` (two LEFT JOINs, each its own alias in this queryset)."""
         self.aliases += 1
-        own, merged = f"own_prop_{self.aliases}", f"merged_prop_{self.aliases}"
-        self.queryset = self.queryset.alias(
-            **{
-                own: FilteredRelation("profile__properties", condition=Q(profile__properties__key_hash=key_hash)),
-                merged: FilteredRelation(
-                    "profile__merged_into__properties",
-                    condition=Q(profile__merged_into__properties__key_hash=key_hash),
-                ),
-            }
-        )
-        return Case(
-            When(profile__merged_into_id__isnull=False, then=F(f"{merged}__value")),
-            default=F(f"{own}__value"),
-            output_field=TextField(),
-        )
+        self.queryset, value = person_property(self.queryset, property_key_hash(key), alias=f"prop_{self.aliases}")
+        return value
 
     def event_property(self, key: str):
         # Cast so numbers group and compare as text on both databases (SQLite's ->> keeps the JSON type).
@@ -257,12 +232,12 @@ def _postgresql_rows(
     (GROUPING SETS) instead of a second scan of the events.
 
     The ORM builds the inner query (the filters, the bucket, the event's profile id); around it, the person
-    and their property are joined as plain SQL would: profile, then the property row of
-    COALESCE(merged_into_id, id). Written on the profile's own columns, the planner can join profiles to
-    their properties first and the events once; the ORM's version (a tombstone's destination reached through
-    two more joins, and the profile id taken from the event) made hash joins spill to disk at 10M events.
-    Only fixed text (table names from the models) is added around the ORM's SQL; every value is a
-    parameter."""
+    and their property are joined as plain SQL would: profile, then the property row of the person
+    (people.person_sql). Written on the profile's own columns, the planner can join profiles to their
+    properties first and the events once; the ORM's version (a tombstone's destination reached through two
+    more joins, and the profile id taken from the event) was much slower on large tables (docs/benchmarks.md,
+    "Graph reports"). Only fixed text (table names from the models) is added around the ORM's SQL; every value
+    is a parameter."""
     connection = connections[base.db]
     quote = connection.ops.quote_name
     group_by = query.group_by
@@ -278,7 +253,7 @@ def _postgresql_rows(
         columns["report_item"] = F("session_id")
     inner_sql, inner_params = base.annotate(**columns).values(*columns).order_by().query.sql_with_params()
 
-    person_sql = "COALESCE(report_profile.merged_into_id, report_profile.id)"
+    person = person_sql("report_profile")
     joins, join_params = [], []
     if needs_person:
         joins.append(
@@ -287,7 +262,7 @@ def _postgresql_rows(
     if group_by is not None and group_by.scope == "user":
         joins.append(
             f"LEFT JOIN {quote(UserProperty._meta.db_table)} report_property "
-            f"ON report_property.profile_id = {person_sql} AND report_property.key_hash = %s"
+            f"ON report_property.profile_id = {person} AND report_property.key_hash = %s"
         )
         join_params.append(property_key_hash(group_by.key))
         group_sql, group_params = "COALESCE(report_property.value, %s)", [NONE_GROUP]
@@ -295,7 +270,7 @@ def _postgresql_rows(
         group_sql, group_params = "report_rows.report_group", []
     else:
         group_sql, group_params = "%s", [ALL_GROUP]
-    item_sql = {"unique_users": person_sql, "sessions": "report_rows.report_item", "events": "NULL"}[query.measure]
+    item_sql = {"unique_users": person, "sessions": "report_rows.report_item", "events": "NULL"}[query.measure]
     rows_sql = (
         f"SELECT report_rows.report_bucket AS bucket, {group_sql} AS grp, {item_sql} AS item "
         f"FROM ({inner_sql}) AS report_rows {' '.join(joins)}"

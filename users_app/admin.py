@@ -21,10 +21,11 @@ from django.utils.http import urlencode
 from config.kernel.admin_site import ReadOnlyAdminMixin, StaffAdminMixin, is_cairn_admin
 from config.kernel.errors import InvalidInput
 from config.kernel.validation import user_id_term
+from users_app.merges.actions import merge_approve, merge_reject, merge_retry
+from users_app.merges.undo import merge_undo
 from users_app.models import Environment, MergeAction, MergeRecord, Profile, UserProperty
 from users_app.selectors import identities_absorbing
 from users_app.services.environments import environment_create, environment_rotate_api_key
-from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
 from users_app.services.tracker_snippet import tracker_snippet
 
 
@@ -227,7 +228,7 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
 
 # ---- Merge records --------------------------------------------------------------------------------------
 
-# name -> (service in users_app.services.merge_actions, statuses it applies to, past tense)
+# name -> (service in users_app/merges/actions.py or undo.py, statuses it applies to, past tense)
 MERGE_ACTIONS = {
     "approve": (merge_approve, (MergeRecord.Status.HELD,), "approved"),
     "reject": (merge_reject, (MergeRecord.Status.HELD,), "rejected"),

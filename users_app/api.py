@@ -19,8 +19,8 @@ from config.kernel.schema import (
 from config.kernel.validation import ascii_decimal, parse_identity, parse_timestamp, parse_user_id
 from users_app.api_access import IngestApi, ReadApi
 from users_app.forms import parse_user_query
+from users_app.merges.queue import publish_after_response
 from users_app.models import MergeRecord
-from users_app.rate_limits import identify_buckets, ingest_admit
 from users_app.schema import WRITTEN_IDENTITY, user_query_parameters
 from users_app.selectors import (
     merge_as_dict,
@@ -32,8 +32,6 @@ from users_app.selectors import (
     user_timeline,
 )
 from users_app.services.identify import profile_identify
-from users_app.services.identity_guard import identity_check
-from users_app.services.merges import publish_after_response
 
 API_KEY_HELP = (
     "The environment's API key, for clients that cannot send `Authorization: Bearer <api key>` (preferred). "
@@ -98,17 +96,13 @@ class IdentifyApi(IngestApi):
         user_id = parse_user_id(body.get("user_id"))
         parse_identity(body.get("identity"))  # field errors before the block list, for clearer messages
         seen_at = parse_timestamp(body.get("timestamp"))
-        identity = identity_check(environment, body.get("identity"))
-        # An identify storm (one user_id, or one identity) gets 429 here, before anything changes.
-        ingest_admit(
-            environment=environment, items=[identify_buckets(environment, user_id=user_id, identity=identity)]
-        ).raise_if_refused()
         result = profile_identify(
             environment=environment,
             user_id=user_id,
-            identity=identity,
+            identity=body.get("identity"),
             seen_at=seen_at,
             trigger=MergeRecord.Trigger.SERVER,
+            enforce_rate_limits=True,  # the block list, then an identify storm's 429, before anything changes
         )
         merge = result.merge
         return Response(

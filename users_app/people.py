@@ -6,12 +6,18 @@ the merge task has moved them yet (`merged_into` is set in identify's transactio
 every read of "this person's X" asks this module instead of spelling the rule out again:
 
 - `person_of(profile)` / `person_pk(profile)`: the person a profile belongs to;
-- `person_member_pks(person_pks)` / `person_members(profile)`: the profiles whose rows count as a person's;
-- `person_expression("profile__")`: the same rule as an ORM expression on a relation to a profile;
-- `person_sql("alias")`: and as raw SQL on a joined profile row, for queries written by hand.
+- `is_person()`: the condition "this profile is a person" (live), for filters;
+- `person_member_pks(person_pks)` / `person_pks_by_member(person_pks)` / `person_members(profile)`: the
+  profiles whose rows count as a person's;
+- `person_rows_exist(rows, person)`: some of these rows (events, sessions) are the person's;
+- `person_expression("profile__")`: the person as an ORM expression on a relation to a profile;
+- `person_property(queryset, key_hash)`: the person's value of a user property, on such a relation;
+- `person_sql("alias")`: the person as raw SQL on a joined profile row, for queries written by hand.
 """
 
-from django.db.models import Expression, F, Q, QuerySet
+from collections.abc import Iterable
+
+from django.db.models import Case, Exists, Expression, F, FilteredRelation, Q, QuerySet, TextField, When
 from django.db.models.functions import Coalesce
 
 from users_app.models import Profile
@@ -27,27 +33,77 @@ def person_of(profile: Profile) -> Profile:
     return profile.merged_into if profile.merged_into_id else profile
 
 
-def person_member_pks(person_pks: set[int] | list[int]) -> set[int]:
+def is_person(relation: str = "") -> Q:
+    """The profile (reached through `relation`, "" on profiles themselves) is a person: live, not a tombstone."""
+    return Q(**{f"{relation}merged_into__isnull": True})
+
+
+def person_pks_by_member(person_pks: Iterable[int]) -> dict[int, int]:
+    """{member profile's pk: its person's pk} for these people: each person is its own member, and so is every
+    profile merged into it. The merged-in profiles are looked up on their own (an indexed lookup): an OR across
+    a join to profiles cannot use an index and made PostgreSQL scan every row of every environment."""
+    person_of_member = {pk: pk for pk in person_pks}
+    person_of_member.update(
+        Profile.objects.filter(merged_into_id__in=list(person_of_member)).values_list("pk", "merged_into_id")
+    )
+    return person_of_member
+
+
+def person_member_pks(person_pks: Iterable[int]) -> set[int]:
     """The profiles whose rows count as these people's: the people themselves and every profile merged into
-    them. The merged-in profiles are looked up on their own (an indexed lookup): an OR across a join to
-    profiles cannot use an index and made PostgreSQL scan every row of every environment."""
-    person_pks = set(person_pks)
-    return person_pks | set(Profile.objects.filter(merged_into_id__in=person_pks).values_list("pk", flat=True))
+    them."""
+    return set(person_pks_by_member(person_pks))
 
 
 def person_members(profile: Profile) -> QuerySet:
     """Ids (`values("pk")`, for `__in` subqueries) of the profiles whose rows are this profile's person's when
     read from this profile: itself plus every profile merged into it, including merges whose task has not moved
     the rows yet. A tombstone read on its own (the admin's inspection of it) counts only itself."""
-    if profile.merged_into_id:
+    if profile.is_tombstone:
         return Profile.objects.filter(pk=profile.pk).values("pk")
     return Profile.objects.filter(Q(pk=profile.pk) | Q(merged_into_id=profile.pk)).values("pk")
+
+
+def person_rows_exist(rows: QuerySet, person, relation: str = "profile__") -> Q:
+    """Some of `rows` (reaching a profile through `relation`) are the person `person`'s (a primary key or an
+    OuterRef): rows of the person's own profile or of a profile merged into it. Two EXISTS, one per index
+    lookup, rather than one over an OR across the join."""
+    own = rows.filter(**{f"{relation}id": person})
+    merged_in = rows.filter(**{f"{relation}merged_into_id": person})
+    return Q(Exists(own)) | Q(Exists(merged_in))
 
 
 def person_expression(relation: str = "") -> Expression:
     """The person's primary key for rows that reach a profile through `relation` ("profile__" for events and
     sessions, "" on profiles themselves)."""
     return Coalesce(F(f"{relation}merged_into_id"), F(f"{relation}id"))
+
+
+def person_property(
+    queryset: QuerySet, key_hash: str, *, alias: str, relation: str = "profile__"
+) -> tuple[QuerySet, Expression]:
+    """The person's current value of one user property, for rows that reach a profile through `relation`: the
+    destination's row for a tombstone's rows, else the profile's own (Heap-style: the current value applies to
+    all of the person's rows). Returns `queryset` with two LEFT JOINs on (profile, key_hash), which the unique
+    index serves, named `own_<alias>` and `merged_<alias>`, and the value as an expression on them."""
+    own, merged = f"own_{alias}", f"merged_{alias}"
+    queryset = queryset.alias(
+        **{
+            own: FilteredRelation(
+                f"{relation}properties", condition=Q(**{f"{relation}properties__key_hash": key_hash})
+            ),
+            merged: FilteredRelation(
+                f"{relation}merged_into__properties",
+                condition=Q(**{f"{relation}merged_into__properties__key_hash": key_hash}),
+            ),
+        }
+    )
+    value = Case(
+        When(**{f"{relation}merged_into_id__isnull": False}, then=F(f"{merged}__value")),
+        default=F(f"{own}__value"),
+        output_field=TextField(),
+    )
+    return queryset, value
 
 
 def person_sql(profile_alias: str) -> str:

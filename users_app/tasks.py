@@ -1,22 +1,28 @@
-"""Celery adapters for users_app services. Task names are a public interface: never rename them."""
+"""Celery adapters for users_app services: take ids, call one service, own the retry policy. Task names are a
+public interface (queued messages outlive deploys): never rename them. users_app/merges/queue.py publishes
+`cairn.merge_apply` by this name.
+
+Each task imports its service when it runs (HackSoft's pattern): loading the adapters, which every process does
+at start-up (users_app/apps.py) so that the queue finds them, does not load the merge services."""
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from users_app.services.merge_history import merge_apply, merge_mark_failed
-from users_app.services.merge_sweep import merge_sweep
+from users_app.merges.queue import MERGE_APPLY_TASK
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 
 @shared_task(
-    name="cairn.merge_apply",
+    name=MERGE_APPLY_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=6,
 )
 def merge_apply_task(self, merge_id: int) -> str:
+    from users_app.merges.apply import merge_apply, merge_mark_failed
+
     try:
         return merge_apply(merge_id=merge_id).status
     except TRANSIENT_ERRORS as error:
@@ -34,4 +40,6 @@ def merge_apply_task(self, merge_id: int) -> str:
 @shared_task(name="cairn.merge_sweep", ignore_result=True, acks_late=False)
 def merge_sweep_task() -> int:
     """Beat runs this every CAIRN_MERGE_SWEEP_SECONDS (config/settings.py CELERY_BEAT_SCHEDULE)."""
+    from users_app.merges.sweep import merge_sweep
+
     return merge_sweep()

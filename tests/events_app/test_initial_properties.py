@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from users_app.merges.apply import merge_apply
+from users_app.merges.undo import merge_undo
 from users_app.models import MergeRecord, Profile
 from users_app.services.initial_properties import INITIAL_PROPERTY_FIELDS
-from users_app.services.merge_actions import merge_undo
-from users_app.services.merge_history import merge_apply
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"

@@ -23,9 +23,9 @@ import pytest
 
 from events_app.services.ingest import track_ingest, user_properties_ingest
 from reports_app.query import PropertyRef, ReportQuery, filter_parse
+from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord
 from users_app.services.identify import profile_identify
-from users_app.services.merge_history import merge_apply
 
 FROM, TO = date(2026, 11, 2), date(2026, 11, 15)
 

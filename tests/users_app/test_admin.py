@@ -299,7 +299,7 @@ def test_identities_page_ranks_the_identity_that_absorbed_the_most(staff, enviro
 
 def test_identities_page_counts_held_and_rejected_merges_apart_from_the_profiles_merged_in(staff, boss, merges):
     # Found by QA: held and rejected merges were shown as "Profiles merged in".
-    from users_app.services.merge_actions import merge_reject
+    from users_app.merges.actions import merge_reject
 
     merge_reject(merge_id=merges[202].pk, actor=boss)
     anonymous_visitor(merges[202].environment, 203)

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from events_app.models import Event, Session
 from tests.conftest import wait_for
+from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord, Profile
-from users_app.services.merge_history import merge_apply
 
 DEVICES = 20
 EVENTS_PER_DEVICE = 3

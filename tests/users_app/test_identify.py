@@ -6,8 +6,8 @@ import pytest
 from django.utils import timezone
 
 from events_app.models import Event, Session
+from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord, Profile
-from users_app.services.merge_history import merge_apply
 
 pytestmark = pytest.mark.django_db
 

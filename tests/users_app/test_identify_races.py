@@ -160,9 +160,9 @@ def test_an_identify_waiting_for_an_undo_of_its_devices_merge_sees_the_device_as
     held by an admin undoing 8200's merge. Once the undo commits, 8200 is its own anonymous user again: the
     call must take bob for it (SPEC 2 rule 3), not treat alice as the device (which would create a new
     profile for bob and switch the client to it)."""
-    from users_app.services import merge_actions
+    from users_app.merges import undo
+    from users_app.merges.apply import merge_apply
     from users_app.services.identify import profile_identify
-    from users_app.services.merge_history import merge_apply
 
     admin = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
     calls.track(identity="alice")
@@ -170,17 +170,17 @@ def test_an_identify_waiting_for_an_undo_of_its_devices_merge_sees_the_device_as
     record = profile_identify(environment=environment, user_id=8200, identity="alice").merge
     merge_apply(merge_id=record.pk)
     locked, release = threading.Event(), threading.Event()
-    original_refusals = merge_actions._undo_refusals
+    original_refusals = undo._undo_refusals
 
     def paused_refusals(*args):  # runs with both profiles locked
         locked.set()
         release.wait(30)
         return original_refusals(*args)
 
-    monkeypatch.setattr(merge_actions, "_undo_refusals", paused_refusals)
+    monkeypatch.setattr(undo, "_undo_refusals", paused_refusals)
     answers = []
 
-    undoing = in_thread(lambda: merge_actions.merge_undo(merge_id=record.pk, actor=admin))
+    undoing = in_thread(lambda: undo.merge_undo(merge_id=record.pk, actor=admin))
     undoing.start()
     assert locked.wait(30)
     waiting = in_thread(lambda: answers.append(profile_identify(environment=environment, user_id=8200, identity="bob")))

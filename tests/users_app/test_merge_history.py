@@ -1,4 +1,4 @@
-"""The merge task's work (users_app/services/merge_history.py): large histories move in bounded batches on
+"""The merge task's work (users_app/merges/apply.py): large histories move in bounded batches on
 parallel streams, every row exactly once, with counts that are right even when a run stops half-way.
 
 These tests commit (transactional_db): the streams run on connections of their own, which would not see a
@@ -12,11 +12,11 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from events_app.models import Event, Session
+from users_app.merges import apply
+from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord, Profile
-from users_app.services import merge_history
 from users_app.services.environments import environment_create
 from users_app.services.identify import profile_identify
-from users_app.services.merge_history import merge_apply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,7 +93,7 @@ def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committe
     source = history(committed_environment, 6, events=3_000, sessions=10)
     record = merge_of(committed_environment, source)
     moves = []
-    real_move = merge_history._move_range
+    real_move = apply._move_range
 
     def dies_after_four_batches(model, key_range, **kwargs):
         if len(moves) == 4:
@@ -101,7 +101,7 @@ def test_a_run_that_died_half_way_is_continued_and_counts_nothing_twice(committe
         moves.append(key_range)
         return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_range", dies_after_four_batches)
+    monkeypatch.setattr(apply, "_move_range", dies_after_four_batches)
     with pytest.raises(OperationalError):
         merge_apply(merge_id=record.pk)
     monkeypatch.undo()  # the next run's worker is healthy
@@ -125,7 +125,7 @@ def test_streams_stop_when_the_merge_stops_running(committed_environment, settin
     settings.CAIRN_MERGE_STREAMS = 2
     source = history(committed_environment, 7, events=4_000, sessions=4)
     record = merge_of(committed_environment, source)
-    real_move = merge_history._move_range
+    real_move = apply._move_range
     calls = []
 
     def marks_failed_after_two(model, key_range, **kwargs):
@@ -134,7 +134,7 @@ def test_streams_stop_when_the_merge_stops_running(committed_environment, settin
             MergeRecord.objects.filter(pk=record.pk).update(status="failed", last_error="marked by the test")
         return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_range", marks_failed_after_two)
+    monkeypatch.setattr(apply, "_move_range", marks_failed_after_two)
     result = merge_apply(merge_id=record.pk)
     monkeypatch.undo()
 
@@ -152,14 +152,14 @@ def test_an_error_on_a_stream_reaches_the_task(committed_environment, settings, 
     settings.CAIRN_MERGE_STREAMS = 2
     source = history(committed_environment, 8, events=1_500, sessions=2)
     record = merge_of(committed_environment, source)
-    real_move = merge_history._move_range
+    real_move = apply._move_range
 
     def fails_on_events(model, key_range, **kwargs):
         if model is Event:
             raise OperationalError("deadlock detected")
         return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_range", fails_on_events)
+    monkeypatch.setattr(apply, "_move_range", fails_on_events)
     with pytest.raises(OperationalError, match="deadlock"):
         merge_apply(merge_id=record.pk)
     # The task's retry policy (users_app/tasks.py) decides what happens next; nothing was lost meanwhile.
@@ -188,7 +188,7 @@ def test_a_session_continued_during_the_walk_still_moves(committed_environment, 
     settings.CAIRN_MERGE_STREAMS = 1
     source = history(committed_environment, 10, events=12, sessions=10)
     record = merge_of(committed_environment, source)
-    real_move = merge_history._move_range
+    real_move = apply._move_range
     session_batches, continued = [], []
 
     def continues_a_session(model, key_range, **kwargs):
@@ -201,7 +201,7 @@ def test_a_session_continued_during_the_walk_still_moves(committed_environment, 
                 Session.objects.filter(pk=last.pk).update(ended_at=timezone.now() + timedelta(days=1))
         return real_move(model, key_range, **kwargs)
 
-    monkeypatch.setattr(merge_history, "_move_range", continues_a_session)
+    monkeypatch.setattr(apply, "_move_range", continues_a_session)
     record = merge_apply(merge_id=record.pk)
 
     assert len(continued) == 1 and len(session_batches) >= 3
@@ -219,7 +219,7 @@ def test_the_batches_alone_move_a_quiet_history(
     settings.CAIRN_MERGE_STREAMS = streams
     source = history(committed_environment, 11, events=events, sessions=20)
     record = merge_of(committed_environment, source)
-    real_move_all, left_for_the_last_step = merge_history._move_all, []
+    real_move_all, left_for_the_last_step = apply._move_all, []
 
     def then_counts_what_is_left(*args):
         still_running = real_move_all(*args)
@@ -228,7 +228,7 @@ def test_the_batches_alone_move_a_quiet_history(
         )
         return still_running
 
-    monkeypatch.setattr(merge_history, "_move_all", then_counts_what_is_left)
+    monkeypatch.setattr(apply, "_move_all", then_counts_what_is_left)
     record = merge_apply(merge_id=record.pk)
 
     assert left_for_the_last_step == [(0, 0)]

@@ -9,10 +9,11 @@ from django.utils import timezone
 
 from config.kernel.errors import InvalidInput
 from events_app.models import Event, Session
+from users_app.merges.actions import merge_approve, merge_reject, merge_retry
+from users_app.merges.apply import merge_apply, merge_mark_failed
+from users_app.merges.sweep import merge_sweep
+from users_app.merges.undo import merge_undo
 from users_app.models import MergeAction, MergeRecord, Profile
-from users_app.services.merge_actions import merge_approve, merge_reject, merge_retry, merge_undo
-from users_app.services.merge_history import merge_apply, merge_mark_failed
-from users_app.services.merge_sweep import merge_sweep
 
 pytestmark = pytest.mark.django_db
 

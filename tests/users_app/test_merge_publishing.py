@@ -1,5 +1,5 @@
 """When a merge task is queued: after identify's transaction commits, and, for the identify API, only once
-its response has been sent (users_app/services/merges.py, publish_after_response)."""
+its response has been sent (users_app/merges/queue.py, publish_after_response)."""
 
 import base64
 import json
@@ -7,10 +7,10 @@ import json
 import pytest
 from django.core.signals import request_finished, request_started
 
+from users_app.merges import queue
+from users_app.merges.queue import publish_after_response
 from users_app.models import MergeRecord, Profile
-from users_app.services import merges
 from users_app.services.identify import profile_identify
-from users_app.services.merges import publish_after_response
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def nothing_left_waiting():
     yield
-    merges._this_request.merge_ids = None
+    queue._this_request.merge_ids = None
 
 
 def queued_merge_ids(redis_broker) -> list[int]:

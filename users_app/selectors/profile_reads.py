@@ -19,26 +19,21 @@ from users_app.models import (
     Profile,
     UserProperty,
 )
-
-
-def profile_members(profile: Profile) -> QuerySet:
-    """Ids of the profiles whose rows count as this person's: itself plus every profile merged into it,
-    including merges whose task has not moved the rows yet. A tombstone counts only what it recorded."""
-    if profile.merged_into_id:
-        return Profile.objects.filter(pk=profile.pk).values("pk")
-    return Profile.objects.filter(Q(pk=profile.pk) | Q(merged_into_id=profile.pk)).values("pk")
+from users_app.people import person_members
 
 
 def profile_events(profile: Profile) -> QuerySet:
-    if profile.merged_into_id:
+    """The person's events (users_app/people.py); a tombstone read on its own: the events first recorded on it."""
+    if profile.is_tombstone:
         return Event.objects.filter(original_profile_id=profile.pk)
-    return Event.objects.filter(profile_id__in=profile_members(profile))
+    return Event.objects.filter(profile_id__in=person_members(profile))
 
 
 def profile_sessions(profile: Profile) -> QuerySet:
-    if profile.merged_into_id:
+    """The person's sessions; a tombstone read on its own: the sessions first recorded on it."""
+    if profile.is_tombstone:
         return Session.objects.filter(original_profile_id=profile.pk)
-    return Session.objects.filter(profile_id__in=profile_members(profile))
+    return Session.objects.filter(profile_id__in=person_members(profile))
 
 
 def profile_get(*, environment: Environment, user_id: int | None = None, identity: str | None = None) -> Profile:

@@ -19,6 +19,7 @@ from users_app.models import (
     UserProperty,
     property_key_hash,
 )
+from users_app.people import is_person, person_pk, person_pks_by_member, person_rows_exist
 
 # ---- The Users view and its JSON twin (GET /api/v1/users/search) ----------------------------------------
 # One selector serves the HTML list and the read API, so the two can never disagree. Pagination is keyset
@@ -113,9 +114,7 @@ def _member_sessions_exist(since: datetime | None, until: datetime) -> Q:
     bounds = {"started_at__lt": until}
     if since is not None:
         bounds["ended_at__gte"] = since
-    own = Session.objects.filter(profile_id=OuterRef("pk"), **bounds)
-    merged_in = Session.objects.filter(profile__merged_into_id=OuterRef("pk"), **bounds)
-    return Q(Exists(own)) | Q(Exists(merged_in))
+    return person_rows_exist(Session.objects.filter(**bounds), OuterRef("pk"))
 
 
 def _search_condition(environment: Environment, term: str) -> Q:
@@ -125,17 +124,15 @@ def _search_condition(environment: Environment, term: str) -> Q:
     condition = Q(identity__gte=term, identity__lt=term + "\U0010ffff", identity__startswith=term)
     user_id = user_id_term(term)
     if user_id is not None:
-        named = (
-            Profile.objects.filter(environment=environment, user_id=user_id).values_list("pk", "merged_into_id").first()
-        )
+        named = Profile.objects.filter(environment=environment, user_id=user_id).only("merged_into_id").first()
         if named is not None:
-            condition |= Q(pk=named[1] or named[0])
+            condition |= Q(pk=person_pk(named))
     return condition
 
 
 def users_matching(*, environment: Environment, filters: UserFilters) -> QuerySet:
     """Live profiles (not tombstones) of the environment that match the filters, unordered."""
-    profiles = Profile.objects.filter(environment=environment, merged_into__isnull=True)
+    profiles = Profile.objects.filter(is_person(), environment=environment)
     if filters.since is not None:
         profiles = profiles.filter(last_seen__gte=filters.since)
     if filters.until is not None:
@@ -178,8 +175,7 @@ def _decode_user_cursor(cursor: str) -> tuple[datetime | None, int]:
 def session_counts(profile_ids: list[int]) -> dict[int, int]:
     """Sessions per live profile, including those of profiles merged into it whose merge task has not moved
     them yet (the same rule as `profile_sessions`). Two queries for a whole page."""
-    owner_of = {pk: pk for pk in profile_ids}
-    owner_of.update(Profile.objects.filter(merged_into_id__in=profile_ids).values_list("pk", "merged_into_id"))
+    owner_of = person_pks_by_member(profile_ids)
     counts = dict.fromkeys(profile_ids, 0)
     per_profile = (
         Session.objects.filter(profile_id__in=list(owner_of)).values("profile_id").annotate(sessions=Count("pk"))

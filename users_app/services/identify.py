@@ -1,4 +1,5 @@
-"""`identify` (SPEC 2): the six cases, each a few lines below."""
+"""`identify` (SPEC 2): check the identity (and, for the public endpoint, the rate limits), then the six cases,
+each a few lines below."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -7,9 +8,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.kernel.sql import rows_insert
+from users_app.merges.request import merge_request
 from users_app.models import Environment, MergeRecord, Profile
+from users_app.people import person_pk, person_sql
+from users_app.rate_limits import identify_buckets, ingest_admit
 from users_app.services.identity_guard import identity_check
-from users_app.services.merges import merge_request
 from users_app.services.profiles import new_user_id
 
 # A lost race (see _StartAgain) starts the call again; the next attempt sees the winner.
@@ -73,7 +76,9 @@ def _lock_device_and_owner(
         _insert_device(environment, user_id)
     table = Profile._meta.db_table
     # The device's profile, through its tombstone: the same subquery twice (WHERE, and named in each row).
-    device_profile = f"(SELECT COALESCE(merged_into_id, id) FROM {table} WHERE environment_id = %s AND user_id = %s)"
+    device_profile = (
+        f"(SELECT {person_sql('device')} FROM {table} device WHERE device.environment_id = %s AND device.user_id = %s)"
+    )
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = (
         f"SELECT *, {device_profile} AS device_profile_id FROM {table} "
@@ -86,9 +91,9 @@ def _lock_device_and_owner(
     device = next((row for row in rows if row.pk == row.device_profile_id), None)
     if own is None or device is None:
         raise _NewDevice
-    if (own.merged_into_id or own.pk) != device.pk:
+    if person_pk(own) != device.pk:
         raise _StartAgain  # its merge was undone (or it was merged) while we waited for the lock
-    if device.merged_into_id is not None:
+    if device.is_tombstone:
         raise _StartAgain  # merged by a concurrent identify while we waited for its lock
     owner = next((row for row in rows if row.identity == identity), None)
     return device, owner
@@ -130,9 +135,18 @@ def profile_identify(
     identity,
     trigger: str = MergeRecord.Trigger.IDENTIFY,
     seen_at: datetime | None = None,
+    enforce_rate_limits: bool = False,
 ) -> IdentifyResult:
-    """SPEC 2's six cases. Raises InvalidInput (rule 1) before anything changes."""
+    """SPEC 2's six cases. Raises InvalidInput (rule 1) before anything changes.
+
+    `enforce_rate_limits`: the identify endpoint's calls, of which an identify storm (one user_id, or one
+    identity) gets RateLimited (429), also before anything changes. The browser endpoint admits its whole batch
+    at once (events_app/services/browser.py); seed_demo and other internal callers are not limited."""
     identity = identity_check(environment, identity)
+    if enforce_rate_limits:
+        ingest_admit(
+            environment=environment, items=[identify_buckets(environment, user_id=user_id, identity=identity)]
+        ).raise_if_refused()
     insert_device = False
     for attempt in range(ATTEMPTS):
         try:

@@ -33,7 +33,7 @@ def owners_lock(profile_pks: Iterable[int | None]) -> dict[int, Profile]:
     """profiles_lock for the owners of new activity (events, sessions, properties): raises
     OwnerMergedMeanwhile if one of them turned out to be a tombstone under the lock."""
     locked = profiles_lock(profile_pks)
-    if any(profile.merged_into_id is not None for profile in locked.values()):
+    if any(profile.is_tombstone for profile in locked.values()):
         raise OwnerMergedMeanwhile
     return locked
 

@@ -1,5 +1,5 @@
 """The beat sweep (SPEC 5): re-queues merges whose task was lost, and re-homes rows written for a tombstone
-whose merge was undone meanwhile. The task itself is in merge_history.py."""
+whose merge was undone meanwhile. The task's work is in apply.py."""
 
 from datetime import datetime, timedelta
 
@@ -8,8 +8,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from events_app.models import Event, Session
+from users_app.merges.queue import merge_publish
 from users_app.models import MergeAction, MergeRecord, Profile
-from users_app.services.merges import publish
+from users_app.people import is_person
 
 # The sweep queues at most this many merges per run; the rest wait for the next run.
 SWEEP_LIMIT = 500
@@ -23,7 +24,7 @@ def _repair_reverted(since: datetime) -> None:
     for source_id in MergeAction.objects.filter(
         action="undo", created_at__gte=since, merge__status=MergeRecord.Status.REVERTED
     ).values_list("merge__source_id", flat=True):
-        if Profile.objects.filter(pk=source_id, merged_into__isnull=True).exists():
+        if Profile.objects.filter(is_person(), pk=source_id).exists():
             for model in (Event, Session):
                 model.objects.filter(original_profile_id=source_id).exclude(profile_id=source_id).update(
                     profile_id=source_id
@@ -45,7 +46,7 @@ def merge_sweep() -> int:
     )
     queued = 0
     for merge_id in stuck:
-        if not publish(merge_id):
+        if not merge_publish(merge_id=merge_id):
             break  # the broker is still down: the next sweep tries again
         # Queued now: give the worker a full stale period before queuing it again.
         MergeRecord.objects.filter(

@@ -1,96 +1,25 @@
-"""What admins can do with a merge (SPEC 5): approve or reject a held merge, retry a failed one, undo a
-finished one. Each action runs in one transaction, refuses clearly (InvalidInput) rather than corrupting
-data, and leaves a MergeAction row naming who did it and when."""
+"""Undoing a finished merge (SPEC 5): the source comes back as its own user with its own history and
+properties, the destination gets back what the merge replaced. Refused, clearly, when later activity depends
+on the merge (`_undo_refusals`); like the other admin actions (actions.py) it runs in one transaction and
+leaves a MergeAction row."""
 
 from django.db import transaction
 from django.db.models import Max, Min, Q, QuerySet
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.kernel.errors import InvalidInput, NotFound
 from events_app.models import Event, Session
+from users_app.merges.actions import action_record, action_refusal, merge_locked
+from users_app.merges.request import COUNTED_STATUSES, OPEN_STATUSES, property_snapshot
 from users_app.models import (
     INITIAL_PROPERTY_PREFIX,
-    MergeAction,
     MergeRecord,
     Profile,
     UserProperty,
     property_key_hash,
 )
+from users_app.people import person_members, person_pk
 from users_app.services.initial_properties import initial_properties_recompute
 from users_app.services.locks import profiles_lock
-from users_app.services.merges import (
-    COUNTED_STATUSES,
-    OPEN_STATUSES,
-    merge_enqueue,
-    merge_redirect,
-    property_snapshot,
-)
-
-
-def _locked_record(merge_id: int) -> MergeRecord:
-    record = MergeRecord.objects.select_for_update().filter(pk=merge_id).first()
-    if record is None:
-        raise NotFound(f"There is no merge #{merge_id}.", field="merge_id")
-    return record
-
-
-def _audit(record: MergeRecord, action: str, actor, note: str = "") -> None:
-    MergeAction.objects.create(merge=record, action=action, actor=actor, note=note)
-
-
-def _refuse(code: str, record: MergeRecord, reason: str):
-    return InvalidInput(code=code, message=f"Merge #{record.pk}: {reason}", field=None)
-
-
-def merge_approve(*, merge_id: int, actor) -> MergeRecord:
-    """Held -> applied: the source becomes a tombstone of the destination at once (reads follow), its
-    properties are merged, and the task is queued to move its history."""
-    with transaction.atomic():
-        record = _locked_record(merge_id)
-        if record.status != MergeRecord.Status.HELD:
-            raise _refuse("not_held", record, f"it is {record.status}; only a held merge can be approved.")
-        locked = profiles_lock([record.source_id, record.destination_id])
-        source, destination = locked[record.source_id], locked[record.destination_id]
-        if source.merged_into_id is not None or source.identity is not None:
-            raise _refuse(
-                "source_changed",
-                record,
-                f"User {source.user_id} has since been merged or identified; it can no longer be merged "
-                "here. Reject this merge instead.",
-            )
-        if destination.identity != record.identity:
-            raise _refuse("destination_changed", record, "the destination no longer owns this identity.")
-        merge_redirect(record=record)
-        _audit(record, "approve", actor)
-    return record
-
-
-def merge_reject(*, merge_id: int, actor, note: str = "") -> MergeRecord:
-    """Held -> rejected: nothing moves; the source stays a separate user."""
-    with transaction.atomic():
-        record = _locked_record(merge_id)
-        if record.status != MergeRecord.Status.HELD:
-            raise _refuse("not_held", record, f"it is {record.status}; only a held merge can be rejected.")
-        record.status = MergeRecord.Status.REJECTED
-        record.finished_at = timezone.now()
-        record.save(update_fields=["status", "finished_at"])
-        _audit(record, "reject", actor, note)
-    return record
-
-
-def merge_retry(*, merge_id: int, actor) -> MergeRecord:
-    """Failed -> pending, queued again. The last error stays on the record until a run succeeds."""
-    with transaction.atomic():
-        record = _locked_record(merge_id)
-        if record.status != MergeRecord.Status.FAILED:
-            raise _refuse("not_failed", record, f"it is {record.status}; only a failed merge can be retried.")
-        record.status = MergeRecord.Status.PENDING
-        record.heartbeat_at = timezone.now()
-        record.save(update_fields=["status", "heartbeat_at"])
-        _audit(record, "retry", actor)
-        merge_enqueue(merge_id=record.pk)
-    return record
 
 
 def _same_value(row: UserProperty | None, snapshot: dict | None) -> bool:
@@ -287,7 +216,7 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
     those, gets back the property values the merge replaced, and has its first/last seen recomputed.
     Refused (InvalidInput "undo_refused") when later activity depends on the merge; see _undo_refusals."""
     with transaction.atomic():
-        record = _locked_record(merge_id)
+        record = merge_locked(merge_id)
         if record.status != MergeRecord.Status.DONE:
             hint = {
                 MergeRecord.Status.PENDING: " Wait until it is done.",
@@ -295,14 +224,18 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
                 MergeRecord.Status.FAILED: " Retry it first.",
                 MergeRecord.Status.HELD: " Reject it instead.",
             }.get(record.status, "")
-            raise _refuse("undo_refused", record, f"it is {record.status}; only a done merge can be undone.{hint}")
+            raise action_refusal(
+                "undo_refused", record, f"it is {record.status}; only a done merge can be undone.{hint}"
+            )
         locked = profiles_lock([record.source_id, record.destination_id])
         source, destination = locked[record.source_id], locked[record.destination_id]
-        if source.merged_into_id != destination.pk:
-            raise _refuse("undo_refused", record, f"user {source.user_id} is no longer merged into this identity.")
+        if person_pk(source) != destination.pk:
+            raise action_refusal(
+                "undo_refused", record, f"user {source.user_id} is no longer merged into this identity."
+            )
         reasons = _undo_refusals(record, source, destination)
         if reasons:
-            raise _refuse("undo_refused", record, "cannot be undone: " + " ".join(reasons))
+            raise action_refusal("undo_refused", record, "cannot be undone: " + " ".join(reasons))
         # Set-based: one UPDATE per table through the original-profile index, whatever the history's size.
         events_back = (
             Event.objects.filter(original_profile_id=source.pk)
@@ -323,7 +256,7 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
             (record.source_first_seen, record.source_last_seen),
         )
         source.save(update_fields=["merged_into", "first_seen", "last_seen"])
-        members = Profile.objects.filter(Q(pk=destination.pk) | Q(merged_into_id=destination.pk)).values("pk")
+        members = person_members(destination)
         destination.first_seen, destination.last_seen = _activity_bounds(
             Event.objects.filter(profile_id__in=members),
             Session.objects.filter(profile_id__in=members),
@@ -335,5 +268,5 @@ def merge_undo(*, merge_id: int, actor) -> MergeRecord:
         note = f"{events_back} events and {sessions_back} sessions moved back."
         if split:
             note += f" {split} shared session(s) split between the two users."
-        _audit(record, "undo", actor, note)
+        action_record(record, "undo", actor, note)
     return record

@@ -1,6 +1,6 @@
-"""The merge task's work (SPEC 5): move a merged source's events and sessions to its destination. The
-identify-time side (tombstone, properties, enqueue) is in merges.py; the beat sweep that re-queues merges
-whose task was lost is in merge_sweep.py; admins' actions are in merge_actions.py."""
+"""Applying a merge, the task's work (SPEC 5): move a merged source's events and sessions to its destination.
+The identify-time side (tombstone, properties, queuing) is in request.py; users_app/tasks.py is the Celery
+adapter that calls `merge_apply` and owns the retry policy."""
 
 import queue
 import threading

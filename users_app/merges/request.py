@@ -1,34 +1,20 @@
-"""Merging an anonymous profile into an identified one: the part that happens inside identify. The task that
-then moves the history is in merge_history.py, the beat sweep in merge_sweep.py; admins' actions are in
-merge_actions.py.
+"""Requesting a merge of an anonymous profile into an identified one: the part that happens inside identify's
+transaction (and again when an admin approves a held merge: merge_redirect).
 
-Lifecycle (SPEC 4 and 5; the rules are written down in docs/identity.md, "Held merges, undo, outages"):
-
-    merge_request --(over the 24 h threshold)--> held --approve--> pending      held --reject--> rejected
-    merge_request --> pending -> running -> done --undo--> reverted
-                                       \\-> failed --retry--> pending
-
-`merge_request` runs inside identify's transaction: it makes the source a tombstone pointing at the
-destination and resolves properties and first/last seen, so every read is right from the moment identify
-returns. `merge_apply` (a Celery task) then moves events and sessions in bounded set-based batches; reads
-count a pending source's rows as the destination's, so they stay right while it runs. `merge_sweep` (beat)
-re-queues merges whose task was lost (broker down at identify time, worker killed mid-way).
+`merge_request` makes the source a tombstone pointing at the destination and resolves properties and
+first/last seen, so every read is right from the moment identify returns; then it queues the task
+(users_app/merges/queue.py) that moves the history (apply.py). The lifecycle is in users_app/merges/__init__.py.
 """
 
-import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.core.signals import request_finished, request_started
-from django.db import connection, transaction
-from django.dispatch import receiver
+from django.db import connection
 from django.utils import timezone
 
+from users_app.merges.queue import merge_queue_on_commit
 from users_app.models import INITIAL_PROPERTY_PREFIX, Environment, MergeRecord, Profile, UserProperty
 from users_app.services.locks import profiles_lock
-
-logger = logging.getLogger(__name__)
 
 # Merges that count toward the 24-hour hold threshold of an identity.
 COUNTED_STATUSES = MergeRecord.APPLIED_STATUSES
@@ -59,8 +45,8 @@ def _merge_state(*, source: Profile, destination: Profile, threshold_since: date
     there are none (then as one row whose property columns are NULL).
 
     Raw SQL (parameterised; portable CASE rather than FILTER) because it runs on every merging identify and
-    the ORM's conditional aggregates cost several times the query itself in CPU. UserProperty.objects.raw
-    applies each backend's converters."""
+    the ORM's conditional aggregates cost more CPU than the query itself (docs/benchmarks.md, "Ingest and
+    merges"). UserProperty.objects.raw applies each backend's converters."""
     open_statuses = [str(status) for status in (*OPEN_STATUSES, MergeRecord.Status.REJECTED)]
     for_this_destination = [str(MergeRecord.Status.HELD), str(MergeRecord.Status.REJECTED)]
     counted_statuses = [str(status) for status in COUNTED_STATUSES]
@@ -237,59 +223,4 @@ def merge_redirect(
                 destination.pk,
             ],
         )
-    merge_enqueue(merge_id=record.pk)
-
-
-def publish(merge_id: int) -> bool:
-    from users_app.tasks import merge_apply_task
-
-    try:
-        merge_apply_task.delay(merge_id)
-    except Exception:  # kombu raises several types for an unreachable broker; none may fail identify
-        logger.warning("Could not queue merge %s; the sweep will retry it.", merge_id, exc_info=True)
-        return False
-    return True
-
-
-def merge_enqueue(*, merge_id: int) -> None:
-    """Queue the merge task once the transaction commits (or, in a request that asked for it, once its response
-    is sent: publish_after_response). If the broker is down, identify still succeeds (publishing gives up
-    after ~0.1 s, see CELERY_BROKER_TRANSPORT_OPTIONS): the merge stays pending and the periodic sweep queues
-    it again."""
-    transaction.on_commit(lambda: _publish_now_or_after_response(merge_id))
-
-
-# ---- publishing after the response -------------------------------------------------------------------------
-
-# Publishing costs a broker round trip and a millisecond or two of Celery's CPU. Nothing in the answer depends
-# on it (the merge is recorded, reads already follow the tombstone), so an API view may let its client have
-# the answer first: the merges its request committed are published when the response has been sent
-# (request_finished; under gunicorn after the body is written). A process killed in between leaves the merge
-# pending, exactly as a broker outage does, and the sweep queues it.
-_this_request = threading.local()
-
-
-def publish_after_response() -> None:
-    """Called by an API view at the start of a request: merges it commits are queued after its response."""
-    from users_app.tasks import merge_apply_task
-
-    if not merge_apply_task.app.conf.task_always_eager:  # eager: the task itself would run after the response
-        _this_request.merge_ids = []
-
-
-def _publish_now_or_after_response(merge_id: int) -> None:
-    waiting = getattr(_this_request, "merge_ids", None)
-    if waiting is None:
-        publish(merge_id)
-    else:
-        waiting.append(merge_id)
-
-
-@receiver(request_started, dispatch_uid="cairn_merges_request_started")
-@receiver(request_finished, dispatch_uid="cairn_merges_request_finished")
-def _publish_waiting_merges(**kwargs) -> None:
-    """At the end of a request (and, should one have ended without it, at the start of the next one in this
-    thread), publish what the request left waiting."""
-    waiting, _this_request.merge_ids = getattr(_this_request, "merge_ids", None), None
-    for merge_id in waiting or ():
-        publish(merge_id)
+    merge_queue_on_commit(merge_id=record.pk)
