@@ -10,13 +10,12 @@ from datetime import timedelta
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, JsonResponse
 from django.urls import reverse
-from django.utils.http import urlencode
 from django.views.generic import TemplateView, View
 
 from config.kernel.errors import InvalidInput
 from config.kernel.shared_cache import shared_cache_get, shared_cache_get_or_set
 from config.kernel.validation import parse_user_id
-from users_app.environment_pages import EnvironmentMixin
+from users_app.environment_pages import EnvironmentMixin, profile_url
 from users_app.forms import KINDS, OPERATOR_LABELS, PERIODS, UserQuery, parse_period, parse_user_query
 from users_app.models import Environment, Profile
 from users_app.selectors import (
@@ -43,10 +42,6 @@ def duration_text(duration: timedelta) -> str:
     if hours:
         return f"{hours} h {minutes:02d} min"
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-
-
-def profile_url(profile: Profile, environment: Environment) -> str:
-    return f"{reverse('users:profile', args=[profile.user_id])}?{urlencode({'env': environment.app_id})}"
 
 
 class DateRangeMixin:
