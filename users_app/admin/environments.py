@@ -1,7 +1,6 @@
 """Environments in the admin: create one (its API key shown once), edit its settings, rotate its key, see its
 tracker snippet. Creating and rotating go through users_app.services.environments."""
 
-import secrets
 from urllib.parse import urlparse
 
 from django import forms
@@ -14,7 +13,7 @@ from django.urls import path
 from config.kernel.admin_site import StaffAdminMixin, is_cairn_admin
 from config.kernel.errors import InvalidInput
 from users_app.models import Environment
-from users_app.services.environments import environment_create, environment_rotate_api_key
+from users_app.services.environments import environment_create, environment_rotate_api_key, new_app_id
 from users_app.services.tracker_snippet import tracker_snippet
 
 
@@ -32,8 +31,7 @@ class LinesField(forms.CharField):
         return list(dict.fromkeys(line.strip() for line in (value or "").splitlines() if line.strip()))
 
 
-# What an admin sets on an environment (besides name and app_id); a new one is made by the service, then these
-# are copied onto it.
+# What an admin sets on an environment besides name and app_id: environment_create takes each of them.
 ENVIRONMENT_SETTINGS = [
     "blocked_identities",
     "merge_hold_threshold",
@@ -63,8 +61,11 @@ class EnvironmentForm(forms.ModelForm):
 
     def clean_app_id(self) -> str:
         app_id = (self.cleaned_data.get("app_id") or "").strip()
-        # Heap-style numeric app_ids, as environment_create makes them.
-        return app_id or str(secrets.randbelow(9 * 10**9) + 10**9)
+        if not app_id and self.instance.pk is not None:
+            # Emptied on an existing environment: a new one, made as environment_create makes one for a new
+            # environment (which gets the empty value and makes it there).
+            return new_app_id()
+        return app_id
 
     def clean_ingest_limit_per_minute(self) -> int:
         return self.cleaned_data.get("ingest_limit_per_minute") or 0
@@ -107,17 +108,22 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
         if change:
             obj.save()
             return
-        # New environments are made by the service, which makes the key and stores only its hash.
+        # New environments are made by the service, whole (it makes the app_id if empty, and the key, and stores
+        # only the key's hash); `obj` then becomes the row it made, for the admin's log and redirect.
         try:
-            created = environment_create(name=obj.name, app_id=obj.app_id)
+            created = environment_create(
+                name=obj.name,
+                app_id=obj.app_id or None,
+                blocked_identities=obj.blocked_identities,
+                merge_hold_threshold=obj.merge_hold_threshold,
+                allowed_origins=obj.allowed_origins,
+                server_calls_need_api_key=obj.server_calls_need_api_key,
+                ingest_limit_per_minute=obj.ingest_limit_per_minute,
+            )
         except InvalidInput as error:
             raise PermissionDenied(error.message) from error
-        environment = created.environment
-        for name in ENVIRONMENT_SETTINGS:
-            setattr(environment, name, getattr(obj, name))
-        environment.save(update_fields=ENVIRONMENT_SETTINGS)
-        obj.pk, obj.api_key_hash, obj.api_key_hint = environment.pk, environment.api_key_hash, environment.api_key_hint
-        obj.created_at = environment.created_at
+        for model_field in Environment._meta.concrete_fields:
+            setattr(obj, model_field.attname, getattr(created.environment, model_field.attname))
         obj._state.adding = False
         request._cairn_new_api_key = created.api_key
 
