@@ -18,7 +18,6 @@ from config.kernel.schema import (
 )
 from config.kernel.validation import ascii_decimal, parse_identity, parse_timestamp, parse_user_id
 from users_app.api_access import IngestApi, ReadApi
-from users_app.forms import parse_user_query
 from users_app.models import MergeRecord
 from users_app.rate_limits import identify_buckets, ingest_admit
 from users_app.schema import WRITTEN_IDENTITY, user_query_parameters
@@ -34,6 +33,7 @@ from users_app.selectors import (
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
 from users_app.services.merges import publish_after_response
+from users_app.user_query import parse_user_query
 
 API_KEY_HELP = (
     "The environment's API key, for clients that cannot send `Authorization: Bearer <api key>` (preferred). "

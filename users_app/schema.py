@@ -60,9 +60,9 @@ WRITTEN_IDENTITY = {
 
 
 def user_query_parameters() -> list[OpenApiParameter]:
-    """The Users view's query string (users_app/forms.py), shared by the page and GET /api/v1/users/search."""
-    from users_app.forms import KINDS, MAX_COLUMNS, MAX_PROPERTY_FILTERS, MAX_VALUES_PER_FILTER, PERIODS
+    """The Users view's query string (users_app/user_query.py), shared by the page and GET /api/v1/users/search."""
     from users_app.selectors import PropertyFilter
+    from users_app.user_query import KINDS, MAX_COLUMNS, MAX_PROPERTY_FILTERS, MAX_VALUES_PER_FILTER, PERIODS
 
     parameters = [
         OpenApiParameter("period", choice(PERIODS), description="Default 7d. Checked even when from/to replace it."),

@@ -16,7 +16,6 @@ from config.kernel.errors import InvalidInput
 from config.kernel.shared_cache import shared_cache_get, shared_cache_get_or_set
 from config.kernel.validation import parse_user_id
 from users_app.environment_pages import EnvironmentMixin, profile_url
-from users_app.forms import KINDS, OPERATOR_LABELS, PERIODS, UserQuery, parse_period, parse_user_query
 from users_app.models import Environment, Profile
 from users_app.selectors import (
     PropertyFilter,
@@ -31,6 +30,7 @@ from users_app.selectors import (
     user_count,
     user_list,
 )
+from users_app.user_query import KINDS, OPERATOR_LABELS, PERIODS, UserQuery, parse_period, parse_user_query
 
 COUNT_CACHE_SECONDS = 60
 
