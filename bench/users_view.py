@@ -153,8 +153,8 @@ def main() -> None:
     from django.core.cache import cache
     from django.test import Client
 
-    from users_app.forms import parse_user_query
     from users_app.selectors import user_count, user_list
+    from users_app.user_query import parse_user_query
 
     environment = populate(args.profiles)
     startup = {"f0": "plan", "f0_op": "eq", "f0_v": "Startup"}

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH
+from config.kernel.periods import EARLIEST_DATE, LATEST_DATE
 from config.kernel.schema import ERROR_SCHEMA, at_most, choice, or_empty, text
 from reports_app.query import (
     CHART_TYPES,
@@ -27,7 +28,7 @@ WHERE = {
         f"^(?:user|event)\\.(?:[^=!][^=]{{0,{PROPERTY_KEY_MAX_LENGTH - 1}}}|![^=]{{1,{PROPERTY_KEY_MAX_LENGTH}}})="
     ),
 }
-# 2000-01-01 to 9998-12-01 (reports_app/query.py, _date)
+# EARLIEST_DATE to LATEST_DATE (config/kernel/periods.py), 2000-01-01 to 9998-12-01, as reports_app/query.py reads them
 REPORT_DATE = {
     "type": "string",
     "format": "date",
@@ -100,13 +101,13 @@ class ReportQueryApi(ReadApi):
                 "from",
                 or_empty(REPORT_DATE),
                 description=(
-                    "First day (UTC), 2000-01-01 to 9998-12-01, not after `to`. Default: 29 days before `to`."
+                    f"First day (UTC), {EARLIEST_DATE} to {LATEST_DATE}, not after `to`. Default: 29 days before `to`."
                 ),
             ),
             OpenApiParameter(
                 "to",
                 or_empty(REPORT_DATE),
-                description=("Last day, inclusive (UTC), 2000-01-01 to 9998-12-01. Default: today."),
+                description=f"Last day, inclusive (UTC), {EARLIEST_DATE} to {LATEST_DATE}. Default: today.",
             ),
             OpenApiParameter(
                 "interval",

@@ -17,36 +17,41 @@ report and an API call with the same parameters mean the same report.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from django.http import QueryDict
 from django.utils import timezone
 
 from config.kernel.errors import InvalidInput
 from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from config.kernel.periods import (
+    CUSTOM_PERIOD,
+    CUSTOM_PERIOD_LABEL,
+    EARLIEST_DATE,
+    PERIOD_PRESETS,
+    date_in_report_bounds,
+    last_days,
+    period_labels,
+)
+from config.kernel.property_filters import (
+    CONTAINS,
+    EQUALS,
+    FILTER_OPERATORS,
+    IS_SET,
+    MAX_FILTER_VALUES,
+    NEGATED,
+    NEGATION_OF,
+    ONE_OF,
+)
 from config.kernel.validation import calendar_date
 
 MEASURES = {"events": "Events", "unique_users": "Unique users", "sessions": "Sessions"}
 INTERVALS = {"hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
 CHART_TYPES = {"line": "Line", "bar": "Bar", "stacked_bar": "Stacked bar", "table": "Table"}
-RANGES = {"7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days", "custom": "Custom"}
-RANGE_DAYS = {"7d": 7, "30d": 30, "90d": 90}
-OPERATORS = {
-    "eq": "equals",
-    "ne": "does not equal",
-    "in": "is one of",
-    "not_in": "is none of",
-    "contains": "contains",
-    "not_contains": "does not contain",
-    "set": "is set",
-    "not_set": "is not set",
-}
-NEGATED = {"ne": "eq", "not_in": "in", "not_contains": "contains", "not_set": "set"}
+RANGES = {**period_labels(("7d", "30d", "90d")), CUSTOM_PERIOD: CUSTOM_PERIOD_LABEL}
 SCOPES = ("user", "event")
 MAX_FILTERS = 20
-MAX_IN_VALUES = 100
 MAX_BUCKETS = 3000
-EARLIEST_DATE = date(2000, 1, 1)
 DEFAULT_RANGE = "30d"
 
 
@@ -96,11 +101,11 @@ class Filter:
     def to_where(self) -> str:
         sign = "!=" if self.is_negated else "="
         positive = self.positive_operator
-        if positive == "set":
+        if positive == IS_SET:
             text = "*"
-        elif positive == "in":
+        elif positive == ONE_OF:
             text = "in:" + self.value_text
-        elif positive == "contains":
+        elif positive == CONTAINS:
             text = "contains:" + self.values[0]
         else:
             value = self.values[0]
@@ -134,15 +139,15 @@ def _check_value(value: str, field_name: str) -> str:
 
 def filter_build(prop: PropertyRef, operator: str, raw_value: str, field_name: str) -> Filter:
     """A filter from the page's row (property, operator, value)."""
-    if operator not in OPERATORS:
+    if operator not in FILTER_OPERATORS:
         raise _invalid(field_name, f"Unknown filter operator `{operator[:40]}`.")
-    positive = NEGATED.get(operator, operator)
-    if positive == "set":
+    takes = FILTER_OPERATORS[operator].takes
+    if takes == "none":
         return Filter(prop, operator)
-    if positive == "in":
+    if takes == "many":
         values = tuple(dict.fromkeys(_check_value(item, field_name) for item in _split_list(raw_value)))
-        if len(values) > MAX_IN_VALUES:
-            raise _invalid(field_name, f"`one of` takes at most {MAX_IN_VALUES} values.")
+        if len(values) > MAX_FILTER_VALUES:
+            raise _invalid(field_name, f"`one of` takes at most {MAX_FILTER_VALUES} values.")
         return Filter(prop, operator, values)
     return Filter(prop, operator, (_check_value(raw_value, field_name),))
 
@@ -156,18 +161,16 @@ def filter_parse(where: str) -> Filter:
     prop = property_ref_parse(where[: position - 1] if negated else where[:position], "where")
     text = where[position + 1 :]
     if text == "*":
-        positive, raw_value = "set", ""
+        positive, raw_value = IS_SET, ""
     elif text.startswith("in:"):
-        positive, raw_value = "in", text[3:]
+        positive, raw_value = ONE_OF, text[3:]
     elif text.startswith("contains:"):
-        positive, raw_value = "contains", text[9:]
+        positive, raw_value = CONTAINS, text[9:]
     elif text.startswith("eq:"):
-        positive, raw_value = "eq", text[3:]
+        positive, raw_value = EQUALS, text[3:]
     else:
-        positive, raw_value = "eq", text
-    operator = (
-        {"eq": "ne", "in": "not_in", "contains": "not_contains", "set": "not_set"}[positive] if negated else positive
-    )
+        positive, raw_value = EQUALS, text
+    operator = NEGATION_OF[positive] if negated else positive
     return filter_build(prop, operator, raw_value, "where")
 
 
@@ -178,7 +181,7 @@ class ReportQuery:
     event: str | None = None
     group_by: PropertyRef | None = None
     filters: tuple[Filter, ...] = ()
-    date_from: date = field(default_factory=lambda: timezone.now().date() - timedelta(days=29))
+    date_from: date = field(default_factory=lambda: _default_range(timezone.now().date())[0])
     date_to: date = field(default_factory=lambda: timezone.now().date())
     interval: str = "day"
     # Page-only parts: how the range was chosen (so a saved "last 90 days" stays relative) and the chart.
@@ -195,7 +198,7 @@ class ReportQuery:
         if self.filters:
             params["where"] = [item.to_where() for item in self.filters]
         params["range"] = self.range
-        if self.range == "custom":
+        if self.range == CUSTOM_PERIOD:
             params["from"] = self.date_from.isoformat()
             params["to"] = self.date_to.isoformat()
         params["interval"] = self.interval
@@ -207,6 +210,10 @@ class ReportQuery:
         for key, value in self.to_params().items():
             query.setlist(key, value if isinstance(value, list) else [value])
         return query.urlencode()
+
+
+def _default_range(last_day: date) -> tuple[date, date]:
+    return last_days(PERIOD_PRESETS[DEFAULT_RANGE].days, last_day)
 
 
 def _choice(params: Mapping, name: str, choices, default: str) -> str:
@@ -221,8 +228,8 @@ def _date(params: Mapping, name: str, default: date) -> date:
     if not value:
         return default
     parsed = calendar_date(value)
-    if parsed is None or parsed < EARLIEST_DATE or parsed > date(9998, 12, 1):
-        raise _invalid(name, f"`{name}` must be a date written YYYY-MM-DD (2000-01-01 or later).")
+    if parsed is None or not date_in_report_bounds(parsed):
+        raise _invalid(name, f"`{name}` must be a date written YYYY-MM-DD ({EARLIEST_DATE.isoformat()} or later).")
     return parsed
 
 
@@ -277,13 +284,12 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
     if len(filters) > MAX_FILTERS:
         raise _invalid("where", f"At most {MAX_FILTERS} filters.")
     explicit_dates = bool(params.get("from") or params.get("to"))
-    range_name = _choice(params, "range", RANGES, "custom" if explicit_dates else DEFAULT_RANGE)
+    range_name = _choice(params, "range", RANGES, CUSTOM_PERIOD if explicit_dates else DEFAULT_RANGE)
     # Dates are checked even when a relative range replaces them: a wrong one is wrong either way.
     date_to = _date(params, "to", today)
-    date_from = _date(params, "from", date_to - timedelta(days=RANGE_DAYS[DEFAULT_RANGE] - 1))
-    if range_name != "custom":
-        date_to = today
-        date_from = today - timedelta(days=RANGE_DAYS[range_name] - 1)
+    date_from = _date(params, "from", _default_range(date_to)[0])
+    if range_name != CUSTOM_PERIOD:
+        date_from, date_to = last_days(PERIOD_PRESETS[range_name].days, today)
     if date_from > date_to:
         raise _invalid("from", "`from` must not be after `to`.")
     query = ReportQuery(

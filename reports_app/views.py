@@ -14,6 +14,7 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from config.kernel.errors import InvalidInput
+from config.kernel.property_filters import OPERATOR_LABELS
 from config.kernel.validation import ascii_decimal
 from events_app.models import PAGEVIEW_EVENT
 from reports_app.charts import report_figure
@@ -22,7 +23,6 @@ from reports_app.query import (
     CHART_TYPES,
     INTERVALS,
     MEASURES,
-    OPERATORS,
     RANGES,
     ReportQuery,
     report_query_parse,
@@ -111,7 +111,7 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
             "intervals": INTERVALS,
             "chart_types": CHART_TYPES,
             "ranges": RANGES,
-            "operators": OPERATORS,
+            "operators": OPERATOR_LABELS,  # every operator, as the kernel labels them
             "filter_rows": [*query.filters, None],
         }
 

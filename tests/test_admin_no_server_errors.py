@@ -66,7 +66,7 @@ def filter_parameters(model, model_admin, boss) -> list[str]:
 
 def changelist_probes(model, model_admin, boss) -> list[Probe]:
     generic = ["o", "p", "_to_field", "e", *filter_parameters(model, model_admin, boss)]
-    # Cairn's own filters (SimpleListFilter subclasses in users_app/admin.py) get every value, like `q`.
+    # Cairn's own filters (SimpleListFilter subclasses in users_app/admin/) get every value, like `q`.
     own = {
         spec.parameter_name
         for spec in model_admin.get_list_filter(None)

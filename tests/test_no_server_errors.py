@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 USER_ID = 4242
 BEARER = {"HTTP_AUTHORIZATION": f"Bearer {API_KEY}"}
 
-USERS_QUERY = [  # users_app/forms.py
+USERS_QUERY = [  # users_app/user_query.py
     Probe("period"),
     Probe("from"),
     Probe("to"),

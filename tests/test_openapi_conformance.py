@@ -33,7 +33,7 @@ from schemathesis.checks import (
 from config.kernel.schema import APP_ID
 from reports_app.query import MAX_BUCKETS
 from tests.conftest import API_KEY
-from users_app.forms import MAX_PROPERTY_FILTERS
+from users_app.user_query import MAX_PROPERTY_FILTERS
 
 pytestmark = pytest.mark.django_db(transaction=True)  # schemathesis' WSGI calls end by closing the connection
 

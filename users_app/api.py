@@ -18,7 +18,6 @@ from config.kernel.schema import (
 )
 from config.kernel.validation import ascii_decimal, parse_identity, parse_timestamp, parse_user_id
 from users_app.api_access import IngestApi, ReadApi
-from users_app.forms import parse_user_query
 from users_app.merges.queue import publish_after_response
 from users_app.models import MergeRecord
 from users_app.schema import WRITTEN_IDENTITY, user_query_parameters
@@ -32,6 +31,7 @@ from users_app.selectors import (
     user_timeline,
 )
 from users_app.services.identify import profile_identify
+from users_app.user_query import parse_user_query
 
 API_KEY_HELP = (
     "The environment's API key, for clients that cannot send `Authorization: Bearer <api key>` (preferred). "
@@ -200,7 +200,7 @@ class MergeListApi(ReadApi):
 
 
 class UserSearchApi(ReadApi):
-    """The Users view as JSON: the same query string and the same selectors as /users/ (users_app.forms)."""
+    """The Users view as JSON: the same query string and the same selectors as /users/ (users_app.user_query)."""
 
     @extend_schema(
         summary="Users matching filters, newest activity first (the Users view as JSON)",

@@ -1,8 +1,11 @@
-"""Which environment a dashboard page shows: every page of the Users view and of Reports asks the same way."""
+"""Which environment a dashboard page shows: every page of the Users view and of Reports asks the same way,
+and a link to a profile page names its environment the same way (`?env=<app_id>`)."""
 
 from django.http import Http404
+from django.urls import reverse
+from django.utils.http import urlencode
 
-from users_app.models import Environment
+from users_app.models import Environment, Profile
 
 
 class EnvironmentMixin:
@@ -22,3 +25,10 @@ class EnvironmentMixin:
 
     def environment_context(self, environment: Environment | None) -> dict:
         return {"environment": environment, "environments": Environment.objects.order_by("name", "pk")}
+
+
+def profile_url(profile: Profile, environment: Environment | None = None) -> str:
+    """The profile page of `profile`. Pass its environment when the caller has it already (a page lists one
+    environment's profiles): otherwise it is read from the profile."""
+    environment = environment or profile.environment
+    return f"{reverse('users:profile', args=[profile.user_id])}?{urlencode({'env': environment.app_id})}"

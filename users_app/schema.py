@@ -5,6 +5,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter
 
 from config.kernel.limits import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from config.kernel.property_filters import MAX_FILTER_VALUES
 from config.kernel.schema import (
     DATE,
     IDENTITY,
@@ -60,9 +61,8 @@ WRITTEN_IDENTITY = {
 
 
 def user_query_parameters() -> list[OpenApiParameter]:
-    """The Users view's query string (users_app/forms.py), shared by the page and GET /api/v1/users/search."""
-    from users_app.forms import KINDS, MAX_COLUMNS, MAX_PROPERTY_FILTERS, MAX_VALUES_PER_FILTER, PERIODS
-    from users_app.selectors import PropertyFilter
+    """The Users view's query string (users_app/user_query.py), shared by the page and GET /api/v1/users/search."""
+    from users_app.user_query import KINDS, MAX_COLUMNS, MAX_PROPERTY_FILTERS, OPERATOR_SPELLINGS, PERIODS
 
     parameters = [
         OpenApiParameter("period", choice(PERIODS), description="Default 7d. Checked even when from/to replace it."),
@@ -86,12 +86,12 @@ def user_query_parameters() -> list[OpenApiParameter]:
                     f"Property key of filter {index} (f0 .. f{MAX_PROPERTY_FILTERS - 1}, all must hold); empty: none."
                 ),
             ),
-            OpenApiParameter(f"{name}_op", choice(PropertyFilter.OPERATORS), description="Default eq."),
+            OpenApiParameter(f"{name}_op", choice(OPERATOR_SPELLINGS), description="Default eq."),
             OpenApiParameter(
                 f"{name}_v",
-                at_most(MAX_VALUES_PER_FILTER, text(PROPERTY_VALUE_MAX_LENGTH), {"minLength": 1}),
+                at_most(MAX_FILTER_VALUES, text(PROPERTY_VALUE_MAX_LENGTH), {"minLength": 1}),
                 description=(
-                    f"Value(s) for eq / in: at most {MAX_VALUES_PER_FILTER} non-empty ones, "
+                    f"Value(s) for eq / in: at most {MAX_FILTER_VALUES} non-empty ones, "
                     f"at least one when `{name}` is set."
                 ),
             ),

@@ -10,14 +10,12 @@ from datetime import timedelta
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, JsonResponse
 from django.urls import reverse
-from django.utils.http import urlencode
 from django.views.generic import TemplateView, View
 
 from config.kernel.errors import InvalidInput
 from config.kernel.shared_cache import shared_cache_get, shared_cache_get_or_set
 from config.kernel.validation import parse_user_id
-from users_app.environment_pages import EnvironmentMixin
-from users_app.forms import KINDS, OPERATOR_LABELS, PERIODS, UserQuery, parse_period, parse_user_query
+from users_app.environment_pages import EnvironmentMixin, profile_url
 from users_app.models import Environment, Profile
 from users_app.selectors import (
     PropertyFilter,
@@ -32,6 +30,16 @@ from users_app.selectors import (
     user_count,
     user_list,
 )
+from users_app.user_query import (
+    DEFAULT_PERIOD,
+    KINDS,
+    OPERATOR_LABELS,
+    PERIODS,
+    SPELLING_OF,
+    UserQuery,
+    parse_period,
+    parse_user_query,
+)
 
 COUNT_CACHE_SECONDS = 60
 
@@ -45,10 +53,6 @@ def duration_text(duration: timedelta) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def profile_url(profile: Profile, environment: Environment) -> str:
-    return f"{reverse('users:profile', args=[profile.user_id])}?{urlencode({'env': environment.app_id})}"
-
-
 class DateRangeMixin:
     """The chosen period: a preset (`period=7d`, the default) or `from`/`to` dates."""
 
@@ -58,7 +62,7 @@ class DateRangeMixin:
     def date_range_context(self, query: UserQuery | None) -> dict:
         return {
             "periods": PERIODS,
-            "period": query.period if query else "7d",
+            "period": query.period if query else DEFAULT_PERIOD,
             "date_from": query.date_from if query else None,
             "date_to": query.date_to if query else None,
         }
@@ -81,14 +85,21 @@ class UserFilterMixin(DateRangeMixin):
 
     def filter_rows(self, query: UserQuery | None) -> list[dict]:
         """The filter form's rows: the current filters plus one empty row to add another."""
+        filters = [*(query.filters.properties if query else ()), PropertyFilter(key="", op=PropertyFilter.EQUALS)]
         rows = []
-        for prop_filter in query.filters.properties if query else ():
-            rows.append({"key": prop_filter.key, "op": prop_filter.op, "values": list(prop_filter.values)})
-        rows.append({"key": "", "op": PropertyFilter.EQUALS, "values": []})
-        for index, row in enumerate(rows):
-            row["name"] = f"f{index}"
-            # "one of" gets a spare value box; users.js adds more without a round trip.
-            row["inputs"] = row["values"] + ([""] if row["op"] == PropertyFilter.ONE_OF or not row["values"] else [])
+        for index, prop_filter in enumerate(filters):
+            values = list(prop_filter.values)
+            one_of = prop_filter.op == PropertyFilter.ONE_OF
+            rows.append(
+                {
+                    "name": f"f{index}",
+                    "key": prop_filter.key,
+                    "op": SPELLING_OF[prop_filter.op],  # as the URL spells it, like the operator menu
+                    "values": values,
+                    # "one of" gets a spare value box; users.js adds more without a round trip.
+                    "inputs": values + ([""] if one_of or not values else []),
+                }
+            )
         return rows
 
 

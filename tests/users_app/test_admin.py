@@ -67,6 +67,8 @@ def test_adding_an_environment_shows_its_key_once_and_stores_only_a_hash(staff, 
             "blocked_identities": "acme\nACME Corp\n",
             "merge_hold_threshold": "10",
             "allowed_origins": "https://shop.example\nhttp://localhost:8000",
+            "server_calls_need_api_key": "on",
+            "ingest_limit_per_minute": "600",
         },
     )
     assert response.status_code == 200, response.content[:500]
@@ -77,6 +79,7 @@ def test_adding_an_environment_shows_its_key_once_and_stores_only_a_hash(staff, 
     assert shop.blocked_identities == ["acme", "ACME Corp"]
     assert shop.merge_hold_threshold == 10
     assert shop.allowed_origins == ["https://shop.example", "http://localhost:8000"]
+    assert shop.server_calls_need_api_key and shop.ingest_limit_per_minute == 600
     assert api.get("/api/v1/users/search", api_key=api_key).status_code == 200
     # The change page never shows the key again, only its first characters.
     change = staff.get(f"/admin/users_app/environment/{shop.pk}/change/").content.decode()
@@ -128,6 +131,23 @@ def test_editing_the_block_list_and_threshold(staff, environment, api):
     assert environment.blocked_identities == ["Acme Inc"] and environment.merge_hold_threshold == 3
     answer = api.post("/api/v1/identify", {"app_id": environment.app_id, "user_id": "5", "identity": " acme inc "})
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "identity_blocked"
+
+
+def test_emptying_the_app_id_of_an_environment_gives_it_a_new_one(staff, environment):
+    old_app_id = environment.app_id
+    response = staff.post(
+        f"/admin/users_app/environment/{environment.pk}/change/",
+        {
+            "name": environment.name,
+            "app_id": "",
+            "blocked_identities": "",
+            "merge_hold_threshold": str(environment.merge_hold_threshold),
+            "allowed_origins": "",
+        },
+    )
+    assert response.status_code == 302
+    environment.refresh_from_db()
+    assert environment.app_id.isdigit() and environment.app_id != old_app_id
 
 
 def test_environment_page_shows_the_tracker_snippet_with_its_app_id(staff, environment):

@@ -189,8 +189,8 @@ def test_count_of_matching_users(viewer, people):
 
 
 def test_count_is_bounded(people):
-    from users_app.forms import parse_user_query
     from users_app.selectors import user_count
+    from users_app.user_query import parse_user_query
     from users_app.views import count_text
 
     filters = parse_user_query({}).filters  # 4 users active this week

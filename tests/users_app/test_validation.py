@@ -8,7 +8,7 @@ from config.kernel.errors import InvalidInput
 from config.kernel.validation import ascii_decimal, parse_short_string, parse_user_id, user_id_term
 from reports_app.query import report_query_parse
 from tests.odd_values import ODD_DIGITS
-from users_app.forms import parse_user_query
+from users_app.user_query import parse_user_query
 
 WRITTEN_IN_ASCII_DIGITS = [value for value in ODD_DIGITS if value.isascii() and value.isdigit()]
 

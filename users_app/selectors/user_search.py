@@ -10,6 +10,7 @@ from django.db.models.functions import Left
 from django.utils.dateparse import parse_datetime
 
 from config.kernel.errors import InvalidInput
+from config.kernel.property_filters import PropertyFilter
 from config.kernel.validation import ascii_decimal, user_id_term
 from events_app.models import Session
 from users_app.models import (
@@ -28,21 +29,6 @@ from users_app.people import is_person, person_pk, person_pks_by_member, person_
 USER_PAGE_SIZE = 50
 # The count of matching users stops at this many ("more than 100,000") so it stays cheap at any size.
 USER_COUNT_CAP = 100_000
-
-
-@dataclass(frozen=True)
-class PropertyFilter:
-    """`eq` and `in` compare whole values (numbers as stored text); `set` / `notset` test presence."""
-
-    EQUALS = "eq"
-    ONE_OF = "in"
-    IS_SET = "set"
-    NOT_SET = "notset"
-    OPERATORS = (EQUALS, ONE_OF, IS_SET, NOT_SET)
-
-    key: str
-    op: str
-    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -33,27 +33,54 @@ def api_key_hash(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _new_app_id() -> str:
+def new_app_id() -> str:
     # Heap's app_ids are numeric; keep the same look so existing snippets and configs feel at home.
     return str(secrets.randbelow(9 * 10**9) + 10**9)
 
 
-def environment_create(*, name: str, app_id: str | None = None, api_key: str | None = None) -> EnvironmentWithKey:
-    app_id = app_id or _new_app_id()
-    api_key = api_key or f"cairn_{secrets.token_urlsafe(32)}"
+def new_api_key() -> str:
+    return f"cairn_{secrets.token_urlsafe(32)}"
+
+
+def environment_create(
+    *,
+    name: str,
+    app_id: str | None = None,
+    api_key: str | None = None,
+    blocked_identities: list[str] | None = None,
+    merge_hold_threshold: int | None = None,
+    allowed_origins: list[str] | None = None,
+    server_calls_need_api_key: bool | None = None,
+    ingest_limit_per_minute: int | None = None,
+) -> EnvironmentWithKey:
+    """A new environment with every setting it starts with; a setting left None takes the model's default (so
+    the defaults have one home). The API key is made here (None: a random one) and only its hash is stored."""
+    app_id = app_id or new_app_id()
+    api_key = api_key or new_api_key()
     if len(api_key) < 16:
         raise InvalidInput("invalid_api_key", "An API key must be at least 16 characters.", "api_key")
+    settings_given = {
+        "blocked_identities": blocked_identities,
+        "merge_hold_threshold": merge_hold_threshold,
+        "allowed_origins": allowed_origins,
+        "server_calls_need_api_key": server_calls_need_api_key,
+        "ingest_limit_per_minute": ingest_limit_per_minute,
+    }
     with transaction.atomic():
         if Environment.objects.filter(app_id=app_id).exists():
             raise InvalidInput("duplicate_app_id", f"app_id {app_id} already exists.", "app_id")
         environment = Environment.objects.create(
-            name=name, app_id=app_id, api_key_hash=api_key_hash(api_key), api_key_hint=api_key[:10]
+            name=name,
+            app_id=app_id,
+            api_key_hash=api_key_hash(api_key),
+            api_key_hint=api_key[:10],
+            **{field: value for field, value in settings_given.items() if value is not None},
         )
     return EnvironmentWithKey(environment=environment, api_key=api_key)
 
 
 def environment_rotate_api_key(*, environment: Environment) -> str:
-    api_key = f"cairn_{secrets.token_urlsafe(32)}"
+    api_key = new_api_key()
     environment.api_key_hash = api_key_hash(api_key)
     environment.api_key_hint = api_key[:10]
     environment.save(update_fields=["api_key_hash", "api_key_hint"])

@@ -4,7 +4,7 @@ They are written when a profile's first session is created: "first" is the earli
 person, counting the sessions of profiles merged into it whose rows a pending merge has not moved yet. A
 session that arrives late but started earlier (an offline device catching up) takes over. Empty values are
 not stored (the property is absent rather than ""), so reports group them as `(none)`. On a merge the
-earliest session's initial properties win (users_app.services.merges compares first_seen).
+earliest session's initial properties win (users_app/merges/request.py compares first_seen).
 """
 
 from collections.abc import Iterable

@@ -12,28 +12,37 @@ Everything lives in the URL so a filtered view can be bookmarked and shared:
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from django.utils import timezone
 
 from config.kernel.errors import InvalidInput
 from config.kernel.limits import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
+from config.kernel.periods import CUSTOM_PERIOD, day_end, day_start, moving_window_start, period_labels
+from config.kernel.property_filters import FILTER_OPERATORS, MAX_FILTER_VALUES, PropertyFilter
 from config.kernel.validation import calendar_date, check_text
-from users_app.selectors import PropertyFilter, UserFilters
+from users_app.selectors import UserFilters
 
-PERIODS = {"1d": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days", "all": "All time"}
-PERIOD_DAYS = {"1d": 1, "7d": 7, "30d": 30, "90d": 90}
+PERIODS = period_labels(("1d", "7d", "30d", "90d", "all"))
 DEFAULT_PERIOD = "7d"
 MAX_PROPERTY_FILTERS = 10
-MAX_VALUES_PER_FILTER = 100
 MAX_COLUMNS = 10
 DEFAULT_COLUMNS = ("plan",)
 KINDS = {"identified": "Identified", "anonymous": "Anonymous"}
+# How `f<n>_op` spells the operators the Users view offers (config/kernel/property_filters.py): as in Reports,
+# but for `notset`, which the URL has always said.
+OPERATOR_SPELLINGS = {
+    "eq": PropertyFilter.EQUALS,
+    "in": PropertyFilter.ONE_OF,
+    "set": PropertyFilter.IS_SET,
+    "notset": PropertyFilter.NOT_SET,
+}
+SPELLING_OF = {operator: spelling for spelling, operator in OPERATOR_SPELLINGS.items()}
+# The filter row reads "plan is Startup", where a report's says "user.plan equals Startup": the one label the
+# two pages do not share.
 OPERATOR_LABELS = {
-    PropertyFilter.EQUALS: "is",
-    PropertyFilter.ONE_OF: "is one of",
-    PropertyFilter.IS_SET: "is set",
-    PropertyFilter.NOT_SET: "is not set",
+    spelling: "is" if operator == PropertyFilter.EQUALS else FILTER_OPERATORS[operator].label
+    for spelling, operator in OPERATOR_SPELLINGS.items()
 }
 
 
@@ -42,7 +51,7 @@ class UserQuery:
     filters: UserFilters
     columns: list[str]
     cursor: str | None
-    period: str  # a PERIODS key, or "custom"
+    period: str  # a PERIODS key, or CUSTOM_PERIOD
     date_from: date | None
     date_to: date | None
 
@@ -85,14 +94,11 @@ def parse_period(
     if date_from or date_to:
         if date_from and date_to and date_to < date_from:
             raise InvalidInput("invalid_date", "`to` is before `from`.", "to")
-        since = datetime.combine(date_from, datetime.min.time(), tzinfo=UTC) if date_from else None
+        since = day_start(date_from) if date_from else None
         # A period ending today (or later) is "up to now": the fast, exact last_seen test.
-        until = None
-        if date_to and date_to < now.astimezone(UTC).date():
-            until = datetime.combine(date_to + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
-        return "custom", date_from, date_to, since, until
-    since = now - timedelta(days=PERIOD_DAYS[period]) if period in PERIOD_DAYS else None
-    return period, None, None, since, None
+        until = day_end(date_to) if date_to and date_to < now.astimezone(UTC).date() else None
+        return CUSTOM_PERIOD, date_from, date_to, since, until
+    return period, None, None, moving_window_start(period, now), None
 
 
 def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
@@ -102,19 +108,20 @@ def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
         key = _one(params, name, PROPERTY_KEY_MAX_LENGTH)
         # Operator and values are checked on every row, the form's empty one too, so a wrong one is always
         # an error (docs/api.md), whether or not its row names a property.
-        op = _one(params, f"{name}_op", 10) or PropertyFilter.EQUALS
-        if op not in PropertyFilter.OPERATORS:
+        spelling = _one(params, f"{name}_op", 10) or SPELLING_OF[PropertyFilter.EQUALS]
+        if spelling not in OPERATOR_SPELLINGS:
             raise InvalidInput(
-                "invalid_operator", f"`{name}_op` must be one of {', '.join(PropertyFilter.OPERATORS)}.", f"{name}_op"
+                "invalid_operator", f"`{name}_op` must be one of {', '.join(OPERATOR_SPELLINGS)}.", f"{name}_op"
             )
+        op = OPERATOR_SPELLINGS[spelling]
         raw_values = params.getlist(f"{name}_v") if hasattr(params, "getlist") else [params.get(f"{name}_v")]
         # Counted as sent (empty boxes aside), before duplicates are dropped: what the OpenAPI schema can say.
         sent = [check_text(v, f"{name}_v") for v in raw_values if isinstance(v, str) and v != ""]
         values = tuple(dict.fromkeys(sent))
-        if len(sent) > MAX_VALUES_PER_FILTER or any(len(v) > PROPERTY_VALUE_MAX_LENGTH for v in values):
+        if len(sent) > MAX_FILTER_VALUES or any(len(v) > PROPERTY_VALUE_MAX_LENGTH for v in values):
             raise InvalidInput(
                 "invalid_value",
-                f"At most {MAX_VALUES_PER_FILTER} values of at most {PROPERTY_VALUE_MAX_LENGTH} characters.",
+                f"At most {MAX_FILTER_VALUES} values of at most {PROPERTY_VALUE_MAX_LENGTH} characters.",
                 f"{name}_v",
             )
         if not key:

@@ -1,0 +1,117 @@
+"""Profiles in the admin, read-only: search by identity or user_id, their properties and the merges they took
+part in."""
+
+from django.contrib import admin
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from config.kernel.admin_site import ReadOnlyAdminMixin, is_cairn_admin
+from config.kernel.validation import user_id_term
+from users_app.admin.links import profile_links
+from users_app.environment_pages import profile_url
+from users_app.models import MergeRecord, Profile, UserProperty
+
+
+class UserPropertyInline(admin.TabularInline):
+    model = UserProperty
+    fields = ["key", "value", "is_number", "set_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["key"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return is_cairn_admin(request.user)
+
+
+class IdentifiedFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [("identified", "Identified"), ("anonymous", "Anonymous"), ("tombstone", "Merged away")]
+
+    def queryset(self, request, queryset):
+        return {
+            "identified": lambda: queryset.filter(identity__isnull=False),
+            "anonymous": lambda: queryset.filter(identity__isnull=True, merged_into__isnull=True),
+            "tombstone": lambda: queryset.filter(merged_into__isnull=False),
+        }.get(self.value(), lambda: queryset)()
+
+
+@admin.register(Profile)
+class ProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["user_id", "identity", "environment", "first_seen", "last_seen", "merged_into_display"]
+    list_filter = [IdentifiedFilter, "environment"]
+    search_fields = ["identity"]  # see get_search_results
+    search_help_text = "An identity (exact or prefix) or a user_id."
+    list_select_related = ["environment", "merged_into"]
+    show_full_result_count = False
+    fields = [
+        "user_id",
+        "identity",
+        "environment",
+        "merged_into_link",
+        "first_seen",
+        "last_seen",
+        "created_at",
+        "page_link",
+        "merges_in",
+    ]
+    readonly_fields = fields
+    inlines = [UserPropertyInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        condition = Q(identity=term) | Q(identity__startswith=term)
+        user_id = user_id_term(term)
+        if user_id is not None:
+            condition |= Q(user_id=user_id)
+        return queryset.filter(condition), False
+
+    @admin.display(description="merged into")
+    def merged_into_display(self, profile: Profile) -> str:
+        return profile.merged_into.display_name if profile.merged_into_id else ""
+
+    @admin.display(description="merged into")
+    def merged_into_link(self, profile: Profile):
+        return profile_links(profile.merged_into) if profile.merged_into_id else "— (a live profile)"
+
+    @admin.display(description="profile page")
+    def page_link(self, profile: Profile):
+        return format_html('<a href="{}">{}</a>', profile_url(profile), "open in the Users view")
+
+    @admin.display(description="merges")
+    def merges_in(self, profile: Profile):
+        merges = list(
+            MergeRecord.objects.filter(Q(destination=profile) | Q(source=profile))
+            .select_related("source", "destination")
+            .order_by("-requested_at")[:100]
+        )
+        if not merges:
+            return "—"
+        links = format_html_join(
+            "",
+            '<li><a href="{}">Merge #{}</a>: {} ({})</li>',
+            (
+                (
+                    reverse("admin:users_app_mergerecord_change", args=[merge.pk]),
+                    merge.pk,
+                    f"{merge.source.display_name} merged into this profile"
+                    if merge.destination_id == profile.pk
+                    else f"merged into {merge.destination.display_name}",
+                    merge.status,
+                )
+                for merge in merges
+            ),
+        )
+        return format_html("<ul>{}</ul>", links)
