@@ -13,6 +13,7 @@ from django.db import connections
 from django.db.models import Count, F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
 
+from config.kernel.periods import day_end, day_start
 from events_app.models import Event
 from reports_app.json_text import PropertyText
 from reports_app.models import SavedReport
@@ -78,9 +79,7 @@ def bucket_next(bucket: datetime, interval: str) -> datetime:
 
 def time_range(query: ReportQuery) -> tuple[datetime, datetime]:
     """[from 00:00 UTC, the day after `to` 00:00 UTC): `to` is inclusive."""
-    start = datetime.combine(query.date_from, time.min, tzinfo=UTC)
-    end = datetime.combine(query.date_to + timedelta(days=1), time.min, tzinfo=UTC)
-    return start, end
+    return day_start(query.date_from), day_end(query.date_to)
 
 
 def report_buckets(query: ReportQuery) -> list[datetime]:
