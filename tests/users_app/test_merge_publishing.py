@@ -7,7 +7,8 @@ import json
 import pytest
 from django.core.signals import request_finished, request_started
 
-from users_app.models import MergeRecord, Profile
+from tests.builders import profile_build
+from users_app.models import MergeRecord
 from users_app.services import merges
 from users_app.services.identify import profile_identify
 from users_app.services.merges import publish_after_response
@@ -34,8 +35,8 @@ def queued_merge_ids(redis_broker) -> list[int]:
 
 @pytest.fixture
 def visitor_of_alice(environment):
-    Profile.objects.create(environment=environment, user_id=1, identity="alice")
-    Profile.objects.create(environment=environment, user_id=2)
+    profile_build(environment, 1, identity="alice")
+    profile_build(environment, 2)
 
 
 def merge_alice(environment, django_capture_on_commit_callbacks) -> int:
