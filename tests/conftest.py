@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.test import Client
 
 from config.celery import app as celery_app
-from users_app.services.environments import environment_create
+from tests.builders import CHROMIUM_AVAILABLE, chromium_launch, environment_build, signed_in_as, user_build
 
 REPO = Path(__file__).resolve().parent.parent
 API_KEY = "test-api-key-0123456789abcdef"
@@ -22,12 +23,44 @@ OTHER_API_KEY = "other-api-key-0123456789abcdef"
 
 @pytest.fixture
 def environment(db):
-    return environment_create(name="Test site", app_id="1000000001", api_key=API_KEY).environment
+    return environment_build(name="Test site", app_id="1000000001", api_key=API_KEY)
 
 
 @pytest.fixture
 def other_environment(db):
-    return environment_create(name="Other site", app_id="1000000002", api_key=OTHER_API_KEY).environment
+    return environment_build(name="Other site", app_id="1000000002", api_key=OTHER_API_KEY)
+
+
+@pytest.fixture
+def viewer(db):
+    """A client signed in as a viewer: an account that is not staff."""
+    return signed_in_as("viewer", password="pw-viewer-123")
+
+
+@pytest.fixture
+def boss(db):
+    """A superuser account."""
+    return user_build("boss", password="pw-boss-123", superuser=True)
+
+
+@pytest.fixture
+def staff(boss):
+    """A client signed in as `boss`."""
+    client = Client()
+    client.force_login(boss)
+    return client
+
+
+@pytest.fixture
+def admin(db):
+    """A staff account, the actor of the merge actions in the service tests."""
+    return user_build("root", password="x", is_staff=True)
+
+
+@pytest.fixture
+def signed_in(client):
+    """The test's `client`, signed in as a viewer named pm."""
+    return signed_in_as("pm", client=client)
 
 
 class JsonClient:
@@ -255,3 +288,17 @@ def rate_limit_counters_forgotten():
         client = redis.Redis.from_url(os.environ["REDIS_URL"])
         for key in client.scan_iter(match="cairn:rl:*", count=1000):
             client.delete(key)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, one for a test module (Playwright's sync API)."""
+    if not CHROMIUM_AVAILABLE:
+        pytest.skip("Debian chromium is not installed")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = chromium_launch(playwright)
+        yield launched
+        launched.close()

@@ -12,9 +12,9 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import identify, person, signed_in_as, track, user_build
 from tests.fuzz_requests import Probe, answer, encoded, server_error, sweep
 from tests.odd_values import SWEEP_VALUES, odd_text
-from tests.users_app.users_view_factories import identify, person, track
 from users_app.models import MergeRecord
 
 pytestmark = pytest.mark.django_db
@@ -38,8 +38,9 @@ BREAKING_LOOKUPS = {
 
 
 @pytest.fixture
-def boss(django_user_model):
-    return django_user_model.objects.create_superuser("boss", password=None)
+def boss(db):
+    """conftest's, but with no usable password (the admin's pages of users show this one)."""
+    return user_build("boss", password=None, superuser=True)
 
 
 @pytest.fixture
@@ -177,8 +178,7 @@ def test_the_admins_own_paths(staff, template):
 
 
 def test_a_viewer_gets_403_whatever_the_query(environment, django_user_model):
-    viewer = Client()
-    viewer.force_login(django_user_model.objects.create_user("viewer", password=None))
+    viewer = signed_in_as("viewer", password=None)
     for model, _ in REGISTERED:
         for value in ["²", "\x00", "("]:
             response = viewer.get(changelist_url(model), {"q": value, "identity__regex": value})

@@ -5,10 +5,10 @@ import io
 import logging
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
 from config.views import HomeView
+from tests.builders import signed_in_as
 
 pytestmark = pytest.mark.django_db
 
@@ -25,9 +25,7 @@ def console():
 
 @pytest.fixture
 def viewer_client():
-    client = Client(raise_request_exception=False)
-    client.force_login(get_user_model().objects.create_user("viewer", password="pw-123456"))
-    return client
+    return signed_in_as("viewer", client=Client(raise_request_exception=False))
 
 
 def loud(caplog) -> list[logging.LogRecord]:

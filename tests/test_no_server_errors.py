@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from events_app.models import Session
 from reports_app.models import SavedReport
+from tests.builders import identify, person, track, user_build
 from tests.conftest import API_KEY
 from tests.fuzz_requests import Probe, encoded, server_error, sweep
 from tests.odd_values import ODD_VALUES, SWEEP_VALUES, odd_text
-from tests.users_app.users_view_factories import identify, person, track
 
 pytestmark = pytest.mark.django_db
 
@@ -151,7 +151,7 @@ def site(environment, django_user_model):
     alice = person(environment, USER_ID, identity="alice", plan="Startup")
     track(environment, user_id=USER_ID + 1, event="Sign Up", properties={"path": "/signup"})
     identify(environment, USER_ID + 1, "alice")
-    boss = django_user_model.objects.create_superuser("boss", password=None)  # no hashing: force_login needs none
+    boss = user_build("boss", password=None, superuser=True)  # no hashing: force_login needs none
     report = SavedReport.objects.create(
         environment=environment, name="Sign-ups", params={"measure": "events"}, created_by=boss
     )
@@ -166,7 +166,7 @@ def site(environment, django_user_model):
 def signed_in(django_user_model, role: str) -> Client:
     client = Client()
     user = django_user_model.objects.filter(username="boss").first() if role == "admin" else None
-    client.force_login(user or django_user_model.objects.create_user(role, password=None))
+    client.force_login(user or user_build(role, password=None))
     return client
 
 

@@ -24,7 +24,6 @@ from django.core.management import call_command
 
 from tests.conftest import REPO, BackgroundProcess, free_port, wait_for, worker_environment
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = REPO / "test-output"
 APP_ID = "3141592653"
 API_KEY = "production-test-key-0123456789"
@@ -211,28 +210,6 @@ def production(django_db_setup, django_db_blocker, tmp_path_factory):
             process.stop()
         with django_db_blocker.unblock():
             call_command("flush", interactive=False, verbosity=0)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-gpu",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 class AssetLog:

@@ -1,23 +1,13 @@
 """SPEC 3's ingest: /api/track single and bulk, idempotency, profiles created on the fly, sessions."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from events_app.models import Event, Session
+from tests.builders import at
 from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord, Profile
 
 pytestmark = pytest.mark.django_db
-
-
-BASE = timezone.now().replace(microsecond=0) - timedelta(days=2)
-
-
-def at(minutes: float) -> str:
-    """A fixed point two days ago plus `minutes`."""
-    return (BASE + timedelta(minutes=minutes)).isoformat()
 
 
 def test_single_track_by_user_id(calls):

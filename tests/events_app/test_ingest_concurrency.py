@@ -1,17 +1,15 @@
 """Concurrent first calls of brand-new visitors: the call that creates a profile takes no lock on it and looks
 nothing up (nobody else can see it before commit); the others wait on its insert and then find it."""
 
-import json
 import os
 import threading
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from events_app.models import Event, Session
+from tests.builders import post_json
 from users_app.models import Profile, UserProperty
 
 pytestmark = pytest.mark.skipif(
@@ -21,24 +19,13 @@ pytestmark = pytest.mark.skipif(
 CALLS_AT_ONCE = 8
 
 
-def post_json(url: str, body: dict) -> int:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def all_at_once(send) -> list[int]:
     barrier = threading.Barrier(CALLS_AT_ONCE)
     statuses = []
 
     def run(n: int) -> None:
         barrier.wait()
-        statuses.append(send(n))
+        statuses.append(send(n)[0])
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(CALLS_AT_ONCE)]
     for thread in threads:
@@ -54,7 +41,7 @@ def test_concurrent_first_calls_of_a_new_visitor_make_one_profile_and_one_visit(
 ):
     start = timezone.now().replace(microsecond=0) - timedelta(hours=1)
 
-    def send(n: int) -> int:
+    def send(n: int) -> tuple[int, dict]:
         return post_json(
             f"{live_server.url}/api/track",
             {
@@ -85,7 +72,7 @@ def test_concurrent_bulks_of_new_visitors_store_each_idempotency_key_once(transa
         for index in range(60)
     ]
 
-    def send(n: int) -> int:
+    def send(n: int) -> tuple[int, dict]:
         return post_json(f"{live_server.url}/api/track", {"app_id": environment.app_id, "events": events})
 
     assert all_at_once(send) == [200] * CALLS_AT_ONCE

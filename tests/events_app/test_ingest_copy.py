@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from events_app.models import Event
 from events_app.services.ingest import COPY_MIN_ROWS, events_insert
-from users_app.models import Profile
+from tests.builders import profile_build
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def rows(environment, profile, keys):
 
 @pytest.mark.parametrize("path", sorted(SIZES))
 def test_events_are_stored_with_their_values(environment, path):
-    profile = Profile.objects.create(environment=environment, user_id=5)
+    profile = profile_build(environment, 5)
     keys = ["a"] + [None] * (SIZES[path] - 1)
     events_insert(rows(environment, profile, keys))
     stored = list(Event.objects.order_by("pk"))
@@ -33,7 +33,7 @@ def test_events_are_stored_with_their_values(environment, path):
 
 @pytest.mark.parametrize("path", sorted(SIZES))
 def test_a_key_stored_meanwhile_is_skipped_and_the_rest_of_the_batch_kept(environment, path):
-    profile = Profile.objects.create(environment=environment, user_id=5)
+    profile = profile_build(environment, 5)
     events_insert(rows(environment, profile, ["race"]))  # the concurrent call that won
     events_insert(rows(environment, profile, ["race", "other"] + [None] * (SIZES[path] - 2)))
     assert Event.objects.filter(idempotency_key="race").count() == 1

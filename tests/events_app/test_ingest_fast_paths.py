@@ -2,27 +2,20 @@
 first/last seen and initial properties come from the call itself), writes made without model instances keep
 every value exactly, and the number of queries does not grow with the batch."""
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from events_app.models import Event, Session
 from events_app.services.ingest import COPY_MIN_ROWS
+from tests.builders import at, initial_properties
 from users_app.models import Profile
 
 pytestmark = pytest.mark.django_db
 
-BASE = timezone.now().replace(microsecond=0) - timedelta(days=2)
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 )
-
-
-def at(minutes: float) -> str:
-    return (BASE + timedelta(minutes=minutes)).isoformat()
 
 
 def track(api, environment, body: dict, **headers):
@@ -35,11 +28,6 @@ def track_bulk(calls, events: list) -> dict:
     response = calls.track_bulk(events)
     assert response.status_code == 200, response.content
     return response.json()
-
-
-def initial(calls, user_id) -> dict:
-    properties = calls.user(user_id).json()["properties"]
-    return {key: value["value"] for key, value in properties.items() if key.startswith("Initial ")}
 
 
 def test_a_new_visitors_first_event_sets_first_seen_its_session_and_initial_properties(api, calls, environment):
@@ -57,7 +45,7 @@ def test_a_new_visitors_first_event_sets_first_seen_its_session_and_initial_prop
     user = calls.user("7001").json()
     assert (user["first_seen"], user["last_seen"], user["session_count"], user["event_count"]) == (at(0), at(0), 1, 1)
     # A server call's user agent is the backend's, not the person's: no browser or device from it.
-    assert initial(calls, "7001") == {
+    assert initial_properties(calls.api, "7001") == {
         "Initial Landing Page": "/pricing",
         "Initial Referrer": "https://ex.org/",
     }
@@ -82,8 +70,8 @@ def test_a_bulk_of_new_and_returning_visitors(calls, environment):
     returning, new = calls.user("7002").json(), calls.user("7003").json()
     assert (returning["first_seen"], returning["last_seen"], returning["session_count"]) == (at(-120), at(10), 2)
     assert (new["first_seen"], new["last_seen"], new["session_count"], new["event_count"]) == (at(0), at(90), 2, 3)
-    assert initial(calls, "7002") == {"Initial Landing Page": "/early"}
-    assert initial(calls, "7003") == {"Initial Landing Page": "/first"}
+    assert initial_properties(calls.api, "7002") == {"Initial Landing Page": "/early"}
+    assert initial_properties(calls.api, "7003") == {"Initial Landing Page": "/first"}
     first_visit = Session.objects.get(profile__user_id=7003, landing_page="/first")
     assert sorted(first_visit.events.values_list("name", flat=True)) == ["click", "pageview"]
 
@@ -136,7 +124,7 @@ def test_awkward_values_are_stored_exactly(calls, count):
     assert event.name == AWKWARD
     assert event.properties == {AWKWARD: AWKWARD, "path": f"/{AWKWARD}", "n": 2**60, "x": 1.5, "yes": "true"}
     assert event.session.landing_page == f"/{AWKWARD}"
-    assert initial(calls, "7100") == {"Initial Landing Page": f"/{AWKWARD}"}
+    assert initial_properties(calls.api, "7100") == {"Initial Landing Page": f"/{AWKWARD}"}
 
 
 def test_a_visit_going_on_under_a_new_profile_keeps_its_landing_page(calls):
@@ -194,4 +182,4 @@ def test_without_returning_the_new_rows_are_read_back(api, calls, environment, m
     track(api, environment, {"user_id": "7301", "event": "click", "timestamp": at(2)})
     user = calls.user("7301").json()
     assert (user["first_seen"], user["last_seen"], user["session_count"], user["event_count"]) == (at(0), at(2), 1, 2)
-    assert initial(calls, "7301") == {"Initial Landing Page": "/pricing"}
+    assert initial_properties(calls.api, "7301") == {"Initial Landing Page": "/pricing"}

@@ -183,9 +183,7 @@ def test_a_key_that_is_not_valid_text_is_refused_not_a_server_error(locked):
         assert response.status_code == 401, (path, response.content)
 
 
-def test_the_admin_sets_both_guards(db, django_user_model, environment):
-    staff = Client()
-    staff.force_login(django_user_model.objects.create_superuser("boss", password="pw-boss-123"))
+def test_the_admin_sets_both_guards(staff, environment):
     page = staff.get(f"/admin/users_app/environment/{environment.pk}/change/").content.decode()
     assert 'name="server_calls_need_api_key"' in page and 'name="ingest_limit_per_minute"' in page
 

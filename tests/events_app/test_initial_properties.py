@@ -4,8 +4,7 @@ initial properties win."""
 import json
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
+from tests.builders import initial_properties
 from users_app.merges.apply import merge_apply
 from users_app.merges.undo import merge_undo
 from users_app.models import MergeRecord, Profile
@@ -46,11 +45,6 @@ def visit(client, user_id, session_id, path, *, referrer="", when=None, agent=CH
     return response.json()
 
 
-def initial(api, user_id) -> dict:
-    properties = api.get(f"/api/v1/users/{user_id}").json()["properties"]
-    return {key: value["value"] for key, value in properties.items() if key.startswith("Initial ")}
-
-
 def test_the_first_session_sets_every_initial_property(client, api, environment, settings):
     settings.CAIRN_COUNTRY_HEADER, settings.CAIRN_CITY_HEADER = "HTTP_CF_IPCOUNTRY", "HTTP_X_CITY"
     visit(
@@ -63,7 +57,7 @@ def test_the_first_session_sets_every_initial_property(client, api, environment,
         utm_medium="social",
         utm_campaign="launch",
     )
-    assert initial(api, 9001) == {
+    assert initial_properties(api, 9001) == {
         "Initial Referrer": "https://news.example.org/item?id=1",
         "Initial Landing Page": "/blog/launch",
         "Initial UTM Source": "hn",
@@ -74,20 +68,20 @@ def test_the_first_session_sets_every_initial_property(client, api, environment,
         "Initial Country": "FR",
         "Initial City": "Lyon",
     }
-    assert set(initial(api, 9001)) == set(INITIAL_PROPERTY_FIELDS)
+    assert set(initial_properties(api, 9001)) == set(INITIAL_PROPERTY_FIELDS)
 
 
 def test_later_sessions_do_not_change_them(client, api, environment):
     visit(client, 9002, "s1", "/first", referrer="https://a.example/", utm_source="a")
     visit(client, 9002, "s2", "/second", referrer="https://b.example/", utm_source="b", agent=FIREFOX_ANDROID)
-    values = initial(api, 9002)
+    values = initial_properties(api, 9002)
     assert (values["Initial Landing Page"], values["Initial Referrer"]) == ("/first", "https://a.example/")
     assert (values["Initial UTM Source"], values["Initial Browser"]) == ("a", "Chrome")
 
 
 def test_empty_values_are_absent_not_empty_strings(client, api, environment):
     visit(client, 9003, "s1", "/direct")
-    values = initial(api, 9003)
+    values = initial_properties(api, 9003)
     assert values == {"Initial Landing Page": "/direct", "Initial Browser": "Chrome", "Initial Device Type": "Desktop"}
 
 
@@ -96,7 +90,7 @@ def test_a_late_arriving_earlier_session_takes_over(client, api, environment):
     visit(client, 9004, "late", "/today", utm_source="today", when=now)
     # An offline device catches up with a visit from yesterday: that was the first session.
     visit(client, 9004, "early", "/yesterday", when=now - timedelta(days=1), agent=FIREFOX_ANDROID)
-    values = initial(api, 9004)
+    values = initial_properties(api, 9004)
     assert values["Initial Landing Page"] == "/yesterday"
     assert values["Initial Device Type"] == "Mobile"
     assert "Initial UTM Source" not in values  # the first session had none
@@ -121,7 +115,7 @@ def test_merge_keeps_the_earlier_anonymous_sessions_initial_properties(client, a
     record = MergeRecord.objects.get()
     merge_apply(merge_id=record.pk)
     heidi = Profile.objects.get(identity="heidi")
-    values = initial(api, heidi.user_id)
+    values = initial_properties(api, heidi.user_id)
     assert (values["Initial Landing Page"], values["Initial UTM Source"]) == ("/from-laptop", "laptop")
     assert values["Initial Browser"] == "Chrome"
 
@@ -148,7 +142,7 @@ def test_merge_keeps_the_identified_profiles_when_they_are_earlier(client, api, 
         calls=[{"type": "identify", "identity": "ivan"}],
     )
     merge_apply(merge_id=MergeRecord.objects.get().pk)
-    values = initial(api, Profile.objects.get(identity="ivan").user_id)
+    values = initial_properties(api, Profile.objects.get(identity="ivan").user_id)
     assert (values["Initial Landing Page"], values["Initial UTM Source"]) == ("/from-phone", "phone")
     assert values["Initial Device Type"] == "Mobile"
 
@@ -167,7 +161,7 @@ def test_pending_merge_counts_the_merged_sessions_as_earlier(client, api, enviro
     assert answer["user_id"] == str(judy.user_id)
     # The next page view comes with judy's user_id and the same tracker session id: a new session row.
     visit(client, judy.user_id, "anon", "/dashboard", when=now)
-    values = initial(api, judy.user_id)
+    values = initial_properties(api, judy.user_id)
     assert (values["Initial Landing Page"], values["Initial UTM Source"]) == ("/anonymous-landing", "ads")
 
 
@@ -199,7 +193,7 @@ def test_a_later_visits_initial_values_never_fill_the_gaps_of_the_earlier_one(cl
         calls=[{"type": "identify", "identity": "frank"}],
     )
     merge_apply(merge_id=MergeRecord.objects.get().pk)
-    assert initial(api, Profile.objects.get(identity="frank").user_id) == DIRECT_VISIT_SET
+    assert initial_properties(api, Profile.objects.get(identity="frank").user_id) == DIRECT_VISIT_SET
 
 
 def grace_signs_up_after_an_ad_visit(client, user_id: int) -> Profile:
@@ -232,22 +226,17 @@ def an_earlier_direct_visit_is_merged_in(client, user_id: int) -> MergeRecord:
     return record
 
 
-@pytest.fixture
-def admin(django_user_model):
-    return django_user_model.objects.create_user(username="root", password="x", is_staff=True)
-
-
 def test_an_earlier_visits_set_replaces_the_later_one_whole_and_undo_puts_it_back(
     client, api, environment, eager_celery, admin
 ):
     grace = grace_signs_up_after_an_ad_visit(client, 9012)
-    before = initial(api, grace.user_id)
+    before = initial_properties(api, grace.user_id)
     record = an_earlier_direct_visit_is_merged_in(client, 9013)
-    assert initial(api, grace.user_id) == DIRECT_VISIT_SET
+    assert initial_properties(api, grace.user_id) == DIRECT_VISIT_SET
 
     merge_undo(merge_id=record.pk, actor=admin)
 
-    assert initial(api, grace.user_id) == before
+    assert initial_properties(api, grace.user_id) == before
     assert before["Initial Referrer"] == "https://ref.example/" and before["Initial UTM Medium"] == "cpc"
 
 
@@ -259,9 +248,9 @@ def test_undo_never_mixes_a_removed_key_into_a_set_recomputed_since(client, api,
     record = an_earlier_direct_visit_is_merged_in(client, 9113)
     offline_set = {"Initial Landing Page": "/old", "Initial Browser": "Chrome", "Initial Device Type": "Desktop"}
     visit(client, grace.user_id, "offline", "/old", when=datetime.now(UTC) - timedelta(days=5))
-    assert initial(api, grace.user_id) == offline_set
+    assert initial_properties(api, grace.user_id) == offline_set
 
     merge_undo(merge_id=record.pk, actor=admin)
 
     # grace's first session is still the offline one: its set, whole, not mixed with the ad visit's referrer.
-    assert initial(api, grace.user_id) == offline_set
+    assert initial_properties(api, grace.user_id) == offline_set

@@ -10,39 +10,19 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import API_KEY, JsonClient
-from users_app.services.environments import environment_create
+from tests.builders import CHROMIUM_AVAILABLE, environment_build
+from tests.conftest import API_KEY
 from users_app.services.tracker_snippet import tracker_snippet
 
-CHROMIUM = "/usr/bin/chromium"
 APP_ID = "4242424242"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not CHROMIUM_AVAILABLE, reason="Debian's chromium is not installed"),
 ]
 # Playwright's sync API runs an event loop in this thread; the Django calls made from the test are sync.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-gpu",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(autouse=True)
@@ -53,13 +33,8 @@ def demo_site_on(settings):
 
 @pytest.fixture
 def site(transactional_db, live_server):
-    environment = environment_create(name="Demo shop", app_id=APP_ID, api_key=API_KEY).environment
+    environment = environment_build(name="Demo shop", app_id=APP_ID, api_key=API_KEY)
     return environment, live_server.url
-
-
-@pytest.fixture
-def read_api(client):
-    return JsonClient(client)
 
 
 def demo(base: str, page: str = "") -> str:
@@ -87,29 +62,23 @@ def who(page) -> tuple[str, str | None]:
     return tuple(page.evaluate("() => [window.heap.userId, window.heap.identity]"))
 
 
-def user(read_api, user_id=None, identity=None) -> dict:
-    answer = (
-        read_api.get(f"/api/v1/users/{user_id}")
-        if user_id is not None
-        else read_api.get("/api/v1/users", identity=identity)
-    )
+def user(api, user_id=None, identity=None) -> dict:
+    answer = api.get(f"/api/v1/users/{user_id}") if user_id is not None else api.get("/api/v1/users", identity=identity)
     assert answer.status_code == 200, answer.content
     return answer.json()
 
 
-def events(read_api, user_id) -> list[tuple[str, dict]]:
-    answer = read_api.get(f"/api/v1/users/{user_id}/events").json()
+def events(api, user_id) -> list[tuple[str, dict]]:
+    answer = api.get(f"/api/v1/users/{user_id}/events").json()
     return [(event["event"], event["properties"]) for event in reversed(answer["results"])]
 
 
-def names(read_api, user_id) -> list[str]:
-    return [
-        name if name != "pageview" else f"pageview {props.get('path')}" for name, props in events(read_api, user_id)
-    ]
+def names(api, user_id) -> list[str]:
+    return [name if name != "pageview" else f"pageview {props.get('path')}" for name, props in events(api, user_id)]
 
 
-def merges(read_api, **query) -> list[tuple[str, str]]:
-    results = read_api.get("/api/v1/merges", **query).json()["results"]
+def merges(api, **query) -> list[tuple[str, str]]:
+    results = api.get("/api/v1/merges", **query).json()["results"]
     return [(merge["source_user_id"], merge["destination_user_id"]) for merge in results]
 
 
@@ -131,7 +100,7 @@ def log_in(page, base, email) -> None:
     wait_idle(page)
 
 
-def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, settings):
+def test_the_seeds_four_stories_and_reset_identity(browser, site, api, settings):
     _, base = site
     settings.CAIRN_COUNTRY_HEADER = "HTTP_CF_IPCOUNTRY"
     shared = browser.new_context(extra_http_headers={"CF-IPCountry": "NL"})  # the shared computer
@@ -146,13 +115,13 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     wait_idle(page)
     anonymous_alice, identity = who(page)
     assert identity is None
-    assert user(read_api, anonymous_alice)["identity"] is None
+    assert user(api, anonymous_alice)["identity"] is None
     sign_up(page, base, "alice@example.com", "Startup")
     assert who(page) == (anonymous_alice, "alice@example.com")  # same user_id, now identified
-    alice = user(read_api, identity="alice@example.com")
+    alice = user(api, identity="alice@example.com")
     assert alice["user_id"] == anonymous_alice
     assert alice["properties"]["plan"]["value"] == "Startup"
-    assert names(read_api, anonymous_alice) == [
+    assert names(api, anonymous_alice) == [
         f"pageview {app}",
         f"pageview {app}signup/",
         "Sign Up",
@@ -169,7 +138,7 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     )
     assert "Chrome" in initial["Initial Browser"] and initial["Initial Device Type"] == "Desktop"
     assert initial["Initial Country"] == "NL"
-    assert merges(read_api, identity="alice@example.com") == []
+    assert merges(api, identity="alice@example.com") == []
     page.screenshot(path=str(SCREENSHOTS / "tracker-1-signed-up.png"))
 
     # 2. Alice on her phone (a second browser) logs in: anonymous -> existing identity, merged.
@@ -181,45 +150,45 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     assert anonymous_phone != anonymous_alice
     log_in(phone_page, base, "alice@example.com")
     assert who(phone_page) == (anonymous_alice, "alice@example.com")  # adopted the answered user_id
-    assert merges(read_api, identity="alice@example.com") == [(anonymous_phone, anonymous_alice)]
-    assert user(read_api, anonymous_phone)["merged_into"] == anonymous_alice
-    alice = user(read_api, identity="alice@example.com")
+    assert merges(api, identity="alice@example.com") == [(anonymous_phone, anonymous_alice)]
+    assert user(api, anonymous_phone)["merged_into"] == anonymous_alice
+    alice = user(api, identity="alice@example.com")
     assert alice["event_count"] == 7  # counted at once, before any merge task has moved the rows
     assert alice["session_count"] == 2  # the phone's visit that logged in is one session
-    assert set(names(read_api, anonymous_alice)) >= {f"pageview {app}login/", "Log In"}
+    assert set(names(api, anonymous_alice)) >= {f"pageview {app}login/", "Log In"}
     phone.close()
 
     # 3. On the shared computer (still alice), bob signs up: identified -> new identity, a new profile.
     sign_up(page, base, "bob@example.com", "Growth")
     bob_id, identity = who(page)
     assert identity == "bob@example.com" and bob_id != anonymous_alice
-    bob = user(read_api, identity="bob@example.com")
+    bob = user(api, identity="bob@example.com")
     assert bob["user_id"] == bob_id and bob["merged_into"] is None
     assert bob["properties"]["plan"]["value"] == "Growth"
-    assert names(read_api, bob_id) == ["Sign Up", f"pageview {app}app/"]
-    assert merges(read_api, identity="bob@example.com") == []
-    alice = user(read_api, identity="alice@example.com")
+    assert names(api, bob_id) == ["Sign Up", f"pageview {app}app/"]
+    assert merges(api, identity="bob@example.com") == []
+    alice = user(api, identity="alice@example.com")
     assert alice["properties"]["plan"]["value"] == "Startup"  # bob's plan did not touch alice
     assert alice["event_count"] == 8  # + the sign-up page view, made while the browser was still alice's
 
     # 4. Alice comes back to the shared computer and logs in: identified -> existing identity, no merge.
     log_in(page, base, "alice@example.com")
     assert who(page) == (anonymous_alice, "alice@example.com")
-    assert merges(read_api, identity="alice@example.com") == [(anonymous_phone, anonymous_alice)]
-    assert merges(read_api, identity="bob@example.com") == []
-    assert names(read_api, bob_id) == ["Sign Up", f"pageview {app}app/", f"pageview {app}login/"]
-    assert names(read_api, anonymous_alice)[-2:] == ["Log In", f"pageview {app}app/"]
-    assert user(read_api, identity="alice@example.com")["event_count"] == 10
+    assert merges(api, identity="alice@example.com") == [(anonymous_phone, anonymous_alice)]
+    assert merges(api, identity="bob@example.com") == []
+    assert names(api, bob_id) == ["Sign Up", f"pageview {app}app/", f"pageview {app}login/"]
+    assert names(api, anonymous_alice)[-2:] == ["Log In", f"pageview {app}app/"]
+    assert user(api, identity="alice@example.com")["event_count"] == 10
     # One visit on the shared computer: alice's session went on; bob's part of it is his own session.
-    assert user(read_api, identity="alice@example.com")["session_count"] == 2
-    assert user(read_api, identity="bob@example.com")["session_count"] == 1
+    assert user(api, identity="alice@example.com")["session_count"] == 2
+    assert user(api, identity="bob@example.com")["session_count"] == 1
     # She moves to another plan with the plan picker.
     page.check("input[name=plan][value=Premium]")
     page.click("#plan-submit")
     wait_idle(page)
-    assert user(read_api, identity="alice@example.com")["properties"]["plan"]["value"] == "Premium"
-    assert user(read_api, identity="bob@example.com")["properties"]["plan"]["value"] == "Growth"
-    assert events(read_api, anonymous_alice)[-1] == ("Change Plan", {"plan": "Premium"})
+    assert user(api, identity="alice@example.com")["properties"]["plan"]["value"] == "Premium"
+    assert user(api, identity="bob@example.com")["properties"]["plan"]["value"] == "Growth"
+    assert events(api, anonymous_alice)[-1] == ("Change Plan", {"plan": "Premium"})
 
     # 5. Alice logs out: resetIdentity starts a new anonymous user and session; nothing is sent for it.
     session_before = page.evaluate("() => heap.getSessionId()")
@@ -231,17 +200,17 @@ def test_the_seeds_four_stories_and_reset_identity(browser, site, read_api, sett
     newcomer, identity = who(page)
     assert identity is None and newcomer not in (anonymous_alice, bob_id, anonymous_phone)
     assert page.evaluate("() => heap.getSessionId()") != session_before
-    assert names(read_api, anonymous_alice)[-1] == "Log Out"  # tracked before the reset: still alice's
-    stranger = user(read_api, newcomer)
+    assert names(api, anonymous_alice)[-1] == "Log Out"  # tracked before the reset: still alice's
+    stranger = user(api, newcomer)
     assert stranger["identity"] is None and stranger["merged_into"] is None
-    assert names(read_api, newcomer) == [f"pageview {app}"]
+    assert names(api, newcomer) == [f"pageview {app}"]
     sent_calls = [call["type"] for body in sent if body for call in json.loads(body)["calls"]]
     assert "identify" not in sent_calls  # the reset itself sent nothing
     page.screenshot(path=str(SCREENSHOTS / "tracker-5-after-reset.png"))
     shared.close()
 
 
-def test_calls_queued_before_the_script_loads_arrive_in_order(browser, site, read_api):
+def test_calls_queued_before_the_script_loads_arrive_in_order(browser, site, api):
     _, base = site
     context = browser.new_context()
     page = context.new_page()
@@ -249,7 +218,7 @@ def test_calls_queued_before_the_script_loads_arrive_in_order(browser, site, rea
     wait_idle(page)
     assert page.evaluate("() => window.cairnQueuedBeforeLoad") is True
     user_id, _ = who(page)
-    recorded = events(read_api, user_id)
+    recorded = events(api, user_id)
     assert [name for name, _ in recorded] == [
         "pageview",
         "Playground Queued 1",
@@ -259,11 +228,11 @@ def test_calls_queued_before_the_script_loads_arrive_in_order(browser, site, rea
     # addEventProperties was queued between 1 and 2: it applies to the calls after it only.
     assert [props.get("campaign_page") for _, props in recorded[1:]] == [None, "playground", "playground"]
     assert [props["position"] for _, props in recorded[1:]] == [1, 2, 3]
-    assert user(read_api, user_id)["properties"]["Playground Visited"]["value"] == "yes"
+    assert user(api, user_id)["properties"]["Playground Visited"]["value"] == "yes"
     context.close()
 
 
-def test_the_last_event_before_leaving_the_site_arrives(browser, site, read_api):
+def test_the_last_event_before_leaving_the_site_arrives(browser, site, api):
     _, base = site
     context = browser.new_context()
     page = context.new_page()
@@ -282,12 +251,12 @@ def test_the_last_event_before_leaving_the_site_arrives(browser, site, read_api)
     page.click("#leave")
     page.wait_for_url(demo(base, "goodbye/"))
     assert page.evaluate("() => typeof window.heap") == "undefined"
-    wait_in_browser(page, lambda: "Leave Playground" in [name for name, _ in events(read_api, user_id)])
-    assert [name for name, _ in events(read_api, user_id)].count("Leave Playground") == 1
+    wait_in_browser(page, lambda: "Leave Playground" in [name for name, _ in events(api, user_id)])
+    assert [name for name, _ in events(api, user_id)].count("Leave Playground") == 1
     context.close()
 
 
-def test_failed_sends_are_kept_and_retried_in_order(browser, site, read_api):
+def test_failed_sends_are_kept_and_retried_in_order(browser, site, api):
     _, base = site
     context = browser.new_context()
     page = context.new_page()
@@ -309,13 +278,13 @@ def test_failed_sends_are_kept_and_retried_in_order(browser, site, read_api):
         ".flatMap(k => JSON.parse(localStorage.getItem(k)).items.map(i => i.e || i.t))"
     )
     assert stored[-3:] == ["Offline 1", "Offline 2", "Offline 3"]
-    assert read_api.get(f"/api/v1/users/{user_id}").status_code == 404  # nothing got through yet
+    assert api.get(f"/api/v1/users/{user_id}").status_code == 404  # nothing got through yet
     # The visitor moves on while still offline; then the network comes back.
     page.goto(demo(base))
     page.wait_for_function("() => window.heap && window.heap._cairn === true")
     context.unroute("**/api/v1/browser*")
     wait_idle(page)
-    recorded = names(read_api, user_id)
+    recorded = names(api, user_id)
     app = f"/demo/{APP_ID}/"
     assert recorded == [
         f"pageview {app}playground/",
@@ -345,7 +314,7 @@ def other_site(context, base, environment) -> str:
     return origin
 
 
-def test_cors_an_allowed_origin_can_send(browser, site, read_api):
+def test_cors_an_allowed_origin_can_send(browser, site, api):
     environment, base = site
     context = browser.new_context()
     origin = other_site(context, base, environment)
@@ -355,14 +324,14 @@ def test_cors_an_allowed_origin_can_send(browser, site, read_api):
     page.goto(f"{origin}/shop/landing?utm_source=" + quote("partner site"))
     wait_idle(page)
     user_id, _ = who(page)
-    recorded = events(read_api, user_id)
+    recorded = events(api, user_id)
     assert [(name, props["path"], props["utm_source"]) for name, props in recorded] == [
         ("pageview", "/shop/landing", "partner site")
     ]
     context.close()
 
 
-def test_cors_an_origin_not_allowed_cannot_send(browser, site, read_api):
+def test_cors_an_origin_not_allowed_cannot_send(browser, site, api):
     environment, base = site
     environment.allowed_origins = ["http://shop.example.test"]
     environment.save()
@@ -376,11 +345,11 @@ def test_cors_an_origin_not_allowed_cannot_send(browser, site, read_api):
     wait_in_browser(page, lambda: bool(finished))
     user_id, _ = who(page)
     assert page.evaluate("() => heap.pending()") == 1  # kept (and retried later), not lost
-    assert read_api.get(f"/api/v1/users/{user_id}").status_code == 404
+    assert api.get(f"/api/v1/users/{user_id}").status_code == 404
     context.close()
 
 
-def test_the_tracker_never_throws_into_the_page(browser, site, read_api):
+def test_the_tracker_never_throws_into_the_page(browser, site, api):
     _, base = site
     context = browser.new_context()
     page = context.new_page()
@@ -409,7 +378,7 @@ def test_the_tracker_never_throws_into_the_page(browser, site, read_api):
     wait_idle(page)
     user_id, identity = who(page)
     assert identity is None
-    recorded = dict(events(read_api, user_id))
+    recorded = dict(events(api, user_id))
     assert "Still Works" in recorded
     # The valid values of a call with odd ones are kept; the rest are left out.
     assert recorded["Odd values"] == {"campaign_page": "playground", "ok": "true", "n": 2}
@@ -417,7 +386,7 @@ def test_the_tracker_never_throws_into_the_page(browser, site, read_api):
     context.close()
 
 
-def test_single_page_app_route_changes_are_page_views(browser, site, read_api):
+def test_single_page_app_route_changes_are_page_views(browser, site, api):
     _, base = site
     context = browser.new_context()
     page = context.new_page()
@@ -433,7 +402,7 @@ def test_single_page_app_route_changes_are_page_views(browser, site, read_api):
     user_id, _ = who(page)
     views = [
         (props["path"], props.get("utm_source"), props["referrer"].removeprefix(base))
-        for name, props in events(read_api, user_id)
+        for name, props in events(api, user_id)
         if name == "pageview"
     ]
     app = f"/demo/{APP_ID}/"
@@ -445,7 +414,7 @@ def test_single_page_app_route_changes_are_page_views(browser, site, read_api):
     context.close()
 
 
-def test_ids_live_in_first_party_cookies_and_identify_is_sent_once(browser, site, read_api):
+def test_ids_live_in_first_party_cookies_and_identify_is_sent_once(browser, site, api):
     _, base = site
     context = browser.new_context()
     page = context.new_page()
@@ -467,11 +436,11 @@ def test_ids_live_in_first_party_cookies_and_identify_is_sent_once(browser, site
     wait_idle(page)
     assert who(page) == (user_id, "ken@example.com")
     assert page.evaluate("() => { heap.identify('ken@example.com'); return heap.pending(); }") == 0
-    assert user(read_api, user_id)["identity"] == "ken@example.com"
+    assert user(api, user_id)["identity"] == "ken@example.com"
     context.close()
 
 
-def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site, read_api):
+def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site, api):
     _, base = site
     context = browser.new_context()
     page = context.new_page()
@@ -492,7 +461,7 @@ def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site
     )
     page.reload()
     wait_idle(page)
-    recorded = [name for name, _ in events(read_api, user_id)]
+    recorded = [name for name, _ in events(api, user_id)]
     assert "From A Closed Tab" in recorded  # adopted and sent
     assert "From An Open Tab" not in recorded  # its own tab will send it
     assert page.evaluate(f"() => localStorage.getItem('_cairn_q_{APP_ID}_closedtab')") is None
@@ -500,7 +469,7 @@ def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site
     context.close()
 
 
-def test_an_identity_over_255_characters_is_refused_not_cut_short(browser, site, read_api):
+def test_an_identity_over_255_characters_is_refused_not_cut_short(browser, site, api):
     # Cut to 255, two people whose identities share their first 255 characters would become one.
     _, base = site
     context = browser.new_context()
@@ -515,5 +484,5 @@ def test_an_identity_over_255_characters_is_refused_not_cut_short(browser, site,
     page.evaluate("() => heap.identify('\\u{1F600}'.repeat(255))")
     wait_idle(page)
     assert who(page) == (user_id, "\U0001f600" * 255)
-    assert user(read_api, user_id)["identity"] == "\U0001f600" * 255
+    assert user(api, user_id)["identity"] == "\U0001f600" * 255
     context.close()

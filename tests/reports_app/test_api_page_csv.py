@@ -7,10 +7,9 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from django.contrib.auth import get_user_model
 
+from tests.builders import set_properties, track
 from tests.conftest import OTHER_API_KEY
-from tests.reports_app.conftest import set_properties, track
 
 pytestmark = pytest.mark.django_db
 
@@ -31,13 +30,6 @@ EXPECTED = {
         {"group": "Startup", "values": [1, 0], "total": 1},
     ],
 }
-
-
-@pytest.fixture
-def signed_in(client):
-    user = get_user_model().objects.create_user("pm", password="pw-123456")
-    client.force_login(user)
-    return client
 
 
 class TableParser(HTMLParser):
@@ -177,7 +169,7 @@ def test_api_needs_the_environments_key(world, api):
 
 
 def test_api_key_sees_only_its_environment(world, other_environment, api):
-    track(other_environment, {"identity": "zed"}, "Sign Up", "2026-11-03T10:00:00Z")
+    track(other_environment, identity="zed", event="Sign Up", timestamp="2026-11-03T10:00:00Z")
     answer = api.get("/api/v1/reports/query", api_key=OTHER_API_KEY, **HEADLINE).json()
     assert answer["series"] == [{"group": "(none)", "values": [1, 0], "total": 1}]
 
@@ -195,8 +187,8 @@ def test_page_needs_login(world, client):
 
 def test_page_escapes_property_values(environment, signed_in):
     hostile = '<img src=x onerror="alert(1)">'
-    set_properties(environment, {"identity": "mallory"}, plan=hostile)
-    track(environment, {"identity": "mallory"}, "Sign Up", "2026-11-03T10:00:00Z")
+    set_properties(environment, identity="mallory", plan=hostile)
+    track(environment, identity="mallory", event="Sign Up", timestamp="2026-11-03T10:00:00Z")
     page = signed_in.get("/reports/", {"group_by": "user.plan", "from": "2026-11-02", "to": "2026-11-15"})
     html = page.content.decode()
     assert hostile not in html
@@ -234,8 +226,8 @@ FORMULAS = [
 
 @pytest.mark.parametrize("hostile", FORMULAS)
 def test_csv_cells_cannot_start_a_formula(environment, signed_in, hostile):
-    set_properties(environment, {"identity": "mallory"}, plan=hostile)
-    track(environment, {"identity": "mallory"}, "Sign Up", "2026-11-03T10:00:00Z")
+    set_properties(environment, identity="mallory", plan=hostile)
+    track(environment, identity="mallory", event="Sign Up", timestamp="2026-11-03T10:00:00Z")
     exported = signed_in.get("/reports/export.csv", {"group_by": "user.plan", "from": "2026-11-02", "to": "2026-11-15"})
     header = next(csv.reader(io.StringIO(exported.content.decode(), newline="")))
     # The value comes back whole (nothing of it is lost), behind a quote that makes a spreadsheet show it as text.
@@ -244,8 +236,8 @@ def test_csv_cells_cannot_start_a_formula(environment, signed_in, hostile):
 
 @pytest.mark.parametrize("plain", ["Startup", "-5", "-12.5", "42", "3.14", "A=B", "a -b", "  spaced", "e-mail"])
 def test_csv_keeps_numbers_and_ordinary_text_as_they_are(environment, signed_in, plain):
-    set_properties(environment, {"identity": "mallory"}, plan=plain)
-    track(environment, {"identity": "mallory"}, "Sign Up", "2026-11-03T10:00:00Z")
+    set_properties(environment, identity="mallory", plan=plain)
+    track(environment, identity="mallory", event="Sign Up", timestamp="2026-11-03T10:00:00Z")
     exported = signed_in.get(
         "/reports/export.csv", {"group_by": "user.plan", "from": "2026-11-02", "to": "2026-11-15", "interval": "week"}
     )
@@ -263,8 +255,8 @@ def test_openapi_schema_documents_the_query(client):
 
 
 def test_builder_offers_the_environments_events_and_properties(world, other_environment, signed_in):
-    set_properties(other_environment, {"identity": "zed"}, secret_key_elsewhere="x")
-    track(other_environment, {"identity": "zed"}, "Elsewhere", "2026-11-03T10:00:00Z")
+    set_properties(other_environment, identity="zed", secret_key_elsewhere="x")
+    track(other_environment, identity="zed", event="Elsewhere", timestamp="2026-11-03T10:00:00Z")
     page = signed_in.get("/reports/", {"env": world.app_id})
     assert page.context["event_names"] == ["Sign Up", "Upgrade"]  # page views have their own choice
     choices = page.context["group_choices"]

@@ -1,24 +1,22 @@
 """A real browser (headless chromium + Playwright) builds the sign-ups-by-plan report, sees Plotly draw it,
 saves it and reopens it. Screenshots go to test-output/."""
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from events_app.services.ingest import track_ingest, user_properties_ingest
 from reports_app.models import SavedReport
+from tests.builders import CHROMIUM_AVAILABLE, chromium_page, user_build
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
+    pytest.mark.skipif(not CHROMIUM_AVAILABLE, reason="Debian chromium is not installed"),
 ]
 
 
@@ -43,63 +41,46 @@ def trace_count(page) -> int:
 
 
 def test_build_save_and_reopen_sign_ups_by_plan(live_server, transactional_db, demo_sign_ups):
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    get_user_model().objects.create_user("pm", password="pw-123456")
+    user_build("pm")
     OUTPUT.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-gpu",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{live_server.url}/accounts/login/?next=/reports/")
-            page.fill("input[name=username]", "pm")
-            page.fill("input[name=password]", "pw-123456")
-            page.click("form.login button[type=submit]")
-            page.wait_for_url("**/reports/**")
+    with chromium_page(1400, 1000) as page:
+        page.goto(f"{live_server.url}/accounts/login/?next=/reports/")
+        page.fill("input[name=username]", "pm")
+        page.fill("input[name=password]", "pw-123456")
+        page.click("form.login button[type=submit]")
+        page.wait_for_url("**/reports/**")
 
-            page.select_option("#measure", "unique_users")
-            page.select_option("#event", "Sign Up")
-            page.select_option("#group_by", "user.plan")
-            page.select_option("#range", "90d")
-            page.select_option("#interval", "week")
-            page.select_option("#chart-type", "stacked_bar")
-            page.click("#run-report")
-            page.wait_for_load_state("load")
+        page.select_option("#measure", "unique_users")
+        page.select_option("#event", "Sign Up")
+        page.select_option("#group_by", "user.plan")
+        page.select_option("#range", "90d")
+        page.select_option("#interval", "week")
+        page.select_option("#chart-type", "stacked_bar")
+        page.click("#run-report")
+        page.wait_for_load_state("load")
 
-            assert trace_count(page) == 5
-            names = page.evaluate("document.getElementById('chart').data.map(t => t.name)")
-            assert sorted(names) == sorted(PLANS)
-            # Plotly drew one bar trace per plan and a legend entry for each.
-            assert page.locator("#chart .barlayer .trace").count() == 5
-            assert page.locator("#chart .legend .traces").count() == 5
-            totals = page.locator("#report-table tfoot th.number").all_inner_texts()
-            assert totals == ["5"] * 5
-            page.screenshot(path=str(OUTPUT / "reports-sign-ups-by-plan.png"), full_page=True)
+        assert trace_count(page) == 5
+        names = page.evaluate("document.getElementById('chart').data.map(t => t.name)")
+        assert sorted(names) == sorted(PLANS)
+        # Plotly drew one bar trace per plan and a legend entry for each.
+        assert page.locator("#chart .barlayer .trace").count() == 5
+        assert page.locator("#chart .legend .traces").count() == 5
+        totals = page.locator("#report-table tfoot th.number").all_inner_texts()
+        assert totals == ["5"] * 5
+        page.screenshot(path=str(OUTPUT / "reports-sign-ups-by-plan.png"), full_page=True)
 
-            page.fill("#report-name", "Sign-ups by plan (browser)")
-            page.click("#save-new")
-            page.wait_for_selector("text=Saved “Sign-ups by plan (browser)”")
+        page.fill("#report-name", "Sign-ups by plan (browser)")
+        page.click("#save-new")
+        page.wait_for_selector("text=Saved “Sign-ups by plan (browser)”")
 
-            page.goto(f"{live_server.url}/reports/")
-            page.click("#saved-reports >> text=Sign-ups by plan (browser)")
-            page.wait_for_load_state("load")
-            assert page.locator("h1").inner_text() == "Sign-ups by plan (browser)"
-            assert trace_count(page) == 5
-            assert page.input_value("#group_by") == "user.plan"
-            assert page.input_value("#measure") == "unique_users"
-            page.screenshot(path=str(OUTPUT / "reports-reopened.png"), full_page=True)
-        finally:
-            browser.close()
+        page.goto(f"{live_server.url}/reports/")
+        page.click("#saved-reports >> text=Sign-ups by plan (browser)")
+        page.wait_for_load_state("load")
+        assert page.locator("h1").inner_text() == "Sign-ups by plan (browser)"
+        assert trace_count(page) == 5
+        assert page.input_value("#group_by") == "user.plan"
+        assert page.input_value("#measure") == "unique_users"
+        page.screenshot(path=str(OUTPUT / "reports-reopened.png"), full_page=True)
     # Database reads after the browser is gone: inside Playwright's event loop Django would open (and leave
     # open) a separate, context-local connection.
     saved = SavedReport.objects.get(name="Sign-ups by plan (browser)")

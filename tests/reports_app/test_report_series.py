@@ -5,12 +5,32 @@ from datetime import date
 import pytest
 
 from events_app.services.ingest import track_ingest
+from reports_app.query import PropertyRef, ReportQuery, filter_parse
 from reports_app.selectors import report_series
-from tests.reports_app.conftest import as_table, report, set_properties, track
+from tests.builders import set_properties, track
 
 pytestmark = pytest.mark.django_db
 
 WEEKS = ["2026-11-02", "2026-11-09"]
+FROM, TO = date(2026, 11, 2), date(2026, 11, 15)
+
+
+def report(**kwargs) -> ReportQuery:
+    """A ReportQuery over the world's range; `group_by="user.plan"` and `where=[...]` as strings."""
+    group_by = kwargs.pop("group_by", None)
+    where = kwargs.pop("where", [])
+    kwargs.setdefault("date_from", FROM)
+    kwargs.setdefault("date_to", TO)
+    kwargs.setdefault("interval", "week")
+    kwargs.setdefault("range", "custom")
+    if group_by:
+        scope, _, key = group_by.partition(".")
+        kwargs["group_by"] = PropertyRef(scope, key)
+    return ReportQuery(filters=tuple(filter_parse(text) for text in where), **kwargs)
+
+
+def as_table(result) -> dict:
+    return {series.group: (series.values, series.total) for series in result.series}
 
 
 def series(environment, **kwargs):
@@ -160,7 +180,7 @@ def test_filter_and_group_on_the_same_property(world):
 def test_beyond_ten_groups_the_rest_is_other(environment):
     for index in range(12):
         who = {"user_id": str(700 + index)}
-        set_properties(environment, who, plan=f"plan-{index:02d}")
+        set_properties(environment, **who, plan=f"plan-{index:02d}")
         track_ingest(
             environment=environment,
             items=[{**who, "event": "Ping", "timestamp": "2026-11-03T10:00:00Z"} for _ in range(index + 1)],
@@ -191,23 +211,29 @@ def test_other_counts_a_person_once_when_grouped_by_an_event_property(environmen
 
 
 def test_numbers_group_as_text(environment):
-    track(environment, {"identity": "x"}, "Buy", "2026-11-03T10:00:00Z", price=12.5)
-    track(environment, {"identity": "x"}, "Buy", "2026-11-03T11:00:00Z", price=3)
+    track(environment, identity="x", event="Buy", timestamp="2026-11-03T10:00:00Z", properties={"price": 12.5})
+    track(environment, identity="x", event="Buy", timestamp="2026-11-03T11:00:00Z", properties={"price": 3})
     result = series(environment, group_by="event.price", where=["event.price=3"])
     assert as_table(result) == {"3": ([1, 0], 1)}
 
 
 def test_other_environments_are_invisible(world, other_environment):
-    track(other_environment, {"identity": "alice"}, "Sign Up", "2026-11-03T10:00:00Z")
-    set_properties(other_environment, {"identity": "alice"}, plan="Startup")
+    track(other_environment, identity="alice", event="Sign Up", timestamp="2026-11-03T10:00:00Z")
+    set_properties(other_environment, identity="alice", plan="Startup")
     assert as_table(series(other_environment, event="Sign Up", group_by="user.plan")) == {"Startup": ([1, 0], 1)}
     assert as_table(series(world, event="Sign Up", group_by="user.plan"))["Startup"] == ([1, 0], 1)
 
 
 def test_property_values_are_data_not_sql(environment):
     hostile = "x' OR 'a'<>'b'; DROP TABLE events_app_event; --"  # no '=': it ends a where key
-    set_properties(environment, {"identity": "mallory"}, **{hostile: hostile})
-    track(environment, {"identity": "mallory"}, "Sign Up", "2026-11-03T10:00:00Z", **{hostile: "<b>hi</b>"})
+    set_properties(environment, identity="mallory", **{hostile: hostile})
+    track(
+        environment,
+        identity="mallory",
+        event="Sign Up",
+        timestamp="2026-11-03T10:00:00Z",
+        properties={hostile: "<b>hi</b>"},
+    )
     result = series(environment, group_by=f"user.{hostile}", where=[f"event.{hostile}=<b>hi</b>"])
     assert as_table(result) == {hostile: ([1, 0], 1)}
 
@@ -215,7 +241,13 @@ def test_property_values_are_data_not_sql(environment):
 def test_event_property_names_that_look_like_numbers_are_names_not_array_indexes(environment):
     # Django's JSON key lookup reads "12" as `->> 12` (an array index, so always missing) and a key beyond
     # 2**31 as `->> bigint`, which PostgreSQL does not have (a 500 for group_by=event.9007199254740992).
-    track(environment, {"identity": "x"}, "Buy", "2026-11-03T10:00:00Z", **{"12": "dozen", "9007199254740992": "big"})
+    track(
+        environment,
+        identity="x",
+        event="Buy",
+        timestamp="2026-11-03T10:00:00Z",
+        properties={"12": "dozen", "9007199254740992": "big"},
+    )
     assert as_table(series(environment, group_by="event.12", where=["event.12=dozen"])) == {"dozen": ([1, 0], 1)}
     assert as_table(series(environment, group_by="event.9007199254740992")) == {"big": ([1, 0], 1)}
     assert as_table(series(environment, group_by="event. 12")) == {"(none)": ([1, 0], 1)}

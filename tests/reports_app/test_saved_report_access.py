@@ -5,22 +5,15 @@ import json
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from reports_app.models import SavedReport
 from reports_app.services import HEADLINE_REPORT_NAME, saved_report_seed_defaults
+from tests.builders import signed_in_as
 
 pytestmark = pytest.mark.django_db
 
 WEEKLY = "measure=events&group_by=user.plan&range=custom&from=2026-11-02&to=2026-11-15&interval=week"
 PEOPLE = "measure=unique_users&range=custom&from=2026-11-02&to=2026-11-15&interval=day"
-
-
-def signed_in_as(username: str, **flags) -> Client:
-    client = Client()
-    client.force_login(get_user_model().objects.create_user(username, password="pw-123456", **flags))
-    return client
 
 
 @pytest.fixture
@@ -140,8 +133,7 @@ def test_staff_read_the_trail_in_the_admin(report, owner, admin_client_):
 
 
 def test_edits_in_the_admin_are_audited_with_before_and_after(report):
-    superuser = Client()
-    superuser.force_login(get_user_model().objects.create_superuser("root", password="pw-123456"))
+    superuser = signed_in_as("root", superuser=True)
     form = superuser.get(f"/admin/reports_app/savedreport/{report.pk}/change/")
     assert form.status_code == 200
     answer = superuser.post(

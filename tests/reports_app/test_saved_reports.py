@@ -3,21 +3,14 @@
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from reports_app.models import SavedReport
 from reports_app.query import report_query_parse
 from reports_app.selectors import saved_report_list
 from reports_app.services import HEADLINE_REPORT_NAME, saved_report_seed_defaults
-from users_app.services.environments import environment_create
+from tests.builders import environment_build
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def signed_in(client):
-    client.force_login(get_user_model().objects.create_user("pm", password="pw-123456"))
-    return client
 
 
 def test_seeded_headline_report_is_first_and_seeding_twice_is_harmless(environment, signed_in):
@@ -81,7 +74,7 @@ def test_save_reopen_edit_duplicate_delete(world, signed_in):
 
 
 def test_a_saved_reports_url_carries_its_environment(world, signed_in):
-    second = environment_create(name="Second", app_id="2000000002", api_key="second-key-000000000000").environment
+    second = environment_build(name="Second", app_id="2000000002", api_key="second-key-000000000000")
     saved_report_seed_defaults(environment=second)
     report = SavedReport.objects.get(environment=second)
     location = signed_in.get(f"/reports/saved/{report.pk}/")["Location"]

@@ -5,17 +5,9 @@ redirect loop); hostile values show as text in the list."""
 import re
 
 import pytest
-from django.test import Client
 
-from tests.users_app.users_view_factories import HOSTILE_IMG, HOSTILE_SCRIPT, identify, set_properties, track
+from tests.builders import HOSTILE_IMG, HOSTILE_SCRIPT, identify, set_properties, signed_in_as, track
 from users_app.models import Environment, MergeRecord, Profile
-
-
-@pytest.fixture
-def viewer(db, django_user_model):
-    client = Client()
-    client.force_login(django_user_model.objects.create_user("viewer", password="pw-viewer-123"))
-    return client
 
 
 @pytest.fixture
@@ -78,9 +70,8 @@ def test_viewers_cannot_run_merge_actions(viewer, held_merge, api):
     assert Environment.objects.get(pk=held_merge.environment_id).api_key_hash == key_hash
 
 
-def test_staff_open_the_admin(held_merge, django_user_model):
-    staff = Client()
-    staff.force_login(django_user_model.objects.create_user("ops", password="pw-ops-12345", is_staff=True))
+def test_staff_open_the_admin(held_merge):
+    staff = signed_in_as("ops", password="pw-ops-12345", is_staff=True)
     # Staff are admins without per-model permission rows.
     assert staff.get("/admin/users_app/mergerecord/").status_code == 200
     assert staff.get(f"/admin/users_app/mergerecord/{held_merge.pk}/approve/").status_code == 200

@@ -5,25 +5,12 @@ an audit trail), the identities that absorb the most profiles, read-only profile
 import re
 
 import pytest
-from django.test import Client
 
-from tests.users_app.users_view_factories import HOSTILE_IMG, HOSTILE_SCRIPT, identify, set_properties, track
+from tests.builders import HOSTILE_IMG, HOSTILE_SCRIPT, identify, set_properties, track
 from users_app.models import Environment, MergeAction, MergeRecord, Profile
 from users_app.services.environments import api_key_hash
 
 MERGES = "/admin/users_app/mergerecord/"
-
-
-@pytest.fixture
-def boss(db, django_user_model):
-    return django_user_model.objects.create_superuser("boss", password="pw-boss-123")
-
-
-@pytest.fixture
-def staff(boss):
-    client = Client()
-    client.force_login(boss)
-    return client
 
 
 def anonymous_visitor(environment, user_id: int, **properties) -> None:

@@ -3,11 +3,8 @@
 Real HTTP against the live server: every request thread has its own PostgreSQL connection and transaction.
 """
 
-import json
 import os
 import threading
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -15,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from events_app.models import Event, Session
+from tests.builders import locked_or_done, post_json
 from tests.conftest import wait_for
 from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord, Profile
@@ -25,21 +23,6 @@ EVENTS_PER_DEVICE = 3
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="row locks need PostgreSQL"
 )
-
-
-def post_json(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        text = error.read()
-        try:
-            return error.code, json.loads(text)
-        except ValueError:  # a 500's HTML page: keep it for the failure message
-            return error.code, {"raw": text.decode(errors="replace")[-2000:]}
 
 
 def test_twenty_devices_identify_the_same_new_identity_at_once(
@@ -101,15 +84,6 @@ def test_twenty_devices_identify_the_same_new_identity_at_once(
     assert Session.objects.filter(profile=owner).count() == DEVICES
     user = calls.user(owner.user_id).json()
     assert (user["event_count"], user["session_count"]) == (total, DEVICES)
-
-
-def locked_or_done(thread: threading.Thread) -> bool:
-    """True once `thread` has finished or its query waits for a row lock held by another transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return not thread.is_alive() or cursor.fetchone()[0] > 0
 
 
 @pytest.mark.parametrize("call", ["add_user_properties", "track"])

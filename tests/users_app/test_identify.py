@@ -1,25 +1,13 @@
 """SPEC 2 through the HTTP API: the six identify cases, tombstones, the merge rules, properties."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from events_app.models import Event, Session
+from tests.builders import ago, apply_pending_merges, identified
 from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord, Profile
 
 pytestmark = pytest.mark.django_db
-
-
-def ago(**delta) -> str:
-    return (timezone.now() - timedelta(**delta)).isoformat()
-
-
-def apply_pending_merges() -> None:
-    """What the worker does once identify's transaction commits (the async path has its own tests)."""
-    for merge_id in MergeRecord.objects.filter(status="pending").values_list("pk", flat=True):
-        merge_apply(merge_id=merge_id)
 
 
 def assert_identify_answer(answer, user_id: str, identity: str, merge: str | None) -> dict:
@@ -35,13 +23,6 @@ def assert_identify_answer(answer, user_id: str, identity: str, merge: str | Non
         assert body["merge"]["status"] == merge
         assert isinstance(body["merge"]["id"], int)
     return body
-
-
-def identified(calls, identity: str, events: int = 1, **track) -> str:
-    """An identified profile with some events; returns its user_id."""
-    for _ in range(events):
-        assert calls.track(identity=identity, **track).status_code == 200
-    return calls.user_by_identity(identity).json()["user_id"]
 
 
 # ---- case 1: invalid identities ----------------------------------------------------------------------

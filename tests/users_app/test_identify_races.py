@@ -11,8 +11,8 @@ import pytest
 from django.db import connection
 
 from events_app.models import Event
+from tests.builders import locked_or_done, post_json, user_build
 from tests.conftest import wait_for
-from tests.users_app.test_concurrency import locked_or_done, post_json
 from users_app.models import MergeRecord, Profile
 
 REQUESTS = 10
@@ -154,7 +154,7 @@ def test_properties_waiting_for_a_merging_profile_land_on_the_destination(
 
 
 def test_an_identify_waiting_for_an_undo_of_its_devices_merge_sees_the_device_as_its_own_user_again(
-    transactional_db, environment, calls, empty_broker_afterwards, monkeypatch, django_user_model
+    transactional_db, environment, calls, empty_broker_afterwards, monkeypatch
 ):
     """identify(8200 -> bob) resolves device 8200 through its tombstone to alice and waits for alice's lock,
     held by an admin undoing 8200's merge. Once the undo commits, 8200 is its own anonymous user again: the
@@ -164,7 +164,7 @@ def test_an_identify_waiting_for_an_undo_of_its_devices_merge_sees_the_device_as
     from users_app.merges.apply import merge_apply
     from users_app.services.identify import profile_identify
 
-    admin = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+    admin = user_build("root", password="x", is_staff=True)
     calls.track(identity="alice")
     calls.track(user_id="8200")
     record = profile_identify(environment=environment, user_id=8200, identity="alice").merge

@@ -16,11 +16,6 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "right-password-123"
 
 
-@pytest.fixture(autouse=True)
-def fast_hasher(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def viewer():
     return get_user_model().objects.create_user("viewer", password=PASSWORD)

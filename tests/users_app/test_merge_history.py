@@ -12,10 +12,10 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from events_app.models import Event, Session
+from tests.builders import environment_build, profile_build
 from users_app.merges import apply
 from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord, Profile
-from users_app.services.environments import environment_create
 from users_app.services.identify import profile_identify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,45 +23,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def committed_environment(transactional_db):
-    return environment_create(
-        name="Merge site", app_id="1000000077", api_key="merge-history-key-0123456789"
-    ).environment
+    return environment_build(name="Merge site", app_id="1000000077", api_key="merge-history-key-0123456789")
 
 
 def history(environment, user_id: int, events: int, sessions: int) -> Profile:
-    source = Profile.objects.create(environment=environment, user_id=user_id)
-    start = timezone.now() - timedelta(days=3)
-    stored_sessions = Session.objects.bulk_create(
-        [
-            Session(
-                environment=environment,
-                profile=source,
-                original_profile=source,
-                session_key=f"k{index}",
-                started_at=start + timedelta(minutes=index),
-                ended_at=start + timedelta(minutes=index + 1),
-            )
-            for index in range(sessions)
-        ]
-    )
     # Several events share each timestamp, so the keyset walk's (time, id) tie-break is exercised.
-    Event.objects.bulk_create(
-        [
-            Event(
-                environment=environment,
-                profile=source,
-                original_profile=source,
-                name="pageview",
-                session=stored_sessions[index % sessions],
-                timestamp=start + timedelta(seconds=index // 3),
-            )
-            for index in range(events)
-        ],
-        batch_size=2000,
-    )
-    source.first_seen, source.last_seen = start, start + timedelta(seconds=events)
-    source.save()
-    return source
+    return profile_build(environment, user_id, events=events, sessions=sessions, events_per_second=3)
 
 
 def merge_of(environment, source: Profile, identity: str = "alice") -> MergeRecord:

@@ -9,27 +9,14 @@ from django.utils import timezone
 
 from config.kernel.errors import InvalidInput
 from events_app.models import Event, Session
+from tests.builders import ago, apply_pending_merges, identified
 from users_app.merges.actions import merge_approve, merge_reject, merge_retry
-from users_app.merges.apply import merge_apply, merge_mark_failed
+from users_app.merges.apply import merge_mark_failed
 from users_app.merges.sweep import merge_sweep
 from users_app.merges.undo import merge_undo
 from users_app.models import MergeAction, MergeRecord, Profile
 
 pytestmark = pytest.mark.django_db
-
-
-def ago(**delta) -> str:
-    return (timezone.now() - timedelta(**delta)).isoformat()
-
-
-@pytest.fixture
-def admin(django_user_model):
-    return django_user_model.objects.create_user(username="root", password="x", is_staff=True)
-
-
-def apply_pending_merges() -> None:
-    for merge_id in MergeRecord.objects.filter(status="pending").values_list("pk", flat=True):
-        merge_apply(merge_id=merge_id)
 
 
 def profile_of(user_id) -> Profile:
@@ -68,11 +55,6 @@ def anonymous_visitor(calls, user_id: str, events: int = 1) -> str:
     return user_id
 
 
-def identified(calls, identity: str) -> str:
-    assert calls.track(identity=identity, event="signup").status_code == 200
-    return calls.user_by_identity(identity).json()["user_id"]
-
-
 def refused(code: str, action, **kwargs) -> InvalidInput:
     with pytest.raises(InvalidInput) as caught:
         action(**kwargs)
@@ -87,7 +69,7 @@ def refused(code: str, action, **kwargs) -> InvalidInput:
 def test_merges_beyond_the_threshold_are_held_and_the_source_stays_its_own_user(calls, environment):
     environment.merge_hold_threshold = 3
     environment.save()
-    alice_id = identified(calls, "alice")
+    alice_id = identified(calls, "alice", event="signup")
     for user_id in ("31", "32", "33"):
         anonymous_visitor(calls, user_id)
         assert calls.identify(user_id, "alice").json()["merge"]["status"] == "pending"
@@ -120,7 +102,7 @@ def test_merges_beyond_the_threshold_are_held_and_the_source_stays_its_own_user(
 def test_the_threshold_counts_only_the_last_24_hours_and_only_applied_merges(calls, environment):
     environment.merge_hold_threshold = 2
     environment.save()
-    identified(calls, "alice")
+    identified(calls, "alice", event="signup")
     for user_id in ("41", "42"):
         anonymous_visitor(calls, user_id)
         calls.identify(user_id, "alice")
@@ -132,7 +114,7 @@ def test_the_threshold_counts_only_the_last_24_hours_and_only_applied_merges(cal
     anonymous_visitor(calls, "45")
     assert calls.identify("45", "alice").json()["merge"]["status"] == "held"
     # A rejected merge does not count toward the threshold; another identity is not affected.
-    identified(calls, "bob")
+    identified(calls, "bob", event="signup")
     anonymous_visitor(calls, "46")
     assert calls.identify("46", "bob").json()["merge"]["status"] == "pending"
 
@@ -147,7 +129,7 @@ def held_merge(calls, environment, user_id: str = "51") -> MergeRecord:
 
 
 def test_approve_applies_a_held_merge_and_records_who(calls, environment, admin):
-    alice_id = identified(calls, "alice")
+    alice_id = identified(calls, "alice", event="signup")
     record = held_merge(calls, environment)
 
     approved = merge_approve(merge_id=record.pk, actor=admin)
@@ -170,7 +152,7 @@ def test_approve_applies_a_held_merge_and_records_who(calls, environment, admin)
 
 
 def test_reject_keeps_the_source_separate_and_records_the_note(calls, environment, admin):
-    alice_id = identified(calls, "alice")
+    alice_id = identified(calls, "alice", event="signup")
     record = held_merge(calls, environment)
 
     rejected = merge_reject(merge_id=record.pk, actor=admin, note="shared demo login")
@@ -187,7 +169,7 @@ def test_reject_keeps_the_source_separate_and_records_the_note(calls, environmen
 
 def test_a_rejected_device_logging_in_again_is_not_held_again(calls, environment, admin):
     # Rejected is for good: the admin is not asked about the same device at its every login (found by QA).
-    alice_id = identified(calls, "alice")
+    alice_id = identified(calls, "alice", event="signup")
     record = held_merge(calls, environment)
     merge_reject(merge_id=record.pk, actor=admin)
 
@@ -197,12 +179,12 @@ def test_a_rejected_device_logging_in_again_is_not_held_again(calls, environment
     assert list(MergeRecord.objects.values_list("pk", "status")) == [(record.pk, "rejected")]
     assert calls.user("51").json()["merged_into"] is None
     # Another identity is another question.
-    identified(calls, "bob")
+    identified(calls, "bob", event="signup")
     assert calls.identify("51", "bob").json()["merge"]["status"] == "held"
 
 
 def test_approve_is_refused_when_the_source_has_since_become_someone(calls, environment, admin):
-    identified(calls, "alice")
+    identified(calls, "alice", event="signup")
     record = held_merge(calls, environment)
     environment.merge_hold_threshold = 25
     environment.save()
@@ -309,7 +291,7 @@ def test_undo_gives_the_source_what_arrived_for_it_since_and_keeps_the_destinati
 
 
 def test_undo_is_refused_while_a_later_merge_depends_on_it_and_allowed_in_reverse_order(calls, admin):
-    alice_id = identified(calls, "alice")
+    alice_id = identified(calls, "alice", event="signup")
     calls.add_properties({"plan": "Free"}, identity="alice")
     original = snapshot(alice_id)["properties"]
     anonymous_visitor(calls, "71")
@@ -335,7 +317,7 @@ def test_undo_is_refused_while_a_later_merge_depends_on_it_and_allowed_in_revers
 
 
 def test_undo_of_an_unrelated_earlier_merge_is_allowed(calls, admin):
-    alice_id = identified(calls, "alice")
+    alice_id = identified(calls, "alice", event="signup")
     anonymous_visitor(calls, "73")
     calls.add_properties({"plan": "Startup"}, user_id="73")
     anonymous_visitor(calls, "74")
@@ -350,7 +332,7 @@ def test_undo_of_an_unrelated_earlier_merge_is_allowed(calls, admin):
 
 
 def test_undo_is_refused_for_merges_that_are_not_done(calls, environment, admin):
-    identified(calls, "alice")
+    identified(calls, "alice", event="signup")
     anonymous_visitor(calls, "75")
     pending = calls.identify("75", "alice").json()["merge"]["id"]
     assert "Wait" in refused("undo_refused", merge_undo, merge_id=pending, actor=admin).message
@@ -362,7 +344,7 @@ def test_undo_is_refused_for_merges_that_are_not_done(calls, environment, admin)
 
 
 def failed_merge(calls) -> MergeRecord:
-    identified(calls, "alice")
+    identified(calls, "alice", event="signup")
     anonymous_visitor(calls, "81", events=4)
     merge_id = calls.identify("81", "alice").json()["merge"]["id"]
     # What the task does when a run fails for good: status failed with the error kept.
@@ -398,7 +380,7 @@ def test_actions_without_a_user_are_recorded_as_system(calls):
 
 def test_sweep_requeues_pending_and_stalled_merges_only(calls, eager_celery, settings):
     settings.CAIRN_MERGE_STALE_SECONDS = 60
-    identified(calls, "alice")
+    identified(calls, "alice", event="signup")
     ids = {}
     for user_id in ("91", "92", "93", "94"):
         anonymous_visitor(calls, user_id, events=2)
@@ -422,7 +404,7 @@ def test_sweep_requeues_pending_and_stalled_merges_only(calls, eager_celery, set
 
 def test_sweep_leaves_a_merge_queued_moments_ago_alone(calls, settings):
     settings.CAIRN_MERGE_STALE_SECONDS = 60
-    identified(calls, "alice")
+    identified(calls, "alice", event="signup")
     anonymous_visitor(calls, "95")
     calls.identify("95", "alice")
     assert merge_sweep() == 0
@@ -432,7 +414,7 @@ def test_sweep_leaves_a_merge_queued_moments_ago_alone(calls, settings):
 def test_undo_splits_a_visit_that_logged_in_into_each_persons_part(calls, admin):
     # The tracker's visit v1 starts anonymous, logs in (the merge), and goes on under alice's user_id: one
     # session (SPEC: the visit stays one). Undone, each person keeps their own part of the visit.
-    alice_id = identified(calls, "alice")
+    alice_id = identified(calls, "alice", event="signup")
     calls.track(user_id="62", event="landing", session_id="v1", timestamp=ago(minutes=30))
     calls.track(user_id="62", event="pricing", session_id="v1", timestamp=ago(minutes=25))
     visitor_before = snapshot("62")

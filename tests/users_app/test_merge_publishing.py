@@ -7,9 +7,10 @@ import json
 import pytest
 from django.core.signals import request_finished, request_started
 
+from tests.builders import profile_build
 from users_app.merges import queue
 from users_app.merges.queue import publish_after_response
-from users_app.models import MergeRecord, Profile
+from users_app.models import MergeRecord
 from users_app.services.identify import profile_identify
 
 pytestmark = pytest.mark.django_db
@@ -34,8 +35,8 @@ def queued_merge_ids(redis_broker) -> list[int]:
 
 @pytest.fixture
 def visitor_of_alice(environment):
-    Profile.objects.create(environment=environment, user_id=1, identity="alice")
-    Profile.objects.create(environment=environment, user_id=2)
+    profile_build(environment, 1, identity="alice")
+    profile_build(environment, 2)
 
 
 def merge_alice(environment, django_capture_on_commit_callbacks) -> int:

@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 
 from events_app.models import Event, Session
+from tests.builders import profile_build
 from tests.conftest import REPO, WorkerProcess, free_port, wait_for, worker_environment
 from users_app.models import MergeRecord, Profile
 from users_app.services.identify import profile_identify
@@ -28,38 +29,18 @@ def beat_args(name: str) -> list[str]:
 
 
 def source_with_history(environment, user_id: int, events: int) -> Profile:
-    source = Profile.objects.create(environment=environment, user_id=user_id)
-    start = timezone.now() - timedelta(days=10)
-    sessions = Session.objects.bulk_create(
-        [
-            Session(
-                environment=environment,
-                profile=source,
-                original_profile=source,
-                session_key=f"s{index}",
-                started_at=start + timedelta(hours=index),
-                ended_at=start + timedelta(hours=index, minutes=30),
-            )
-            for index in range(20)
-        ]
-    )
-    Event.objects.bulk_create(
-        [
-            Event(
-                environment=environment,
-                profile=source,
-                original_profile=source,
-                name=f"event {index % 7}",
-                session=sessions[index % 20],
-                timestamp=start + timedelta(seconds=index),
-            )
-            for index in range(events)
-        ],
+    return profile_build(
+        environment,
+        user_id,
+        events=events,
+        sessions=20,
+        days=10,
+        session_key="s",
+        session_every=timedelta(hours=1),
+        session_length=timedelta(minutes=30),
+        event_name=lambda index: f"event {index % 7}",
         batch_size=5000,
     )
-    source.first_seen, source.last_seen = start, start + timedelta(seconds=events)
-    source.save()
-    return source
 
 
 def moved(record: MergeRecord) -> int:
@@ -75,7 +56,7 @@ def test_a_merge_whose_worker_is_killed_half_way_finishes_after_a_new_worker_sta
     monkeypatch.setenv("CAIRN_MERGE_BATCH_PAUSE_MS", "100")
     monkeypatch.setenv("CAIRN_MERGE_STALE_SECONDS", "5")
     monkeypatch.setenv("CAIRN_MERGE_SWEEP_SECONDS", "2")
-    alice = Profile.objects.create(environment=environment, user_id=1, identity="alice")
+    alice = profile_build(environment, 1, identity="alice")
     Event.objects.create(
         environment=environment, profile=alice, original_profile=alice, name="signup", timestamp=timezone.now()
     )
@@ -173,7 +154,7 @@ def test_identify_while_redis_is_down_and_the_sweep_finishes_the_merge_when_it_i
     monkeypatch.setenv("CAIRN_MERGE_SWEEP_SECONDS", "2")
     broker = PrivateRedis().start()
     monkeypatch.setenv("REDIS_URL", broker.url)
-    alice = Profile.objects.create(environment=environment, user_id=1, identity="alice")
+    alice = profile_build(environment, 1, identity="alice")
     source = source_with_history(environment, 2, 30)
     worker = WorkerProcess(beat_args("outage")).start()
     try:

@@ -5,24 +5,9 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 
-from tests.users_app.users_view_factories import HOSTILE_IMG, HOSTILE_SCRIPT, days_ago, identify, set_properties, track
+from tests.builders import HOSTILE_IMG, HOSTILE_SCRIPT, days_ago, identify, profile_build, set_properties, track
 from users_app.models import MergeRecord, Profile
-
-
-@pytest.fixture
-def viewer(db, django_user_model):
-    client = Client()
-    client.force_login(django_user_model.objects.create_user("viewer", password="pw-viewer-123"))
-    return client
-
-
-@pytest.fixture
-def staff(db, django_user_model):
-    client = Client()
-    client.force_login(django_user_model.objects.create_superuser("boss", password="pw-boss-123"))
-    return client
 
 
 def page(client, profile: Profile, **params) -> str:
@@ -104,7 +89,7 @@ def test_session_page_lists_all_events_of_a_session(viewer, alice):
     assert response.status_code == 200
     html = response.content.decode()
     assert html.index("pageview") < html.index("signup")
-    other = Profile.objects.create(environment=alice.environment, user_id=99)
+    other = profile_build(alice.environment, 99)
     assert viewer.get(f"/users/{other.user_id}/sessions/{session.pk}/").status_code == 404
 
 

@@ -1,46 +1,19 @@
 """A real browser (Debian's chromium, headless, driven by Playwright) signs in, filters the Users view by
 plan, opens a profile and follows its merge history into the admin. Screenshots go to test-output/."""
 
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.users_app.users_view_factories import days_ago, identify, person, track
+from tests.builders import CHROMIUM_AVAILABLE, chromium_page, days_ago, identify, person, track
 from users_app.models import MergeRecord
 
-CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not CHROMIUM_AVAILABLE, reason="Debian's chromium is not installed"),
 ]
-
-
-@contextmanager
-def browser_page():
-    """Started after the test data is made: while Playwright's event loop runs, Django would hand the test
-    thread a different database connection (asgiref's context-local), one pytest-django never closes."""
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-gpu",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 900})
-        finally:
-            browser.close()
 
 
 def test_filter_by_plan_open_a_profile_and_follow_its_merge_into_the_admin(
@@ -55,7 +28,7 @@ def test_filter_by_plan_open_a_profile_and_follow_its_merge_into_the_admin(
     merge = MergeRecord.objects.get(source__user_id=14)
     assert merge.status == MergeRecord.Status.DONE
 
-    with browser_page() as page:
+    with chromium_page() as page:
         page.goto(f"{live_server.url}/users/")
         page.fill("#id_username", "boss")
         page.fill("#id_password", "pw-boss-123")

@@ -7,16 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.builders import days_ago, identify, person, set_properties, track
 from tests.conftest import OTHER_API_KEY
-from tests.users_app.users_view_factories import days_ago, identify, person, set_properties, track
 from users_app.models import MergeRecord, Profile
-
-
-@pytest.fixture
-def viewer(client, django_user_model):
-    user = django_user_model.objects.create_user("viewer", password="pw-viewer-123")
-    client.force_login(user)
-    return client
 
 
 def listed(response) -> list[str]:

@@ -1,0 +1,272 @@
+"""Test data builders, in one place (STYLE.md, Tests): plain functions with keyword arguments.
+
+Data goes in through the real services (ingest, identify, merges) or the real HTTP API, so what a test builds
+is what a user's calls would have made; where a test needs a large history fast, `profile_build` writes the
+rows directly. The fixtures every app's tests share are in tests/conftest.py.
+"""
+
+import json
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from users_app.services.merge_history import merge_apply
+
+from events_app.models import Event, Session
+from events_app.services.ingest import track_ingest, user_properties_ingest
+from users_app.models import Environment, MergeRecord, Profile
+from users_app.services.environments import environment_create
+from users_app.services.identify import profile_identify
+
+HOSTILE_SCRIPT = "<script>alert(1)</script>"
+HOSTILE_IMG = '"><img src=x onerror=alert(1)>'
+
+# ---- time --------------------------------------------------------------------------------------------------
+
+BASE = timezone.now().replace(microsecond=0) - timedelta(days=2)
+
+
+def at(minutes: float) -> str:
+    """A fixed point two days ago plus `minutes`, as ISO text."""
+    return (BASE + timedelta(minutes=minutes)).isoformat()
+
+
+def ago(**delta) -> str:
+    """Now minus `delta` (timedelta's keywords), as ISO text."""
+    return (timezone.now() - timedelta(**delta)).isoformat()
+
+
+def days_ago(days: float, hours: float = 0) -> datetime:
+    return timezone.now() - timedelta(days=days, hours=hours)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+# ---- environments, people, sign-ins ------------------------------------------------------------------------
+
+
+def environment_build(*, name: str, app_id: str | None = None, api_key: str | None = None) -> Environment:
+    """An environment made as the admin makes one (environment_create); its generated app id or key unless given."""
+    return environment_create(name=name, app_id=app_id, api_key=api_key).environment
+
+
+def user_build(username: str, *, password: str | None = "pw-123456", superuser: bool = False, **flags):
+    """A dashboard account (`password=None`: no usable password); `is_staff=True` and the like as keywords."""
+    manager = get_user_model().objects
+    create = manager.create_superuser if superuser else manager.create_user
+    return create(username, password=password, **flags)
+
+
+def signed_in_as(username: str, *, client: Client | None = None, **user) -> Client:
+    """A client (a new one unless given) signed in as a new account; `user` goes to user_build."""
+    client = client or Client()
+    client.force_login(user_build(username, **user))
+    return client
+
+
+def profile_build(
+    environment,
+    user_id: int,
+    *,
+    identity: str | None = None,
+    events: int = 0,
+    sessions: int = 1,
+    days: float = 3,
+    session_key: str = "k",
+    session_every: timedelta = timedelta(minutes=1),
+    session_length: timedelta = timedelta(minutes=1),
+    events_per_second: int = 1,
+    event_name: Callable[[int], str] = lambda index: "pageview",
+    batch_size: int = 2000,
+) -> Profile:
+    """A profile written directly (no service), with a history of `events` events over `sessions` sessions
+    starting `days` ago: session n starts n × `session_every` later; event n is in session n % sessions, at
+    n // `events_per_second` seconds. For the merge tests, which need large histories fast."""
+    profile = Profile.objects.create(environment=environment, user_id=user_id, identity=identity)
+    if not events:
+        return profile
+    start = timezone.now() - timedelta(days=days)
+    stored_sessions = Session.objects.bulk_create(
+        [
+            Session(
+                environment=environment,
+                profile=profile,
+                original_profile=profile,
+                session_key=f"{session_key}{index}",
+                started_at=start + session_every * index,
+                ended_at=start + session_every * index + session_length,
+            )
+            for index in range(sessions)
+        ]
+    )
+    Event.objects.bulk_create(
+        [
+            Event(
+                environment=environment,
+                profile=profile,
+                original_profile=profile,
+                name=event_name(index),
+                session=stored_sessions[index % sessions],
+                timestamp=start + timedelta(seconds=index // events_per_second),
+            )
+            for index in range(events)
+        ],
+        batch_size=batch_size,
+    )
+    profile.first_seen, profile.last_seen = start, start + timedelta(seconds=events)
+    profile.save()
+    return profile
+
+
+# ---- through the services ----------------------------------------------------------------------------------
+
+
+def _who(item: dict, user_id, identity) -> dict:
+    if user_id is not None:
+        item["user_id"] = str(user_id)
+    if identity is not None:
+        item["identity"] = identity
+    return item
+
+
+def track(
+    environment,
+    *,
+    user_id=None,
+    identity=None,
+    event: str = "pageview",
+    at: datetime | None = None,
+    timestamp: str | None = None,
+    properties: dict | None = None,
+    session_id: str | None = None,
+) -> Profile:
+    """One event through the ingest service, which must accept it. Its time: `timestamp` (ISO text, sent as it
+    is), else `at` (a datetime), else now."""
+    item = {"event": event, "timestamp": timestamp or iso(at or timezone.now()), "properties": properties or {}}
+    _who(item, user_id, identity)
+    if session_id:
+        item["session_id"] = session_id
+    result = track_ingest(environment=environment, items=[item])
+    assert result.accepted == 1, result.as_dict()
+    return result.profile
+
+
+def set_properties(environment, *, user_id=None, identity=None, **properties) -> Profile:
+    """User properties through the ingest service (add_user_properties), which must accept them."""
+    result = user_properties_ingest(
+        environment=environment, items=[_who({"properties": properties}, user_id, identity)]
+    )
+    assert result.accepted == 1, result.as_dict()
+    return result.profile
+
+
+def identify(environment, user_id, identity):
+    return profile_identify(environment=environment, user_id=user_id, identity=identity)
+
+
+def person(environment, user_id, *, identity=None, plan=None, at=None, **properties) -> Profile:
+    """A user seen at `at` (default now) with one pageview, optionally identified and with a plan."""
+    track(environment, user_id=user_id, at=at, properties={"path": "/pricing", "referrer": "https://google.com/"})
+    if identity is not None:
+        identify(environment, user_id, identity)
+    if plan is not None:
+        properties["plan"] = plan
+    if properties:
+        set_properties(environment, user_id=user_id, **properties)
+    return Profile.objects.get(environment=environment, user_id=user_id).merged_into or Profile.objects.get(
+        environment=environment, user_id=user_id
+    )
+
+
+def apply_pending_merges() -> None:
+    """What the worker does once identify's transaction commits (the async path has its own tests)."""
+    for merge_id in MergeRecord.objects.filter(status="pending").values_list("pk", flat=True):
+        merge_apply(merge_id=merge_id)
+
+
+# ---- through the HTTP API ----------------------------------------------------------------------------------
+
+
+def identified(calls, identity: str, *, events: int = 1, **item) -> str:
+    """An identified profile with `events` events tracked through /api/track (`item`: their fields); its user_id."""
+    for _ in range(events):
+        assert calls.track(identity=identity, **item).status_code == 200
+    return calls.user_by_identity(identity).json()["user_id"]
+
+
+def initial_properties(api, user_id) -> dict:
+    """The Initial … properties the read API shows for a user."""
+    properties = api.get(f"/api/v1/users/{user_id}").json()["properties"]
+    return {key: value["value"] for key, value in properties.items() if key.startswith("Initial ")}
+
+
+def post_json(url: str, body: dict) -> tuple[int, dict]:
+    """A JSON POST to a live server over real HTTP: its status and its JSON body (a 500's page as `raw`)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        try:
+            return error.code, json.loads(text)
+        except ValueError:  # a 500's HTML page: keep it for the failure message
+            return error.code, {"raw": text.decode(errors="replace")[-2000:]}
+
+
+def locked_or_done(thread: threading.Thread) -> bool:
+    """True once `thread` has finished or its query waits for a row lock held by another transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return not thread.is_alive() or cursor.fetchone()[0] > 0
+
+
+# ---- a real browser ----------------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_AVAILABLE = Path(CHROMIUM).exists()
+
+
+def chromium_launch(playwright):
+    """Debian's chromium, headless, through Playwright."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-background-networking",
+            "--disable-gpu",
+            "--disable-component-update",
+            "--no-first-run",
+        ],
+    )
+
+
+@contextmanager
+def chromium_page(width: int = 1400, height: int = 900):
+    """A page of a browser started here and closed afterwards. Start it after the test data is made: while
+    Playwright's event loop runs, Django would hand the test thread a different database connection
+    (asgiref's context-local), one pytest-django never closes."""
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = chromium_launch(playwright)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
