@@ -19,10 +19,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from users_app.services.merge_history import merge_apply
 
 from events_app.models import Event, Session
 from events_app.services.ingest import track_ingest, user_properties_ingest
+from users_app.merges.apply import merge_apply
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.services.environments import environment_create
 from users_app.services.identify import profile_identify

@@ -6,6 +6,7 @@ dependency); only `if TYPE_CHECKING:` blocks are left out (they never run)."""
 
 import ast
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,36 @@ def test_the_benchmarks_import_what_exists():
                     if not hasattr(module, alias.name) and f"{node.module}.{alias.name}" not in MODULES
                 ]
     assert not missing, "bench/ imports names that no longer exist:\n" + "\n".join(missing)
+
+
+# The person rule spelled out: reading merged_into to find whose a row is (docs/architecture.md, "who is this
+# person"). Setting or displaying merged_into is not this; only users_app/people.py may derive the person.
+PERSON_RULE_SPELLED_OUT = re.compile(
+    r"COALESCE\([^)]*merged_into"  # SQL or the ORM's Coalesce
+    r"|merged_into_id\s+or\b"  # merged_into_id or pk
+    r"|merged_into\s+if\s+[\w.]*merged_into_id"  # profile.merged_into if profile.merged_into_id else profile
+    r"|Q\(merged_into_id=",  # Q(pk=p) | Q(merged_into_id=p)
+    re.IGNORECASE,
+)
+
+
+def test_only_the_people_module_derives_the_person():
+    spelled_out = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for module, path in MODULES.items()
+        if module != "users_app.people" and ".migrations." not in module
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if PERSON_RULE_SPELLED_OUT.search(line)
+    ]
+    assert not spelled_out, "ask users_app/people.py instead:\n" + "\n".join(spelled_out)
+
+
+def test_the_person_rule_pattern_sees_the_usual_spellings():
+    for spelling in (
+        "COALESCE(p.merged_into_id, p.id)",
+        'Coalesce("profile__merged_into_id", "profile_id")',
+        "owner = profile.merged_into_id or profile.pk",
+        "return named.merged_into if named.merged_into_id else named",
+        "Q(pk=profile.pk) | Q(merged_into_id=profile.pk)",
+    ):
+        assert PERSON_RULE_SPELLED_OUT.search(spelling), spelling
