@@ -8,7 +8,8 @@ every read of "this person's X" asks this module instead of spelling the rule ou
 - `person_of(profile)` / `person_pk(profile)`: the person a profile belongs to;
 - `person_member_pks(person_pks)` / `person_members(profile)`: the profiles whose rows count as a person's;
 - `person_expression("profile__")`: the same rule as an ORM expression on a relation to a profile;
-- `person_sql("alias")`: and as raw SQL on a joined profile row, for queries written by hand.
+- `person_sql("alias")`: and as raw SQL on a joined profile row, for queries written by hand;
+- `person_member_filters(pk, "profile__")`: a person's own rows and its merged-in profiles' as two conditions.
 """
 
 from django.db.models import Expression, F, Q, QuerySet
@@ -56,3 +57,10 @@ def person_sql(profile_alias: str) -> str:
     if not profile_alias.isidentifier():
         raise ValueError(f"not an SQL alias: {profile_alias!r}")
     return f"COALESCE({profile_alias}.merged_into_id, {profile_alias}.id)"
+
+
+def person_member_filters(person_pk: int | F, relation: str = "profile__") -> tuple[Q, Q]:
+    """The person's rows (reached through `relation`) as two conditions: the person's own, and those of the
+    profiles merged into it. `person_pk` may be a reference (`OuterRef("pk")`). Two conditions to query
+    apart, each with its own index: their OR across the join to profiles can use neither."""
+    return Q(**{f"{relation}id": person_pk}), Q(**{f"{relation}merged_into_id": person_pk})

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from events_app.models import Event, Session
-from events_app.services.ingest import COPY_MIN_ROWS
+from events_app.services.event_rows import COPY_MIN_ROWS
 from users_app.models import Profile
 
 pytestmark = pytest.mark.django_db
