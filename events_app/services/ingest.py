@@ -327,7 +327,7 @@ def user_properties_ingest(*, environment: Environment, items: list, enforce_rat
     def write() -> None:
         unit = IngestUnitOfWork(environment=environment)  # one per attempt, as in track_ingest
         resolve_targets(unit, [item.target for item in admitted])
-        # properties_add writes at once (it answers how many values changed): nothing is held back to flush.
+        # properties_add writes at once, in its own savepoint: nothing is held back in the unit to flush.
         properties_add(updates=[(item.target.resolved.profile, item.properties) for item in admitted], set_at=set_at)
 
     owner_transaction(write)
