@@ -8,8 +8,7 @@ every read of "this person's X" asks this module instead of spelling the rule ou
 - `person_of(profile)` / `person_pk(profile)`: the person a profile belongs to;
 - `person_member_pks(person_pks)` / `person_members(profile)`: the profiles whose rows count as a person's;
 - `person_expression("profile__")`: the same rule as an ORM expression on a relation to a profile;
-- `person_sql("alias")`: and as raw SQL on a joined profile row, for queries written by hand;
-- `person_member_filters(pk, "profile__")`: a person's own rows and its merged-in profiles' as two conditions.
+- `person_sql("alias")`: and as raw SQL on a joined profile row, for queries written by hand.
 """
 
 from django.db.models import Expression, F, Q, QuerySet
