@@ -26,7 +26,7 @@ from config.kernel.validation import parse_app_id
 from events_app.api import all_items_rejected
 from events_app.schema import BROWSER_CALL, SENT_AT
 from events_app.services.browser import MAX_BROWSER_CALLS, browser_batch_parse, browser_batch_process, encodable
-from events_app.services.sessions import RequestContext
+from events_app.services.unit_of_work import RequestContext
 from users_app.api_access import IngestApi, origin_is_allowed, origin_is_same_site
 from users_app.models import Environment
 from users_app.services.environments import environment_for_app_id

@@ -60,9 +60,9 @@ class Session(models.Model):
 class Event(models.Model):
     # No foreign-key constraints in the database (db_constraint=False; Django still cascades deletes): every
     # event row would otherwise be checked against four tables at commit, and every row a merge moves
-    # against the profiles again. Measured (docs/benchmarks.md): a third of a 100,000-event merge, and about
-    # 45 ms of each 1,000-event bulk call. Integrity is kept by the services instead: profiles and sessions are
-    # never deleted on their own (only with their environment, through the ORM), and an event is only ever
+    # against the profiles again: a large part of a merge's and of a bulk call's time (docs/benchmarks.md,
+    # "No foreign-key constraints on events"). Integrity is kept by the services instead: profiles and sessions
+    # are never deleted on their own (only with their environment, through the ORM), and an event is only ever
     # written with the profiles and session its own transaction created or locked.
     environment = models.ForeignKey(
         Environment, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False

@@ -112,3 +112,10 @@ def person_sql(profile_alias: str) -> str:
     if not profile_alias.isidentifier():
         raise ValueError(f"not an SQL alias: {profile_alias!r}")
     return f"COALESCE({profile_alias}.merged_into_id, {profile_alias}.id)"
+
+
+def person_member_filters(person_pk: int | F, relation: str = "profile__") -> tuple[Q, Q]:
+    """The person's rows (reached through `relation`) as two conditions: the person's own, and those of the
+    profiles merged into it. `person_pk` may be a reference (`OuterRef("pk")`). Two conditions to query
+    apart, each with its own index: their OR across the join to profiles can use neither."""
+    return Q(**{f"{relation}id": person_pk}), Q(**{f"{relation}merged_into_id": person_pk})

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
+from typing import Protocol
 
 from django.db import DEFAULT_DB_ALIAS, connection, models
 
@@ -45,10 +46,10 @@ def _adapter(field: models.Field) -> Callable | None:
 def _postgresql_sql(
     model: type[models.Model], columns: tuple, on_conflict: str, returning: tuple, reserve_id_of=None
 ) -> str:
-    """The statement for these columns (cached: the column types alone took ~0.2 ms per call to work out).
-    The rows go as one JSON document unpacked by json_to_recordset: a single parameter whatever the row
-    count, serialized by one json.dumps (C) where the driver would quote each array element in Python
-    (about 10 ms for 400 user property rows)."""
+    """The statement for these columns (cached: working out the column types costs a measurable part of a
+    single call, docs/benchmarks.md). The rows go as one JSON document unpacked by json_to_recordset: a single
+    parameter whatever the row count, serialized by one json.dumps (C) where the driver would quote each
+    array element in Python."""
     quote = connection.ops.quote_name
     fields = {field.column: field for field in model._meta.concrete_fields}
     column_list = ", ".join(quote(column) for column in columns)
@@ -135,56 +136,18 @@ def mark_stored(instance: models.Model) -> models.Model:
     return instance
 
 
-def insert_now_or_with(
-    writes: "Writes | None",
-    model: type[models.Model],
-    columns: Sequence[str],
-    rows: Sequence[tuple],
-    *,
-    on_conflict: str = "",
-) -> None:
-    """Insert the rows with the call's last `writes` when there are some, else at once."""
-    if writes is not None:
-        writes.insert(model, columns, rows, on_conflict=on_conflict)
-    else:
-        rows_insert(model, columns, rows, on_conflict=on_conflict)
+def rows_insert_sql(
+    model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], *, on_conflict: str = ""
+) -> tuple[str, list]:
+    """PostgreSQL: the statement and parameters rows_insert runs for these rows (without RETURNING), for a
+    caller that sends it later together with other statements."""
+    return _postgresql_sql(model, tuple(columns), on_conflict, ()), [_json_rows(columns, rows)]
 
 
-class Writes:
-    """Writes a call needs no answer from and that read nothing another of them writes (the last INSERTs and
-    UPDATEs of an ingest call), sent together: on PostgreSQL as the data-modifying WITH clauses of one
-    statement, one round trip instead of one each; elsewhere each runs when added."""
+class InsertRows(Protocol):
+    """How a caller wants rows inserted: `rows_insert` (at once) or an ingest call's unit of work's
+    `insert_later` (with the call's last writes)."""
 
-    def __init__(self) -> None:
-        self.statements: list[tuple[str, list]] = []
-
-    def insert(
+    def __call__(
         self, model: type[models.Model], columns: Sequence[str], rows: Sequence[tuple], *, on_conflict: str = ""
-    ):
-        if not rows:
-            return
-        if connection.vendor != "postgresql":
-            rows_insert(model, columns, rows, on_conflict=on_conflict)
-            return
-        self.statements.append((_postgresql_sql(model, tuple(columns), on_conflict, ()), [_json_rows(columns, rows)]))
-
-    def add(self, sql: str, params: list) -> None:
-        """A statement of the caller's (fixed SQL text, values as parameters)."""
-        if connection.vendor != "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-            return
-        self.statements.append((sql, params))
-
-    def flush(self) -> None:
-        if not self.statements:
-            return
-        statements, self.statements = self.statements, []
-        if len(statements) == 1:
-            sql, params = statements[0]
-        else:
-            # Data-modifying WITH clauses run exactly once, to completion, whether or not the query reads them.
-            with_sql = ", ".join(f"write_{index} AS ({sql})" for index, (sql, _) in enumerate(statements))
-            sql, params = f"WITH {with_sql} SELECT 1", [param for _, params in statements for param in params]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    ) -> object: ...

@@ -1,10 +1,10 @@
 """The browser endpoint's write path (SPEC 3): one ordered batch of calls from one device.
 
 parse -> validate (each call on its own: a bad call is rejected with its index, the others are kept) ->
-process IN ORDER: runs of consecutive pageview/track calls go through ingest's `events_write` in one
-transaction, `identify` through `profile_identify`, `add_user_properties` through `properties_add`. After an
-identify, the later calls of the batch belong to the user_id the identify answered, exactly as the tracker
-would send them once it has read the answer.
+process IN ORDER: runs of consecutive pageview/track calls go through ingest's `events_write`, each run in one
+transaction (its IngestUnitOfWork carries the request's device), `identify` through `profile_identify`,
+`add_user_properties` through `properties_add`. After an identify, the later calls of the batch belong to the
+user_id the identify answered, exactly as the tracker would send them once it has read the answer.
 
 Every call is safe to receive twice (the tracker re-sends what it could not confirm, e.g. after a
 `sendBeacon`): events carry an idempotency key, identify is idempotent by SPEC 2's rules, and setting the
@@ -28,9 +28,17 @@ from config.kernel.validation import (
     require_present,
 )
 from events_app.models import PAGEVIEW_EVENT
-from events_app.services.ingest import Target, TrackItem, events_write, parse_track_item, resolve_targets
-from events_app.services.sessions import RequestContext
+from events_app.services.ingest import (
+    Target,
+    TrackItem,
+    drop_duplicates,
+    events_write,
+    parse_track_item,
+    resolve_targets,
+)
+from events_app.services.unit_of_work import IngestUnitOfWork, RequestContext
 from users_app.models import Environment, MergeRecord, Profile
+from users_app.people import person_of
 from users_app.rate_limits import identify_buckets, ingest_admit, writes_buckets
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
@@ -174,13 +182,18 @@ def browser_batch_parse(environment: Environment, body: dict) -> BrowserBatch:
 # ---- process in order ---------------------------------------------------------------------------------
 
 
-def _write_events(environment: Environment, items: list[TrackItem], user_id: int, context) -> None:
+def _write_events(
+    environment: Environment, items: list[TrackItem], user_id: int, context: RequestContext | None
+) -> None:
     for item in items:
         item.target = Target(user_id=user_id)
 
     def write() -> None:
-        resolve_targets(environment, [item.target for item in items])
-        events_write(environment, items, context)
+        # One unit per attempt: owner_transaction starts again when the owner is merged meanwhile.
+        unit = IngestUnitOfWork(environment=environment, context=context)
+        resolve_targets(unit, [item.target for item in items])
+        events_write(unit=unit, items=drop_duplicates(environment, items))
+        unit.flush()
 
     owner_transaction(write)
 
@@ -266,7 +279,5 @@ def browser_batch_process(
 
 
 def _owner_of(environment: Environment, user_id: int) -> Profile | None:
-    named = Profile.objects.filter(environment=environment, user_id=user_id).select_related("merged_into").first()
-    if named is None:
-        return None
-    return named.merged_into if named.merged_into_id else named
+    profile = Profile.objects.filter(environment=environment, user_id=user_id).select_related("merged_into").first()
+    return None if profile is None else person_of(profile)

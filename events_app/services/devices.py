@@ -35,8 +35,8 @@ def location_of(context) -> tuple[str, str]:
 
 @lru_cache(maxsize=512)
 def _agent_describe(user_agent: str) -> tuple[str, str]:
-    """(browser, device type). Cached: parsing costs ~0.4 ms, a bulk call starts many sessions for one request's
-    agent, and a site sees a few hundred distinct agents."""
+    """(browser, device type). Cached: parsing is slow (docs/benchmarks.md), a bulk call starts many sessions for
+    one request's agent, and a site sees a few hundred distinct agents."""
     agent = parse_user_agent(user_agent)
     if agent.is_bot:
         device_type = "Bot"

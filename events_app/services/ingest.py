@@ -1,22 +1,21 @@
-"""The ingest write path, top to bottom: parse -> validate -> rate limits -> resolve profile -> write -> enqueue.
+"""The ingest write path, top to bottom: parse -> validate -> rate limits -> resolve profile -> write.
 
 Each call takes a list of raw items (a single call is a list of one) and returns which were accepted and
 which were rejected with their index and reason. Valid items are never lost because of invalid ones; items
 over a rate limit are rejected the same way (code `rate_limited`), never dropped silently.
-Writes are set-based: a constant number of queries per call, not one per event.
+Writes are set-based: a constant number of queries per call, not one per event. Each transaction's steps
+share one IngestUnitOfWork (unit_of_work.py), which also holds back the call's last writes until its flush.
+These calls queue no task (identify queues its merges on commit, users_app.services.merges).
 """
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.kernel.errors import InvalidInput
-from config.kernel.sql import Writes, insert_now_or_with
 from config.kernel.validation import (
     PropertyValue,
     check_text,
@@ -28,14 +27,16 @@ from config.kernel.validation import (
     require_object,
     require_present,
 )
-from events_app.models import EVENT_NAME_MAX_LENGTH, Event, Session
-from events_app.services.sessions import RequestContext, SessionNeed, sessions_assign
-from events_app.services.time_bounds import time_bounds_extend
+from events_app.models import EVENT_NAME_MAX_LENGTH
+from events_app.services.event_rows import events_insert, stored_idempotency_keys
+from events_app.services.sessions import SessionNeed, sessions_assign
+from events_app.services.time_bounds import time_bounds_statement
+from events_app.services.unit_of_work import IngestUnitOfWork
 from users_app.models import Environment, Profile
 from users_app.rate_limits import ingest_admit, writes_buckets
 from users_app.services.identity_guard import identity_check
 from users_app.services.locks import owner_transaction
-from users_app.services.profiles import ResolvedProfile, profiles_for_identities, profiles_for_user_ids
+from users_app.services.profiles import ResolvedProfile, SeenBounds, profiles_for_identities, profiles_for_user_ids
 from users_app.services.properties import properties_add
 
 MAX_BULK_ITEMS = 1000
@@ -173,39 +174,35 @@ def within_rate_limits(
 # ---- resolve profiles ---------------------------------------------------------------------------------
 
 
-def resolve_targets(
-    environment: Environment, targets: list[Target], seen: dict | None = None, *, for_events: bool = False
-) -> None:
-    """Set each target's profile. `seen`: {user_id or identity: (first, last)} of the events about to be
-    stored, so profiles created here start with their first/last seen (saving an UPDATE of each new row).
-    `for_events`: each created profile comes with a session id reserved for its first session, which is
-    then inserted with the call's last writes instead of in a round trip of its own."""
-    seen = seen or {}
-    reserve = Session if for_events else None
+def resolve_targets(unit: IngestUnitOfWork, targets: list[Target], seen: SeenBounds | None = None) -> None:
+    """Set each target's profile, and record in `unit` the ones this transaction created. `seen`: {user_id or
+    identity: (first, last)} of the events about to be stored, so profiles created here start with their
+    first/last seen (saving an UPDATE of each new row)."""
     by_user_id = profiles_for_user_ids(
-        environment=environment,
+        environment=unit.environment,
         user_ids={t.user_id for t in targets if t.user_id is not None},
         seen=seen,
-        reserve_id_of=reserve,
+        reserve_session_ids=unit.reserve_session_ids,
     )
     by_identity = profiles_for_identities(
-        environment=environment,
+        environment=unit.environment,
         identities={t.identity for t in targets if t.identity is not None},
         seen=seen,
-        reserve_id_of=reserve,
+        reserve_session_ids=unit.reserve_session_ids,
     )
     for target in targets:
         target.resolved = by_user_id[target.user_id] if target.user_id is not None else by_identity[target.identity]
+    unit.profiles_resolved(target.resolved for target in targets)
 
 
 # ---- write --------------------------------------------------------------------------------------------
 
 
-def _drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[TrackItem]:
+def drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[TrackItem]:
     """An idempotency_key is stored once: skip keys already stored or repeated earlier in this call.
     (Concurrent duplicates are caught by the unique constraint when inserting.)"""
     keys = {item.idempotency_key for item in items if item.idempotency_key}
-    seen = _stored_idempotency_keys(environment, keys) if keys else set()
+    seen = stored_idempotency_keys(environment, keys) if keys else set()
     fresh = []
     for item in items:
         if item.idempotency_key:
@@ -216,27 +213,7 @@ def _drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[T
     return fresh
 
 
-def _stored_idempotency_keys(environment: Environment, keys: set[str]) -> set[str]:
-    if connection.vendor != "postgresql":
-        return set(
-            Event.objects.filter(environment=environment, idempotency_key__in=keys).values_list(
-                "idempotency_key", flat=True
-            )
-        )
-    # One probe of the unique (environment, idempotency_key) index per key: the LATERAL ... LIMIT 1 keeps
-    # PostgreSQL from choosing a scan of all the environment's events, which it did for `IN (...)` (with
-    # fresh statistics too: 14 ms on 50,000 events against 3 ms, and the scan grows with the table).
-    sql = (
-        f"SELECT sent.key FROM unnest(%s::text[]) AS sent (key) CROSS JOIN LATERAL ("
-        f"SELECT 1 FROM {Event._meta.db_table} AS stored "
-        f"WHERE stored.environment_id = %s AND stored.idempotency_key = sent.key LIMIT 1) AS found"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [list(keys), environment.pk])
-        return {key for (key,) in cursor.fetchall()}
-
-
-def _seen_bounds(items, key: Callable) -> dict:
+def seen_bounds(items: Iterable[TrackItem], key: Callable[[TrackItem], Any]) -> dict:
     """(earliest, latest) timestamp of the items, by `key(item)`."""
     bounds: dict = {}
     for item in items:
@@ -246,9 +223,14 @@ def _seen_bounds(items, key: Callable) -> dict:
     return bounds
 
 
-def _touch_profiles(items, writes: Writes) -> None:
+def _target_key(item: TrackItem) -> int | str:
+    """The identity or user_id the item names: the keys of SeenBounds."""
+    return item.target.identity or item.target.user_id
+
+
+def _touch_profiles(unit: IngestUnitOfWork, items: list[TrackItem]) -> None:
     """Widen each owner profile's first/last seen to its new events."""
-    bounds = _seen_bounds(items, lambda item: item.target.resolved.profile.pk)
+    bounds = seen_bounds(items, lambda item: item.target.resolved.profile.pk)
     # A profile this transaction inserted with its first/last seen already set (resolve_targets' `seen`) is
     # exactly as its instance says: no other call can have written it.
     for item in items:
@@ -258,94 +240,36 @@ def _touch_profiles(items, writes: Writes) -> None:
             first, last = resolved.profile.first_seen, resolved.profile.last_seen
             if first is not None and last is not None and first <= low and high <= last:
                 del bounds[resolved.profile.pk]
-    # sessions_assign locked the owners already (those created by this transaction need no lock).
-    time_bounds_extend(
-        Profile, lower_field="first_seen", upper_field="last_seen", bounds=bounds, locked=True, writes=writes
-    )
+    if bounds:
+        # sessions_assign locked the owners already (those created by this transaction need no lock), so the
+        # UPDATE needs no locking of its own and can go with the call's last writes.
+        unit.execute_later(
+            *time_bounds_statement(Profile, lower_field="first_seen", upper_field="last_seen", bounds=bounds)
+        )
 
 
-# One new event: the values of these columns, in this order (received_at is added on insert).
-EVENT_COLUMNS = (
-    "environment_id",
-    "profile_id",
-    "original_profile_id",
-    "session_id",
-    "name",
-    "timestamp",
-    "properties",
-    "idempotency_key",
-)
-
-
-COPY_MIN_ROWS = 20
-# EVENT_COLUMNS + received_at as COPY receives them (properties as JSON text, which the jsonb column parses).
-COPY_TYPES = ("int8", "int8", "int8", "int8", "text", "timestamptz", "text", "text", "timestamptz")
-
-
-def events_insert(rows: list[tuple], writes: Writes | None = None) -> None:
-    """Store new events given as EVENT_COLUMNS tuples (no model instances: building 1,000 of them costs more
-    than storing them). On PostgreSQL with COPY, about three times faster than a bulk INSERT for 1,000 events
-    (bench/ingest_and_merges.py). COPY cannot skip conflicts: if a concurrent call stored the same
-    idempotency_key first, the COPY fails inside its savepoint and the batch is inserted skipping them.
-    With `writes`, a few events are inserted with the call's other last writes."""
-    if not rows:
-        return
-    received_at = timezone.now()
-    # A few rows: one INSERT is one round trip, where COPY in a savepoint is three.
-    if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
-        import psycopg
-
-        copy_sql = f"COPY {Event._meta.db_table} ({', '.join(EVENT_COLUMNS)}, received_at) FROM STDIN"
-        dumps = json.dumps
-        try:
-            with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
-                # Declared types and the properties as JSON text: psycopg then picks each column's dumper
-                # once, not per value (a fifth less Python time than wrapping each value in Jsonb).
-                copy.set_types(COPY_TYPES)
-                for row in rows:
-                    copy.write_row((*row[:6], dumps(row[6]), row[7], received_at))
-            return
-        except (IntegrityError, psycopg.IntegrityError):  # the raw cursor's errors are not Django's
-            pass
-    insert_now_or_with(
-        writes,
-        Event,
-        (*EVENT_COLUMNS, "received_at"),
-        [(*row, received_at) for row in rows],
-        on_conflict="ON CONFLICT DO NOTHING",
-    )
-
-
-def events_write(
-    environment: Environment, items: list[TrackItem], context: RequestContext | None, *, deduplicated: bool = False
-) -> int:
-    """Store the items (targets resolved) with their sessions; returns how many were new. `deduplicated`: the
-    caller already dropped the stored idempotency keys (track_ingest does, before resolving profiles)."""
-    if not deduplicated:
-        items = _drop_duplicates(environment, items)
+def events_write(*, unit: IngestUnitOfWork, items: list[TrackItem]) -> int:
+    """Store the items (targets resolved, duplicates dropped) with their sessions, and widen their profiles'
+    first/last seen; returns how many were stored. The inserts and updates nobody reads back are held in
+    `unit` for its flush."""
     needs = [
         SessionNeed(
             profile=item.target.resolved.profile,
-            named=item.target.resolved.named,
+            original_profile=item.target.resolved.original_profile,
             timestamp=item.timestamp,
             session_key=item.session_key,
-            name=item.event,
+            event_name=item.event,
             properties=item.properties,
-            profile_created=item.target.resolved.created,
-            reserved_session_id=item.target.resolved.reserved_id,
         )
         for item in items
     ]
-    # The call's last writes (initial properties, a few events, first/last seen) need no answer and do not
-    # read each other's rows: one round trip for all of them on PostgreSQL.
-    writes = Writes()
-    sessions_assign(environment=environment, needs=needs, context=context, writes=writes)
+    sessions_assign(unit=unit, needs=needs)
     events_insert(
         [
             (
-                environment.pk,
-                item.target.resolved.profile.pk,
-                item.target.resolved.named.pk,
+                unit.environment.pk,
+                need.profile.pk,
+                need.original_profile.pk,
                 need.session.pk,
                 item.event,
                 item.timestamp,
@@ -354,10 +278,9 @@ def events_write(
             )
             for item, need in zip(items, needs, strict=True)
         ],
-        writes,
+        unit.insert_later,
     )
-    _touch_profiles(items, writes)
-    writes.flush()
+    _touch_profiles(unit, items)
     return len(items)
 
 
@@ -368,37 +291,46 @@ def track_ingest(*, environment: Environment, items: list, enforce_rate_limits: 
     """POST /api/track, single or bulk. No request context: a server call's request describes the backend that
     sent it, not the person (events_app/api.py), so its sessions get no browser, device or location.
     `enforce_rate_limits`: the public endpoint's calls (seed_demo and other internal callers are not limited)."""
-    parsed_items, rejected = parse_each(environment, items, parse_track_item)
+    parsed_items, rejected = parse_each(environment, items, parse_track_item)  # parse and validate
     result = IngestResult(rejected=rejected)
-    parsed = within_rate_limits(environment, parsed_items, result, enforce=enforce_rate_limits)
-    if parsed:
+    admitted = within_rate_limits(environment, parsed_items, result, enforce=enforce_rate_limits)
+    if not admitted:
+        return result
 
-        def write() -> int:
-            fresh = _drop_duplicates(environment, parsed)
-            seen = _seen_bounds(fresh, lambda item: item.target.identity or item.target.user_id)
-            resolve_targets(environment, [item.target for item in parsed], seen=seen, for_events=True)
-            return events_write(environment, fresh, None, deduplicated=True)
+    def write() -> int:
+        # One unit per attempt: owner_transaction starts again when an owner is merged meanwhile.
+        unit = IngestUnitOfWork(environment=environment, reserve_session_ids=True)
+        fresh = drop_duplicates(environment, admitted)
+        # Every admitted item's profile (a duplicate's too: the answer names the last item's); those created
+        # here start with the first/last seen of their new events.
+        resolve_targets(unit, [item.target for item in admitted], seen=seen_bounds(fresh, _target_key))
+        stored = events_write(unit=unit, items=fresh)
+        unit.flush()
+        return stored
 
-        stored = owner_transaction(write)
-        result.accepted = len(parsed)
-        result.duplicates = len(parsed) - stored
-        result.profile = parsed[-1].target.resolved.profile
+    stored = owner_transaction(write)
+    result.accepted = len(admitted)
+    result.duplicates = len(admitted) - stored
+    result.profile = admitted[-1].target.resolved.profile
     return result
 
 
 def user_properties_ingest(*, environment: Environment, items: list, enforce_rate_limits: bool = False) -> IngestResult:
     """POST /api/add_user_properties (and Heap's legacy /api/identify), single or bulk."""
-    parsed_items, rejected = parse_each(environment, items, parse_properties_item)
+    parsed_items, rejected = parse_each(environment, items, parse_properties_item)  # parse and validate
     result = IngestResult(rejected=rejected)
-    parsed = within_rate_limits(environment, parsed_items, result, enforce=enforce_rate_limits)
-    if parsed:
-        set_at = timezone.now()
+    admitted = within_rate_limits(environment, parsed_items, result, enforce=enforce_rate_limits)
+    if not admitted:
+        return result
+    set_at = timezone.now()
 
-        def write() -> None:
-            resolve_targets(environment, [item.target for item in parsed])
-            properties_add(updates=[(item.target.resolved.profile, item.properties) for item in parsed], set_at=set_at)
+    def write() -> None:
+        unit = IngestUnitOfWork(environment=environment)  # one per attempt, as in track_ingest
+        resolve_targets(unit, [item.target for item in admitted])
+        # properties_add writes at once, in its own savepoint: nothing is held back in the unit to flush.
+        properties_add(updates=[(item.target.resolved.profile, item.properties) for item in admitted], set_at=set_at)
 
-        owner_transaction(write)
-        result.accepted = len(parsed)
-        result.profile = parsed[-1].target.resolved.profile
+    owner_transaction(write)
+    result.accepted = len(admitted)
+    result.profile = admitted[-1].target.resolved.profile
     return result

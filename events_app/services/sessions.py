@@ -8,41 +8,28 @@ from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.db.models.functions import Coalesce
 
-from config.kernel.sql import Writes, insert_now_or_with, mark_stored, rows_insert
+from config.kernel.sql import mark_stored, rows_insert
 from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.time_bounds import time_bounds_extend
+from events_app.services.unit_of_work import IngestUnitOfWork, RequestContext
 from users_app.models import Environment, Profile
+from users_app.people import person_expression, person_member_pks
 from users_app.services.initial_properties import initial_properties_update
 from users_app.services.locks import owners_lock
-
-
-@dataclass
-class RequestContext:
-    """What the HTTP request tells about the device: used for a new session's browser, device and place."""
-
-    user_agent: str = ""
-    ip: str = ""
-    country: str = ""
-    city: str = ""
 
 
 @dataclass
 class SessionNeed:
     """One event that needs a session."""
 
-    profile: Profile  # owner
-    named: Profile  # original profile
+    profile: Profile  # the owner of the activity
+    original_profile: Profile  # the profile the event is recorded on (Event.original_profile)
     timestamp: datetime
     session_key: str | None
-    name: str
+    event_name: str
     properties: dict
     session: Session | None = field(default=None)
-    # The profile was inserted by this transaction (ResolvedProfile.created): it has no stored sessions yet.
-    profile_created: bool = False
-    # A session id reserved for the created profile's first session (ResolvedProfile.reserved_id).
-    reserved_session_id: int | None = None
 
 
 def session_timeout() -> timedelta:
@@ -53,11 +40,11 @@ def _truncate(value, limit: int) -> str:
     return str(value or "")[:limit]
 
 
-def session_attributes(name: str, properties: dict, context: RequestContext | None) -> dict:
+def session_attributes(event_name: str, properties: dict, context: RequestContext | None) -> dict:
     """A new session's landing page, referrer and UTM values from its first event, plus the device."""
     attributes: dict[str, str] = {}
     url = properties.get("url") or properties.get("path") or ""
-    if name == PAGEVIEW_EVENT or url:
+    if event_name == PAGEVIEW_EVENT or url:
         attributes["landing_page"] = _truncate(properties.get("path") or urlsplit(str(url)).path or url, 2048)
         attributes["referrer"] = _truncate(properties.get("referrer"), 2048)
         query = parse_qs(urlsplit(str(url)).query) if url else {}
@@ -87,112 +74,135 @@ def _sessions_by_key(pairs: set[tuple[int, str]]) -> dict[tuple[int, str], Sessi
 def _person_sessions(owner_pks: set[int]):
     """Sessions that are these people's: their own, and those of profiles merged into them, whose rows a
     pending merge has not moved yet (SPEC 2: from identify on, the source's activity is the owner's). Each
-    row is annotated with `owner_pk`.
-
-    The merged-in profiles are looked up first: an OR across the join to profiles cannot use an index
-    and made PostgreSQL scan every session of every environment on each call."""
-    members = set(Profile.objects.filter(merged_into_id__in=owner_pks).values_list("pk", flat=True))
-    return Session.objects.filter(profile_id__in=set(owner_pks) | members).annotate(
-        owner_pk=Coalesce("profile__merged_into_id", "profile_id")
+    row is annotated with `owner_pk`."""
+    return Session.objects.filter(profile_id__in=person_member_pks(owner_pks)).annotate(
+        owner_pk=person_expression("profile__")
     )
 
 
-def sessions_assign(
-    *, environment: Environment, needs: list[SessionNeed], context: RequestContext | None, writes: Writes | None = None
-) -> None:
-    """Set `need.session` for every need, creating and widening sessions as required. With `writes`, the
-    initial properties of the new sessions' profiles are written with the caller's other last writes."""
-    timeout = session_timeout()
+# ---- assign: the steps of sessions_assign, in the order it takes them ------------------------------------
+
+
+def sessions_assign(*, unit: IngestUnitOfWork, needs: list[SessionNeed]) -> None:
+    """Set `need.session` for every need: continue the person's session or start one, store the new sessions,
+    widen the stored ones, and set initial properties where a new session is its profile's first."""
+    _owners_lock(unit, needs)
     new_sessions: list[Session] = []
-
-    def widen(session: Session, moment: datetime) -> None:
-        session.started_at = min(session.started_at, moment)
-        session.ended_at = max(session.ended_at, moment)
-
-    reserved_ids = {need.profile.pk: need.reserved_session_id for need in needs if need.reserved_session_id}
-
-    def start(need: SessionNeed, key: str) -> Session:
-        session = Session(
-            environment=environment,
-            profile=need.profile,
-            original_profile=need.named,
-            session_key=key,
-            started_at=need.timestamp,
-            ended_at=need.timestamp,
-            **session_attributes(need.name, need.properties, context),
+    _assign_tracker_sessions(unit, [need for need in needs if need.session_key], new_sessions)
+    _assign_server_sessions(unit, [need for need in needs if not need.session_key], new_sessions)
+    _continue_device_sessions(unit.environment, [s for s in new_sessions if s.session_key and not s.landing_page])
+    inserted = _sessions_insert(unit, new_sessions)
+    concurrent = _take_concurrent_sessions(needs, new_sessions)
+    _widen_stored_sessions(needs, inserted)
+    if inserted or concurrent:
+        initial_properties_update(
+            # The re-read ones too: without RETURNING (SQLite before 3.35) every new session is re-read.
+            new_sessions=[*inserted.values(), *concurrent.values()],
+            created_profile_ids=unit.created_profile_pks,
+            insert=unit.insert_later,
         )
-        # The created profile's first session takes the id reserved for it (used once).
-        session.pk = reserved_ids.pop(need.profile.pk, None)
-        new_sessions.append(session)
-        return session
 
-    # Owners' row locks before any insert of this transaction (whose foreign keys would take weaker locks in
-    # no particular order): concurrent calls for one person take turns here, see each other's new session,
-    # and cannot deadlock with an identify (see profiles_lock). An owner merged while we waited for its lock
-    # starts the call again (owners_lock). A profile this transaction created is invisible to every other
-    # call until commit: it needs no lock, and has no stored session to look up.
-    owners_lock(need.profile.pk for need in needs if not need.profile_created)
-    keyed = [need for need in needs if need.session_key]
-    unkeyed = sorted((need for need in needs if not need.session_key), key=lambda need: need.timestamp)
 
-    # Tracker sessions: look up by (original profile, key), then among the person's sessions: a visit that
-    # logs in (identify case 4) goes on under the owner's user_id and stays one session.
-    if keyed:
-        stored_keyed = [need for need in keyed if not need.profile_created]
-        known = _sessions_by_key({(need.named.pk, need.session_key) for need in stored_keyed})
-        persons: dict[tuple[int, str], Session] = {}
-        if stored_keyed:
-            for session in (
-                _person_sessions({need.profile.pk for need in stored_keyed})
-                .filter(session_key__in={need.session_key for need in stored_keyed})
-                .order_by("started_at", "pk")
-            ):
-                persons.setdefault((session.owner_pk, session.session_key), session)
-        for need in sorted(keyed, key=lambda need: need.timestamp):
-            identity_key, person_key = (need.named.pk, need.session_key), (need.profile.pk, need.session_key)
-            session = known.get(identity_key) or persons.get(person_key)
-            if session is None:
-                session = start(need, need.session_key)
-            known[identity_key] = persons[person_key] = session
-            widen(session, need.timestamp)
-            need.session = session
+def _owners_lock(unit: IngestUnitOfWork, needs: list[SessionNeed]) -> None:
+    """Owners' row locks before any insert of this transaction (whose foreign keys would take weaker locks in
+    no particular order): concurrent calls for one person take turns here, see each other's new session, and
+    cannot deadlock with an identify (see profiles_lock). An owner merged while we waited for its lock starts
+    the call again (owners_lock). A profile this transaction created is invisible to every other call until
+    commit: it needs no lock, and has no stored session to look up."""
+    owners_lock(need.profile.pk for need in needs if need.profile.pk not in unit.created_profile_pks)
 
-    # Server calls: continue the owner's session if it was active within the timeout, else start one.
-    if unkeyed:
-        stored_owner_pks = {need.profile.pk for need in unkeyed if not need.profile_created}
-        earliest = unkeyed[0].timestamp - timeout
-        latest = unkeyed[-1].timestamp + timeout
-        candidates: dict[int, list[Session]] = defaultdict(list)
-        if stored_owner_pks:
-            for session in _person_sessions(stored_owner_pks).filter(ended_at__gte=earliest, started_at__lte=latest):
-                candidates[session.owner_pk].append(session)
-        for need in unkeyed:
-            session = next(
-                (
-                    s
-                    for s in candidates[need.profile.pk]
-                    if s.started_at - timeout <= need.timestamp <= s.ended_at + timeout
-                ),
-                None,
-            )
-            if session is None:
-                session = start(need, uuid.uuid4().hex)
-                candidates[need.profile.pk].append(session)
-            widen(session, need.timestamp)
-            need.session = session
 
-    _continue_device_sessions(environment, [s for s in new_sessions if s.session_key and not s.landing_page])
-    inserted = _sessions_insert(new_sessions, writes)
-    # A concurrent request may have created the same tracker session: keep theirs (read back here).
+def _session_start(unit: IngestUnitOfWork, need: SessionNeed, session_key: str, new_sessions: list[Session]) -> Session:
+    session = Session(
+        environment=unit.environment,
+        profile=need.profile,
+        original_profile=need.original_profile,
+        session_key=session_key,
+        started_at=need.timestamp,
+        ended_at=need.timestamp,
+        **session_attributes(need.event_name, need.properties, unit.context),
+    )
+    # A created profile's first session takes the id reserved for it (used once).
+    session.pk = unit.take_reserved_session_id(need.profile.pk)
+    new_sessions.append(session)
+    return session
+
+
+def _widen(session: Session, moment: datetime) -> None:
+    session.started_at = min(session.started_at, moment)
+    session.ended_at = max(session.ended_at, moment)
+
+
+def _assign_tracker_sessions(unit: IngestUnitOfWork, keyed: list[SessionNeed], new_sessions: list[Session]) -> None:
+    """Tracker sessions: look up by (original profile, key), then among the person's sessions: a visit that
+    logs in (identify case 4) goes on under the owner's user_id and stays one session."""
+    if not keyed:
+        return
+    stored_keyed = [need for need in keyed if need.profile.pk not in unit.created_profile_pks]
+    known = _sessions_by_key({(need.original_profile.pk, need.session_key) for need in stored_keyed})
+    persons: dict[tuple[int, str], Session] = {}
+    if stored_keyed:
+        for session in (
+            _person_sessions({need.profile.pk for need in stored_keyed})
+            .filter(session_key__in={need.session_key for need in stored_keyed})
+            .order_by("started_at", "pk")
+        ):
+            persons.setdefault((session.owner_pk, session.session_key), session)
+    for need in sorted(keyed, key=lambda need: need.timestamp):
+        original_key, person_key = (need.original_profile.pk, need.session_key), (need.profile.pk, need.session_key)
+        session = known.get(original_key) or persons.get(person_key)
+        if session is None:
+            session = _session_start(unit, need, need.session_key, new_sessions)
+        known[original_key] = persons[person_key] = session
+        _widen(session, need.timestamp)
+        need.session = session
+
+
+def _assign_server_sessions(unit: IngestUnitOfWork, unkeyed: list[SessionNeed], new_sessions: list[Session]) -> None:
+    """Server calls: continue the owner's session if it was active within the timeout, else start one."""
+    if not unkeyed:
+        return
+    timeout = session_timeout()
+    unkeyed = sorted(unkeyed, key=lambda need: need.timestamp)
+    stored_owner_pks = {need.profile.pk for need in unkeyed if need.profile.pk not in unit.created_profile_pks}
+    earliest = unkeyed[0].timestamp - timeout
+    latest = unkeyed[-1].timestamp + timeout
+    candidates: dict[int, list[Session]] = defaultdict(list)
+    if stored_owner_pks:
+        for session in _person_sessions(stored_owner_pks).filter(ended_at__gte=earliest, started_at__lte=latest):
+            candidates[session.owner_pk].append(session)
+    for need in unkeyed:
+        session = next(
+            (
+                s
+                for s in candidates[need.profile.pk]
+                if s.started_at - timeout <= need.timestamp <= s.ended_at + timeout
+            ),
+            None,
+        )
+        if session is None:
+            session = _session_start(unit, need, uuid.uuid4().hex, new_sessions)
+            candidates[need.profile.pk].append(session)
+        _widen(session, need.timestamp)
+        need.session = session
+
+
+def _take_concurrent_sessions(needs: list[SessionNeed], new_sessions: list[Session]) -> dict[tuple[int, str], Session]:
+    """A concurrent request may have created the same tracker session first (the insert skipped ours): keep
+    theirs, read back here. Returns them by (original profile, key)."""
     lost = [s for s in new_sessions if s.pk is None]
-    stored: dict[tuple[int, str], Session] = {}
-    if lost:
-        stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in lost})
-        for need in needs:
-            if need.session.pk is None:
-                need.session = stored[(need.session.original_profile_id, need.session.session_key)]
-    # Sessions inserted above already span their events; the others (stored before, or a concurrent call's)
-    # are widened in the database, where a concurrent widening cannot be lost.
+    if not lost:
+        return {}
+    stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in lost})
+    for need in needs:
+        if need.session.pk is None:
+            need.session = stored[(need.session.original_profile_id, need.session.session_key)]
+    return stored
+
+
+def _widen_stored_sessions(needs: list[SessionNeed], inserted: dict[int, Session]) -> None:
+    """Sessions inserted by this call already span their events; the others (stored before, or a concurrent
+    call's) are widened in the database, where a concurrent widening cannot be lost."""
     bounds: dict[int, tuple[datetime, datetime]] = {}
     for need in needs:
         if need.session.pk in inserted:
@@ -200,13 +210,6 @@ def sessions_assign(
         low, high = bounds.get(need.session.pk, (need.timestamp, need.timestamp))
         bounds[need.session.pk] = (min(low, need.timestamp), max(high, need.timestamp))
     time_bounds_extend(Session, lower_field="started_at", upper_field="ended_at", bounds=bounds)
-    if inserted or stored:
-        initial_properties_update(
-            # The re-read ones too: without RETURNING (SQLite before 3.35) every new session is re-read.
-            new_sessions=[*inserted.values(), *stored.values()],
-            created_profile_ids={need.profile.pk for need in needs if need.profile_created},
-            writes=writes,
-        )
 
 
 # A new session's columns, in insert order.
@@ -229,10 +232,10 @@ SESSION_COLUMNS = (
 )
 
 
-def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int, Session]:
+def _sessions_insert(unit: IngestUnitOfWork, sessions: list[Session]) -> dict[int, Session]:
     """Store new sessions, returned by pk. Those with a reserved pk belong to profiles this transaction created:
-    no other call can store a session for them, so they go with the call's last `writes`, in the same
-    transaction as the events that point at them (events have no foreign-key constraints). The others are
+    no other call can store a session for them, so they go with the call's last writes (unit.insert_later), in
+    the same transaction as the events that point at them (events have no foreign-key constraints). The others are
     inserted now, skipping any that a concurrent call stored first (the unique (original profile, key)), and
     get the pk the database gave them."""
 
@@ -241,7 +244,7 @@ def _sessions_insert(sessions: list[Session], writes: Writes | None) -> dict[int
 
     reserved = [session for session in sessions if session.pk is not None]
     if reserved:
-        insert_now_or_with(writes, Session, ("id", *SESSION_COLUMNS), rows(reserved, ("id", *SESSION_COLUMNS)))
+        unit.insert_later(Session, ("id", *SESSION_COLUMNS), rows(reserved, ("id", *SESSION_COLUMNS)))
     inserted = {session.pk: mark_stored(session) for session in reserved}
     unreserved = [session for session in sessions if session.pk is None]
     returned = rows_insert(

@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from events_app.models import Event
-from events_app.services.ingest import COPY_MIN_ROWS, events_insert
+from events_app.services.event_rows import COPY_MIN_ROWS, events_insert
 from tests.builders import profile_build
 
 pytestmark = pytest.mark.django_db

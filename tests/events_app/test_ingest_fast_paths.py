@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from events_app.models import Event, Session
-from events_app.services.ingest import COPY_MIN_ROWS
+from events_app.services.event_rows import COPY_MIN_ROWS
 from tests.builders import at, initial_properties
 from users_app.models import Profile
 

@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
-from config.kernel.sql import Writes, insert_now_or_with
+from config.kernel.sql import InsertRows, rows_insert
 from events_app.models import Session
 from users_app.models import Profile, UserProperty, property_key_hash
+from users_app.people import person_member_filters
 
 # Property key -> Session field. The keys are part of the product (reports group by them): never rename.
 INITIAL_PROPERTY_FIELDS = {
@@ -40,7 +41,7 @@ def initial_properties_of(session: Session) -> dict[str, str]:
 
 
 def initial_properties_update(
-    *, new_sessions: list[Session], created_profile_ids: Iterable[int] = (), writes: Writes | None = None
+    *, new_sessions: list[Session], created_profile_ids: Iterable[int] = (), insert: InsertRows = rows_insert
 ) -> int:
     """For each (live) profile that just got one of `new_sessions` (stored, with their pks): if its first
     session is one of them, set its initial properties from it. Returns how many profiles were updated.
@@ -48,8 +49,8 @@ def initial_properties_update(
     Call inside the ingest transaction, after the sessions are stored, with the profiles' row locks held
     (sessions_assign takes them), so two concurrent first sessions of one person are decided one after the
     other, each seeing the other's committed session. A profile in `created_profile_ids` was inserted by this
-    transaction: its only sessions are the new ones, so its first is found without a query. With `writes`,
-    the properties are inserted with the call's other last writes."""
+    transaction: its only sessions are the new ones, so its first is found without a query. `insert`: how the
+    properties are inserted (ingest holds them back for its call's last writes)."""
     created_profile_ids = set(created_profile_ids)
     earliest_new: dict[int, Session] = {}
     for session in new_sessions:
@@ -71,7 +72,7 @@ def initial_properties_update(
     replaced = [profile_pk for profile_pk in chosen if profile_pk not in created_profile_ids]
     if replaced:
         UserProperty.objects.filter(profile_id__in=replaced, key_hash__in=INITIAL_KEY_HASHES).delete()
-    _insert_initial(chosen, writes)
+    _insert_initial(chosen, insert)
     return len(chosen)
 
 
@@ -82,15 +83,14 @@ def initial_properties_recompute(*, profile_id: int) -> None:
     UserProperty.objects.filter(profile_id=profile_id, key_hash__in=INITIAL_KEY_HASHES).delete()
     first = _first_sessions([profile_id]).get(profile_id)
     if first is not None:
-        _insert_initial({profile_id: Session.objects.get(pk=first)}, None)
+        _insert_initial({profile_id: Session.objects.get(pk=first)}, rows_insert)
 
 
-def _insert_initial(chosen: dict[int, Session], writes: Writes | None) -> None:
+def _insert_initial(chosen: dict[int, Session], insert: InsertRows) -> None:
     """Insert each profile's initial properties from its chosen session (their old ones already deleted)."""
     quote = connection.ops.quote_name
     updated = ", ".join(f"{quote(column)} = excluded.{quote(column)}" for column in ("value", "is_number", "set_at"))
-    insert_now_or_with(
-        writes,
+    insert(
         UserProperty,
         ("profile_id", "key", "key_hash", "value", "is_number", "set_at"),
         [
@@ -106,8 +106,9 @@ def _first_sessions(profile_ids: list[int]) -> dict[int, int | None]:
     """Each profile's earliest session (pk), counting those of profiles merged into it."""
     # The earliest of the profile's own sessions and of those of profiles merged into it, as two subqueries:
     # one OR across both would not use the indexes and scans every session for each profile.
-    own = Session.objects.filter(profile_id=OuterRef("pk")).order_by("started_at", "pk")
-    merged_in = Session.objects.filter(profile__merged_into_id=OuterRef("pk")).order_by("started_at", "pk")
+    own_condition, merged_in_condition = person_member_filters(OuterRef("pk"))
+    own = Session.objects.filter(own_condition).order_by("started_at", "pk")
+    merged_in = Session.objects.filter(merged_in_condition).order_by("started_at", "pk")
     candidates = (
         Profile.objects.filter(pk__in=profile_ids)
         .annotate(
