@@ -9,6 +9,7 @@ every read of "this person's X" asks this module instead of spelling the rule ou
 - `is_person()`: the condition "this profile is a person" (live), for filters;
 - `person_member_pks(person_pks)` / `person_pks_by_member(person_pks)` / `person_members(profile)`: the
   profiles whose rows count as a person's;
+- `person_member_filters(person)`: the person's rows as two conditions (own, merged-in), one index each;
 - `person_rows_exist(rows, person)`: some of these rows (events, sessions) are the person's;
 - `person_expression("profile__")`: the person as an ORM expression on a relation to a profile;
 - `person_property(queryset, key_hash)`: the person's value of a user property, on such a relation;
@@ -68,9 +69,8 @@ def person_rows_exist(rows: QuerySet, person, relation: str = "profile__") -> Q:
     """Some of `rows` (reaching a profile through `relation`) are the person `person`'s (a primary key or an
     OuterRef): rows of the person's own profile or of a profile merged into it. Two EXISTS, one per index
     lookup, rather than one over an OR across the join."""
-    own = rows.filter(**{f"{relation}id": person})
-    merged_in = rows.filter(**{f"{relation}merged_into_id": person})
-    return Q(Exists(own)) | Q(Exists(merged_in))
+    own, merged_in = person_member_filters(person, relation)
+    return Q(Exists(rows.filter(own))) | Q(Exists(rows.filter(merged_in)))
 
 
 def person_expression(relation: str = "") -> Expression:
