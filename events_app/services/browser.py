@@ -50,6 +50,10 @@ MAX_BROWSER_CALLS = 200
 CALL_TYPES = ("pageview", "track", "identify", "add_user_properties")
 # A device clock further off than this is not corrected (its timestamps are then checked as they are).
 MAX_CORRECTABLE_SKEW = timedelta(days=365)
+# A device clock nearer the server's than this is kept as it is. What `sent_at` measures is the clock's offset
+# plus the batch's own transit (and, for a batch the tracker kept while offline, nothing of the wait); that
+# transit differs from batch to batch, so correcting by it would reorder a device's events across batches.
+CLOCK_SKEW_TOLERANCE = timedelta(seconds=10)
 
 
 @dataclass
@@ -109,7 +113,7 @@ def _clock_skew(sent_at) -> timedelta:
         skew = timezone.now() - datetime.fromtimestamp(sent_at / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return timedelta(0)
-    return skew if abs(skew) <= MAX_CORRECTABLE_SKEW else timedelta(0)
+    return skew if CLOCK_SKEW_TOLERANCE < abs(skew) <= MAX_CORRECTABLE_SKEW else timedelta(0)
 
 
 def _call_timestamp(raw: dict, skew: timedelta):

@@ -290,6 +290,17 @@ def test_device_clock_skew_is_corrected_with_sent_at(client, api, environment):
     assert abs(recorded - (now_ms - 5000)) < 60_000
 
 
+def test_a_device_clock_near_the_servers_is_kept_so_batches_keep_their_order(client, api, environment):
+    # Two batches a device sent 2 ms apart, each seen with a different transit delay: corrected by each one's
+    # apparent skew, the later event would land first.
+    now_ms = int(time.time() * 1000)
+    post(client, batch([{**track("First", "o1"), "timestamp": now_ms - 2}], sent_at=now_ms - 2 - 900))
+    post(client, batch([{**track("Second", "o2"), "timestamp": now_ms}], sent_at=now_ms - 50))
+    recorded = {event.name: event.timestamp.timestamp() * 1000 for event in Event.objects.all()}
+    assert recorded["First"] < recorded["Second"]
+    assert abs(recorded["Second"] - now_ms) < 1
+
+
 def test_per_call_session_id_overrides_the_batch_one(client, api, environment):
     calls = [track("A", "p1"), {**track("B", "p2"), "session_id": "fedcba9876543210"}]
     post(client, batch(calls))
