@@ -108,6 +108,7 @@ READ_API = {
     "/api/v1/users/{user_id}/events": [Probe("cursor", cursor=True), Probe("limit")],
     "/api/v1/users/search": [*USERS_QUERY, Probe("limit")],
     "/api/v1/merges": [Probe("identity"), Probe("user_id")],
+    "/api/v1/accounts/{account_id}": [],
     "/api/v1/reports/query": REPORT_QUERY,
     "/api/schema/": [Probe("format"), Probe("lang")],
     "/api/docs/": [],
@@ -120,6 +121,7 @@ PATHS = [
     "/reports/saved/{}/",
     "/api/v1/users/{}",
     "/api/v1/users/{}/events",
+    "/api/v1/accounts/{}",
     "/demo/{}/",
     "/demo/{}/app/",
     "/{}",
@@ -131,6 +133,7 @@ ELSEWHERE = {
     "/admin/",
     "/api/track",
     "/api/add_user_properties",
+    "/api/add_account_properties",
     "/api/identify",
     "/api/v1/identify",
     "/api/v1/browser",
@@ -160,6 +163,7 @@ def site(environment, django_user_model):
         "session_pk": Session.objects.filter(profile=alice).first().pk,
         "report_pk": report.pk,
         "app_id": environment.app_id,
+        "account_id": "acme",
     }
 
 
@@ -296,6 +300,7 @@ def _routes(patterns, prefix="/") -> set[str]:
 def _as_template(route: str) -> str:
     for converter, name in [
         ("<str:user_id>", "{user_id}"),
+        ("<str:account_id>", "{account_id}"),
         ("<int:session_pk>", "{session_pk}"),
         ("<int:pk>", "{report_pk}"),
         ("<str:app_id>", "{app_id}"),
