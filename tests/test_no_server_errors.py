@@ -95,6 +95,7 @@ PAGES = {
     "/": [],
     "/users/": [*USERS_PAGE_QUERY, Probe("env"), Probe("count"), Probe("q", base=(("count", "1"),))],
     "/users/count/": [*USERS_PAGE_QUERY, Probe("env")],
+    "/users/account/": [Probe("env"), Probe("id")],
     "/users/{user_id}/": [Probe("env"), Probe("pq"), Probe("sessions", cursor=True)],
     "/users/{user_id}/sessions/{session_pk}/": [Probe("env")],
     "/reports/": [*REPORT_PAGE_QUERY, Probe("env"), Probe("report")],
