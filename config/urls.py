@@ -12,6 +12,7 @@ from users_app import api as users_api
 api_patterns = [
     path("track", events_api.TrackApi.as_view(), name="api-track"),
     path("add_user_properties", events_api.UserPropertiesAddApi.as_view(), name="api-add-user-properties"),
+    path("add_account_properties", events_api.AccountPropertiesAddApi.as_view(), name="api-add-account-properties"),
     # Heap's legacy name for add_user_properties.
     path("identify", events_api.UserPropertiesAddApi.as_view(), name="api-identify-legacy"),
     path("v1/identify", users_api.IdentifyApi.as_view(), name="api-identify"),
@@ -20,6 +21,7 @@ api_patterns = [
     path("v1/users/search", users_api.UserSearchApi.as_view(), name="api-user-search"),  # before <user_id>
     path("v1/users/<str:user_id>", users_api.UserDetailApi.as_view(), name="api-user-detail"),
     path("v1/users/<str:user_id>/events", users_api.UserEventsApi.as_view(), name="api-user-events"),
+    path("v1/accounts/<str:account_id>", users_api.AccountDetailApi.as_view(), name="api-account-detail"),
     path("v1/merges", users_api.MergeListApi.as_view(), name="api-merges"),
     path("v1/reports/query", reports_api.ReportQueryApi.as_view(), name="api-report-query"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

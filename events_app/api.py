@@ -6,7 +6,8 @@ from rest_framework.response import Response
 
 from config.kernel.api import error_response
 from config.kernel.schema import APP_ID, ERROR_SCHEMA, schema_field
-from events_app.schema import TRACK_ITEM, USER_PROPERTIES_ITEM, bulk_of
+from events_app.schema import ACCOUNT_PROPERTIES_ITEM, TRACK_ITEM, USER_PROPERTIES_ITEM, bulk_of
+from events_app.services.account_ingest import account_properties_ingest
 from events_app.services.ingest import IngestResult, bulk_items, track_ingest, user_properties_ingest
 from users_app.api import API_KEY_HELP
 from users_app.api_access import IngestApi
@@ -148,4 +149,36 @@ class UserPropertiesAddApi(IngestApi):
         environment = self.environment_of(body)
         items, is_bulk = bulk_items(body, "users")
         result = user_properties_ingest(environment=environment, items=items, enforce_rate_limits=True)
+        return ingest_response(result, is_bulk)
+
+
+class AccountPropertiesAddApi(IngestApi):
+    @extend_schema(
+        summary="Add account properties (single or bulk of up to 1000); null removes a property",
+        request=inline_serializer(
+            "AddAccountPropertiesRequest",
+            {
+                "app_id": schema_field(APP_ID),
+                **{
+                    name: schema_field(schema, required=False)
+                    for name, schema in ACCOUNT_PROPERTIES_ITEM["properties"].items()
+                },
+                "accounts": schema_field(bulk_of(ACCOUNT_PROPERTIES_ITEM), required=False),
+                "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
+            },
+        ),
+        responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Describe an account",
+                request_only=True,
+                value={"app_id": "1234567890", "account_id": "acme", "properties": {"tier": "Enterprise"}},
+            )
+        ],
+    )
+    def post(self, request):
+        body = self.json_body(request)
+        environment = self.environment_of(body)
+        items, is_bulk = bulk_items(body, "accounts")
+        result = account_properties_ingest(environment=environment, items=items, enforce_rate_limits=True)
         return ingest_response(result, is_bulk)

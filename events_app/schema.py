@@ -100,3 +100,18 @@ def add_body_rules(result, generator, request, public):
         if name in schemas:
             schemas[name].update(rules)
     return result
+
+
+# ---- add_account_properties (SPEC 11) --------------------------------------------------------------------------
+ACCOUNT_ID = {
+    "oneOf": [{"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK}, {"type": "number"}],
+    "description": "The account's id: the value people have in the environment's account id property (a number "
+    "is the same account as its decimal text).",
+}
+ACCOUNT_PROPERTIES_ITEM = json_object(
+    {"account_id": ACCOUNT_ID, "properties": {"oneOf": [USER_PROPERTIES, {"type": "null"}]}},
+    ["account_id", "properties"],
+)
+BODY_RULES["AddAccountPropertiesRequest"] = {
+    "anyOf": [{"required": ["accounts"]}, {"required": ["account_id", "properties"]}]
+}

@@ -20,12 +20,13 @@ from reports_app.selectors import report_series
 from users_app.api_access import ReadApi
 
 # reports_app/query.py: property_ref_parse and filter_parse.
-PROPERTY_REF = {"type": "string", "pattern": f"^(?:user|event)\\.[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}$"}
+PROPERTY_REF = {"type": "string", "pattern": f"^(?:user|event|account)\\.[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}$"}
 WHERE = {
     "type": "string",
     "pattern": (
         # the property (its key without the `!` of `!=`), then `=` and the value
-        f"^(?:user|event)\\.(?:[^=!][^=]{{0,{PROPERTY_KEY_MAX_LENGTH - 1}}}|![^=]{{1,{PROPERTY_KEY_MAX_LENGTH}}})="
+        f"^(?:user|event|account)\\."
+        f"(?:[^=!][^=]{{0,{PROPERTY_KEY_MAX_LENGTH - 1}}}|![^=]{{1,{PROPERTY_KEY_MAX_LENGTH}}})="
     ),
 }
 # EARLIEST_DATE to LATEST_DATE (config/kernel/periods.py), 2000-01-01 to 9998-12-01, as reports_app/query.py reads them
@@ -39,8 +40,9 @@ REPORT_DATE = {
 }
 
 WHERE_HELP = (
-    "Repeatable filter on a user property (`user.<key>`, the person's current value) or an event property "
-    "(`event.<key>`). `user.plan=Startup` equals; `user.plan!=Startup` not equals (people without the "
+    "Repeatable filter on a user property (`user.<key>`, the person's current value), an event property "
+    "(`event.<key>`) or an account property (`account.<key>`, the person's account's current value). "
+    "`user.plan=Startup` equals; `user.plan!=Startup` not equals (people without the "
     "property match); `user.plan=in:Startup,Growth` one of (`\\,` is a literal comma); `user.plan!=in:A,B` "
     "none of; `user.plan=contains:art` contains, case-insensitive; `user.plan!=contains:art` does not "
     "contain; `user.plan=*` is set; `user.plan!=*` is not set; `user.plan=eq:in:x` equals the literal "
@@ -87,7 +89,8 @@ class ReportQueryApi(ReadApi):
                 "group_by",
                 or_empty(PROPERTY_REF),
                 description=(
-                    "`user.<property>` (the person's current value, Heap-style) or `event.<property>`. Missing "
+                    "`user.<property>` (the person's current value, Heap-style), `event.<property>` or "
+                    "`account.<property>` (the person's account's current value). Missing "
                     "values group as `(none)`; beyond the top 10 groups the rest is `Other`."
                 ),
             ),

@@ -3,7 +3,7 @@
 The API, the page, the CSV export and saved reports all go through `report_query_parse`, so a URL, a saved
 report and an API call with the same parameters mean the same report.
 
-`where` syntax (docs/reports.md):
+`where` syntax (docs/reports.md; `account.<property>` and `event.<property>` alike):
     user.plan=Startup             equals
     user.plan!=Startup            not equals (people without a plan match too)
     user.plan=in:Startup,Growth   one of (`\\,` is a literal comma, `\\\\` a backslash)
@@ -45,11 +45,16 @@ from config.kernel.property_filters import (
 )
 from config.kernel.validation import calendar_date
 
-MEASURES = {"events": "Events", "unique_users": "Unique users", "sessions": "Sessions"}
+MEASURES = {
+    "events": "Events",
+    "unique_users": "Unique users",
+    "sessions": "Sessions",
+    "unique_accounts": "Unique accounts",
+}
 INTERVALS = {"hour": "Hour", "day": "Day", "week": "Week", "month": "Month"}
 CHART_TYPES = {"line": "Line", "bar": "Bar", "stacked_bar": "Stacked bar", "table": "Table"}
 RANGES = {**period_labels(("7d", "30d", "90d")), CUSTOM_PERIOD: CUSTOM_PERIOD_LABEL}
-SCOPES = ("user", "event")
+SCOPES = ("user", "event", "account")
 MAX_FILTERS = 20
 MAX_BUCKETS = 3000
 DEFAULT_RANGE = "30d"
@@ -61,7 +66,8 @@ def _invalid(field_name: str, message: str) -> InvalidInput:
 
 @dataclass(frozen=True)
 class PropertyRef:
-    """`user.<key>` (the person's current value) or `event.<key>` (the event's own property)."""
+    """`user.<key>` (the person's current value), `event.<key>` (the event's own property) or `account.<key>` (the
+    current value of the person's account, SPEC 11)."""
 
     scope: str
     key: str
@@ -73,7 +79,9 @@ class PropertyRef:
 def property_ref_parse(text: str, field_name: str) -> PropertyRef:
     scope, dot, key = text.partition(".")
     if not dot or scope not in SCOPES or not key:
-        raise _invalid(field_name, f"`{field_name}` must be `user.<property>` or `event.<property>`.")
+        raise _invalid(
+            field_name, f"`{field_name}` must be `user.<property>`, `event.<property>` or `account.<property>`."
+        )
     if len(key) > PROPERTY_KEY_MAX_LENGTH:
         raise _invalid(field_name, f"A property name is at most {PROPERTY_KEY_MAX_LENGTH} characters.")
     return PropertyRef(scope, key)
@@ -305,3 +313,8 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
     )
     bucket_count_check(query)
     return query
+
+
+def uses_accounts(query: ReportQuery) -> bool:
+    props = [item.prop for item in query.filters] + ([query.group_by] if query.group_by else [])
+    return query.measure == "unique_accounts" or any(prop.scope == "account" for prop in props)

@@ -83,7 +83,7 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
         event_names = [name for name in report_event_names(environment=environment) if name != PAGEVIEW_EVENT]
         if query.event and query.event != PAGEVIEW_EVENT and query.event not in event_names:
             event_names.insert(0, query.event)
-        group_choices = [f"user.{key}" for key in choices["user"]] + [f"event.{key}" for key in choices["event"]]
+        group_choices = [f"{scope}.{key}" for scope in ("user", "event", "account") for key in choices[scope]]
         if query.group_by and str(query.group_by) not in group_choices:
             group_choices.insert(0, str(query.group_by))
         saved_reports = list(saved_report_list(environment=environment))

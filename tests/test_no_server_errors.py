@@ -95,6 +95,7 @@ PAGES = {
     "/": [],
     "/users/": [*USERS_PAGE_QUERY, Probe("env"), Probe("count"), Probe("q", base=(("count", "1"),))],
     "/users/count/": [*USERS_PAGE_QUERY, Probe("env")],
+    "/users/account/": [Probe("env"), Probe("id")],
     "/users/{user_id}/": [Probe("env"), Probe("pq"), Probe("sessions", cursor=True)],
     "/users/{user_id}/sessions/{session_pk}/": [Probe("env")],
     "/reports/": [*REPORT_PAGE_QUERY, Probe("env"), Probe("report")],
@@ -108,6 +109,7 @@ READ_API = {
     "/api/v1/users/{user_id}/events": [Probe("cursor", cursor=True), Probe("limit")],
     "/api/v1/users/search": [*USERS_QUERY, Probe("limit")],
     "/api/v1/merges": [Probe("identity"), Probe("user_id")],
+    "/api/v1/accounts/{account_id}": [],
     "/api/v1/reports/query": REPORT_QUERY,
     "/api/schema/": [Probe("format"), Probe("lang")],
     "/api/docs/": [],
@@ -120,6 +122,7 @@ PATHS = [
     "/reports/saved/{}/",
     "/api/v1/users/{}",
     "/api/v1/users/{}/events",
+    "/api/v1/accounts/{}",
     "/demo/{}/",
     "/demo/{}/app/",
     "/{}",
@@ -131,6 +134,7 @@ ELSEWHERE = {
     "/admin/",
     "/api/track",
     "/api/add_user_properties",
+    "/api/add_account_properties",
     "/api/identify",
     "/api/v1/identify",
     "/api/v1/browser",
@@ -160,6 +164,7 @@ def site(environment, django_user_model):
         "session_pk": Session.objects.filter(profile=alice).first().pk,
         "report_pk": report.pk,
         "app_id": environment.app_id,
+        "account_id": "acme",
     }
 
 
@@ -296,6 +301,7 @@ def _routes(patterns, prefix="/") -> set[str]:
 def _as_template(route: str) -> str:
     for converter, name in [
         ("<str:user_id>", "{user_id}"),
+        ("<str:account_id>", "{account_id}"),
         ("<int:session_pk>", "{session_pk}"),
         ("<int:pk>", "{report_pk}"),
         ("<str:app_id>", "{app_id}"),

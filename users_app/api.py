@@ -30,6 +30,7 @@ from users_app.selectors import (
     user_list,
     user_timeline,
 )
+from users_app.selectors.accounts import account_detail
 from users_app.services.identify import profile_identify
 from users_app.user_query import parse_user_query
 
@@ -243,3 +244,29 @@ class UserSearchApi(ReadApi):
                 "count": count.as_dict() if count else None,
             }
         )
+
+
+ACCOUNT_SCHEMA = inline_serializer(
+    "Account",
+    {
+        "account_id": serializers.CharField(),
+        "properties": serializers.DictField(child=serializers.DictField(), help_text="{key: {value, set_at}}"),
+        "user_count": serializers.IntegerField(help_text="People whose account id property names this account."),
+    },
+)
+
+
+class AccountDetailApi(ReadApi):
+    @extend_schema(
+        summary="An account: its properties and how many people it has",
+        parameters=[
+            OpenApiParameter(
+                "account_id",
+                {**IDENTITY_TEXT, "description": "The account id, as people's account id property has it."},
+                OpenApiParameter.PATH,
+            )
+        ],
+        responses={200: ACCOUNT_SCHEMA, **READ_ERRORS, 404: ERROR_SCHEMA},
+    )
+    def get(self, request, account_id: str):
+        return Response(account_detail(environment=self.environment, account_id=account_id).as_dict())

@@ -32,3 +32,9 @@ def profile_url(profile: Profile, environment: Environment | None = None) -> str
     environment's profiles): otherwise it is read from the profile."""
     environment = environment or profile.environment
     return f"{reverse('users:profile', args=[profile.user_id])}?{urlencode({'env': environment.app_id})}"
+
+
+def account_url(environment: Environment, account_id: str) -> str:
+    """The account page of `account_id` (SPEC 11). The id is any text (slashes, `?`, newlines), so it goes in the
+    query string, not the path."""
+    return f"{reverse('users:account')}?{urlencode({'env': environment.app_id, 'id': account_id})}"

@@ -50,6 +50,13 @@ class Environment(models.Model):
         help_text="Cap on this environment's ingest (events, property updates and identifies per minute, all "
         "endpoints together); 0 = no cap. Calls over it get 429 with Retry-After.",
     )
+    # SPEC 11: a person's account is their value of this user property (Heap's "account ID" setting).
+    account_id_property = models.CharField(
+        max_length=PROPERTY_KEY_MAX_LENGTH,
+        blank=True,
+        help_text="The user property that names a person's account (e.g. company_id); empty = no accounts. "
+        "Account properties are set with /api/add_account_properties.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -151,6 +158,37 @@ class UserProperty(models.Model):
         except ValueError:
             number = float(self.value)
             return int(number) if number.is_integer() and "e" not in self.value.lower() else number
+
+
+# An account id is compared whole in joins (a person's user property value against the account's rows), so
+# it is kept short enough for a plain B-tree index on both databases.
+ACCOUNT_ID_MAX_LENGTH = 255
+
+
+class AccountProperty(models.Model):
+    """One property of an account (SPEC 11), with the time its current value was set. An account has no row of
+    its own: it is the account id that people's account id property names and these rows describe."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="account_properties", db_index=False
+    )
+    account_id = models.CharField(max_length=ACCOUNT_ID_MAX_LENGTH)
+    key = models.TextField()
+    key_hash = models.CharField(max_length=64)
+    value = models.TextField()  # text, as UserProperty.value; `is_number` restores the type
+    is_number = models.BooleanField(default=False)
+    set_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "account_id", "key_hash"], name="account_property_unique")
+        ]
+        verbose_name_plural = "account properties"
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.key}={self.value}"
+
+    typed_value = UserProperty.typed_value
 
 
 class MergeRecord(models.Model):

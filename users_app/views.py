@@ -15,7 +15,7 @@ from django.views.generic import TemplateView, View
 from config.kernel.errors import InvalidInput
 from config.kernel.shared_cache import shared_cache_get, shared_cache_get_or_set
 from config.kernel.validation import parse_user_id
-from users_app.environment_pages import EnvironmentMixin, profile_url
+from users_app.environment_pages import EnvironmentMixin, account_url, profile_url
 from users_app.models import Environment, Profile
 from users_app.selectors import (
     PropertyFilter,
@@ -30,6 +30,7 @@ from users_app.selectors import (
     user_count,
     user_list,
 )
+from users_app.selectors.accounts import ACCOUNT_USERS_SHOWN, account_detail, account_of, account_people
 from users_app.user_query import (
     DEFAULT_PERIOD,
     KINDS,
@@ -140,6 +141,7 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
                 rows=[],
             )
             return self.render_to_response(self.get_context_data(**context), status=400)
+        self.environment_shown = environment
         profile_ids = [row.profile.pk for row in page.rows]
         known_keys = sorted(
             set(property_keys_of(profile_ids)) | set(query.columns) | {f.key for f in query.filters.properties}
@@ -147,7 +149,8 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
         context.update(
             self.date_range_context(query),
             query=query,
-            rows=[(row, profile_url(row.profile, environment)) for row in page.rows],
+            rows=[(row, profile_url(row.profile, environment), self.account_link(row, query)) for row in page.rows],
+            account_column=self.account_column(query),
             columns=query.columns,
             known_keys=known_keys,
             count=self.count_for_page(environment, query),
@@ -165,6 +168,16 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
             ],
         )
         return self.render_to_response(self.get_context_data(**context))
+
+    def account_column(self, query: UserQuery) -> int | None:
+        """Which column, if any, is the environment's account id property: its values link to account pages."""
+        key = self.environment_shown.account_id_property
+        return query.columns.index(key) if key and key in query.columns else None
+
+    def account_link(self, row, query: UserQuery) -> str | None:
+        position = self.account_column(query)
+        cell = row.columns[position] if position is not None else None
+        return account_url(self.environment_shown, cell.value) if cell is not None else None
 
     def count_for_page(self, environment: Environment, query: UserQuery) -> UserCount | None:
         """The count if it is already known (or asked for with `count=1`); otherwise the page does not wait
@@ -264,6 +277,32 @@ class ProfileView(LoginRequiredMixin, ProfileMixin, TemplateView):
             merges_in=[(m, profile_url(m.source, environment)) for m in merges if m.destination_id == profile.pk],
             merges_out=[(m, profile_url(m.destination, environment)) for m in merges if m.source_id == profile.pk],
             can_admin=self.request.user.is_staff,
+            account_id=(account_id := account_of(profile)),
+            account_url=account_url(environment, account_id) if account_id is not None else None,
+        )
+        return context
+
+
+class AccountView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
+    """An account (SPEC 11): its properties and its people (`?env=<app_id>&id=<account id>`)."""
+
+    template_name = "users_app/account.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        environment = self.get_environment()
+        if environment is None:
+            raise Http404("No environment yet.")
+        try:
+            account = account_detail(environment=environment, account_id=self.request.GET.get("id", ""))
+        except InvalidInput as error:
+            raise Http404(error.message) from error
+        people = account_people(environment=environment, account_id=account.account_id)[:ACCOUNT_USERS_SHOWN]
+        context.update(
+            self.environment_context(environment),
+            account=account,
+            people=[(profile, profile_url(profile, environment)) for profile in people],
+            people_shown=ACCOUNT_USERS_SHOWN,
         )
         return context
 

@@ -1,7 +1,9 @@
 """Demo data made through the same services the API uses, so its profiles, sessions and merges are real.
 
 People visit anonymously, some sign up (identify + plan + `Sign Up`), some later log in from a second or
-third device (identify into an existing identity: a real merge), some upgrade their plan.
+third device (identify into an existing identity: a real merge), some upgrade their plan. Signed-up people work
+at one of a few dozen companies (the environment's account id property, `company_id`), each with a tier and an
+industry (account properties, SPEC 11), so an account report has something to show.
 """
 
 import random
@@ -11,6 +13,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from events_app.models import PAGEVIEW_EVENT
+from events_app.services.account_ingest import account_properties_ingest
 from events_app.services.ingest import MAX_BULK_ITEMS, track_ingest, user_properties_ingest
 from users_app.models import Environment, MergeRecord
 from users_app.services.environments import api_key_hash, environment_create, environment_rotate_api_key
@@ -48,6 +51,32 @@ CAMPAIGNS = [
     ("newsletter", "email", "weekly_digest"),
     ("twitter", "social", "launch"),
 ]
+
+
+ACCOUNT_ID_PROPERTY = "company_id"
+COMPANY_NAMES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell", "Cyberdyne"]
+COMPANY_SUFFIXES = ["Inc", "Labs", "Group", "Systems"]
+TIERS = ["Free", "Startup", "Growth", "Enterprise"]
+INDUSTRIES = ["Software", "Retail", "Finance", "Healthcare", "Media", "Energy"]
+
+
+def demo_companies(seed: int) -> list[dict]:
+    """The demo's accounts: {account_id, properties: tier, industry, employees}. Their own random stream, so
+    adding them changed none of the demo's other numbers."""
+    rng = random.Random(seed * 7919)
+    return [
+        {
+            "account_id": f"{name.lower()}-{suffix.lower()}",
+            "properties": {
+                "name": f"{name} {suffix}",
+                "tier": rng.choices(TIERS, weights=[40, 30, 20, 10])[0],
+                "industry": rng.choice(INDUSTRIES),
+                "employees": rng.choice([8, 25, 120, 600, 4000]),
+            },
+        }
+        for name in COMPANY_NAMES
+        for suffix in COMPANY_SUFFIXES
+    ]
 
 
 @dataclass
@@ -141,8 +170,13 @@ def demo_environment(*, api_key: str | None) -> tuple[Environment, str | None]:
     (an install seeded under DEBUG, then again in production): that key is rotated to a random one."""
     environment = Environment.objects.filter(app_id=DEMO_APP_ID).first()
     if environment is None:
-        created = environment_create(name="Demo", app_id=DEMO_APP_ID, api_key=api_key)
+        created = environment_create(
+            name="Demo", app_id=DEMO_APP_ID, api_key=api_key, account_id_property=ACCOUNT_ID_PROPERTY
+        )
         return created.environment, created.api_key
+    if not environment.account_id_property:
+        environment.account_id_property = ACCOUNT_ID_PROPERTY
+        environment.save(update_fields=["account_id_property"])
     if api_key is not None and environment.api_key_hash == api_key_hash(api_key):
         return environment, api_key
     if api_key != DEMO_API_KEY and environment.api_key_hash == api_key_hash(DEMO_API_KEY):
@@ -167,8 +201,13 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7, api_key: str
             )
     event_count = _send_tracks(environment, [e for _, _, events in anonymous for e in events])
 
-    # 2. Sign-ups: identify on the first device (anonymous -> new identity), set the plan, track Sign Up.
+    # 2. Sign-ups: identify on the first device (anonymous -> new identity), set the plan and the company,
+    # track Sign Up. The companies are described first (account properties).
+    companies = demo_companies(seed)
+    account_properties_ingest(environment=environment, items=companies)
+    company_rng = random.Random(seed * 104729)
     signed_up = [person for person in crowd if person.identity]
+    company_of = {p.index: company_rng.choice(companies)["account_id"] for p in signed_up}
     for person in signed_up:
         profile_identify(
             environment=environment,
@@ -179,7 +218,14 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7, api_key: str
     user_properties_ingest(
         environment=environment,
         items=[
-            {"identity": p.identity, "properties": {"plan": p.plan, "company_size": rng.choice([1, 5, 20, 100, 500])}}
+            {
+                "identity": p.identity,
+                "properties": {
+                    "plan": p.plan,
+                    "company_size": rng.choice([1, 5, 20, 100, 500]),
+                    ACCOUNT_ID_PROPERTY: company_of[p.index],
+                },
+            }
             for p in signed_up
         ],
     )

@@ -44,6 +44,7 @@ VALID_CALLS = {
         "session_id": "s-1",
     },
     "/api/add_user_properties": {"user_id": "4242", "properties": {"plan": "Free"}},
+    "/api/add_account_properties": {"account_id": "acme", "properties": {"tier": "Free"}},
     "/api/v1/identify": {"user_id": "4242", "identity": "alice", "timestamp": "2026-01-05T10:00:00Z"},
     "/api/v1/browser": {
         "user_id": "4242",
@@ -150,7 +151,17 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12,
 )
-FIELDS = ["app_id", "user_id", "identity", "event", "properties", "timestamp", "idempotency_key", "session_id"]
+FIELDS = [
+    "app_id",
+    "user_id",
+    "identity",
+    "account_id",
+    "event",
+    "properties",
+    "timestamp",
+    "idempotency_key",
+    "session_id",
+]
 
 
 def item_strategy():
@@ -159,10 +170,12 @@ def item_strategy():
 
 @FUZZ_SETTINGS
 @given(
-    path=st.sampled_from(["/api/track", "/api/add_user_properties", "/api/identify", "/api/v1/identify"]),
+    path=st.sampled_from(
+        ["/api/track", "/api/add_user_properties", "/api/add_account_properties", "/api/identify", "/api/v1/identify"]
+    ),
     body=item_strategy(),
     bulk=st.none() | st.lists(item_strategy() | json_values, max_size=5),
-    bulk_field=st.sampled_from(["events", "users"]),
+    bulk_field=st.sampled_from(["events", "users", "accounts"]),
     use_real_app_id=st.booleans(),
 )
 def test_arbitrary_json_in_every_field_never_gets_a_server_error(

@@ -38,6 +38,7 @@ ENVIRONMENT_SETTINGS = [
     "allowed_origins",
     "server_calls_need_api_key",
     "ingest_limit_per_minute",
+    "account_id_property",
 ]
 
 
@@ -119,6 +120,7 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
                 allowed_origins=obj.allowed_origins,
                 server_calls_need_api_key=obj.server_calls_need_api_key,
                 ingest_limit_per_minute=obj.ingest_limit_per_minute,
+                account_id_property=obj.account_id_property,
             )
         except InvalidInput as error:
             raise PermissionDenied(error.message) from error

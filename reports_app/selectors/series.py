@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from django.db import connections
-from django.db.models import Count, F, Q, QuerySet, TextField, Value
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
 
 from config.kernel.periods import day_end, day_start
 from events_app.models import Event
 from reports_app.json_text import PropertyText
-from reports_app.models import SavedReport
-from reports_app.query import ReportQuery
-from users_app.models import Environment, Profile, UserProperty, property_key_hash
+from reports_app.query import ReportQuery, uses_accounts
+from users_app.models import AccountProperty, Environment, Profile, UserProperty, property_key_hash
 from users_app.people import person_expression, person_property, person_sql
 
 NONE_GROUP = "(none)"
@@ -95,9 +94,11 @@ def report_buckets(query: ReportQuery) -> list[datetime]:
 class _Expressions:
     """Builds the queryset's joins and the SQL expressions of the person, properties and groups."""
 
-    def __init__(self, queryset: QuerySet):
+    def __init__(self, queryset: QuerySet, environment: Environment):
         self.queryset = queryset
+        self.environment = environment
         self.aliases = 0
+        self.account_alias: str | None = None
 
     def person(self):
         return person_expression("profile__")
@@ -112,7 +113,27 @@ class _Expressions:
         # Cast so numbers group and compare as text on both databases (SQLite's ->> keeps the JSON type).
         return Cast(PropertyText(key, "properties"), output_field=TextField())
 
+    def account(self):
+        """The person's account (their value of the environment's account id property), joined once. An
+        environment that names none has no accounts: the empty key matches no property row, so NULL."""
+        if self.account_alias is None:
+            value = self.user_property(self.environment.account_id_property)  # joins into self.queryset first
+            self.account_alias = "report_account"
+            self.queryset = self.queryset.alias(**{self.account_alias: value})
+        return F(self.account_alias)
+
+    def account_property(self, key: str):
+        """The current value of `key` of the person's account: one indexed lookup per row on (environment,
+        account id, key)."""
+        self.account()
+        rows = AccountProperty.objects.filter(
+            environment_id=self.environment.pk, account_id=OuterRef(self.account_alias), key_hash=property_key_hash(key)
+        )
+        return Subquery(rows.values("value")[:1], output_field=TextField())
+
     def property(self, prop):
+        if prop.scope == "account":
+            return self.account_property(prop.key)
         return self.user_property(prop.key) if prop.scope == "user" else self.event_property(prop.key)
 
 
@@ -139,6 +160,8 @@ def _measure(query: ReportQuery, expressions: _Expressions):
         return Count(expressions.person(), distinct=True)
     if query.measure == "sessions":
         return Count("session_id", distinct=True)
+    if query.measure == "unique_accounts":
+        return Count(expressions.account(), distinct=True)  # people without an account count for none
     return Count("id")
 
 
@@ -147,7 +170,7 @@ def _base_queryset(environment: Environment, query: ReportQuery) -> tuple[QueryS
     queryset = Event.objects.filter(environment=environment, timestamp__gte=start, timestamp__lt=end)
     if query.event is not None:
         queryset = queryset.filter(name=query.event)
-    expressions = _Expressions(queryset)
+    expressions = _Expressions(queryset, environment)
     conditions = []
     for index, item in enumerate(query.filters):
         alias = f"filter_{index}"
@@ -186,7 +209,8 @@ def report_series(*, environment: Environment, query: ReportQuery) -> ReportResu
         return expressions.queryset.annotate(report_group=group)
 
     totals = None
-    if connections[base.db].vendor == "postgresql":
+    # The hand-written PostgreSQL pass knows users' and events' properties; account reports take the ORM's.
+    if connections[base.db].vendor == "postgresql" and not uses_accounts(query):
         rows, totals = _postgresql_rows(base, query, expressions, bucket)
     else:
         rows = (
@@ -295,7 +319,12 @@ def _other_series(grouped, query, top, rest, values, totals, measure, bucket, bu
     """Every group beyond the top ones, as one series. Sums are exact for event counts, and for distinct
     measures grouped by a user property (a person has one value, so groups never share a person); an
     event property can put one person or session in several groups, so those are counted again."""
-    disjoint = query.measure == "events" or query.group_by.scope == "user"
+    # A person has one account, so account groups never share a person, a session or an account; user groups
+    # never share a person, but two people of one account may sit in two of them.
+    scope = query.group_by.scope
+    disjoint = (
+        query.measure == "events" or scope == "account" or (scope == "user" and query.measure != "unique_accounts")
+    )
     if disjoint:
         other_values = [sum(values[name][position] for name in rest) for position in range(size)]
         return Series(OTHER_GROUP, other_values, sum(totals[name] for name in rest))
@@ -312,83 +341,3 @@ def _other_series(grouped, query, top, rest, values, totals, measure, bucket, bu
         other_values[bucket_index[bucket_floor(_as_utc(moment), query.interval)]] += value
     total = others.aggregate(report_value=measure)["report_value"]
     return Series(OTHER_GROUP, other_values, total)
-
-
-# ---- choices for the report builder -------------------------------------------------------------------
-
-MAX_CHOICES = 200
-
-# PostgreSQL reads DISTINCT over millions of rows in full; these walk the indexes instead ("loose index
-# scan"), one probe per distinct value: event names through (environment, name, timestamp), user property
-# keys through (key_hash, value prefix). Fixed SQL, values as parameters.
-EVENT_NAMES_SQL = """
-    WITH RECURSIVE names(name) AS (
-        (SELECT name FROM events_app_event WHERE environment_id = %s ORDER BY name LIMIT 1)
-        UNION ALL
-        SELECT (SELECT e.name FROM events_app_event e WHERE e.environment_id = %s AND e.name > names.name
-                ORDER BY e.name LIMIT 1)
-        FROM names WHERE names.name IS NOT NULL
-    )
-    SELECT name FROM names WHERE name IS NOT NULL LIMIT %s"""
-USER_KEYS_SQL = """
-    WITH RECURSIVE hashes(key_hash) AS (
-        (SELECT key_hash FROM users_app_userproperty ORDER BY key_hash LIMIT 1)
-        UNION ALL
-        SELECT (SELECT u.key_hash FROM users_app_userproperty u WHERE u.key_hash > hashes.key_hash
-                ORDER BY u.key_hash LIMIT 1)
-        FROM hashes WHERE hashes.key_hash IS NOT NULL
-    )
-    SELECT found.key FROM (
-        SELECT (SELECT u.key FROM users_app_userproperty u JOIN users_app_profile p ON p.id = u.profile_id
-                WHERE u.key_hash = hashes.key_hash AND p.environment_id = %s LIMIT 1) AS key
-        FROM hashes WHERE hashes.key_hash IS NOT NULL LIMIT %s
-    ) found WHERE found.key IS NOT NULL"""
-
-
-def _is_postgresql() -> bool:
-    return connections["default"].vendor == "postgresql"
-
-
-def report_event_names(*, environment: Environment) -> list[str]:
-    if _is_postgresql():
-        with connections["default"].cursor() as cursor:
-            cursor.execute(EVENT_NAMES_SQL, [environment.pk, environment.pk, MAX_CHOICES])
-            return [row[0] for row in cursor.fetchall()]
-    return list(
-        Event.objects.filter(environment=environment)
-        .values_list("name", flat=True)
-        .distinct()
-        .order_by("name")[:MAX_CHOICES]
-    )
-
-
-def report_user_property_keys(*, environment: Environment) -> list[str]:
-    if _is_postgresql():
-        with connections["default"].cursor() as cursor:
-            cursor.execute(USER_KEYS_SQL, [environment.pk, MAX_CHOICES * 5])
-            return sorted(row[0] for row in cursor.fetchall())[:MAX_CHOICES]
-    return list(
-        UserProperty.objects.filter(profile__environment=environment)
-        .values_list("key", flat=True)
-        .distinct()
-        .order_by("key")[:MAX_CHOICES]
-    )
-
-
-RECENT_EVENTS_SAMPLE = 2000
-
-
-def report_property_choices(*, environment: Environment) -> dict[str, list[str]]:
-    """Property names offered by the builder: user property keys, and event property keys seen in a sample
-    of recent events (any other name can still be typed)."""
-    recent = (
-        Event.objects.filter(environment=environment)
-        .order_by("-timestamp")
-        .values_list("properties", flat=True)[:RECENT_EVENTS_SAMPLE]
-    )
-    event_keys = sorted({key for properties in recent if isinstance(properties, dict) for key in properties})
-    return {"user": report_user_property_keys(environment=environment), "event": event_keys[:MAX_CHOICES]}
-
-
-def saved_report_list(*, environment: Environment) -> QuerySet:
-    return SavedReport.objects.filter(environment=environment).order_by("-pinned", "id")

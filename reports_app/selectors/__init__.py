@@ -1,0 +1,40 @@
+"""Reads of reports_app, by job: `series` (the numbers of a report: the one computation behind the page, the CSV
+export and GET /api/v1/reports/query) and `choices` (what the builder offers, saved reports)."""
+
+from reports_app.selectors.choices import (
+    MAX_CHOICES,
+    report_event_names,
+    report_property_choices,
+    report_user_property_keys,
+    saved_report_list,
+)
+from reports_app.selectors.series import (
+    ALL_GROUP,
+    NONE_GROUP,
+    OTHER_GROUP,
+    TOP_GROUPS,
+    ReportResult,
+    Series,
+    bucket_label,
+    report_buckets,
+    report_series,
+    time_range,
+)
+
+__all__ = [
+    "ALL_GROUP",
+    "MAX_CHOICES",
+    "NONE_GROUP",
+    "OTHER_GROUP",
+    "TOP_GROUPS",
+    "ReportResult",
+    "Series",
+    "bucket_label",
+    "report_buckets",
+    "report_event_names",
+    "report_property_choices",
+    "report_series",
+    "report_user_property_keys",
+    "saved_report_list",
+    "time_range",
+]
