@@ -38,6 +38,7 @@ ENVIRONMENT_SETTINGS = [
     "allowed_origins",
     "server_calls_need_api_key",
     "ingest_limit_per_minute",
+    "event_retention_days",
 ]
 
 
@@ -118,6 +119,7 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
                 merge_hold_threshold=obj.merge_hold_threshold,
                 allowed_origins=obj.allowed_origins,
                 server_calls_need_api_key=obj.server_calls_need_api_key,
+                event_retention_days=obj.event_retention_days,
                 ingest_limit_per_minute=obj.ingest_limit_per_minute,
             )
         except InvalidInput as error:

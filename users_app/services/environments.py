@@ -52,6 +52,7 @@ def environment_create(
     allowed_origins: list[str] | None = None,
     server_calls_need_api_key: bool | None = None,
     ingest_limit_per_minute: int | None = None,
+    event_retention_days: int | None = None,
 ) -> EnvironmentWithKey:
     """A new environment with every setting it starts with; a setting left None takes the model's default (so
     the defaults have one home). The API key is made here (None: a random one) and only its hash is stored."""
@@ -65,6 +66,7 @@ def environment_create(
         "allowed_origins": allowed_origins,
         "server_calls_need_api_key": server_calls_need_api_key,
         "ingest_limit_per_minute": ingest_limit_per_minute,
+        "event_retention_days": event_retention_days,  # None: kept forever, the model's default
     }
     with transaction.atomic():
         if Environment.objects.filter(app_id=app_id).exists():
