@@ -147,4 +147,11 @@ def person_delete(*, person_pk: int, on_batch: OnBatch | None = None) -> dict[st
             deleted[key] += count
         if on_batch is not None:
             on_batch(stragglers)
+    # An ingest call that resolved the profile before the lock and committed after it (events carry no foreign
+    # key) may have left events behind: one indexed look once the profiles are gone.
+    with transaction.atomic():
+        late = _rows_delete(Event, Q(profile_id__in=members))
+        if late and on_batch is not None:
+            on_batch({"events": late})
+    deleted["events"] += late
     return deleted
