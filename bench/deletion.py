@@ -132,8 +132,13 @@ def main() -> None:
     person = Profile.objects.create(environment=environment, user_id=1, identity="bench-person")
     device = Profile.objects.create(environment=environment, user_id=2, merged_into=person)
     insert_history(environment.pk, [person.pk, device.pk], arguments.person_events, days_ago=1)
-    request = deletion_request_create(environment=environment, users=[{"identity": "bench-person"}])
-    done, elapsed, during = probed(environment, lambda: deletion_request_run(deletion_request_id=request.pk))
+
+    def delete_the_person():
+        # Eager Celery (no broker here): the task runs as the request's transaction commits; run again, a no-op.
+        request = deletion_request_create(environment=environment, users=[{"identity": "bench-person"}])
+        return deletion_request_run(deletion_request_id=request.pk)
+
+    done, elapsed, during = probed(environment, delete_the_person)
     print(
         f"delete a person with {done.events_deleted:,} events ({done.profiles_deleted} profiles): {elapsed:.1f} s; "
         f"ingest meanwhile: {during}; load average {os.getloadavg()}"
