@@ -1,6 +1,7 @@
 """Heap's user deletion API (SPEC 12), same paths and shapes: `auth_token` (HTTP Basic app_id:api_key -> a
 short-lived bearer token), `user_deletion` and `deletion_status`. Thin views over users_app/deletion."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication
@@ -36,6 +37,18 @@ class DeletionTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return "Bearer"
+
+
+class DeletionTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "users_app.api_deletion.DeletionTokenAuthentication"
+    name = "DeletionAccessToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "`Authorization: Bearer <access_token>` from POST /api/public/v0/auth_token.",
+        }
 
 
 class DeletionApi(JsonBodyApi):
