@@ -244,12 +244,28 @@ CAIRN_MERGE_STREAMS = env_int("CAIRN_MERGE_STREAMS", 2)
 CAIRN_MERGE_BATCH_PAUSE_MS = env_int("CAIRN_MERGE_BATCH_PAUSE_MS", 0)
 CAIRN_MERGE_STALE_SECONDS = env_int("CAIRN_MERGE_STALE_SECONDS", 45)
 CAIRN_MERGE_SWEEP_SECONDS = env_int("CAIRN_MERGE_SWEEP_SECONDS", 15)
+# Deletion and retention (users_app/deletion, docs/operations.md "Deleting people and event retention").
+CAIRN_DELETION_BATCH_SIZE = env_int("CAIRN_DELETION_BATCH_SIZE", 2000)
+CAIRN_DELETION_STALE_SECONDS = env_int("CAIRN_DELETION_STALE_SECONDS", 120)
+CAIRN_RETENTION_BATCH_SIZE = env_int("CAIRN_RETENTION_BATCH_SIZE", 5000)
+CAIRN_RETENTION_SECONDS = env_int("CAIRN_RETENTION_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE = {
     "merge-sweep": {
         "task": "cairn.merge_sweep",
         "schedule": float(CAIRN_MERGE_SWEEP_SECONDS),
         # A sweep that could not run in time is pointless: the next one is coming.
         "options": {"expires": float(CAIRN_MERGE_SWEEP_SECONDS)},
+    },
+    # users_app/deletion: lost deletion requests queued again; events past their environment's retention removed.
+    "deletion-sweep": {
+        "task": "cairn.deletion_sweep",
+        "schedule": float(CAIRN_MERGE_SWEEP_SECONDS),
+        "options": {"expires": float(CAIRN_MERGE_SWEEP_SECONDS)},
+    },
+    "event-retention": {
+        "task": "cairn.event_retention",
+        "schedule": float(CAIRN_RETENTION_SECONDS),
+        "options": {"expires": float(CAIRN_RETENTION_SECONDS)},
     },
 }
 

@@ -8,6 +8,7 @@ from events_app import api as events_api
 from events_app import api_browser
 from reports_app import api as reports_api
 from users_app import api as users_api
+from users_app import api_deletion as users_api_deletion
 
 api_patterns = [
     path("track", events_api.TrackApi.as_view(), name="api-track"),
@@ -23,6 +24,14 @@ api_patterns = [
     path("v1/users/<str:user_id>/events", users_api.UserEventsApi.as_view(), name="api-user-events"),
     path("v1/accounts/<str:account_id>", users_api.AccountDetailApi.as_view(), name="api-account-detail"),
     path("v1/merges", users_api.MergeListApi.as_view(), name="api-merges"),
+    # Heap's user deletion API (SPEC 12), same paths.
+    path("public/v0/auth_token", users_api_deletion.AuthTokenApi.as_view(), name="api-auth-token"),
+    path("public/v0/user_deletion", users_api_deletion.UserDeletionApi.as_view(), name="api-user-deletion"),
+    path(
+        "public/v0/deletion_status/<str:deletion_request_id>",
+        users_api_deletion.DeletionStatusApi.as_view(),
+        name="api-deletion-status",
+    ),
     path("v1/reports/query", reports_api.ReportQueryApi.as_view(), name="api-report-query"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -58,6 +58,13 @@ class Environment(models.Model):
         "Account properties are set with /api/add_account_properties.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Event retention (SPEC 12): events older than this many days are removed by the periodic retention task
+    # (users_app/deletion/retention.py); empty = kept forever.
+    event_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Events older than this many days are removed (with sessions left empty); empty = forever.",
+    )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.app_id})"
@@ -270,3 +277,40 @@ class MergeAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor or 'system'} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class DeletionRequest(models.Model):
+    """One call of Heap's user deletion API (SPEC 12), or an admin's "Delete this person". It keeps counts,
+    never personal data: `users` holds what was asked for only until the task resolves it to profile ids
+    (`person_pks`), and those ids point at rows that are gone once the request is done."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="deletion_requests")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # [{"user_id": "..."} | {"identity": "..."}] as asked; emptied when resolved.
+    users = models.JSONField(default=list, blank=True)
+    # The people's primary keys, resolved by the task; each is removed when its person is gone.
+    person_pks = models.JSONField(default=list, blank=True)
+    resolved = models.BooleanField(default=False)
+    users_requested = models.PositiveIntegerField(default=0)
+    users_deleted = models.PositiveIntegerField(default=0)
+    profiles_deleted = models.PositiveIntegerField(default=0)
+    events_deleted = models.PositiveBigIntegerField(default=0)
+    sessions_deleted = models.PositiveIntegerField(default=0)
+    merges_deleted = models.PositiveIntegerField(default=0)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "requested_at"], name="deletion_by_status")]
+
+    def __str__(self) -> str:
+        return f"Deletion request #{self.pk} ({self.status})"

@@ -8,6 +8,7 @@ at start-up (users_app/apps.py) so that the queue finds them, does not load the 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from users_app.deletion.queue import DELETION_RUN_TASK, DELETION_SWEEP_TASK, EVENT_RETENTION_TASK
 from users_app.merges.queue import MERGE_APPLY_TASK
 
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
@@ -22,9 +23,13 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 )
 def merge_apply_task(self, merge_id: int) -> str:
     from users_app.merges.apply import merge_apply, merge_mark_failed
+    from users_app.models import MergeRecord
 
     try:
         return merge_apply(merge_id=merge_id).status
+    except MergeRecord.DoesNotExist:
+        # Its person was deleted (users_app/deletion/person.py deletes a merge in flight first): nothing to move.
+        return "deleted"
     except TRANSIENT_ERRORS as error:
         if self.request.retries >= self.max_retries:
             merge_mark_failed(merge_id=merge_id, error=repr(error))
@@ -43,3 +48,39 @@ def merge_sweep_task() -> int:
     from users_app.merges.sweep import merge_sweep
 
     return merge_sweep()
+
+
+@shared_task(
+    name=DELETION_RUN_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+)
+def deletion_run_task(self, deletion_request_id: int) -> str:
+    """Heap's user deletion request (users_app/deletion/requests.py). Idempotent: a redelivered or repeated
+    run continues from the state in the request's row."""
+    from users_app.deletion.requests import deletion_request_run
+
+    try:
+        request = deletion_request_run(deletion_request_id=deletion_request_id)
+    except TRANSIENT_ERRORS as error:
+        raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
+    return request.status if request is not None else "missing"
+
+
+@shared_task(name=DELETION_SWEEP_TASK, ignore_result=True, acks_late=False)
+def deletion_sweep_task() -> int:
+    """Beat: queue again deletion requests whose task was lost (config/settings.py CELERY_BEAT_SCHEDULE)."""
+    from users_app.deletion.requests import deletion_sweep
+
+    return deletion_sweep()
+
+
+# acks_late=False: a pass a dead worker lost is replaced by the next one; each batch it did is committed.
+@shared_task(name=EVENT_RETENTION_TASK, ignore_result=True, acks_late=False)
+def event_retention_task() -> int:
+    """Beat: remove events past each environment's retention (users_app/deletion/retention.py)."""
+    from users_app.deletion.retention import event_retention_sweep
+
+    return event_retention_sweep().events_deleted

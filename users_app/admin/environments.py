@@ -39,6 +39,7 @@ ENVIRONMENT_SETTINGS = [
     "server_calls_need_api_key",
     "ingest_limit_per_minute",
     "account_id_property",
+    "event_retention_days",
 ]
 
 
@@ -119,6 +120,7 @@ class EnvironmentAdmin(StaffAdminMixin, admin.ModelAdmin):
                 merge_hold_threshold=obj.merge_hold_threshold,
                 allowed_origins=obj.allowed_origins,
                 server_calls_need_api_key=obj.server_calls_need_api_key,
+                event_retention_days=obj.event_retention_days,
                 ingest_limit_per_minute=obj.ingest_limit_per_minute,
                 account_id_property=obj.account_id_property,
             )

@@ -1,16 +1,24 @@
 """Profiles in the admin, read-only: search by identity or user_id, their properties and the merges they took
-part in."""
+part in; and "Delete this person" (SPEC 12), confirmed on a page that says what will go, through the same
+deletion request and task as Heap's user deletion API (users_app/deletion)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.urls import reverse
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.kernel.admin_site import ReadOnlyAdminMixin, is_cairn_admin
 from config.kernel.validation import user_id_term
 from users_app.admin.links import profile_links
+from users_app.deletion.person import person_deletion_preview
+from users_app.deletion.requests import deletion_request_for_profile
 from users_app.environment_pages import profile_url
 from users_app.models import MergeRecord, Profile, UserProperty
+from users_app.people import person_of
 
 
 class UserPropertyInline(admin.TabularInline):
@@ -64,6 +72,7 @@ class ProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_at",
         "page_link",
         "merges_in",
+        "delete_link",
     ]
     readonly_fields = fields
     inlines = [UserPropertyInline]
@@ -115,3 +124,45 @@ class ProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             ),
         )
         return format_html("<ul>{}</ul>", links)
+
+    @admin.display(description="delete")
+    def delete_link(self, profile: Profile):
+        return format_html(
+            '<a class="deletelink" href="{}">Delete this person</a>',
+            reverse("admin:users_app_profile_delete_person", args=[profile.pk]),
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/delete-person/",
+                self.admin_site.admin_view(self.delete_person_view),
+                name="users_app_profile_delete_person",
+            ),
+            *super().get_urls(),
+        ]
+
+    def delete_person_view(self, request, pk: int):
+        """GET: what will go (counts); POST: a deletion request for the person, run by the deletion task."""
+        if not is_cairn_admin(request.user):
+            raise PermissionDenied
+        profile = get_object_or_404(Profile.objects.select_related("merged_into", "environment"), pk=pk)
+        if request.method == "POST":
+            deletion = deletion_request_for_profile(profile=profile, requested_by=request.user)
+            # No LogEntry naming the person: the deletion would have to delete it again. The request keeps counts.
+            self.message_user(
+                request,
+                f"Deletion request #{deletion.pk} recorded: the person and all their data are being deleted.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:users_app_profile_changelist"))
+        person = person_of(profile)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Delete this person",
+            "opts": self.model._meta,
+            "profile": profile,
+            "person": person,
+            "preview": person_deletion_preview(profile),
+        }
+        return TemplateResponse(request, "admin/users_app/profile/delete_person.html", context)

@@ -53,6 +53,7 @@ def environment_create(
     server_calls_need_api_key: bool | None = None,
     ingest_limit_per_minute: int | None = None,
     account_id_property: str | None = None,
+    event_retention_days: int | None = None,
 ) -> EnvironmentWithKey:
     """A new environment with every setting it starts with; a setting left None takes the model's default (so
     the defaults have one home). The API key is made here (None: a random one) and only its hash is stored."""
@@ -67,6 +68,7 @@ def environment_create(
         "server_calls_need_api_key": server_calls_need_api_key,
         "ingest_limit_per_minute": ingest_limit_per_minute,
         "account_id_property": account_id_property.strip() if account_id_property else None,
+        "event_retention_days": event_retention_days,  # None: kept forever, the model's default
     }
     with transaction.atomic():
         if Environment.objects.filter(app_id=app_id).exists():
