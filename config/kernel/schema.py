@@ -16,6 +16,7 @@ from config.kernel.limits import IDENTITY_MAX_LENGTH, MAX_USER_ID, PROPERTY_KEY_
 from config.kernel.validation import (
     EARLIEST_TIMESTAMP,
     MAX_PROPERTIES_PER_CALL,
+    RESERVED_IN_ANY_CASE,
     RESERVED_PROPERTY_KEYS,
     USER_ID_SPACE,
 )
@@ -108,7 +109,11 @@ def any_case(word: str) -> str:
 
 PROPERTY_KEY = {"maxLength": PROPERTY_KEY_MAX_LENGTH, "pattern": NOT_BLANK}
 PROPERTY_TEXT = {"type": "string", "maxLength": PROPERTY_VALUE_MAX_LENGTH}
-RESERVED_KEY_PATTERN = "^(?:" + "|".join(any_case(key) for key in sorted(RESERVED_PROPERTY_KEYS)) + ")$"
+RESERVED_KEY_PATTERN = (
+    "^(?:"
+    + "|".join(any_case(key) if key in RESERVED_IN_ANY_CASE else key for key in sorted(RESERVED_PROPERTY_KEYS))
+    + ")$"
+)
 # The items of an array property are joined and cut to 1024 characters, so an item may be of any length.
 PROPERTY_ARRAY = {"type": "array", "items": {"type": ["string", "number", "boolean"]}}
 EVENT_PROPERTIES = {
@@ -125,7 +130,7 @@ USER_PROPERTIES = {
     "propertyNames": {**PROPERTY_KEY, "not": {"pattern": RESERVED_KEY_PATTERN}},
     "additionalProperties": {"oneOf": [PROPERTY_TEXT, {"type": "number"}, {"type": "boolean"}, NULL]},
     "description": 'Strings, numbers or booleans (stored as "true"/"false"); null removes the property. '
-    "`user_id` and `id` are reserved, in any letter case.",
+    "`user_id` and `id` (in any letter case) are reserved.",
 }
 
 _EARLIEST_MS = int(EARLIEST_TIMESTAMP.timestamp() * 1000)

@@ -16,9 +16,10 @@ from config.kernel.limits import (
     PROPERTY_VALUE_MAX_LENGTH,
 )
 
-# Reserved in any letter case (Heap reserves every casing of `id`): compared as key.lower() on ASCII keys, so
-# the OpenAPI schema can state it as an ASCII pattern (RESERVED_KEY_PATTERN in config/kernel/schema.py).
+# User property keys Heap refuses: `user_id`, and `id` in every letter case ("ID, Id, iD, id": Heap's Add User
+# Properties reference). The OpenAPI schema states the same as RESERVED_KEY_PATTERN (config/kernel/schema.py).
 RESERVED_PROPERTY_KEYS = frozenset({"user_id", "id"})
+RESERVED_IN_ANY_CASE = frozenset({"id"})
 # Heap stores an array property as its items joined by "||", cut at PROPERTY_VALUE_MAX_LENGTH characters.
 ARRAY_SEPARATOR = "||"
 # Around a user_id written as a string: ASCII white space only, so the OpenAPI pattern can say exactly which.
@@ -175,7 +176,8 @@ def parse_property_key(key, field: str) -> str:
 
 
 def is_reserved_key(key: str) -> bool:
-    return key.isascii() and key.lower() in RESERVED_PROPERTY_KEYS
+    # ASCII only: str.lower() maps no other character to "i" or "d", and the schema's pattern is ASCII.
+    return key in RESERVED_PROPERTY_KEYS or (key.isascii() and key.lower() in RESERVED_IN_ANY_CASE)
 
 
 def _scalar_text(value, field: str) -> str | None:
@@ -246,7 +248,7 @@ def _is_plain_entry(key, value, allow_null: bool) -> bool:
         and not key.isspace()
     ):
         return False
-    if allow_null and key.lower() in RESERVED_PROPERTY_KEYS:
+    if allow_null and is_reserved_key(key):
         return False
     kind = type(value)
     if kind is str:
