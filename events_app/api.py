@@ -74,6 +74,8 @@ def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
 class TrackApi(IngestApi):
     @extend_schema(
         summary="Track events (single or bulk of up to 1000)",
+        description="Name the person by `identity` or `user_id`, not both (Heap's rule). Event names up to 1024 "
+        "characters; arrays of scalars are stored joined by `||`. See docs/api.md.",
         request=inline_serializer(
             "TrackRequest",
             {
@@ -94,6 +96,21 @@ class TrackApi(IngestApi):
                     "event": "Sign Up",
                     "properties": {"plan": "Startup"},
                     "idempotency_key": "signup-alice",
+                },
+            ),
+            OpenApiExample(
+                "Heap's Track reference example (an array is stored as vanilla||chocolate||strawberry)",
+                request_only=True,
+                value={
+                    "app_id": "1234567890",
+                    "identity": "alice@example.com",
+                    "event": "Send Transactional Email",
+                    "timestamp": "2017-03-10T22:21:56+00:00",
+                    "properties": {
+                        "subject": "Welcome to My App!",
+                        "variation": "A",
+                        "flavors": ["vanilla", "chocolate", "strawberry"],
+                    },
                 },
             ),
             OpenApiExample(
@@ -123,6 +140,7 @@ class TrackApi(IngestApi):
 class UserPropertiesAddApi(IngestApi):
     @extend_schema(
         summary="Add user properties (single or bulk of up to 1000); null removes a property",
+        description="Name the person by `identity` or `user_id`, not both (Heap's rule). See docs/api.md.",
         request=inline_serializer(
             "AddUserPropertiesRequest",
             {
@@ -141,7 +159,16 @@ class UserPropertiesAddApi(IngestApi):
                 "Set a plan",
                 request_only=True,
                 value={"app_id": "1234567890", "identity": "alice@example.com", "properties": {"plan": "Startup"}},
-            )
+            ),
+            OpenApiExample(
+                'A boolean (stored as "true") and a removal',
+                request_only=True,
+                value={
+                    "app_id": "1234567890",
+                    "identity": "alice@example.com",
+                    "properties": {"newsletter": True, "trial": None},
+                },
+            ),
         ],
     )
     def post(self, request):

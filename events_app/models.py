@@ -9,8 +9,13 @@ from django.db.models import Q
 
 from users_app.models import Environment, Profile
 
-# 255 characters of any script still fit in a B-tree index entry (reports look events up by name).
-EVENT_NAME_MAX_LENGTH = 255
+# Heap's server API takes event names of up to 1024 characters; Cairn's own browser tracker keeps 255 (SPEC 10).
+EVENT_NAME_MAX_LENGTH = 1024
+BROWSER_EVENT_NAME_MAX_LENGTH = 255
+# Reports look events up by name through a B-tree index (event_by_name_time), whose entries PostgreSQL caps at
+# 2704 bytes: 1024 characters of a 3- or 4-byte script (CJK, emoji) would not fit, and the insert would fail.
+# So a name is also at most this many bytes in UTF-8 (every 1024-character name in a 1- or 2-byte script).
+EVENT_NAME_MAX_BYTES = 2600
 PAGEVIEW_EVENT = "pageview"
 
 

@@ -11,14 +11,18 @@ from config.kernel.schema import (
     json_object,
     short_text,
 )
+from events_app.models import BROWSER_EVENT_NAME_MAX_LENGTH, EVENT_NAME_MAX_BYTES, EVENT_NAME_MAX_LENGTH
 from events_app.services.ingest import MAX_BULK_ITEMS
 from users_app.schema import WRITTEN_IDENTITY
 
 _TARGET = [{"required": ["identity"]}, {"required": ["user_id"]}]
+# Heap: "either the identity or user_id param, but not both" (400 `identity_and_user_id`).
+_NOT_BOTH = {"required": ["identity", "user_id"]}
+_BYTES = f"At most {EVENT_NAME_MAX_BYTES} bytes in UTF-8 as well (a PostgreSQL index bound; see docs/api.md)."
 _TRACK_FIELDS = {
     "identity": WRITTEN_IDENTITY,
     "user_id": USER_ID,
-    "event": {"type": "string", "maxLength": 255, "pattern": NOT_BLANK},
+    "event": {"type": "string", "maxLength": EVENT_NAME_MAX_LENGTH, "pattern": NOT_BLANK, "description": _BYTES},
     "properties": EVENT_PROPERTIES,
     "timestamp": TIMESTAMP,
     "idempotency_key": short_text(255),
@@ -37,25 +41,34 @@ def bulk_of(item: dict) -> dict:
     }
 
 
-TRACK_ITEM = json_object(_TRACK_FIELDS, ["event"], anyOf=_TARGET)
+TRACK_ITEM = json_object(_TRACK_FIELDS, ["event"], anyOf=_TARGET, **{"not": _NOT_BOTH})
 USER_PROPERTIES_ITEM = json_object(
     {"identity": WRITTEN_IDENTITY, "user_id": USER_ID, "properties": {"oneOf": [USER_PROPERTIES, {"type": "null"}]}},
     ["properties"],
     anyOf=_TARGET,
+    **{"not": _NOT_BOTH},
 )
 
+
+def _single_names_one(list_field: str) -> dict:
+    """A single call (no `list_field`) names its person by identity or user_id, not both."""
+    return {"not": {"required": ["identity", "user_id"], "not": {"required": [list_field]}}}
+
+
 # Rules across the fields of a body, by component name: a single call names its person by identity or
-# user_id (identity wins when both are sent); a bulk call is its array alone.
+# user_id (not both, as Heap's references say); a bulk call is its array alone.
 BODY_RULES = {
     "TrackRequest": {
-        "anyOf": [{"required": ["events"]}, {"required": ["event", "identity"]}, {"required": ["event", "user_id"]}]
+        "anyOf": [{"required": ["events"]}, {"required": ["event", "identity"]}, {"required": ["event", "user_id"]}],
+        **_single_names_one("events"),
     },
     "AddUserPropertiesRequest": {
         "anyOf": [
             {"required": ["users"]},
             {"required": ["properties", "identity"]},
             {"required": ["properties", "user_id"]},
-        ]
+        ],
+        **_single_names_one("users"),
     },
 }
 
@@ -69,7 +82,7 @@ BROWSER_CALL = {
         json_object(
             {
                 "type": {"type": "string", "enum": ["track"]},
-                "event": _TRACK_FIELDS["event"],
+                "event": {"type": "string", "maxLength": BROWSER_EVENT_NAME_MAX_LENGTH, "pattern": NOT_BLANK},
                 "properties": EVENT_PROPERTIES,
                 **_CALL_TIMES,
             },

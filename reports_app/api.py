@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH
 from config.kernel.periods import EARLIEST_DATE, LATEST_DATE
 from config.kernel.schema import ERROR_SCHEMA, at_most, choice, or_empty, text
+from events_app.models import EVENT_NAME_MAX_LENGTH
 from reports_app.query import (
     CHART_TYPES,
     INTERVALS,
@@ -82,7 +83,7 @@ class ReportQueryApi(ReadApi):
             OpenApiParameter("measure", choice(MEASURES), description="Default events."),
             OpenApiParameter(
                 "event",
-                text(255),
+                text(EVENT_NAME_MAX_LENGTH),
                 description=("An event name; `pageview` for page views; omit (or leave empty) for all events."),
             ),
             OpenApiParameter(

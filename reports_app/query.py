@@ -44,6 +44,7 @@ from config.kernel.property_filters import (
     ONE_OF,
 )
 from config.kernel.validation import calendar_date
+from events_app.models import EVENT_NAME_MAX_LENGTH
 
 MEASURES = {
     "events": "Events",
@@ -273,8 +274,8 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
     _refuse_nul(params, ("event", "group_by", "where", "filter_field", "filter_value"))
     measure = _choice(params, "measure", MEASURES, "events")
     event = params.get("event") or None
-    if event is not None and len(event) > 255:
-        raise _invalid("event", "`event` is at most 255 characters.")
+    if event is not None and len(event) > EVENT_NAME_MAX_LENGTH:
+        raise _invalid("event", f"`event` is at most {EVENT_NAME_MAX_LENGTH} characters.")
     group_by_text = params.get("group_by") or ""
     group_by = property_ref_parse(group_by_text, "group_by") if group_by_text else None
     filters = [filter_parse(where) for where in _getlist(params, "where") if where]

@@ -16,6 +16,7 @@ from config.kernel.limits import IDENTITY_MAX_LENGTH, MAX_USER_ID, PROPERTY_KEY_
 from config.kernel.validation import (
     EARLIEST_TIMESTAMP,
     MAX_PROPERTIES_PER_CALL,
+    RESERVED_IN_ANY_CASE,
     RESERVED_PROPERTY_KEYS,
     USER_ID_SPACE,
 )
@@ -100,21 +101,36 @@ IDENTITY = {
     "description": f"A string of 1 to {IDENTITY_MAX_LENGTH} characters (trimmed) or a number.",
 }
 
+
+def any_case(word: str) -> str:
+    """A pattern for `word` in any letter case: JSON Schema's regexes have no case-insensitive flag."""
+    return "".join(f"[{char.lower()}{char.upper()}]" if char.isalpha() else char for char in word)
+
+
 PROPERTY_KEY = {"maxLength": PROPERTY_KEY_MAX_LENGTH, "pattern": NOT_BLANK}
 PROPERTY_TEXT = {"type": "string", "maxLength": PROPERTY_VALUE_MAX_LENGTH}
+RESERVED_KEY_PATTERN = (
+    "^(?:"
+    + "|".join(any_case(key) if key in RESERVED_IN_ANY_CASE else key for key in sorted(RESERVED_PROPERTY_KEYS))
+    + ")$"
+)
+# The items of an array property are joined and cut to 1024 characters, so an item may be of any length.
+PROPERTY_ARRAY = {"type": "array", "items": {"type": ["string", "number", "boolean"]}}
 EVENT_PROPERTIES = {
     "type": ["object", "null"],
     "maxProperties": MAX_PROPERTIES_PER_CALL,
     "propertyNames": PROPERTY_KEY,
-    "additionalProperties": {"oneOf": [PROPERTY_TEXT, {"type": "number"}, {"type": "boolean"}]},
-    "description": 'Strings, numbers or booleans (stored as "true"/"false").',
+    "additionalProperties": {"oneOf": [PROPERTY_TEXT, {"type": "number"}, {"type": "boolean"}, NULL, PROPERTY_ARRAY]},
+    "description": 'Strings, numbers, booleans (stored as "true"/"false") and arrays of those (stored as Heap '
+    'stores them: the items joined by "||", cut at 1024 characters). A null property is dropped.',
 }
 USER_PROPERTIES = {
     "type": "object",
     "maxProperties": MAX_PROPERTIES_PER_CALL,
-    "propertyNames": {**PROPERTY_KEY, "not": {"enum": sorted(RESERVED_PROPERTY_KEYS)}},
-    "additionalProperties": {"oneOf": [PROPERTY_TEXT, {"type": "number"}, {"type": "null"}]},
-    "description": "Strings or numbers; null removes the property. `user_id` and `id` are reserved.",
+    "propertyNames": {**PROPERTY_KEY, "not": {"pattern": RESERVED_KEY_PATTERN}},
+    "additionalProperties": {"oneOf": [PROPERTY_TEXT, {"type": "number"}, {"type": "boolean"}, NULL]},
+    "description": 'Strings, numbers or booleans (stored as "true"/"false"); null removes the property. '
+    "`user_id` and `id` (in any letter case) are reserved.",
 }
 
 _EARLIEST_MS = int(EARLIEST_TIMESTAMP.timestamp() * 1000)

@@ -16,7 +16,12 @@ from config.kernel.limits import (
     PROPERTY_VALUE_MAX_LENGTH,
 )
 
+# User property keys Heap refuses: `user_id`, and `id` in every letter case ("ID, Id, iD, id": Heap's Add User
+# Properties reference). The OpenAPI schema states the same as RESERVED_KEY_PATTERN (config/kernel/schema.py).
 RESERVED_PROPERTY_KEYS = frozenset({"user_id", "id"})
+RESERVED_IN_ANY_CASE = frozenset({"id"})
+# Heap stores an array property as its items joined by "||", cut at PROPERTY_VALUE_MAX_LENGTH characters.
+ARRAY_SEPARATOR = "||"
 # Around a user_id written as a string: ASCII white space only, so the OpenAPI pattern can say exactly which.
 USER_ID_SPACE = " \t\n\r\f\v"
 MAX_PROPERTIES_PER_CALL = 1000
@@ -170,7 +175,43 @@ def parse_property_key(key, field: str) -> str:
     return check_text(key, field)
 
 
+def is_reserved_key(key: str) -> bool:
+    # ASCII only: str.lower() maps no other character to "i" or "d", and the schema's pattern is ASCII.
+    return key in RESERVED_PROPERTY_KEYS or (key.isascii() and key.lower() in RESERVED_IN_ANY_CASE)
+
+
+def _scalar_text(value, field: str) -> str | None:
+    """A string, number or boolean written as Heap writes it inside a joined array, else None."""
+    if isinstance(value, str):
+        return check_text(value, field)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if is_finite_number(value):
+        # As JSON (and Heap's JavaScript) writes the number: 5.0 is the number 5.
+        if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+            return str(int(value))
+        return str(value) if isinstance(value, int) else repr(value)
+    return None
+
+
+def _joined_array(items: list, field: str) -> str:
+    texts = []
+    for item in items:
+        text = _scalar_text(item, field)
+        if text is None:
+            raise InvalidInput(
+                "invalid_property",
+                f"Array items must be strings, numbers or booleans, not {json_type_name(item)}.",
+                field,
+            )
+        texts.append(text)
+    return ARRAY_SEPARATOR.join(texts)[:PROPERTY_VALUE_MAX_LENGTH]
+
+
 def parse_property_value(value, field: str, *, allow_null: bool) -> PropertyValue | None:
+    """One value (SPEC 10). `allow_null`: a user property, where null removes the property; event properties
+    also take arrays of scalars (joined with "||", cut at 1024 characters: Heap's Track API). Booleans are
+    "true"/"false" on both, as Heap stores them. Objects are refused naming the key (`field`)."""
     if value is None and allow_null:
         return None
     if isinstance(value, str):
@@ -179,16 +220,15 @@ def parse_property_value(value, field: str, *, allow_null: bool) -> PropertyValu
                 "invalid_property", f"Value is longer than {PROPERTY_VALUE_MAX_LENGTH} characters.", field
             )
         return check_text(value, field)
+    if isinstance(value, bool):  # before numbers: bool is an int in Python
+        return "true" if value else "false"
     if is_number(value):
         if not is_finite_number(value):
             raise InvalidInput("invalid_property", "Numbers must be finite and at most about 1.8e308.", field)
         return value
-    # SPEC 2: user property values are strings or numbers, anything else is refused. Event properties keep
-    # Heap's leniency for booleans (stored as "true"/"false"): trackers send them and dropping the event
-    # would lose data.
-    if isinstance(value, bool) and not allow_null:
-        return "true" if value else "false"
-    expected = "a string, a number or null" if allow_null else "a string or a number"
+    if isinstance(value, list) and not allow_null:
+        return _joined_array(value, field)
+    expected = "a string, a number, a boolean or null" if allow_null else "a string, a number, a boolean or an array"
     raise InvalidInput("invalid_property", f"Value must be {expected}, not {json_type_name(value)}.", field)
 
 
@@ -208,7 +248,7 @@ def _is_plain_entry(key, value, allow_null: bool) -> bool:
         and not key.isspace()
     ):
         return False
-    if allow_null and key in RESERVED_PROPERTY_KEYS:
+    if allow_null and is_reserved_key(key):
         return False
     kind = type(value)
     if kind is str:
@@ -219,7 +259,8 @@ def _is_plain_entry(key, value, allow_null: bool) -> bool:
 
 
 def parse_properties(value, field: str = "properties", *, allow_null: bool) -> dict[str, PropertyValue | None]:
-    """User properties (allow_null: null removes the property) or event properties."""
+    """User properties (allow_null: null removes the property) or event properties (a null one is dropped,
+    as Heap drops it: the event is kept without that key)."""
     if value is None:
         return {}
     properties = require_object(value, field)
@@ -233,8 +274,10 @@ def parse_properties(value, field: str = "properties", *, allow_null: bool) -> d
         # The key goes into the error's `field`; an unpaired surrogate there could not be rendered as JSON.
         key_field = f"{field}.{key[:100].encode(errors='backslashreplace').decode()}" if isinstance(key, str) else field
         key = parse_property_key(key, key_field)
-        if allow_null and key in RESERVED_PROPERTY_KEYS:
-            raise InvalidInput("reserved_property", f"`{key}` is reserved and cannot be set.", key_field)
+        if allow_null and is_reserved_key(key):
+            raise InvalidInput("reserved_property", f"`{key}` is reserved (in any letter case).", key_field)
+        if item is None and not allow_null:
+            continue
         clean[key] = parse_property_value(item, key_field, allow_null=allow_null)
     return clean
 

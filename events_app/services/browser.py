@@ -27,7 +27,7 @@ from config.kernel.validation import (
     parse_user_id,
     require_present,
 )
-from events_app.models import PAGEVIEW_EVENT
+from events_app.models import BROWSER_EVENT_NAME_MAX_LENGTH, PAGEVIEW_EVENT
 from events_app.services.ingest import (
     Target,
     TrackItem,
@@ -156,7 +156,7 @@ def parse_call(environment: Environment, raw, *, index: int, user_id: int, sessi
         "session_id": raw.get("session_id", session_id),
         "user_id": user_id,
     }
-    track_item = parse_track_item(environment, item)
+    track_item = parse_track_item(environment, item, name_max_length=BROWSER_EVENT_NAME_MAX_LENGTH)
     track_item.timestamp = _call_timestamp(raw, skew)
     return track_item
 

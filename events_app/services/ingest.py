@@ -27,7 +27,7 @@ from config.kernel.validation import (
     require_object,
     require_present,
 )
-from events_app.models import EVENT_NAME_MAX_LENGTH
+from events_app.models import EVENT_NAME_MAX_BYTES, EVENT_NAME_MAX_LENGTH
 from events_app.services.event_rows import events_insert, stored_idempotency_keys
 from events_app.services.sessions import SessionNeed, sessions_assign
 from events_app.services.time_bounds import time_bounds_statement
@@ -88,6 +88,10 @@ class PropertiesItem:
 
 
 def parse_target(environment: Environment, raw: dict) -> Target:
+    # Heap's Track and Add User Properties references: "either the identity or user_id param, but not both".
+    # (null is the same as leaving a field out, as everywhere in this API.)
+    if raw.get("identity") is not None and raw.get("user_id") is not None:
+        raise InvalidInput("identity_and_user_id", "Send `identity` or `user_id`, not both.", "user_id")
     if raw.get("identity") is not None:
         return Target(identity=identity_check(environment, raw["identity"]))
     if raw.get("user_id") is not None:
@@ -95,17 +99,26 @@ def parse_target(environment: Environment, raw: dict) -> Target:
     raise InvalidInput("missing_field", "Send `identity` or `user_id`.", "identity")
 
 
-def parse_track_item(environment: Environment, raw) -> TrackItem:
-    raw = require_object(raw, "event")
-    name = raw.get("event")
+def parse_event_name(name, max_length: int) -> str:
     require_present(name, "event")
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("missing_field", "`event` must be a non-empty string.", "event")
-    if len(name) > EVENT_NAME_MAX_LENGTH:
-        raise InvalidInput("invalid_field", f"`event` is longer than {EVENT_NAME_MAX_LENGTH} characters.", "event")
+    if len(name) > max_length:
+        raise InvalidInput("invalid_field", f"`event` is longer than {max_length} characters.", "event")
+    check_text(name, "event")
+    # ASCII is one byte a character: only other names can pass the byte bound (models.EVENT_NAME_MAX_BYTES).
+    if not name.isascii() and len(name.encode()) > EVENT_NAME_MAX_BYTES:
+        raise InvalidInput("invalid_field", f"`event` is longer than {EVENT_NAME_MAX_BYTES} bytes in UTF-8.", "event")
+    return name
+
+
+def parse_track_item(environment: Environment, raw, *, name_max_length: int = EVENT_NAME_MAX_LENGTH) -> TrackItem:
+    """A server call's event (`name_max_length`: the browser endpoint passes its own, shorter bound)."""
+    raw = require_object(raw, "event")
+    name = parse_event_name(raw.get("event"), name_max_length)
     return TrackItem(
         target=parse_target(environment, raw),
-        event=check_text(name, "event"),
+        event=name,
         properties=parse_properties(raw.get("properties"), allow_null=False),
         timestamp=parse_timestamp(raw.get("timestamp")),
         idempotency_key=parse_short_string(raw.get("idempotency_key"), "idempotency_key", 255),

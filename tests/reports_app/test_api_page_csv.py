@@ -151,7 +151,7 @@ def test_page_filter_rows_mean_the_same_as_where(world, api, signed_in):
         ({"where": "user.=x"}, "where"),
         ({"where": "user.plan=" + "x" * 1025}, "where"),
         ({"from": "2000-01-01", "to": "2026-11-01", "interval": "hour"}, "interval"),
-        ({"event": "e" * 256}, "event"),
+        ({"event": "e" * 1025}, "event"),
         ({"event": "Sign\x00Up"}, "event"),
         ({"where": "user.plan=Start\x00up"}, "where"),
         ({"group_by": "event.pa\x00th"}, "group_by"),
