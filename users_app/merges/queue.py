@@ -11,7 +11,6 @@ imports that module in every process), not by importing users_app/tasks.py: the 
 which publishes through this module, so an import of the tasks here would close a circle.
 """
 
-import logging
 import threading
 from functools import partial
 
@@ -20,7 +19,7 @@ from django.core.signals import request_finished, request_started
 from django.db import transaction
 from django.dispatch import receiver
 
-logger = logging.getLogger(__name__)
+from config.kernel.tasks import task_publish
 
 # The apply task's name (users_app/tasks.py): a public interface, queued messages outlive deploys.
 MERGE_APPLY_TASK = "cairn.merge_apply"
@@ -30,12 +29,7 @@ def merge_publish(*, merge_id: int) -> bool:
     """Publish the merge's task now. False if the broker could not take it: the merge stays pending and the
     sweep queues it again. Publishing gives up quickly (CELERY_BROKER_TRANSPORT_OPTIONS; figures in
     docs/operations.md, "Outages"), so a caller never waits long for a broker that is down."""
-    try:
-        current_app.tasks[MERGE_APPLY_TASK].delay(merge_id)
-    except Exception:  # kombu raises several types for an unreachable broker; none may fail identify
-        logger.warning("Could not queue merge %s; the sweep will retry it.", merge_id, exc_info=True)
-        return False
-    return True
+    return task_publish(MERGE_APPLY_TASK, merge_id, what=f"merge {merge_id}")
 
 
 def merge_queue_on_commit(*, merge_id: int) -> None:
