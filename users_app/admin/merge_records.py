@@ -30,23 +30,14 @@ MERGE_ACTIONS = {
 }
 
 
-class MergeActionInline(admin.TabularInline):
+class MergeActionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    # Shown to admins, never edited (ReadOnlyAdminMixin: no add, change or delete).
     model = MergeAction
     fields = ["created_at", "action", "actor", "note"]
     readonly_fields = fields
     extra = 0
-    can_delete = False
     verbose_name = "audit trail entry"
     verbose_name_plural = "audit trail"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return is_cairn_admin(request.user)
 
 
 @admin.register(MergeRecord)

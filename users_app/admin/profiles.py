@@ -21,22 +21,13 @@ from users_app.models import MergeRecord, Profile, UserProperty
 from users_app.people import person_of
 
 
-class UserPropertyInline(admin.TabularInline):
+class UserPropertyInline(ReadOnlyAdminMixin, admin.TabularInline):
+    # Shown to admins, never edited (ReadOnlyAdminMixin: no add, change or delete).
     model = UserProperty
     fields = ["key", "value", "is_number", "set_at"]
     readonly_fields = fields
     extra = 0
-    can_delete = False
     ordering = ["key"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return is_cairn_admin(request.user)
 
 
 class IdentifiedFilter(admin.SimpleListFilter):
