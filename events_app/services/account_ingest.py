@@ -7,9 +7,8 @@ profile to resolve: an account is an account id (users_app/services/accounts.py)
 
 from django.utils import timezone
 
-from events_app.services.ingest import IngestResult, parse_each
+from events_app.services.ingest import IngestResult, admitted_by_buckets, parse_each
 from users_app.models import Environment
-from users_app.rate_limits import ingest_admit
 from users_app.services.accounts import account_buckets, account_properties_set, parse_account_properties_item
 
 
@@ -21,17 +20,7 @@ def account_properties_ingest(
     admitted = [item for _, item in parsed_items]
     if enforce_rate_limits and parsed_items:
         buckets = account_buckets(environment, [item.account_id for item in admitted])
-        admission = ingest_admit(environment=environment, items=[(bucket,) for bucket in buckets])
-        if not admission.all_admitted:
-            admitted = []
-            for position, (index, item) in enumerate(parsed_items):
-                error = admission.error(position)
-                if error is None:
-                    admitted.append(item)
-                else:
-                    result.rejected.append({"index": index, "error": error.as_dict()})
-            result.rejected.sort(key=lambda rejection: rejection["index"])
-            result.retry_after = admission.retry_after
+        admitted = admitted_by_buckets(environment, parsed_items, buckets, result)
     if not admitted:
         return result
     account_properties_set(

@@ -169,6 +169,14 @@ def within_rate_limits(
     if not enforce:
         return [item for _, item in parsed]
     buckets = writes_buckets(environment, [(item.target.user_id, item.target.identity) for _, item in parsed])
+    return admitted_by_buckets(environment, parsed, buckets, result)
+
+
+def admitted_by_buckets(
+    environment: Environment, parsed: list[tuple[int, Any]], buckets: list, result: IngestResult
+) -> list:
+    """The items of `parsed` their bucket (one per item, in order) admits; the others go to `result.rejected`
+    as `rate_limited`, with their index, and `result.retry_after` says when to send them again."""
     admission = ingest_admit(environment=environment, items=[(bucket,) for bucket in buckets])
     if admission.all_admitted:
         return [item for _, item in parsed]
