@@ -126,21 +126,39 @@ class IngestApi(JsonBodyApi):
         return self.environment_used
 
 
-class ApiKeyAuthentication(BaseAuthentication):
-    """`Authorization: Bearer <environment api key>`; request.auth is the environment."""
+class BearerAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <credential>` naming an environment; request.auth is the environment. Subclasses
+    say how a credential is looked up, how long one may be, and what a missing or unknown one is told."""
+
+    credential_max_length: int
+    missing_message: str
+    invalid_message: str
+
+    def environment_for_credential(self, credential: str) -> Environment | None:
+        raise NotImplementedError
 
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise exceptions.NotAuthenticated("Send `Authorization: Bearer <api key>`.")
-        environment = environment_for_api_key(key.strip()[:200])
+        scheme, _, credential = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise exceptions.NotAuthenticated(self.missing_message)
+        environment = self.environment_for_credential(credential.strip()[: self.credential_max_length])
         if environment is None:
-            raise exceptions.AuthenticationFailed("Unknown API key.")
+            raise exceptions.AuthenticationFailed(self.invalid_message)
         return (None, environment)
 
     def authenticate_header(self, request) -> str:
         return "Bearer"
+
+
+class ApiKeyAuthentication(BearerAuthentication):
+    """`Authorization: Bearer <environment api key>`."""
+
+    credential_max_length = 200
+    missing_message = "Send `Authorization: Bearer <api key>`."
+    invalid_message = "Unknown API key."
+
+    def environment_for_credential(self, credential: str) -> Environment | None:
+        return environment_for_api_key(credential)
 
 
 class HasEnvironment(BasePermission):

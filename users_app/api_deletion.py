@@ -3,8 +3,7 @@ short-lived bearer token), `user_deletion` and `deletion_status`. Thin views ove
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers
-from rest_framework.authentication import BaseAuthentication
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,7 +11,7 @@ from config.kernel.api import JsonBodyApi
 from config.kernel.errors import NotFound
 from config.kernel.schema import ERROR_SCHEMA, IDENTITY, USER_ID, json_object, schema_field
 from config.kernel.validation import ascii_decimal
-from users_app.api_access import HasEnvironment
+from users_app.api_access import BearerAuthentication, HasEnvironment
 from users_app.deletion.requests import (
     MAX_USERS_PER_REQUEST,
     deletion_request_create,
@@ -23,20 +22,15 @@ from users_app.deletion.tokens import auth_token_issue, environment_for_token
 from users_app.models import DeletionRequest
 
 
-class DeletionTokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer <access_token from /api/public/v0/auth_token>`; request.auth is the environment."""
+class DeletionTokenAuthentication(BearerAuthentication):
+    """`Authorization: Bearer <access_token from /api/public/v0/auth_token>`."""
 
-    def authenticate(self, request):
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise exceptions.NotAuthenticated("Send `Authorization: Bearer <access_token>` (from auth_token).")
-        environment = environment_for_token(token.strip()[:2000])
-        if environment is None:
-            raise exceptions.AuthenticationFailed("The access token is invalid or has expired.")
-        return (None, environment)
+    credential_max_length = 2000
+    missing_message = "Send `Authorization: Bearer <access_token>` (from auth_token)."
+    invalid_message = "The access token is invalid or has expired."
 
-    def authenticate_header(self, request) -> str:
-        return "Bearer"
+    def environment_for_credential(self, credential: str):
+        return environment_for_token(credential)
 
 
 class DeletionTokenScheme(OpenApiAuthenticationExtension):
