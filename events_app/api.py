@@ -35,6 +35,20 @@ INGEST_ERRORS = {
 }
 
 
+def ingest_request_schema(component: str, item: dict, bulk_key: str):
+    """The body of an ingest endpoint: one item's fields at the top level, or `bulk_key` with up to 1000
+    items, beside the app_id and the optional api_key."""
+    return inline_serializer(
+        component,
+        {
+            "app_id": schema_field(APP_ID),
+            **{name: schema_field(schema, required=False) for name, schema in item["properties"].items()},
+            bulk_key: schema_field(bulk_of(item), required=False),
+            "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
+        },
+    )
+
+
 def all_items_rejected() -> dict:
     return {"code": "all_items_rejected", "message": "No item was accepted; see `rejected`.", "field": None}
 
@@ -76,15 +90,7 @@ class TrackApi(IngestApi):
         summary="Track events (single or bulk of up to 1000)",
         description="Name the person by `identity` or `user_id`, not both (Heap's rule). Event names up to 1024 "
         "characters; arrays of scalars are stored joined by `||`. See docs/api.md.",
-        request=inline_serializer(
-            "TrackRequest",
-            {
-                "app_id": schema_field(APP_ID),
-                **{name: schema_field(schema, required=False) for name, schema in TRACK_ITEM["properties"].items()},
-                "events": schema_field(bulk_of(TRACK_ITEM), required=False),
-                "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
-            },
-        ),
+        request=ingest_request_schema("TrackRequest", TRACK_ITEM, "events"),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[
             OpenApiExample(
@@ -141,18 +147,7 @@ class UserPropertiesAddApi(IngestApi):
     @extend_schema(
         summary="Add user properties (single or bulk of up to 1000); null removes a property",
         description="Name the person by `identity` or `user_id`, not both (Heap's rule). See docs/api.md.",
-        request=inline_serializer(
-            "AddUserPropertiesRequest",
-            {
-                "app_id": schema_field(APP_ID),
-                **{
-                    name: schema_field(schema, required=False)
-                    for name, schema in USER_PROPERTIES_ITEM["properties"].items()
-                },
-                "users": schema_field(bulk_of(USER_PROPERTIES_ITEM), required=False),
-                "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
-            },
-        ),
+        request=ingest_request_schema("AddUserPropertiesRequest", USER_PROPERTIES_ITEM, "users"),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[
             OpenApiExample(
@@ -182,18 +177,7 @@ class UserPropertiesAddApi(IngestApi):
 class AccountPropertiesAddApi(IngestApi):
     @extend_schema(
         summary="Add account properties (single or bulk of up to 1000); null removes a property",
-        request=inline_serializer(
-            "AddAccountPropertiesRequest",
-            {
-                "app_id": schema_field(APP_ID),
-                **{
-                    name: schema_field(schema, required=False)
-                    for name, schema in ACCOUNT_PROPERTIES_ITEM["properties"].items()
-                },
-                "accounts": schema_field(bulk_of(ACCOUNT_PROPERTIES_ITEM), required=False),
-                "api_key": schema_field({"type": "string"}, required=False, help_text=API_KEY_HELP),
-            },
-        ),
+        request=ingest_request_schema("AddAccountPropertiesRequest", ACCOUNT_PROPERTIES_ITEM, "accounts"),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[
             OpenApiExample(
