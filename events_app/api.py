@@ -1,6 +1,8 @@
 """Heap-compatible server-side ingest: /api/track and /api/add_user_properties (and legacy /api/identify)."""
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from collections.abc import Callable
+
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -85,8 +87,25 @@ def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
     return response
 
 
-class TrackApi(IngestApi):
-    @extend_schema(
+class BulkIngestApi(IngestApi):
+    """An ingest endpoint: one item at the top level or up to 1000 under `bulk_key`, handed to `ingest`."""
+
+    bulk_key: str
+    ingest: Callable[..., IngestResult]
+
+    def post(self, request):
+        # No request context: a server call's user agent, IP address and proxy location headers are the
+        # customer's backend's (python-requests in a data centre), not the person's. Heap's server API records
+        # no device either; sessions started here get their landing page, referrer and UTM values only.
+        body = self.json_body(request)
+        environment = self.environment_of(body)
+        items, is_bulk = bulk_items(body, self.bulk_key)
+        result = self.ingest(environment=environment, items=items, enforce_rate_limits=True)
+        return ingest_response(result, is_bulk)
+
+
+@extend_schema_view(
+    post=extend_schema(
         summary="Track events (single or bulk of up to 1000)",
         description="Name the person by `identity` or `user_id`, not both (Heap's rule). Event names up to 1024 "
         "characters; arrays of scalars are stored joined by `||`. See docs/api.md.",
@@ -132,19 +151,14 @@ class TrackApi(IngestApi):
             ),
         ],
     )
-    def post(self, request):
-        body = self.json_body(request)
-        environment = self.environment_of(body)
-        items, is_bulk = bulk_items(body, "events")
-        # No request context: a server call's user agent, IP address and proxy location headers are the
-        # customer's backend's (python-requests in a data centre), not the person's. Heap's server API records
-        # no device either; sessions started here get their landing page, referrer and UTM values only.
-        result = track_ingest(environment=environment, items=items, enforce_rate_limits=True)
-        return ingest_response(result, is_bulk)
+)
+class TrackApi(BulkIngestApi):
+    bulk_key = "events"
+    ingest = staticmethod(track_ingest)
 
 
-class UserPropertiesAddApi(IngestApi):
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Add user properties (single or bulk of up to 1000); null removes a property",
         description="Name the person by `identity` or `user_id`, not both (Heap's rule). See docs/api.md.",
         request=ingest_request_schema("AddUserPropertiesRequest", USER_PROPERTIES_ITEM, "users"),
@@ -166,17 +180,17 @@ class UserPropertiesAddApi(IngestApi):
             ),
         ],
     )
-    def post(self, request):
-        body = self.json_body(request)
-        environment = self.environment_of(body)
-        items, is_bulk = bulk_items(body, "users")
-        result = user_properties_ingest(environment=environment, items=items, enforce_rate_limits=True)
-        return ingest_response(result, is_bulk)
+)
+class UserPropertiesAddApi(BulkIngestApi):
+    bulk_key = "users"
+    ingest = staticmethod(user_properties_ingest)
 
 
-class AccountPropertiesAddApi(IngestApi):
-    @extend_schema(
+@extend_schema_view(
+    post=extend_schema(
         summary="Add account properties (single or bulk of up to 1000); null removes a property",
+        description="Name the account by `account_id` (the value of the environment's account id property on "
+        "its users). Same value rules as add_user_properties. See docs/api.md.",
         request=ingest_request_schema("AddAccountPropertiesRequest", ACCOUNT_PROPERTIES_ITEM, "accounts"),
         responses={200: INGEST_RESULT_SCHEMA, **INGEST_ERRORS},
         examples=[
@@ -187,9 +201,7 @@ class AccountPropertiesAddApi(IngestApi):
             )
         ],
     )
-    def post(self, request):
-        body = self.json_body(request)
-        environment = self.environment_of(body)
-        items, is_bulk = bulk_items(body, "accounts")
-        result = account_properties_ingest(environment=environment, items=items, enforce_rate_limits=True)
-        return ingest_response(result, is_bulk)
+)
+class AccountPropertiesAddApi(BulkIngestApi):
+    bulk_key = "accounts"
+    ingest = staticmethod(account_properties_ingest)
