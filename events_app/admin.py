@@ -16,8 +16,25 @@ def profile_admin_link(profile):
     )
 
 
+class ProfileColumnsMixin:
+    """A session's or an event's profile (its owner now) and the profile it was recorded on (a merge moves
+    the first, never the second)."""
+
+    @admin.display(description="profile")
+    def profile_display(self, row) -> str:
+        return row.profile.display_name
+
+    @admin.display(description="profile (owner now)")
+    def owner(self, row):
+        return profile_admin_link(row.profile)
+
+    @admin.display(description="recorded on")
+    def original(self, row):
+        return profile_admin_link(row.original_profile)
+
+
 @admin.register(Session)
-class SessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SessionAdmin(ProfileColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["session_key", "profile_display", "started_at", "ended_at", "landing_page", "referrer"]
     list_filter = ["environment"]
     search_fields = ["=session_key"]
@@ -42,21 +59,9 @@ class SessionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="profile")
-    def profile_display(self, session: Session) -> str:
-        return session.profile.display_name
-
-    @admin.display(description="profile (owner now)")
-    def owner(self, session: Session):
-        return profile_admin_link(session.profile)
-
-    @admin.display(description="recorded on")
-    def original(self, session: Session):
-        return profile_admin_link(session.original_profile)
-
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventAdmin(ProfileColumnsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "timestamp", "profile_display", "received_at"]
     list_filter = ["environment"]
     search_fields = ["=name"]
@@ -74,18 +79,6 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "received_at",
     ]
     readonly_fields = fields
-
-    @admin.display(description="profile")
-    def profile_display(self, event: Event) -> str:
-        return event.profile.display_name
-
-    @admin.display(description="profile (owner now)")
-    def owner(self, event: Event):
-        return profile_admin_link(event.profile)
-
-    @admin.display(description="recorded on")
-    def original(self, event: Event):
-        return profile_admin_link(event.original_profile)
 
     @admin.display(description="properties")
     def properties_text(self, event: Event):
