@@ -59,6 +59,11 @@ REPORT_SCHEMA = inline_serializer(
                 "Bucket starts in UTC: `YYYY-MM-DD` for day, week (Monday) and month; `YYYY-MM-DDTHH:00:00Z` for hour."
             ),
         ),
+        "partial_buckets": serializers.ListField(
+            child=serializers.CharField(),
+            help_text="The buckets (as in `buckets`) not over when the report was computed: this week, today, "
+            "or later. Their counts can still grow; the page draws them dotted or shaded.",
+        ),
         "series": inline_serializer(
             "ReportSeriesItem",
             {

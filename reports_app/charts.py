@@ -29,28 +29,62 @@ def _label(text: str) -> str:
     return html.escape(text, quote=False)
 
 
+def _line_traces(labels: list[str], values: list[int], partial: set[int], name: str, color: str) -> list:
+    """A solid line over the buckets that are over, and a dotted one from the last of them through the buckets
+    that are not (one legend entry for both), so an unfinished week reads as unfinished, not as a drop."""
+    first_partial = min(partial, default=len(labels))
+    solid = go.Scatter(
+        x=labels[:first_partial],
+        y=values[:first_partial],
+        name=name,
+        legendgroup=name,
+        mode="lines+markers",
+        line={"color": color, "width": 2},
+        marker={"size": 5},
+    )
+    if first_partial == len(labels):
+        return [solid]
+    start = max(first_partial - 1, 0)
+    dotted = go.Scatter(
+        x=labels[start:],
+        y=values[start:],
+        name=f"{name} (not over yet)",
+        legendgroup=name,
+        showlegend=first_partial == 0,
+        mode="lines+markers",
+        line={"color": color, "width": 2, "dash": "dot"},
+        marker={"size": 5, "symbol": "circle-open"},
+    )
+    return [solid, dotted] if first_partial else [dotted]
+
+
 def report_figure(result: ReportResult) -> dict | None:
     """The figure as a plain JSON-able dict (fig.to_plotly_json() through JSON), or None for a table."""
     query = result.query
     if query.chart == "table":
         return None
     labels = result.bucket_labels
+    partial = set(result.partial_positions)
     figure = go.Figure()
     for position, series in enumerate(result.series):
         color = PALETTE[position % len(PALETTE)]
         name = _label(series.group)
         if query.chart == "line":
-            trace = go.Scatter(
-                x=labels,
-                y=series.values,
-                name=name,
-                mode="lines+markers",
-                line={"color": color, "width": 2},
-                marker={"size": 5},
-            )
+            for trace in _line_traces(labels, series.values, partial, name, color):
+                figure.add_trace(trace)
         else:
-            trace = go.Bar(x=labels, y=series.values, name=name, marker={"color": color})
-        figure.add_trace(trace)
+            figure.add_trace(
+                go.Bar(
+                    x=labels,
+                    y=series.values,
+                    name=name,
+                    marker={
+                        "color": color,
+                        "opacity": [0.45 if index in partial else 1 for index in range(len(labels))],
+                        "pattern": {"shape": ["/" if index in partial else "" for index in range(len(labels))]},
+                    },
+                )
+            )
     if query.chart == "stacked_bar":
         peak = max((sum(column) for column in zip(*(item.values for item in result.series), strict=True)), default=0)
     else:

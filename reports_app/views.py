@@ -118,8 +118,13 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
 
 def table_rows(result: ReportResult) -> list[dict]:
     """Rows of the data table and the CSV: one per bucket, a column per group."""
+    partial = set(result.partial_positions)
     rows = [
-        {"bucket": label, "values": [series.values[position] for series in result.series]}
+        {
+            "bucket": label,
+            "values": [series.values[position] for series in result.series],
+            "partial": position in partial,
+        }
         for position, label in enumerate(result.bucket_labels)
     ]
     return rows

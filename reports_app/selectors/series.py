@@ -6,12 +6,13 @@ from the moment identify returns, before the merge task moves them, so merged pe
 property is read from that person's row (Heap-style: the current value applies to all of the person's events).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
 from django.db import connections
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
+from django.utils import timezone
 
 from config.kernel.periods import day_end, day_start
 from events_app.models import Event
@@ -42,13 +43,29 @@ class ReportResult:
     query: ReportQuery
     buckets: list[datetime]
     series: list[Series]
+    computed_at: datetime = field(default_factory=timezone.now)
 
     @property
     def bucket_labels(self) -> list[str]:
         return [bucket_label(bucket, self.query.interval) for bucket in self.buckets]
 
+    @property
+    def partial_positions(self) -> list[int]:
+        """The buckets not over when the report was computed (this week, today, or later): their counts can
+        still grow, so the chart draws them apart rather than as a sudden drop."""
+        return [
+            position
+            for position, bucket in enumerate(self.buckets)
+            if bucket_next(bucket, self.query.interval) > self.computed_at
+        ]
+
     def as_dict(self) -> dict:
-        return {"buckets": self.bucket_labels, "series": [item.as_dict() for item in self.series]}
+        labels = self.bucket_labels
+        return {
+            "buckets": labels,
+            "series": [item.as_dict() for item in self.series],
+            "partial_buckets": [labels[position] for position in self.partial_positions],
+        }
 
 
 def bucket_label(bucket: datetime, interval: str) -> str:

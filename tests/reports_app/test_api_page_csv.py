@@ -29,6 +29,7 @@ EXPECTED = {
         {"group": "Growth", "values": [0, 1], "total": 1},
         {"group": "Startup", "values": [1, 0], "total": 1},
     ],
+    "partial_buckets": [],  # the range is over
 }
 
 
