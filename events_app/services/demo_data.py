@@ -1,7 +1,9 @@
 """Demo data made through the same services the API uses, so its profiles, sessions and merges are real.
 
 People visit anonymously, some sign up (identify + plan + `Sign Up`), some later log in from a second or
-third device (identify into an existing identity: a real merge), some upgrade their plan. Signed-up people work
+third device (identify into an existing identity: a real merge), some activate (`Activate`: their first
+report) and some of those upgrade their plan. Paying plans activate, upgrade and come back more often than Free,
+so a Sign Up -> Activate -> Upgrade funnel and a weekly retention report by plan tell a story. Signed-up people work
 at one of a few dozen companies (the environment's account id property, `company_id`), each with a tier and an
 industry (account properties, SPEC 11), so an account report has something to show.
 """
@@ -25,6 +27,12 @@ DEMO_APP_ID = "2718281828"
 DEMO_API_KEY = "cairn_demo_key_not_secret_0001"
 PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
 PLAN_WEIGHTS = [50, 22, 14, 9, 5]
+ACTIVATE_EVENT = "Activate"
+# The story the funnel and retention reports show, by plan: the chance to activate after signing up, to upgrade
+# once activated (Enterprise has nothing to upgrade to), and how many extra return visits a person may make.
+ACTIVATION_RATE = {"Free": 0.35, "Startup": 0.6, "Growth": 0.7, "Premium": 0.8, "Enterprise": 0.85}
+UPGRADE_RATE = {"Free": 0.2, "Startup": 0.3, "Growth": 0.35, "Premium": 0.25, "Enterprise": 0.0}
+EXTRA_RETURN_VISITS = {"Free": 0, "Startup": 3, "Growth": 4, "Premium": 5, "Enterprise": 6}
 PAGES = [
     "/",
     "/pricing",
@@ -86,6 +94,7 @@ class Person:
     identity: str | None
     devices: list[int]
     signup_at: datetime | None = None
+    activated_at: datetime | None = None
     upgrade_to: str | None = None
     visits: list[tuple[int, datetime]] = field(default_factory=list)  # (device user_id, visit start)
 
@@ -100,6 +109,8 @@ class DemoSummary:
 
 
 def _people(count: int, days: int, rng: random.Random, now: datetime) -> list[Person]:
+    # The funnel and retention story (activation, extra return visits) draws from its own stream.
+    story = random.Random(count * 7907 + days)
     people = []
     for index in range(count):
         signed_up = rng.random() < 0.6
@@ -113,7 +124,8 @@ def _people(count: int, days: int, rng: random.Random, now: datetime) -> list[Pe
             devices=[new_user_id() for _ in range(device_count)],
         )
         first_visit = now - timedelta(days=rng.uniform(0, days), minutes=rng.uniform(0, 600))
-        for visit_number in range(rng.randint(1, 4) + device_count):
+        extra_visits = story.randint(0, EXTRA_RETURN_VISITS[person.plan])
+        for visit_number in range(rng.randint(1, 4) + device_count + extra_visits):
             device = person.devices[min(visit_number, device_count - 1)] if visit_number else person.devices[0]
             start = first_visit + timedelta(days=rng.uniform(0, 6) * visit_number)
             if start < now - timedelta(minutes=30):
@@ -122,7 +134,11 @@ def _people(count: int, days: int, rng: random.Random, now: datetime) -> list[Pe
             person.visits.append((person.devices[0], now - timedelta(hours=1)))
         if signed_up:
             person.signup_at = person.visits[0][1] + timedelta(minutes=rng.uniform(2, 20))
-            if rng.random() < 0.15 and person.plan != "Enterprise":
+            upgrade_roll = rng.random()
+            if story.random() < ACTIVATION_RATE[person.plan]:
+                activated_at = person.signup_at + timedelta(hours=story.uniform(0.2, 72))
+                person.activated_at = activated_at if activated_at < now else None
+            if person.activated_at and upgrade_roll < UPGRADE_RATE[person.plan]:
                 person.upgrade_to = PLANS[PLANS.index(person.plan) + 1]
         people.append(person)
     return people
@@ -251,7 +267,18 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7, api_key: str
             )
             merges += result.merge is not None
 
-    # 4. Upgrades: the plan changes and an Upgrade event is tracked.
+    # 4. Activation (the first report), then upgrades: the plan changes and an Upgrade event is tracked.
+    activations = [
+        {
+            "identity": p.identity,
+            "event": ACTIVATE_EVENT,
+            "timestamp": p.activated_at.isoformat(),
+            "idempotency_key": f"demo-activate-{p.index}",
+        }
+        for p in signed_up
+        if p.activated_at
+    ]
+    event_count += _send_tracks(environment, activations)
     upgraded = [p for p in signed_up if p.upgrade_to]
     user_properties_ingest(
         environment=environment,
@@ -262,7 +289,7 @@ def demo_seed(*, people: int = 5000, days: int = 90, seed: int = 7, api_key: str
             "identity": p.identity,
             "event": "Upgrade",
             "timestamp": (
-                p.signup_at + min(timedelta(days=20), now - p.signup_at) * rng.uniform(0.2, 0.95)
+                p.activated_at + min(timedelta(days=20), now - p.activated_at) * rng.uniform(0.2, 0.95)
             ).isoformat(),
             "properties": {"from": p.plan, "to": p.upgrade_to},
             "idempotency_key": f"demo-upgrade-{p.index}",
