@@ -314,8 +314,3 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
     )
     bucket_count_check(query)
     return query
-
-
-def uses_accounts(query: ReportQuery) -> bool:
-    props = [item.prop for item in query.filters] + ([query.group_by] if query.group_by else [])
-    return query.measure == "unique_accounts" or any(prop.scope == "account" for prop in props)

@@ -17,15 +17,20 @@ from django.utils import timezone
 from config.kernel.periods import day_end, day_start
 from events_app.models import Event
 from reports_app.json_text import PropertyText
-from reports_app.query import ReportQuery, uses_accounts
+from reports_app.query import ReportQuery
 from users_app.models import AccountProperty, Environment, Profile, UserProperty, property_key_hash
 from users_app.people import person_expression, person_property, person_sql
+from users_app.selectors.accounts import account_property_sql, person_account, person_account_sql
 
 NONE_GROUP = "(none)"
 OTHER_GROUP = "Other"
 ALL_GROUP = "All"
 TOP_GROUPS = 10
 TRUNC = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+# The two ways report_series computes the same numbers (ReportResult.path names the one taken): PostgreSQL's
+# hand-written pass around the ORM's inner query, or the ORM's GROUP BY alone (SQLite; the reference on both).
+POSTGRESQL_PATH = "postgresql"
+ORM_PATH = "orm"
 
 
 @dataclass
@@ -44,6 +49,7 @@ class ReportResult:
     buckets: list[datetime]
     series: list[Series]
     computed_at: datetime = field(default_factory=timezone.now)
+    path: str = ORM_PATH  # not in as_dict: how the numbers were computed is no part of the answer
 
     @property
     def bucket_labels(self) -> list[str]:
@@ -131,10 +137,9 @@ class _Expressions:
         return Cast(PropertyText(key, "properties"), output_field=TextField())
 
     def account(self):
-        """The person's account (their value of the environment's account id property), joined once. An
-        environment that names none has no accounts: the empty key matches no property row, so NULL."""
+        """The person's account (users_app/selectors/accounts.py), joined once."""
         if self.account_alias is None:
-            value = self.user_property(self.environment.account_id_property)  # joins into self.queryset first
+            self.queryset, value = person_account(self.queryset, self.environment, alias="account")
             self.account_alias = "report_account"
             self.queryset = self.queryset.alias(**{self.account_alias: value})
         return F(self.account_alias)
@@ -154,22 +159,40 @@ class _Expressions:
         return self.user_property(prop.key) if prop.scope == "user" else self.event_property(prop.key)
 
 
-def _filter_condition(alias: str, item) -> Q:
+def _value_condition(alias: str, item) -> Q:
+    """The filter's positive condition on the value `alias` ("is set": not NULL)."""
     positive = item.positive_operator
     if positive == "set":
-        condition = Q(**{f"{alias}__isnull": False})
-    elif positive == "in":
-        condition = Q(**{f"{alias}__in": list(item.values)})
-    elif positive == "contains":
-        condition = Q(**{f"{alias}__icontains": item.values[0]})
-    else:
-        condition = Q(**{alias: item.values[0]})
-    if not item.is_negated:
-        return condition
-    if positive == "set":
-        return Q(**{f"{alias}__isnull": True})
+        return Q(**{f"{alias}__isnull": False})
+    if positive == "in":
+        return Q(**{f"{alias}__in": list(item.values)})
+    if positive == "contains":
+        return Q(**{f"{alias}__icontains": item.values[0]})
+    return Q(**{alias: item.values[0]})
+
+
+def _negatable(alias: str, condition: Q, item) -> Q:
     # "is not Startup" includes people with no plan at all (a NULL would otherwise drop out of NOT).
-    return ~condition | Q(**{f"{alias}__isnull": True})
+    return ~condition | Q(**{f"{alias}__isnull": True}) if item.is_negated else condition
+
+
+def _filter_condition(alias: str, item) -> Q:
+    if item.positive_operator == "set" and item.is_negated:
+        return Q(**{f"{alias}__isnull": True})
+    return _negatable(alias, _value_condition(alias, item), item)
+
+
+def _account_filter_condition(expressions: _Expressions, item) -> Q:
+    """A filter on an account property, as "the person's account is one of the accounts whose property matches":
+    a semi-join with the (few) matching account property rows, where reading each event's account property
+    would be a lookup per event. Negated, people without an account or without the property match, as in
+    _filter_condition."""
+    expressions.account()
+    rows = AccountProperty.objects.filter(
+        environment_id=expressions.environment.pk, key_hash=property_key_hash(item.prop.key)
+    ).filter(_value_condition("value", item))
+    alias = expressions.account_alias
+    return _negatable(alias, Q(**{f"{alias}__in": rows.values("account_id")}), item)
 
 
 def _measure(query: ReportQuery, expressions: _Expressions):
@@ -190,6 +213,9 @@ def _base_queryset(environment: Environment, query: ReportQuery) -> tuple[QueryS
     expressions = _Expressions(queryset, environment)
     conditions = []
     for index, item in enumerate(query.filters):
+        if item.prop.scope == "account":
+            conditions.append(_account_filter_condition(expressions, item))
+            continue
         alias = f"filter_{index}"
         value = expressions.property(item.prop)
         expressions.queryset = expressions.queryset.alias(**{alias: value})
@@ -205,11 +231,14 @@ def _as_utc(moment) -> datetime:
     return datetime.combine(moment, time.min, tzinfo=UTC)  # a date
 
 
-def report_series(*, environment: Environment, query: ReportQuery) -> ReportResult:
+def report_series(*, environment: Environment, query: ReportQuery, path: str | None = None) -> ReportResult:
     """The numbers of a graph report (SPEC 7), aggregated in the database: one GROUP BY (bucket, group)
     (on PostgreSQL with the range totals of distinct measures in the same pass; elsewhere a second GROUP BY
     group computes them, since a person active in two weeks counts once in the total), plus, beyond the
-    top 10 groups of an event property, the distinct counts of `Other`."""
+    top 10 groups of an event property, the distinct counts of `Other`.
+
+    `path`: None takes the fastest the database has; ORM_PATH forces the ORM's GROUP BY, the reference that the
+    tests and bench/account_reports.py compare the PostgreSQL pass with."""
     buckets = report_buckets(query)
     bucket_index = {bucket: position for position, bucket in enumerate(buckets)}
     base, expressions = _base_queryset(environment, query)
@@ -226,8 +255,9 @@ def report_series(*, environment: Environment, query: ReportQuery) -> ReportResu
         return expressions.queryset.annotate(report_group=group)
 
     totals = None
-    # The hand-written PostgreSQL pass knows users' and events' properties; account reports take the ORM's.
-    if connections[base.db].vendor == "postgresql" and not uses_accounts(query):
+    if path is None:
+        path = POSTGRESQL_PATH if connections[base.db].vendor == "postgresql" else ORM_PATH
+    if path == POSTGRESQL_PATH:
         rows, totals = _postgresql_rows(base, query, expressions, bucket)
     else:
         rows = (
@@ -243,7 +273,7 @@ def report_series(*, environment: Environment, query: ReportQuery) -> ReportResu
         series_values = values.setdefault(group_name, [0] * len(buckets))
         series_values[bucket_index[bucket_floor(_as_utc(moment), query.interval)]] += value
     if not values:
-        return ReportResult(query, buckets, [])
+        return ReportResult(query, buckets, [], path=path)
 
     if query.measure == "events":
         totals = {name: sum(series_values) for name, series_values in values.items()}
@@ -262,7 +292,7 @@ def report_series(*, environment: Environment, query: ReportQuery) -> ReportResu
         series.append(
             _other_series(grouped, query, top, rest, values, totals, measure, bucket, bucket_index, len(buckets))
         )
-    return ReportResult(query, buckets, series)
+    return ReportResult(query, buckets, series, path=path)
 
 
 def _postgresql_rows(
@@ -273,19 +303,22 @@ def _postgresql_rows(
 
     The ORM builds the inner query (the filters, the bucket, the event's profile id); around it, the person
     and their property are joined as plain SQL would: profile, then the property row of the person
-    (people.person_sql). Written on the profile's own columns, the planner can join profiles to their
-    properties first and the events once; the ORM's version (a tombstone's destination reached through two
-    more joins, and the profile id taken from the event) was much slower on large tables (docs/benchmarks.md,
-    "Graph reports"). Only fixed text (table names from the models) is added around the ORM's SQL; every value
-    is a parameter."""
+    (people.person_sql), and for accounts the person's account id property row and the account's property row
+    (users_app/selectors/accounts.py). Written on the profile's own columns, the planner can join profiles to
+    their properties first and the events once; the ORM's version (a tombstone's destination reached through two
+    more joins, and the profile id taken from the event; an account property looked up once per event) was much
+    slower on large tables (docs/benchmarks.md, "Graph reports"). Only fixed text (table names from the models,
+    aliases written here) is added around the ORM's SQL; every value is a parameter."""
     connection = connections[base.db]
     quote = connection.ops.quote_name
     group_by = query.group_by
-    needs_person = query.measure == "unique_users" or (group_by is not None and group_by.scope == "user")
+    group_scope = group_by.scope if group_by is not None else None
+    needs_account = query.measure == "unique_accounts" or group_scope == "account"
+    needs_person = needs_account or query.measure == "unique_users" or group_scope == "user"
     columns = {"report_bucket": bucket}
     if needs_person:
         columns["report_profile_id"] = F("profile_id")
-    if group_by is not None and group_by.scope == "event":
+    if group_scope == "event":
         columns["report_group"] = Coalesce(
             expressions.event_property(group_by.key), Value(NONE_GROUP), output_field=TextField()
         )
@@ -299,18 +332,34 @@ def _postgresql_rows(
         joins.append(
             f"JOIN {quote(Profile._meta.db_table)} report_profile ON report_profile.id = report_rows.report_profile_id"
         )
-    if group_by is not None and group_by.scope == "user":
+    account = "NULL"
+    if needs_account:
+        account_join = person_account_sql(expressions.environment, person, alias="report_account")
+        joins.append(account_join.join)
+        join_params += account_join.params
+        account = account_join.value
+    if group_scope == "user":
         joins.append(
             f"LEFT JOIN {quote(UserProperty._meta.db_table)} report_property "
             f"ON report_property.profile_id = {person} AND report_property.key_hash = %s"
         )
         join_params.append(property_key_hash(group_by.key))
         group_sql, group_params = "COALESCE(report_property.value, %s)", [NONE_GROUP]
-    elif group_by is not None:
+    elif group_scope == "account":
+        property_join = account_property_sql(expressions.environment, account, group_by.key, alias="report_property")
+        joins.append(property_join.join)
+        join_params += property_join.params
+        group_sql, group_params = f"COALESCE({property_join.value}, %s)", [NONE_GROUP]
+    elif group_scope == "event":
         group_sql, group_params = "report_rows.report_group", []
     else:
         group_sql, group_params = "%s", [ALL_GROUP]
-    item_sql = {"unique_users": person, "sessions": "report_rows.report_item", "events": "NULL"}[query.measure]
+    item_sql = {
+        "unique_users": person,
+        "unique_accounts": account,
+        "sessions": "report_rows.report_item",
+        "events": "NULL",
+    }[query.measure]
     rows_sql = (
         f"SELECT report_rows.report_bucket AS bucket, {group_sql} AS grp, {item_sql} AS item "
         f"FROM ({inner_sql}) AS report_rows {' '.join(joins)}"

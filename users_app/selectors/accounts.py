@@ -1,13 +1,17 @@
 """Reads of accounts (SPEC 11): an account's properties, its people, and the account of a person.
 
-A person's account is the person's value of the environment's account id property; only people (live profiles)
-count, so a merged-away profile is counted once, as its destination (users_app/people.py).
+A person's account is the person's value of the environment's account id property, if that value can be an
+account id (at most ACCOUNT_ID_MAX_LENGTH characters; a user property may hold more); only people (live
+profiles) count, so a merged-away profile is counted once, as its destination (users_app/people.py). That rule
+lives here, in three forms: `account_of` (one profile), `person_account` (ORM, for reports' querysets) and
+`person_account_sql` / `account_property_sql` (SQL, for queries written by hand).
 """
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
-from django.db.models.functions import Left
+from django.db.models import Case, Expression, QuerySet, TextField, Value, When
+from django.db.models.functions import Left, Length
+from django.db.models.lookups import LessThanOrEqual
 
 from config.kernel.errors import InvalidInput, NotFound
 from config.kernel.validation import check_text
@@ -20,7 +24,7 @@ from users_app.models import (
     UserProperty,
     property_key_hash,
 )
-from users_app.people import is_person, person_of
+from users_app.people import is_person, person_of, person_property
 
 ACCOUNT_USERS_SHOWN = 100
 
@@ -88,3 +92,58 @@ def account_of(profile: Profile) -> str | None:
     if row is None or len(row.value) > ACCOUNT_ID_MAX_LENGTH:
         return None
     return row.value
+
+
+def person_account(
+    queryset: QuerySet, environment: Environment, *, alias: str, relation: str = "profile__"
+) -> tuple[QuerySet, Expression]:
+    """The account of the person of each row (rows reaching a profile through `relation`), as an ORM expression:
+    the person's current account id property value (Heap-style, for all of the person's rows; a tombstone's own
+    stale value has no say), NULL for no account. Returns `queryset` with the joins it needs (people.person_property,
+    named after `alias`). An environment that names no account id property has no accounts: NULL, no join."""
+    if not environment.account_id_property:
+        return queryset, Value(None, output_field=TextField())
+    key_hash = property_key_hash(environment.account_id_property)
+    queryset, value = person_property(queryset, key_hash, alias=alias, relation=relation)
+    account = Case(When(LessThanOrEqual(Length(value), ACCOUNT_ID_MAX_LENGTH), then=value), output_field=TextField())
+    return queryset, account
+
+
+@dataclass(frozen=True)
+class SqlJoin:
+    """A LEFT JOIN written by hand: its text (fixed: table names from the models, aliases chosen by the query's
+    author), its parameters, and the value it provides as an SQL expression on the joined row."""
+
+    join: str
+    params: list
+    value: str
+
+
+def _sql_alias(alias: str) -> str:
+    if not alias.isidentifier():
+        raise ValueError(f"not an SQL alias: {alias!r}")
+    return alias
+
+
+def person_account_sql(environment: Environment, person: str, *, alias: str) -> SqlJoin:
+    """`person_account` in SQL: `person` is the person's primary key as SQL (people.person_sql); the join reads
+    the person's account id property row (the unique index on (profile, key_hash) serves it)."""
+    alias = _sql_alias(alias)
+    if not environment.account_id_property:
+        return SqlJoin("", [], "CAST(NULL AS text)")
+    join = (
+        f'LEFT JOIN "{UserProperty._meta.db_table}" {alias} ON {alias}.profile_id = {person} AND {alias}.key_hash = %s'
+    )
+    account = f"CASE WHEN char_length({alias}.value) <= {ACCOUNT_ID_MAX_LENGTH} THEN {alias}.value END"
+    return SqlJoin(join, [property_key_hash(environment.account_id_property)], account)
+
+
+def account_property_sql(environment: Environment, account: str, key: str, *, alias: str) -> SqlJoin:
+    """The current value of the account property `key` of `account` (an SQL expression, person_account_sql's
+    value), NULL when the account has no such property or there is no account."""
+    alias = _sql_alias(alias)
+    join = (
+        f'LEFT JOIN "{AccountProperty._meta.db_table}" {alias} ON {alias}.environment_id = %s '
+        f"AND {alias}.account_id = {account} AND {alias}.key_hash = %s"
+    )
+    return SqlJoin(join, [environment.pk, property_key_hash(key)], f"{alias}.value")
