@@ -23,6 +23,7 @@ import argparse
 import os
 import sys
 import time
+from urllib.parse import urlencode
 
 from reports import FROM, PLANS, TO, admin_connection, database_exists, median_times, setup_django, sql_as_report
 from reports import generate as generate_events
@@ -185,6 +186,7 @@ def prepare(size: int, rebuild: bool) -> None:
 
 def run(size: int, repeat: int, orm_repeat: int) -> list[tuple]:
     from django.db import connection
+    from django.http import QueryDict
     from django.test import Client
 
     from reports_app.query import report_query_parse
@@ -223,7 +225,7 @@ def run(size: int, repeat: int, orm_repeat: int) -> list[tuple]:
         same = from_api == sql_as_report(rows, answer["buckets"])
         orm_seconds = None
         if orm_repeat:
-            query = report_query_parse(params)
+            query = report_query_parse(QueryDict(urlencode(params)))
             timings = []
             for _ in range(orm_repeat):
                 started = time.perf_counter()
