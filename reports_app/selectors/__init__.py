@@ -1,6 +1,8 @@
 """Reads of reports_app, by job: `series` (the numbers of a report: the one computation behind the page, the CSV
-export and GET /api/v1/reports/query) and `choices` (what the builder offers, saved reports)."""
+export and GET /api/v1/reports/query), `buckets` (the buckets of its range) and `choices` (what the builder
+offers, saved reports)."""
 
+from reports_app.selectors.buckets import bucket_label, report_buckets, time_range
 from reports_app.selectors.choices import (
     MAX_CHOICES,
     report_event_names,
@@ -15,10 +17,7 @@ from reports_app.selectors.series import (
     TOP_GROUPS,
     ReportResult,
     Series,
-    bucket_label,
-    report_buckets,
     report_series,
-    time_range,
 )
 
 __all__ = [

@@ -7,17 +7,17 @@ property is read from that person's row (Heap-style: the current value applies t
 """
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 
 from django.db import connections
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
 from django.utils import timezone
 
-from config.kernel.periods import day_end, day_start
 from events_app.models import Event
 from reports_app.json_text import PropertyText
 from reports_app.query import ReportQuery
+from reports_app.selectors.buckets import bucket_floor, bucket_label, bucket_next, report_buckets, time_range
 from users_app.models import AccountProperty, Environment, Profile, UserProperty, property_key_hash
 from users_app.people import person_expression, person_property, person_sql
 from users_app.selectors.accounts import account_property_sql, person_account, person_account_sql
@@ -72,46 +72,6 @@ class ReportResult:
             "series": [item.as_dict() for item in self.series],
             "partial_buckets": [labels[position] for position in self.partial_positions],
         }
-
-
-def bucket_label(bucket: datetime, interval: str) -> str:
-    return bucket.strftime("%Y-%m-%dT%H:00:00Z") if interval == "hour" else bucket.date().isoformat()
-
-
-def bucket_floor(moment: datetime, interval: str) -> datetime:
-    if interval == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if interval == "week":
-        return day - timedelta(days=day.weekday())  # weeks start on Monday
-    if interval == "month":
-        return day.replace(day=1)
-    return day
-
-
-def bucket_next(bucket: datetime, interval: str) -> datetime:
-    if interval == "hour":
-        return bucket + timedelta(hours=1)
-    if interval == "day":
-        return bucket + timedelta(days=1)
-    if interval == "week":
-        return bucket + timedelta(days=7)
-    return (bucket + timedelta(days=32)).replace(day=1)
-
-
-def time_range(query: ReportQuery) -> tuple[datetime, datetime]:
-    """[from 00:00 UTC, the day after `to` 00:00 UTC): `to` is inclusive."""
-    return day_start(query.date_from), day_end(query.date_to)
-
-
-def report_buckets(query: ReportQuery) -> list[datetime]:
-    """Every bucket of the range, empty or not. The first week or month may start before `from`."""
-    start, end = time_range(query)
-    buckets, bucket = [], bucket_floor(start, query.interval)
-    while bucket < end:
-        buckets.append(bucket)
-        bucket = bucket_next(bucket, query.interval)
-    return buckets
 
 
 class _Expressions:
