@@ -78,7 +78,9 @@ def add_accounts(size: int) -> None:
     environment = Environment.objects.get(app_id=f"bench{size}")
     environment.account_id_property = "company_id"
     environment.save(update_fields=["account_id_property"])
-    accounts = max(size // 200, 10)  # people are events / 20: ten people per account
+    # People are events / 20: ten people per account. A person's account is (31 * id) mod accounts and
+    # bench/reports.py's plan (7919 * id) mod 5: a tier of (account / 7) mod 5 is not a function of the plan.
+    accounts = max(size // 200, 10)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -98,7 +100,7 @@ def add_accounts(size: int) -> None:
                 f"""
                 INSERT INTO users_app_accountproperty (environment_id, account_id, key, key_hash, value, is_number,
                                                        set_at)
-                SELECT %(env)s, 'acct-' || g, %(name)s, %(key)s, (%(values)s::text[])[1 + (g * 7919) %% %(count)s],
+                SELECT %(env)s, 'acct-' || g, %(name)s, %(key)s, (%(values)s::text[])[1 + (g / 7) %% %(count)s],
                        false, now()
                 FROM generate_series(0, %(last)s) g WHERE {condition}""",  # condition: fixed text above
                 {
