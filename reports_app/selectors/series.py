@@ -82,6 +82,7 @@ class _Expressions:
         self.environment = environment
         self.aliases = 0
         self.account_alias: str | None = None
+        self.account_value = None
 
     def person(self):
         return person_expression("profile__")
@@ -99,9 +100,9 @@ class _Expressions:
     def account(self):
         """The person's account (users_app/selectors/accounts.py), joined once."""
         if self.account_alias is None:
-            self.queryset, value = person_account(self.queryset, self.environment, alias="account")
+            self.queryset, self.account_value = person_account(self.queryset, self.environment, alias="account")
             self.account_alias = "report_account"
-            self.queryset = self.queryset.alias(**{self.account_alias: value})
+            self.queryset = self.queryset.alias(**{self.account_alias: self.account_value})
         return F(self.account_alias)
 
     def account_property(self, key: str):
@@ -161,7 +162,10 @@ def _measure(query: ReportQuery, expressions: _Expressions):
     if query.measure == "sessions":
         return Count("session_id", distinct=True)
     if query.measure == "unique_accounts":
-        return Count(expressions.account(), distinct=True)  # people without an account count for none
+        expressions.account()
+        # The expression, not its alias: aggregate() (the total of `Other`) cannot count an alias. People without an
+        # account count for none.
+        return Count(expressions.account_value, distinct=True)
     return Count("id")
 
 

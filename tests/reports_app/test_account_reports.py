@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from reports_app.selectors import report_series
 from reports_app.selectors.series import ORM_PATH, POSTGRESQL_PATH
-from tests.builders import set_properties
+from tests.builders import set_properties, track
 from tests.reports_app.test_report_series import as_table, report, series
 from users_app.models import ACCOUNT_ID_MAX_LENGTH, Profile, UserProperty, property_key_hash
 from users_app.selectors.accounts import account_of
@@ -198,3 +198,23 @@ def test_without_an_account_property_both_paths_have_no_accounts(world):
         "(none)": ([3, 1], 4)
     }
     assert both_paths(world, event="Sign Up", where=["account.tier=*"]) == {}
+
+
+def test_other_counts_an_account_once_across_user_groups_and_account_groups(environment):
+    # Twelve people, each with a plan of their own and one account each, but the last two share acme. Every group
+    # has one account, so the top ten are the first by name and Other holds plan-10 and plan-11: acme, once.
+    environment.account_id_property = "company_id"
+    environment.save()
+    for index in range(12):
+        who = {"user_id": str(700 + index)}
+        company = "acme" if index >= 10 else f"company-{index:02d}"
+        set_properties(environment, **who, plan=f"plan-{index:02d}", company_id=company)
+        account_properties_set(environment=environment, updates=[(company, {"tier": f"tier-{index:02d}"})])
+        for _ in range(index + 1):
+            track(environment, **who, event="Ping", timestamp="2026-11-03T10:00:00Z")
+    by_plan = both_paths(environment, measure="unique_accounts", group_by="user.plan")
+    assert len(by_plan) == 11 and by_plan["Other"] == ([1, 0], 1)
+    # acme's tier is the one set last (tier-11); eleven tiers, one account each: tier-11 is the one in Other.
+    by_tier = both_paths(environment, measure="unique_accounts", group_by="account.tier")
+    assert "tier-10" not in by_tier and by_tier["Other"] == ([1, 0], 1)
+    assert both_paths(environment, group_by="account.tier")["tier-11"] == ([23, 0], 23)
