@@ -410,7 +410,7 @@ def test_snippet_escapes_an_app_id_that_looks_like_html(db, rf):
 
 def test_demo_pages_load_the_tracker_for_their_environment(client, environment, settings):
     settings.CAIRN_DEMO_SITE = True
-    for page in ("", "signup/", "login/", "app/", "playground/"):
+    for page in ("", "signup/", "login/", "app/", "playground/", "autocapture/"):
         response = client.get(f"/demo/1000000001/{page}")
         assert response.status_code == 200, page
         assert b'heap.load("1000000001"' in response.content
@@ -425,7 +425,7 @@ def test_demo_of_an_unknown_app_id_is_404(client, environment, settings):
 
 def test_demo_site_off_answers_404_for_every_page(client, environment, settings):
     settings.CAIRN_DEMO_SITE = False  # the production default (tests/test_demo_production.py)
-    for page in ("", "signup/", "login/", "app/", "playground/", "goodbye/"):
+    for page in ("", "signup/", "login/", "app/", "playground/", "autocapture/", "goodbye/"):
         response = client.get(f"/demo/1000000001/{page}")
         assert response.status_code == 404, page
         assert b"heap.load" not in response.content
