@@ -87,7 +87,9 @@ def autocaptured(events: list[tuple[str, dict]], name: str, target_id: str) -> l
     return [props for event, props in events if event == name and props.get("target_id") == target_id]
 
 
-def check_the_shop(read: Callable[[str], dict], *, identity: str, account: str, marker: str, bodies: list[str]):
+def check_the_shop(
+    read: Callable[[str], dict], *, identity: str, account: str, marker: str, bodies: list[str], path: str = "shop"
+):
     """What the read API shows after `use_the_shop`, for a page that identified, set user and account properties
     and tracked "Queued Purchase" with the event property shop=yes. Returns the user."""
     user = read(f"/api/v1/users?identity={quote(identity)}")
@@ -106,7 +108,7 @@ def check_the_shop(read: Callable[[str], dict], *, identity: str, account: str, 
         "target_class": "btn btn-primary",
         "target_text": "Buy now",
         "hierarchy": BUY_HIERARCHY,
-        "path": "/shop/",
+        "path": f"/{path}/",
         "shop": "yes",
     }
     (link,) = [props for name, props in events if name == "click" and props.get("target_tag") == "span"]
