@@ -4,8 +4,9 @@ parse -> validate (each call on its own: a bad call is rejected with its index, 
 process IN ORDER: runs of consecutive pageview/track calls go through ingest's `events_write`, each run in one
 transaction (its IngestUnitOfWork carries the request's device), `identify` through `profile_identify`,
 `add_user_properties` through `properties_add`, `add_account_properties` (heap.addAccountProperties) through
-`account_properties_set` for the account of the batch's current user (rejected when they have none). After an identify, the later calls of the batch belong to the
-user_id the identify answered, exactly as the tracker would send them once it has read the answer.
+`account_properties_set` for the account of the batch's current user (rejected when they have none). After an
+identify, the later calls of the batch belong to the user_id the identify answered, exactly as the tracker would
+send them once it has read the answer.
 
 Every call is safe to receive twice (the tracker re-sends what it could not confirm, e.g. after a
 `sendBeacon`): events carry an idempotency key, identify is idempotent by SPEC 2's rules, and setting the
