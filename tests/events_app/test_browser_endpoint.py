@@ -171,7 +171,7 @@ def test_a_call_that_is_not_an_object_is_named_by_its_index(client, environment)
         (
             {"type": "teleport"},
             "invalid_call_type",
-            "`type` must be one of pageview, track, identify, add_user_properties.",
+            "`type` must be one of pageview, track, identify, add_user_properties, add_account_properties.",
             "type",
         ),
         ({"type": "identify"}, "missing_field", "`identity` is required.", "identity"),
