@@ -145,7 +145,7 @@ def test_every_declared_method_exists_and_never_throws(browser, site, api, kind)
         """(methods) => {
         const circular = {}; circular.self = circular;
         const hostile = {toString() { throw new Error("boom"); }, get length() { throw new Error("boom"); }};
-        const junk = [[], [undefined], [null], [hostile], [circular, hostile], [42, {}, () => { throw 1; }],
+        const junk = [[], [undefined], [null], [hostile], [circular, hostile], [42, {}, () => { throw 1; }], [() => { throw new Error("callback"); }],
                       ["x".repeat(3000), [1, 2]], [Symbol("s")], [{__proto__: null, a: hostile}]];
         const missing = methods.filter(name => typeof heap[name] !== "function");
         let thrown = 0;
@@ -252,4 +252,42 @@ def test_the_demos_autocapture_page_sends_clicks_and_never_the_values(browser, s
     ]
     assert page.locator("#feedback-sent").is_visible()
     assert not [body for body in bodies if "Demo-Secret" in body or "Billing question" in body]
+    context.close()
+
+
+def test_long_hierarchies_drop_whole_outer_elements_and_texts_are_cut(browser, site, api):
+    context, page, address, errors = open_shop(browser, site, "heap5")
+    page.goto(address)
+    wait_idle(page)
+    page.evaluate("""() => {
+        let parent = document.querySelector("main");
+        for (let depth = 0; depth < 40; depth++) {
+            const div = document.createElement("div");
+            div.className = `level-${depth} ` + "x".repeat(20);
+            parent.appendChild(div);
+            parent = div;
+        }
+        const target = document.createElement("button");
+        target.id = "deep";
+        target.className = Array.from({length: 12}, (_, i) => `c${i}`).join(" ") + " bad/class";
+        target.textContent = "  word  ".repeat(30);
+        parent.appendChild(target);
+        const odd = document.createElement("span");
+        odd.id = "not valid";
+        odd.textContent = "odd";
+        document.querySelector("main").appendChild(odd);
+    }""")
+    page.click("#deep")
+    page.click("text=odd")
+    wait_idle(page)
+    events = timeline(read_with(api), page.evaluate("() => heap.getUserId()"))
+    deep, odd = [props for name, props in events if name == "click"]
+    target = "@button;#deep;" + "".join(f".c{i};" for i in range(10)) + "|"
+    assert deep["hierarchy"].endswith(target) and len(deep["hierarchy"]) <= 1024
+    assert deep["hierarchy"].startswith("@div;.level-") and "@body;" not in deep["hierarchy"]
+    assert len(deep["hierarchy"]) > 1024 - 60  # only whole elements were dropped, no more
+    assert deep["target_class"].endswith("c11 bad/class")  # all of them, as written
+    assert deep["target_text"] == ("word " * 13)[:64] and len(deep["target_text"]) == 64
+    assert odd["hierarchy"] == "@body;|@main;#shop;|@span;|" and odd["target_id"] == "not valid"
+    assert errors == []
     context.close()
