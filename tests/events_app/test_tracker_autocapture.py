@@ -145,7 +145,8 @@ def test_every_declared_method_exists_and_never_throws(browser, site, api, kind)
         """(methods) => {
         const circular = {}; circular.self = circular;
         const hostile = {toString() { throw new Error("boom"); }, get length() { throw new Error("boom"); }};
-        const junk = [[], [undefined], [null], [hostile], [circular, hostile], [42, {}, () => { throw 1; }], [() => { throw new Error("callback"); }],
+        const junk = [[], [undefined], [null], [hostile], [circular, hostile], [42, {}, () => { throw 1; }],
+                      [() => { throw new Error("callback"); }],
                       ["x".repeat(3000), [1, 2]], [Symbol("s")], [{__proto__: null, a: hostile}]];
         const missing = methods.filter(name => typeof heap[name] !== "function");
         let thrown = 0;
