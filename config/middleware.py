@@ -1,8 +1,34 @@
-"""Checks on the request itself, before any view reads it."""
+"""Checks on the request itself, before any view reads it; static files, with Heap's script addresses."""
 
+from django.conf import settings
+from django.contrib.staticfiles import finders
 from django.http import HttpResponse, JsonResponse
+from whitenoise.middleware import WhiteNoiseMiddleware
 
+from config.kernel.static_files import TRACKER_ALIASES, TRACKER_STATIC_NAME
 from config.kernel.validation import ascii_decimal
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, which also answers Heap's script addresses (TRACKER_ALIASES) with the tracker: the same bytes,
+    gzip copy and headers as `/static/cairn/tracker.min.js` (docs/operations.md, "Static files and the tracker
+    script"), in production (collected files) and in development alike."""
+
+    def __init__(self, get_response=None, settings=settings):
+        super().__init__(get_response, settings)
+        self.tracker_url = f"{self.static_prefix}{TRACKER_STATIC_NAME}"
+        if not self.autorefresh and self.tracker_url not in self.files:
+            # Nothing collected (the test settings, a fresh checkout): the source file, found as runserver finds it.
+            source = finders.find(TRACKER_STATIC_NAME)
+            if source:
+                self.add_file_to_dictionary(self.tracker_url, source)
+
+    def __call__(self, request):
+        if TRACKER_ALIASES.fullmatch(request.path_info):
+            tracker = self.find_file(self.tracker_url) if self.autorefresh else self.files.get(self.tracker_url)
+            if tracker is not None:
+                return self.serve(tracker, request)
+        return super().__call__(request)
 
 
 class ContentLengthMiddleware:

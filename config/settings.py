@@ -84,7 +84,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files from the app itself (no separate web server): right after SecurityMiddleware, as WhiteNoise
     # documents, so HTTPS redirects still apply and nothing else runs for a file.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, plus Heap's script addresses answered with the tracker (config/middleware.py).
+    "config.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -96,6 +96,17 @@ BROWSER_CALL = {
             {"type": {"type": "string", "enum": ["add_user_properties"]}, "properties": USER_PROPERTIES},
             ["type", "properties"],
         ),
+        json_object(
+            {
+                "type": {"type": "string", "enum": ["add_account_properties"]},
+                "properties": {
+                    **USER_PROPERTIES,
+                    "description": "Properties of the account of the batch's current user (the environment's "
+                    "account id property); rejected when the user has none. The value rules of user properties.",
+                },
+            },
+            ["type", "properties"],
+        ),
     ],
     "description": "A call is rejected (with its index) when wrong; the others are kept.",
 }

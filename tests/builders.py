@@ -270,3 +270,67 @@ def chromium_page(width: int = 1400, height: int = 900):
             yield browser.new_page(viewport={"width": width, "height": height})
         finally:
             browser.close()
+
+
+# ---- the database as a whole ---------------------------------------------------------------------------------
+
+
+def every_text_cell_containing(value: str) -> list[str]:
+    """Every (table, column) of the database, any type cast to text, holding `value`."""
+    hits = []
+    with connection.cursor() as db:
+        for table in connection.introspection.table_names():
+            for column in connection.introspection.get_table_description(db, table):
+                name = connection.ops.quote_name(column.name)
+                db.execute(
+                    f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)} WHERE CAST({name} AS TEXT) LIKE %s",
+                    [f"%{value}%"],
+                )
+                if db.fetchone()[0]:
+                    hits.append(f"{table}.{column.name}")
+    return hits
+
+
+# ---- Heap's install snippets, verbatim (issue 14): a customer changes only the script's URL -------------------
+
+HEAP_CLASSIC_SNIPPET = (
+    "window.heap=window.heap||[],heap.load=function(e,t){window.heap.appid=e,window.heap.config=t=t||{};var r=docume"
+    'nt.createElement("script");r.type="text/javascript",r.async=!0,r.src="https://cdn.heapanalytics.com/js/heap-"+'
+    'e+".js";var a=document.getElementsByTagName("script")[0];a.parentNode.insertBefore(r,a);for(var n=function(e){'
+    'return function(){heap.push([e].concat(Array.prototype.slice.call(arguments,0)))}},p=["addEventProperties",'
+    '"addUserProperties","clearEventProperties","identify","resetIdentity","removeEventProperty","setEventProperti'
+    'es","track","unsetEventProperty"],o=0;o<p.length;o++)heap[p[o]]=n(p[o])};\n  heap.load("YOUR_APP_ID");'
+)
+HEAP5_SNIPPET = (
+    "window.heapReadyCb=window.heapReadyCb||[],window.heap=window.heap||[],heap.load=function(e,t){window.heap.envI"
+    "d=e,window.heap.clientConfig=t=t||{},window.heap.clientConfig.shouldFetchServerConfig=!1;var a=document.creat"
+    'eElement("script");a.type="text/javascript",a.async=!0,a.src="https://cdn.us.heap-api.com/config/"+e+"/heap_c'
+    'onfig.js";var r=document.getElementsByTagName("script")[0];r.parentNode.insertBefore(a,r);var n=["init","star'
+    'tTracking","stopTracking","track","resetIdentity","identify","getSessionId","getUserId","getIdentity","addUse'
+    'rProperties","addEventProperties","removeEventProperty","clearEventProperties","addAccountProperties","addAda'
+    'pter","addTransformer","addTransformerFn","onReady","addPageviewProperties","removePageviewProperty","clearPa'
+    'geviewProperties","trackPageview"],i=function(e){return function(){var t=Array.prototype.slice.call(arguments'
+    ",0);window.heapReadyCb.push({name:e,fn:function(){heap[e]&&heap[e].apply(heap,t)}})}};for(var p=0;p<n.length;"
+    'p++)heap[n[p]]=i(n[p])};\n  heap.load("YOUR_ENV_ID");'
+)
+# What each snippet's script address becomes: only the host changed (Cairn answers Heap's paths), or the whole
+# string replaced with the tracker's own address.
+_HEAP_SCRIPT = {
+    "classic": ('"https://cdn.heapanalytics.com/js/heap-"+e+".js"', "https://cdn.heapanalytics.com"),
+    "heap5": ('"https://cdn.us.heap-api.com/config/"+e+"/heap_config.js"', "https://cdn.us.heap-api.com"),
+}
+
+
+def heap_snippet(kind: str, *, cairn: str, app_id: str, url: str = "host", options: str = "") -> str:
+    """Heap's `kind` snippet ("classic" or "heap5") for `app_id`, loading the tracker from `cairn` (scheme and
+    host): `url="host"` changes only the host, `url="static"` replaces the address with the tracker's. `options`
+    is a JavaScript object literal for heap.load's second argument (none by default, as Heap's page gives it)."""
+    snippet = HEAP_CLASSIC_SNIPPET if kind == "classic" else HEAP5_SNIPPET
+    address, host = _HEAP_SCRIPT[kind]
+    if url == "host":
+        snippet = snippet.replace(host, cairn)
+    else:
+        snippet = snippet.replace(address, json.dumps(f"{cairn}/static/cairn/tracker.min.js"))
+    placeholder = '"YOUR_APP_ID")' if kind == "classic" else '"YOUR_ENV_ID")'
+    load = json.dumps(app_id) + (f", {options})" if options else ")")
+    return snippet.replace(placeholder, load)

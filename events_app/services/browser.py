@@ -3,8 +3,10 @@
 parse -> validate (each call on its own: a bad call is rejected with its index, the others are kept) ->
 process IN ORDER: runs of consecutive pageview/track calls go through ingest's `events_write`, each run in one
 transaction (its IngestUnitOfWork carries the request's device), `identify` through `profile_identify`,
-`add_user_properties` through `properties_add`. After an identify, the later calls of the batch belong to the
-user_id the identify answered, exactly as the tracker would send them once it has read the answer.
+`add_user_properties` through `properties_add`, `add_account_properties` (heap.addAccountProperties) through
+`account_properties_set` for the account of the batch's current user (rejected when they have none). After an
+identify, the later calls of the batch belong to the user_id the identify answered, exactly as the tracker would
+send them once it has read the answer.
 
 Every call is safe to receive twice (the tracker re-sends what it could not confirm, e.g. after a
 `sendBeacon`): events carry an idempotency key, identify is idempotent by SPEC 2's rules, and setting the
@@ -40,6 +42,8 @@ from events_app.services.unit_of_work import IngestUnitOfWork, RequestContext
 from users_app.models import Environment, MergeRecord, Profile
 from users_app.people import person_of
 from users_app.rate_limits import identify_buckets, ingest_admit, writes_buckets
+from users_app.selectors.accounts import account_of
+from users_app.services.accounts import account_properties_set
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
 from users_app.services.locks import owner_transaction
@@ -47,7 +51,7 @@ from users_app.services.profiles import profile_for_user_id
 from users_app.services.properties import properties_add
 
 MAX_BROWSER_CALLS = 200
-CALL_TYPES = ("pageview", "track", "identify", "add_user_properties")
+CALL_TYPES = ("pageview", "track", "identify", "add_user_properties", "add_account_properties")
 # A device clock further off than this is not corrected (its timestamps are then checked as they are).
 MAX_CORRECTABLE_SKEW = timedelta(days=365)
 # A device clock nearer the server's than this is kept as it is. What `sent_at` measures is the clock's offset
@@ -68,9 +72,16 @@ class PropertiesCall:
 
 
 @dataclass
+class AccountPropertiesCall:
+    """heap.addAccountProperties: properties of the account of the user the call is made for."""
+
+    properties: dict
+
+
+@dataclass
 class BrowserBatch:
     user_id: int
-    calls: list[tuple[int, object]]  # (index in the request, TrackItem | IdentifyCall | PropertiesCall)
+    calls: list[tuple[int, object]]  # (index in the request, TrackItem | IdentifyCall | [Account]PropertiesCall)
     rejected: list[dict] = field(default_factory=list)
 
 
@@ -137,7 +148,7 @@ def parse_call(environment: Environment, raw, *, index: int, user_id: int, sessi
         return IdentifyCall(
             identity=identity_check(environment, raw.get("identity")), timestamp=_call_timestamp(raw, skew)
         )
-    if kind == "add_user_properties":
+    if kind in ("add_user_properties", "add_account_properties"):
         properties = raw.get("properties")
         require_present(properties, "properties")
         if not isinstance(properties, dict):
@@ -147,7 +158,8 @@ def parse_call(environment: Environment, raw, *, index: int, user_id: int, sessi
                 f"`properties` must be a JSON object, not {json_type_name(properties)}.",
                 "properties",
             )
-        return PropertiesCall(properties=parse_properties(properties, allow_null=True))
+        parsed = parse_properties(properties, allow_null=True)  # one value rule for users and accounts
+        return PropertiesCall(parsed) if kind == "add_user_properties" else AccountPropertiesCall(parsed)
     item = {
         "event": PAGEVIEW_EVENT if kind == "pageview" else raw.get("event"),
         "properties": raw.get("properties"),
@@ -205,6 +217,24 @@ def _write_events(
 def _add_properties(environment: Environment, user_id: int, properties: dict) -> None:
     owner = profile_for_user_id(environment=environment, user_id=user_id).profile
     properties_add(updates=[(owner, properties)])
+
+
+def _add_account_properties(environment: Environment, user_id: int, properties: dict) -> None:
+    """The account is the person's value of the environment's account id property (SPEC 11), as it stands when
+    the call is processed: an addUserProperties earlier in the batch counts. No account: rejected (Heap has
+    nowhere to put them either), the batch's other calls kept."""
+    owner = _owner_of(environment, user_id)
+    account_id = account_of(owner) if owner is not None else None
+    if account_id is None:
+        name = environment.account_id_property
+        raise InvalidInput(
+            "no_account",
+            f"This user has no account yet: set their `{name}` user property first (addUserProperties)."
+            if name
+            else "This environment names no account id property (its admin page), so no user has an account.",
+            "properties",
+        )
+    account_properties_set(environment=environment, updates=[(account_id, properties)])
 
 
 def _batch_within_rate_limits(environment: Environment, batch: BrowserBatch) -> None:
@@ -266,6 +296,12 @@ def browser_batch_process(
             current_user_id = result.profile.user_id
             if result.merge is not None:
                 merges.append(result.merge)
+        elif isinstance(call, AccountPropertiesCall):
+            try:
+                _add_account_properties(environment, current_user_id, call.properties)
+            except InvalidInput as error:
+                rejected.append(rejection(index, error))
+                continue
         else:
             owner_transaction(partial(_add_properties, environment, current_user_id, call.properties))
         accepted += 1

@@ -60,6 +60,12 @@
     heap.track(byId("track-event").value);
   });
 
+  var feedback = byId("feedback-form");
+  if (feedback) feedback.addEventListener("submit", function (event) {
+    event.preventDefault(); // autocapture has sent the submit (without any value); nothing else is sent
+    byId("feedback-sent").hidden = false;
+  });
+
   var leave = byId("leave");
   if (leave) leave.addEventListener("click", function () {
     heap.track("Leave Playground");

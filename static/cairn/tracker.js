@@ -1,5 +1,7 @@
-/*! Cairn browser tracker: heap.js-compatible API (identify, addUserProperties, track, resetIdentity,
- * addEventProperties, removeEventProperty, clearEventProperties, userId, identity). No dependencies.
+/*! Cairn browser tracker: heap.js-compatible API. Loaded by Heap's classic snippet (heap.appid, calls queued in
+ * the heap array) or heap.js 5's (heap.envId, calls queued in window.heapReadyCb), with only the script URL
+ * changed: the Cairn server is the one this script came from. Every method either snippet declares exists.
+ * No dependencies. Autocapture is tracker_autocapture.js, built into the same tracker.min.js.
  *
  * Calls are queued in order (persisted in localStorage, so a failed send is retried on this or a later
  * page, never dropped), sent in small batches, one request in flight at a time, to POST /api/v1/browser.
@@ -11,8 +13,8 @@
   "use strict";
   var stub = window.heap;
   if (!stub || stub._cairn) return; // no snippet, or already loaded
-  var config = stub.config || {};
-  var appId = String(stub.appid || config.appid || "");
+  var config = stub.config || stub.clientConfig || {};
+  var appId = String(stub.appid || stub.envId || config.appid || "");
   if (!appId) return;
 
   var SESSION_SECONDS = 30 * 60;
@@ -32,6 +34,7 @@
   var SESSION_COOKIE = "_cairn_ses_" + suffix;
   var QUEUE_PREFIX = "_cairn_q_" + suffix + "_";
   var PROPS_KEY = "_cairn_ep_" + suffix;
+  var STOPPED_COOKIE = "_cairn_off_" + suffix;
 
   var queue = [];
   var inFlight = false;
@@ -40,6 +43,9 @@
   var lastTimestamp = 0;
   var memoryStore = {};
   var eventProperties = load(PROPS_KEY) || {};
+  var pageviewProps = {}; // this page's (addPageviewProperties): on its page views only, not kept across pages
+  var lastHref = null; // the address of the last page view, the referrer of the next one in a single-page app
+  var stopped = getCookie(STOPPED_COOKIE) === "1"; // heap.stopTracking(), kept across pages as Heap does
   var tabId = tabIdentifier();
   var queueKey = QUEUE_PREFIX + tabId;
 
@@ -209,6 +215,7 @@
   }
 
   function enqueue(call) {
+    if (stopped) return;
     call.i = randomHex(8);
     call.u = readIdentity().userId;
     call.ts = now();
@@ -273,7 +280,7 @@
   }
 
   function flush() {
-    if (inFlight || !queue.length || typeof window.fetch !== "function") return;
+    if (stopped || inFlight || !queue.length || typeof window.fetch !== "function") return;
     var batch = nextBatch(queue);
     inFlight = true;
     var sent = body(batch);
@@ -329,7 +336,7 @@
   // On page hide, send what is still queued with sendBeacon (it outlives the page). The items stay queued
   // until a fetch confirms them: the server stores each call once, so a later re-send is harmless.
   function beacon() {
-    if (!queue.length || !navigator.sendBeacon) return;
+    if (stopped || !queue.length || !navigator.sendBeacon) return;
     persist();
     var rest = queue.slice(), budget = 60000;
     while (rest.length) {
@@ -370,14 +377,54 @@
     return clean(properties, false);
   }
 
+  function track(name, base, properties) {
+    if (name == null || String(name).replace(/\s+/g, "") === "") return;
+    enqueue({ t: "track", e: String(name).slice(0, 255), s: sessionId(), p: merged(base, clean(properties, false)) });
+  }
+
+  // A page view of the current address: event properties, then this page's pageview properties, then the
+  // call's own, then what the address says (its path, query, title, referrer: the page view's own facts).
+  function pageview(properties) {
+    var href = window.location.href, referrer = lastHref == null ? document.referrer : lastHref;
+    lastHref = href;
+    var base = merged(merged(eventProperties, pageviewProps), clean(properties, false));
+    enqueue({ t: "pageview", s: sessionId(), p: merged(base, pageviewProperties(referrer)) });
+  }
+
+  function setProperty(properties, name, value) {
+    // Only own, plain names: `delete`/assignment through "__proto__" would touch the object's prototype.
+    if (typeof name === "string" && name !== "__proto__") {
+      if (value === undefined) delete properties[name];
+      else properties[name] = value;
+    }
+  }
+
+  // User or account properties: the same value rules (null removes one).
+  function setProperties(type, properties) {
+    var cleaned = clean(properties, true);
+    for (var key in cleaned) { // a key the server refuses would cost the whole call
+      if (key.toLowerCase() === "user_id" || key.toLowerCase() === "id") delete cleaned[key];
+    }
+    for (key in cleaned) return enqueue({ t: type, p: cleaned });
+  }
+
+  function nothing() { /* accepted and ignored: Cairn has no such feature (docs/tracker.md) */ }
+
   var api = {
     track: function (name, properties) {
-      if (name == null || String(name).replace(/\s+/g, "") === "") return;
-      enqueue({ t: "track", e: String(name).slice(0, 255), s: sessionId(),
-                p: merged(eventProperties, clean(properties, false)) });
+      track(name, eventProperties, properties);
     },
-    pageview: function (referrer) {
-      enqueue({ t: "pageview", s: sessionId(), p: merged(eventProperties, pageviewProperties(referrer)) });
+    trackPageview: function (properties) {
+      pageview(properties);
+    },
+    addPageviewProperties: function (properties) {
+      pageviewProps = merged(pageviewProps, clean(properties, false));
+    },
+    removePageviewProperty: function (name) {
+      setProperty(pageviewProps, name);
+    },
+    clearPageviewProperties: function () {
+      pageviewProps = {};
     },
     identify: function (identity) {
       if (typeof identity === "number" && isFinite(identity)) identity = String(identity);
@@ -394,18 +441,18 @@
       enqueue({ t: "identify", id: identity });
     },
     addUserProperties: function (properties) {
-      var cleaned = clean(properties, true);
-      for (var key in cleaned) { // a key the server refuses would cost the whole call
-        if (key === "user_id" || key === "id") delete cleaned[key];
-      }
-      for (key in cleaned) return enqueue({ t: "add_user_properties", p: cleaned });
+      setProperties("add_user_properties", properties);
+    },
+    // The current user's account: the server finds it from the environment's account id property.
+    addAccountProperties: function (properties) {
+      setProperties("add_account_properties", properties);
     },
     addEventProperties: function (properties) {
       eventProperties = merged(eventProperties, clean(properties, false));
       save(PROPS_KEY, eventProperties);
     },
     removeEventProperty: function (name) {
-      delete eventProperties[name];
+      setProperty(eventProperties, name);
       save(PROPS_KEY, eventProperties);
     },
     clearEventProperties: function () {
@@ -423,22 +470,42 @@
     getUserId: function () { return readIdentity().userId; },
     getIdentity: function () { return readIdentity().identity; },
     getSessionId: function () { return getCookie(SESSION_COOKIE); },
+    // Nothing is captured or sent while stopped, on this page and later ones, until startTracking. Calls made
+    // before stopping stay queued on the device and go out after startTracking.
+    stopTracking: function () {
+      stopped = true;
+      setCookie(STOPPED_COOKIE, "1", ID_COOKIE_SECONDS);
+    },
+    startTracking: function () {
+      stopped = false;
+      setCookie(STOPPED_COOKIE, "", 0);
+      schedule(0);
+    },
+    // The tracker is loaded when this runs (the snippet queues earlier calls): the callback runs now.
+    onReady: function (callback) {
+      if (typeof callback === "function") callback();
+    },
+    // Autocapture's way in (tracker_autocapture.js): the page's event properties, except the keys it owns.
+    _capture: function (name, properties, ownKeys) {
+      var base = merged(eventProperties, {});
+      for (var i = 0; i < ownKeys.length; i++) delete base[ownKeys[i]];
+      track(name, base, properties);
+    },
     // For tests and debugging: how many calls are waiting to be confirmed by the server.
     pending: function () { return queue.length; }
   };
   api.setEventProperties = api.addEventProperties;
   api.unsetEventProperty = api.removeEventProperty;
+  var IGNORED = ["init", "load", "addAdapter", "addTransformer", "addTransformerFn", "identifyHashed"];
+  for (var ignored = 0; ignored < IGNORED.length; ignored++) api[IGNORED[ignored]] = nothing;
 
   // Single-page apps: a pushState or back/forward to another path or query is a page view too (the
   // previous address is its referrer). The page's own pushState runs first and keeps its behaviour.
   function watchRoutes() {
-    var history = window.history, lastHref = window.location.href;
+    var history = window.history;
     var changed = safe(function () {
-      var href = window.location.href;
-      if (href.split("#")[0] === lastHref.split("#")[0]) return;
-      var previous = lastHref;
-      lastHref = href;
-      api.pageview(previous);
+      if (lastHref != null && window.location.href.split("#")[0] === lastHref.split("#")[0]) return;
+      pageview();
     });
     if (!history || typeof history.pushState !== "function") return;
     var pushState = history.pushState;
@@ -453,18 +520,34 @@
   // ---- start -----------------------------------------------------------------------------------------
 
   var heap = {};
-  var calls = [];
-  try {
-    calls = Array.prototype.slice.call(stub, 0);
-  } catch (e) { calls = []; }
   for (var name in api) heap[name] = safe(api[name]);
   heap._cairn = true;
   heap.appid = appId;
-  heap.config = config;
-  heap.push = safe(function (call) { // calls queued by the snippet: ["track", name, properties]
+  if (stub.envId) heap.envId = appId;
+  heap.config = heap.clientConfig = config;
+  heap.push = safe(function (call) { // calls queued by the classic snippet: ["track", name, properties]
     if (call && Object.prototype.hasOwnProperty.call(api, call[0])) api[call[0]].apply(null, call.slice(1));
   });
   window.heap = heap;
+
+  // Calls made before the script loaded, in the order they were made: the classic snippet's (the heap array)
+  // and heap.js 5's (window.heapReadyCb: {name, fn}, where fn calls window.heap[name], this tracker's).
+  function queuedCalls() {
+    var found = [], classic = [], ready = window.heapReadyCb, i;
+    try { classic = Array.prototype.slice.call(stub, 0); } catch (e) { classic = []; }
+    for (i = 0; i < classic.length; i++) {
+      if (classic[i]) found.push({ name: classic[i][0], run: heap.push, call: classic[i] });
+    }
+    if (ready && typeof ready.length === "number") {
+      for (i = 0; i < ready.length; i++) {
+        if (ready[i] && typeof ready[i].fn === "function") found.push({ name: ready[i].name, run: ready[i].fn });
+      }
+      // Anything queued there later runs at once (code that kept the snippet's stubs).
+      ready.push = safe(function (entry) { if (entry && typeof entry.fn === "function") entry.fn(); });
+    }
+    return found;
+  }
+  var PAGEVIEW_SETTERS = { addPageviewProperties: 1, removePageviewProperty: 1, clearPageviewProperties: 1 };
 
   safe(function () {
     var saved = load(queueKey);
@@ -474,12 +557,18 @@
     queue = queue.filter(function (item) { return item && item.ts > oldest; });
     for (var i = 0; i < queue.length; i++) lastTimestamp = Math.max(lastTimestamp, queue[i].ts || 0);
     readIdentity();
+    var calls = queuedCalls();
+    // Pageview properties set before the script loaded describe this page: its own page view carries them.
+    for (i = 0; i < calls.length; i++) {
+      if (PAGEVIEW_SETTERS[calls[i].name] === 1) safe(calls[i].run)(calls[i].call);
+    }
     if (config.disablePageviewAutocapture !== true) {
-      api.pageview();
+      pageview();
       watchRoutes();
     }
-    // Calls made before the script loaded, in the order they were made.
-    for (var j = 0; j < calls.length; j++) heap.push(calls[j]);
+    for (i = 0; i < calls.length; i++) {
+      if (PAGEVIEW_SETTERS[calls[i].name] !== 1) safe(calls[i].run)(calls[i].call);
+    }
     if (window.addEventListener) {
       window.addEventListener("pagehide", safe(beacon));
       document.addEventListener("visibilitychange", safe(function () {

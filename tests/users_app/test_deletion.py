@@ -4,11 +4,10 @@ merges in flight and held merges of that person; a run that dies half-way."""
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 
 from config.kernel.errors import NotFound
 from events_app.models import Event, Session
-from tests.builders import apply_pending_merges, profile_build, track
+from tests.builders import apply_pending_merges, every_text_cell_containing, profile_build, track
 from users_app.deletion import requests as deletion_requests
 from users_app.deletion.person import person_deletion_preview
 from users_app.deletion.requests import deletion_request_create, deletion_request_for_profile, deletion_request_run
@@ -21,22 +20,6 @@ PLAN = "Plan-Qv7Rt-Secret"
 CITY = "Town-Jq81-Private"
 EVENT_VALUE = "/path/Kx55-personal"
 PERSONAL_VALUES = (IDENTITY, PLAN, CITY, EVENT_VALUE)
-
-
-def every_text_cell_containing(value: str) -> list[str]:
-    """Every (table, column) of the database, any type cast to text, holding `value`."""
-    hits = []
-    with connection.cursor() as db:
-        for table in connection.introspection.table_names():
-            for column in connection.introspection.get_table_description(db, table):
-                name = connection.ops.quote_name(column.name)
-                db.execute(
-                    f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)} WHERE CAST({name} AS TEXT) LIKE %s",
-                    [f"%{value}%"],
-                )
-                if db.fetchone()[0]:
-                    hits.append(f"{table}.{column.name}")
-    return hits
 
 
 def a_person_with_everything(calls, environment, boss) -> dict:

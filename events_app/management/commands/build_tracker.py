@@ -1,14 +1,20 @@
-"""Write static/cairn/tracker.min.js from static/cairn/tracker.js (run after editing the tracker; a test
-checks the committed copy is current)."""
+"""Write static/cairn/tracker.min.js from its sources, static/cairn/tracker.js then tracker_autocapture.js (run after
+editing either; a test checks the committed copy is current)."""
 
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-TRACKER_SOURCE = Path(settings.BASE_DIR) / "static" / "cairn" / "tracker.js"
-TRACKER_MINIFIED = TRACKER_SOURCE.with_name("tracker.min.js")
-HEADER = "/* Cairn browser tracker (heap.js-compatible). Source: tracker.js */\n"
+STATIC_CAIRN = Path(settings.BASE_DIR) / "static" / "cairn"
+# In this order: the autocapture part needs the loaded tracker (window.heap) the first part installs.
+TRACKER_SOURCES = (STATIC_CAIRN / "tracker.js", STATIC_CAIRN / "tracker_autocapture.js")
+TRACKER_MINIFIED = STATIC_CAIRN / "tracker.min.js"
+HEADER = "/* Cairn browser tracker (heap.js-compatible). Source: tracker.js, tracker_autocapture.js */\n"
+
+
+def tracker_source() -> str:
+    return "\n".join(source.read_text() for source in TRACKER_SOURCES)
 
 
 def tracker_minify(source: str) -> str:
@@ -23,6 +29,6 @@ class Command(BaseCommand):
     help = "Minify the browser tracker into static/cairn/tracker.min.js."
 
     def handle(self, *args, **options):
-        minified = tracker_minify(TRACKER_SOURCE.read_text())
+        minified = tracker_minify(tracker_source())
         TRACKER_MINIFIED.write_text(minified)
         self.stdout.write(f"{TRACKER_MINIFIED}: {len(minified.encode())} bytes")
