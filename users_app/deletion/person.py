@@ -1,12 +1,20 @@
 """Deleting a whole person (SPEC 12): the person's profile and every profile merged into it, their events,
 sessions and user properties, the merge records that name any of them (with their identity and property
-snapshots) and the audit trail of those (MergeAction rows go with their record; the admin's LogEntry rows on
-these objects or naming the identity). Nothing personal remains; the caller keeps the counts.
+snapshots) and the audit trail of those: MergeAction rows go with their record; the admin's LogEntry rows go by
+the object they are about (the person's profiles, merge records, properties, events, sessions) and, for objects
+already gone, by a text Cairn wrote that is exactly the identity, never by substring (_audit_lines_naming).
+Nothing personal remains; the caller keeps the counts.
 
 The rows go in short transactions of at most `CAIRN_DELETION_BATCH_SIZE` rows each, so a person with a long
 history never holds long locks nor blocks ingest. Every step is idempotent: a run that dies half-way is simply
 run again (the rows already deleted no longer match), and the counts of each batch are added in that batch's own
 transaction (`on_batch`), so they survive a crash exactly.
+
+The last step (_last_step) runs under the row locks of the person and every member (_person_locked says in which
+order, and why), and deletes what arrived during the batches and the profiles. Calls that race it land on one
+side (docs/identity.md, "Calls that race a deletion"): an ingest call that holds the person's lock first is
+waited for and its rows go too; one that gets the lock after finds its owner gone under it (owners_lock) and
+starts again on a new profile. So no row is ever written for a deleted profile.
 
 Merges of the person (docs/identity.md, "Deleting a person"):
 - a merge in flight into the person (pending, running, failed): its record is deleted first; the merge task then
