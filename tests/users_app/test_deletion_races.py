@@ -19,8 +19,10 @@ from tests.users_app.test_deletion import every_text_cell_containing
 from users_app.deletion import person as person_module
 from users_app.deletion.person import person_delete
 from users_app.merges import request as merge_request_module
-from users_app.models import MergeRecord, Profile, UserProperty
+from users_app.merges.actions import merge_approve
+from users_app.models import MergeAction, MergeRecord, Profile, UserProperty
 from users_app.services import locks
+from users_app.services.identify import profile_identify
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="row locks need PostgreSQL"
@@ -165,6 +167,23 @@ def test_an_ingest_call_holding_the_persons_lock_lands_before_the_last_step_and_
     no_orphan_rows()
 
 
+def pause_the_last_step_at_the_persons_lock(monkeypatch, person_pk: int) -> tuple[threading.Event, threading.Event]:
+    """The deletion's last step pauses once it holds its first row lock (the person's), until released."""
+    paused, release = threading.Event(), threading.Event()
+    real_lock = person_module.profiles_lock
+
+    def pausing_lock(profile_pks):
+        locked = real_lock(profile_pks)
+        at_last_step = not Event.objects.filter(profile_id=person_pk).exists()  # the batches are done
+        if at_last_step and not paused.is_set():
+            paused.set()
+            release.wait(30)
+        return locked
+
+    monkeypatch.setattr(person_module, "profiles_lock", pausing_lock)
+    return paused, release
+
+
 def test_an_identify_of_the_persons_device_during_the_last_step_lands_before_it(
     transactional_db, live_server, environment, calls, monkeypatch, empty_broker_afterwards
 ):
@@ -173,18 +192,7 @@ def test_an_identify_of_the_persons_device_during_the_last_step_lands_before_it(
     aborted the identify: a 500). Now the last step lets go, the identify answers (SPEC 2 rule 2: the person's
     user_id), and the last step starts again and deletes everything."""
     wren = a_person_with_a_merged_device(calls)
-    paused, release = threading.Event(), threading.Event()
-    real_lock = person_module.profiles_lock
-
-    def pausing_lock(profile_pks):
-        locked = real_lock(profile_pks)
-        at_last_step = not Event.objects.filter(profile_id__in=wren["old_pks"]).exists()
-        if at_last_step and not paused.is_set():
-            paused.set()
-            release.wait(30)
-        return locked
-
-    monkeypatch.setattr(person_module, "profiles_lock", pausing_lock)
+    paused, release = pause_the_last_step_at_the_persons_lock(monkeypatch, wren["person"].pk)
     answers, errors = [], []
 
     deleting = in_thread(lambda: person_delete(person_pk=wren["person"].pk), errors)
@@ -239,4 +247,43 @@ def test_an_identify_repeating_a_held_merge_while_the_deletion_removes_it_answer
     assert not MergeRecord.objects.exists() and not Profile.objects.filter(pk=person.pk).exists()
     device = Profile.objects.get(user_id=int(DEVICE))  # held: never part of the person, so it stays
     assert device.identity is None and Event.objects.filter(profile=device).count() == 1
+    assert every_text_cell_containing(IDENTITY) == []
+
+
+def test_an_approve_of_a_held_merge_into_the_person_during_the_last_step_goes_through_and_the_device_goes_too(
+    transactional_db, environment, calls, monkeypatch, empty_broker_afterwards, admin
+):
+    """A device's merge into the person is held while the deletion runs its batches; an admin approves it while
+    the last step holds the person's lock. Approve holds the merge record's lock and waits for the profiles'; the
+    last step used to wait for the record (to delete it) and the two deadlocked. Now the last step lets go, the
+    approve goes through (the device becomes part of the person), and the device goes with the person."""
+    environment.merge_hold_threshold = 0
+    environment.save()
+    assert calls.track(identity=IDENTITY, event="signup").status_code == 200
+    assert calls.track(user_id=DEVICE, event="pageview").status_code == 200
+    person = Profile.objects.get(identity=IDENTITY)
+    held = []
+    real_batches = person_module._delete_in_batches
+
+    def batches_then_a_held_merge(model, *args):
+        deleted = real_batches(model, *args)
+        if model is UserProperty:  # the batches are done: the device identifies before the last step
+            held.append(profile_identify(environment=environment, user_id=int(DEVICE), identity=IDENTITY).merge)
+        return deleted
+
+    monkeypatch.setattr(person_module, "_delete_in_batches", batches_then_a_held_merge)
+    paused, release = pause_the_last_step_at_the_persons_lock(monkeypatch, person.pk)
+    approved, errors = [], []
+
+    deleting = in_thread(lambda: person_delete(person_pk=person.pk), errors)
+    assert paused.wait(30) and held[0].status == "held"
+    approving = in_thread(lambda: approved.append(merge_approve(merge_id=held[0].pk, actor=admin)), errors)
+    wait_for(lambda: locked_or_done(approving), timeout=30, interval=0.05)
+    release.set()
+    approving.join(60)
+    deleting.join(60)
+
+    assert errors == [] and approved[0].status == "pending"
+    assert not Profile.objects.exists() and not MergeRecord.objects.exists() and not MergeAction.objects.exists()
+    no_orphan_rows()
     assert every_text_cell_containing(IDENTITY) == []

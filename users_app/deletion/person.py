@@ -71,6 +71,13 @@ def _merges_of(member_pks: set[int]):
     return MergeRecord.objects.filter(Q(source_id__in=member_pks) | Q(destination_id__in=member_pks))
 
 
+def _merges_try_lock(merge_pks: set[int]) -> list[int]:
+    """The merge records of these that no other transaction holds, locked without waiting (SKIP LOCKED)."""
+    return list(
+        MergeRecord.objects.select_for_update(skip_locked=True).filter(pk__in=merge_pks).values_list("pk", flat=True)
+    )
+
+
 def person_deletion_preview(profile: Profile) -> PersonDeletionPreview:
     person = person_of(profile)
     members = person_member_pks([person.pk])
@@ -153,9 +160,9 @@ def _delete_in_batches(model, member_pks: set[int], counter: str, on_batch: OnBa
 
 
 class PersonBusy(Exception):
-    """Another transaction kept holding a profile of the person during every attempt of the last step (an
-    identify or an undo of a device of the person, waiting for the person's own row). Transient: the deletion
-    task tries again later (users_app/tasks.py)."""
+    """Another transaction kept holding a profile or a merge record of the person during every attempt of the
+    last step (an identify or an undo of a device of the person, an admin's approve of a held merge into it: each
+    waiting for the person's own row). Transient: the deletion task tries again later (users_app/tasks.py)."""
 
 
 def _person_locked(person_pk: int) -> set[int] | None:
@@ -188,6 +195,11 @@ def _last_step(person: Profile) -> dict[str, int] | None:
     members = _person_locked(person.pk)
     if members is None:
         return None
+    # An admin's approve or undo holds its merge record's lock and then waits for the profiles' locks, which this
+    # step holds: a record held by someone else is let go of and waited for as a busy member is.
+    merge_pks = set(_merges_of(members).values_list("pk", flat=True))
+    if merge_pks and len(_merges_try_lock(merge_pks)) != len(merge_pks):
+        raise PersonBusy(f"a merge record of person {person.pk} is held by another transaction")
     stragglers = {"merges": _merges_delete(members, person.identity)}
     for model, counter in ((Event, "events"), (Session, "sessions"), (UserProperty, "properties")):
         rows = model.objects.filter(profile_id__in=members)
