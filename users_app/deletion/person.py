@@ -1,7 +1,7 @@
 """Deleting a whole person (SPEC 12): the person's profile and every profile merged into it, their events,
 sessions and user properties, the merge records that name any of them (with their identity and property
 snapshots) and the audit trail of those: MergeAction rows go with their record; the admin's LogEntry rows go by
-the object they are about (the person's profiles, merge records, properties, events, sessions) and, for objects
+the object they are about (the person's profiles, merge records and properties) and, for objects
 already gone, by a text Cairn wrote that is exactly the identity, never by substring (_audit_lines_naming).
 Nothing personal remains; the caller keeps the counts.
 
@@ -90,6 +90,11 @@ def person_deletion_preview(profile: Profile) -> PersonDeletionPreview:
     )
 
 
+# The rows besides profiles and merge records the admin's log can be about. Events and sessions are left out: their
+# admin pages are read-only and nothing else logs them, and a look per batch of them would cost every deletion.
+_LOGGED_ROWS = (UserProperty,)
+
+
 def _audit_trail_delete(model, pks) -> None:
     """The admin's log lines about these rows of `model`, by content type and object id (LogEntry keeps an
     object's text, `object_repr`, and the change message after the object is gone)."""
@@ -152,7 +157,8 @@ def _delete_in_batches(model, member_pks: set[int], counter: str, on_batch: OnBa
             pks = list(model.objects.filter(profile_id__in=member_pks).values_list("pk", flat=True)[:batch_size])
             if not pks:
                 return total
-            _audit_trail_delete(model, pks)
+            if model in _LOGGED_ROWS:
+                _audit_trail_delete(model, pks)
             deleted = _rows_delete(model, Q(pk__in=pks))
             total += deleted
             if on_batch is not None:
@@ -202,8 +208,8 @@ def _last_step(person: Profile) -> dict[str, int] | None:
         raise PersonBusy(f"a merge record of person {person.pk} is held by another transaction")
     stragglers = {"merges": _merges_delete(members, person.identity)}
     for model, counter in ((Event, "events"), (Session, "sessions"), (UserProperty, "properties")):
-        rows = model.objects.filter(profile_id__in=members)
-        _audit_trail_delete(model, rows.values_list("pk", flat=True))
+        if model in _LOGGED_ROWS:
+            _audit_trail_delete(model, model.objects.filter(profile_id__in=members).values_list("pk", flat=True))
         stragglers[counter] = _rows_delete(model, Q(profile_id__in=members))
     # Tombstones first: each protects the person it points at.
     Profile.objects.filter(pk__in=members - {person.pk}).delete()
