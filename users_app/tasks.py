@@ -60,11 +60,12 @@ def merge_sweep_task() -> int:
 def deletion_run_task(self, deletion_request_id: int) -> str:
     """Heap's user deletion request (users_app/deletion/requests.py). Idempotent: a redelivered or repeated
     run continues from the state in the request's row."""
+    from users_app.deletion.person import PersonBusy
     from users_app.deletion.requests import deletion_request_run
 
     try:
         request = deletion_request_run(deletion_request_id=deletion_request_id)
-    except TRANSIENT_ERRORS as error:
+    except (*TRANSIENT_ERRORS, PersonBusy) as error:
         raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
     return request.status if request is not None else "missing"
 

@@ -205,7 +205,7 @@ def _write_events(
         item.target = Target(user_id=user_id)
 
     def write() -> None:
-        # One unit per attempt: owner_transaction starts again when the owner is merged meanwhile.
+        # One unit per attempt: owner_transaction starts again when the owner is merged or deleted meanwhile.
         unit = IngestUnitOfWork(environment=environment, context=context)
         resolve_targets(unit, [item.target for item in items])
         events_write(unit=unit, items=drop_duplicates(environment, items))

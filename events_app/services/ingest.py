@@ -319,7 +319,7 @@ def track_ingest(*, environment: Environment, items: list, enforce_rate_limits: 
         return result
 
     def write() -> int:
-        # One unit per attempt: owner_transaction starts again when an owner is merged meanwhile.
+        # One unit per attempt: owner_transaction starts again when an owner is merged or deleted meanwhile.
         unit = IngestUnitOfWork(environment=environment, reserve_session_ids=True)
         fresh = drop_duplicates(environment, admitted)
         # Every admitted item's profile (a duplicate's too: the answer names the last item's); those created

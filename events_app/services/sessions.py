@@ -106,8 +106,8 @@ def sessions_assign(*, unit: IngestUnitOfWork, needs: list[SessionNeed]) -> None
 def _owners_lock(unit: IngestUnitOfWork, needs: list[SessionNeed]) -> None:
     """Owners' row locks before any insert of this transaction (whose foreign keys would take weaker locks in
     no particular order): concurrent calls for one person take turns here, see each other's new session, and
-    cannot deadlock with an identify (see profiles_lock). An owner merged while we waited for its lock starts
-    the call again (owners_lock). A profile this transaction created is invisible to every other call until
+    cannot deadlock with an identify (see profiles_lock). An owner merged or deleted while we waited for its lock
+    starts the call again (owners_lock). A profile this transaction created is invisible to every other call until
     commit: it needs no lock, and has no stored session to look up."""
     owners_lock(need.profile.pk for need in needs if need.profile.pk not in unit.created_profile_pks)
 

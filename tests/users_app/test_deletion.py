@@ -180,3 +180,50 @@ def test_deleting_a_person_in_one_environment_leaves_the_same_user_id_elsewhere(
 
     assert not Profile.objects.filter(environment=environment).exists()
     assert Event.objects.get(environment=other_environment).name == "there"
+
+
+def test_the_audit_trail_of_a_person_with_a_short_identity_goes_and_unrelated_lines_containing_it_stay(
+    calls, environment, boss
+):
+    """Log lines are matched by their object (the person's profiles, merge records, properties) and by texts that
+    are exactly the identity, never by substring: "a" is part of most of the log's text."""
+    assert calls.track(identity="a", event="signup").status_code == 200
+    assert calls.add_properties({"plan": PLAN}, identity="a").status_code == 200
+    assert calls.track(user_id="5551", event="pageview").status_code == 200
+    merge = MergeRecord.objects.get(pk=calls.identify("5551", "a").json()["merge"]["id"])
+    assert calls.track(identity="a-team", event="signup").status_code == 200
+    assert calls.track(user_id="5552", event="pageview").status_code == 200
+    other_merge = MergeRecord.objects.get(pk=calls.identify("5552", "a-team").json()["merge"]["id"])
+    person, bob = Profile.objects.get(identity="a"), Profile.objects.get(identity="a-team")
+
+    def log(model, object_id, text: str, message: str = "") -> LogEntry:
+        return LogEntry.objects.create(
+            user=boss,
+            content_type=ContentType.objects.get_for_model(model),
+            object_id=str(object_id),
+            object_repr=text,
+            action_flag=CHANGE,
+            change_message=message,
+        )
+
+    naming = [
+        log(Profile, person.pk, str(person), "Looked at her profile"),
+        log(MergeRecord, merge.pk, str(merge), "approve"),
+        log(UserProperty, person.properties.get(key="plan").pk, f"plan={PLAN}"),
+        log(Profile, 999_999, "a", "Deleted."),  # a profile of hers gone earlier: its text is exactly the identity
+        log(MergeRecord, 999_998, "Merge #999998: User 42 -> a (rejected)"),  # a merge record of hers gone earlier
+    ]
+    unrelated = [
+        log(type(environment), environment.pk, str(environment), "Rotated the API key."),
+        log(Profile, bob.pk, str(bob), "Changed a lot."),
+        log(MergeRecord, other_merge.pk, str(other_merge), "approve (a note)"),
+        log(MergeRecord, 999_997, "Merge #999997: User 43 -> b -> a (done)"),  # another identity ending in "a"
+        log(UserProperty, 999_996, "a=b", "Added a value."),
+    ]
+
+    deletion_request_run(deletion_request_id=deletion_request_for_profile(profile=person).pk)
+
+    remaining = set(LogEntry.objects.values_list("pk", flat=True))
+    assert remaining == {entry.pk for entry in unrelated}
+    assert not {entry.pk for entry in naming} & remaining
+    assert every_text_cell_containing(PLAN) == []

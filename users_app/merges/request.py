@@ -146,8 +146,13 @@ def merge_request(
     Past the identity's 24-hour threshold (SPEC 4) the merge is held, not applied: counted under the
     destination's lock, so concurrent identifies cannot both slip under it."""
     state = _merge_state(source=source, destination=destination, threshold_since=timezone.now() - timedelta(hours=24))
-    if state.open_merge_id is not None:  # the same source asking again gets its open (or rejected) merge
-        return MergeRecord.objects.get(pk=state.open_merge_id)
+    # The same source asking again gets its open (or rejected) merge. The deletion of the destination's person
+    # deletes merge records without these row locks (users_app/deletion/person.py, its first step), so the record
+    # read a moment ago may be gone: then this is a merge like any other (the deletion's last step, which takes
+    # the destination's lock, deletes the new record too).
+    open_merge = MergeRecord.objects.filter(pk=state.open_merge_id).first() if state.open_merge_id else None
+    if open_merge is not None:
+        return open_merge
     record = MergeRecord(
         environment_id=source.environment_id,
         source=source,
