@@ -42,6 +42,7 @@ from config.kernel.property_filters import (
     NEGATED,
     NEGATION_OF,
     ONE_OF,
+    PropertyRef,
 )
 from config.kernel.validation import calendar_date
 from events_app.models import EVENT_NAME_MAX_LENGTH
@@ -63,18 +64,6 @@ DEFAULT_RANGE = "30d"
 
 def _invalid(field_name: str, message: str) -> InvalidInput:
     return InvalidInput("invalid_field", message, field_name)
-
-
-@dataclass(frozen=True)
-class PropertyRef:
-    """`user.<key>` (the person's current value), `event.<key>` (the event's own property) or `account.<key>` (the
-    current value of the person's account, SPEC 11)."""
-
-    scope: str
-    key: str
-
-    def __str__(self) -> str:
-        return f"{self.scope}.{self.key}"
 
 
 def property_ref_parse(text: str, field_name: str) -> PropertyRef:

@@ -237,7 +237,7 @@ class UserSearchApi(ReadApi):
         count = None if query.cursor else user_count(environment=self.environment, filters=query.filters)
         return Response(
             {
-                "results": [row.as_dict(query.columns) for row in page.rows],
+                "results": [row.as_dict(query.column_names) for row in page.rows],
                 "next": page.next_cursor,
                 # Set when the page stopped at its scan budget (filters with `notset`): continue with `next`.
                 "searched_until": page.searched_until.isoformat() if page.searched_until else None,

@@ -62,7 +62,28 @@ WRITTEN_IDENTITY = {
 
 def user_query_parameters() -> list[OpenApiParameter]:
     """The Users view's query string (users_app/user_query.py), shared by the page and GET /api/v1/users/search."""
-    from users_app.user_query import KINDS, MAX_COLUMNS, MAX_PROPERTY_FILTERS, OPERATOR_SPELLINGS, PERIODS
+    from users_app.user_query import (
+        KINDS,
+        MAX_COLUMNS,
+        MAX_PROPERTY_FILTERS,
+        OPERATOR_SPELLINGS,
+        PERIODS,
+        PROPERTY_NAME_MAX_LENGTH,
+    )
+
+    # What a property name means, said once for `col` and each `f<n>`.
+    property_name = (
+        "A user property's key (`plan`, or spelled out `user.plan`) or `account.<key>`, a property of the "
+        "person's account (SPEC 11: a person without an account has none). A user key that itself starts with "
+        "`account.` or `user.` is written `user.<key>`."
+    )
+    # `account.` or `user.` and a key of 1 to PROPERTY_KEY_MAX_LENGTH characters, or a bare key of at most as many
+    # (the filter form's empty row: none) that does not start with a scope.
+    scoped_key, key = f"[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}", f"[\\s\\S]{{0,{PROPERTY_KEY_MAX_LENGTH}}}"
+    property_name_schema = {
+        **text(PROPERTY_NAME_MAX_LENGTH),
+        "pattern": f"^(?:(?:account|user)\\.{scoped_key}|(?!(?:account|user)\\.){key})$",
+    }
 
     parameters = [
         OpenApiParameter("period", choice(PERIODS), description="Default 7d. Checked even when from/to replace it."),
@@ -72,8 +93,11 @@ def user_query_parameters() -> list[OpenApiParameter]:
         OpenApiParameter("q", text(IDENTITY_MAX_LENGTH), description="Identity (exact or prefix) or user_id."),
         OpenApiParameter(
             "col",
-            at_most(MAX_COLUMNS, text(PROPERTY_KEY_MAX_LENGTH), {"pattern": NOT_BLANK}),
-            description=f"Property columns (default plan): at most {MAX_COLUMNS}, blank ones left out.",
+            at_most(MAX_COLUMNS, property_name_schema, {"pattern": NOT_BLANK}),
+            description=(
+                f"Property columns (default plan): at most {MAX_COLUMNS}, blank ones left out. {property_name} "
+                "Each result's `properties` names a column as the page writes it (`plan`, `account.tier`)."
+            ),
         ),
     ]
     for index in range(MAX_PROPERTY_FILTERS):
@@ -81,9 +105,10 @@ def user_query_parameters() -> list[OpenApiParameter]:
         parameters += [
             OpenApiParameter(
                 name,
-                text(PROPERTY_KEY_MAX_LENGTH),
+                property_name_schema,
                 description=(
-                    f"Property key of filter {index} (f0 .. f{MAX_PROPERTY_FILTERS - 1}, all must hold); empty: none."
+                    f"The property of filter {index} (f0 .. f{MAX_PROPERTY_FILTERS - 1}, all must hold); empty: "
+                    f"none. {property_name}"
                 ),
             ),
             OpenApiParameter(f"{name}_op", choice(OPERATOR_SPELLINGS), description="Default eq."),

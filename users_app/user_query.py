@@ -5,9 +5,13 @@ Everything lives in the URL so a filtered view can be bookmarked and shared:
     period=1d|7d|30d|90d|all (default 7d), or from=YYYY-MM-DD&to=YYYY-MM-DD (to inclusive, UTC)
     kind=identified|anonymous
     q=<identity, identity prefix, or user_id>
-    f0=<property key>&f0_op=eq|in|set|notset&f0_v=<value>[&f0_v=<value>...]   (f0 .. f9, all must hold)
-    col=<property key> (repeatable; the property columns shown, default plan)
+    f0=<property>&f0_op=eq|in|set|notset&f0_v=<value>[&f0_v=<value>...]   (f0 .. f9, all must hold)
+    col=<property> (repeatable; the property columns shown, default plan)
     cursor=<from the previous page>
+
+A <property> is a user property's key (`plan`, or `user.plan` spelled out) or `account.<key>`, a property of the
+person's account (SPEC 11). A user property whose own key starts with `account.` or `user.` is reached spelled
+out: `user.account.x`.
 """
 
 import hashlib
@@ -19,7 +23,14 @@ from django.utils import timezone
 from config.kernel.errors import InvalidInput
 from config.kernel.limits import IDENTITY_MAX_LENGTH, PROPERTY_KEY_MAX_LENGTH, PROPERTY_VALUE_MAX_LENGTH
 from config.kernel.periods import CUSTOM_PERIOD, day_end, day_start, moving_window_start, period_labels
-from config.kernel.property_filters import FILTER_OPERATORS, MAX_FILTER_VALUES, PropertyFilter
+from config.kernel.property_filters import (
+    ACCOUNT_SCOPE,
+    FILTER_OPERATORS,
+    MAX_FILTER_VALUES,
+    USER_SCOPE,
+    PropertyFilter,
+    PropertyRef,
+)
 from config.kernel.validation import calendar_date, check_text
 from users_app.selectors import UserFilters
 
@@ -27,7 +38,11 @@ PERIODS = period_labels(("1d", "7d", "30d", "90d", "all"))
 DEFAULT_PERIOD = "7d"
 MAX_PROPERTY_FILTERS = 10
 MAX_COLUMNS = 10
-DEFAULT_COLUMNS = ("plan",)
+DEFAULT_COLUMNS = (PropertyRef(USER_SCOPE, "plan"),)
+# The scopes a Users view property may name; a name without one is a user property's key.
+SCOPE_PREFIXES = {f"{scope}.": scope for scope in (ACCOUNT_SCOPE, USER_SCOPE)}
+# A property's name in the URL: a key of up to PROPERTY_KEY_MAX_LENGTH characters, and its scope.
+PROPERTY_NAME_MAX_LENGTH = PROPERTY_KEY_MAX_LENGTH + max(map(len, SCOPE_PREFIXES))
 KINDS = {"identified": "Identified", "anonymous": "Anonymous"}
 # How `f<n>_op` spells the operators the Users view offers (config/kernel/property_filters.py): as in Reports,
 # but for `notset`, which the URL has always said.
@@ -46,14 +61,37 @@ OPERATOR_LABELS = {
 }
 
 
+def users_view_property(name: str, field: str) -> PropertyRef:
+    """A property as the Users view names it (`f0=`, `col=`): `account.<key>`, `user.<key>`, or a bare user key."""
+    prefix = next((prefix for prefix in SCOPE_PREFIXES if name.startswith(prefix)), "")
+    scope, key = SCOPE_PREFIXES.get(prefix, USER_SCOPE), name[len(prefix) :]
+    if not key:
+        raise InvalidInput("invalid_field", f"`{field}` names no property after `{prefix}`.", field)
+    if len(key) > PROPERTY_KEY_MAX_LENGTH:
+        raise InvalidInput("invalid_field", f"A property name is at most {PROPERTY_KEY_MAX_LENGTH} characters.", field)
+    return PropertyRef(scope, key)
+
+
+def users_view_name(prop: PropertyRef) -> str:
+    """How the page writes a property back (the form, a column's header, the JSON's key): users_view_property's
+    inverse, bare for a user key unless the bare key would read as a scope."""
+    if prop.scope == USER_SCOPE and not prop.key.startswith(tuple(SCOPE_PREFIXES)):
+        return prop.key
+    return str(prop)
+
+
 @dataclass(frozen=True)
 class UserQuery:
     filters: UserFilters
-    columns: list[str]
+    columns: list[PropertyRef]
     cursor: str | None
     period: str  # a PERIODS key, or CUSTOM_PERIOD
     date_from: date | None
     date_to: date | None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [users_view_name(column) for column in self.columns]
 
     def count_key(self) -> str:
         """Identifies the filtered set: the period as chosen (not its moving start), and the filters."""
@@ -105,7 +143,7 @@ def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
     found = []
     for index in range(MAX_PROPERTY_FILTERS):
         name = f"f{index}"
-        key = _one(params, name, PROPERTY_KEY_MAX_LENGTH)
+        key = _one(params, name, PROPERTY_NAME_MAX_LENGTH)
         # Operator and values are checked on every row, the form's empty one too, so a wrong one is always
         # an error (docs/api.md), whether or not its row names a property.
         spelling = _one(params, f"{name}_op", 10) or SPELLING_OF[PropertyFilter.EQUALS]
@@ -126,26 +164,27 @@ def parse_property_filters(params) -> tuple[PropertyFilter, ...]:
             )
         if not key:
             continue  # an empty row of the filter form
+        prop = users_view_property(key, name)
         if op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
             if not values:
                 raise InvalidInput("missing_value", f"The filter on {key[:80]!r} needs a value.", f"{name}_v")
             values = values[:1] if op == PropertyFilter.EQUALS else values
         else:
             values = ()
-        found.append(PropertyFilter(key=key, op=op, values=values))
+        found.append(PropertyFilter(prop=prop, op=op, values=values))
     return tuple(found)
 
 
-def parse_columns(params) -> list[str]:
+def parse_columns(params) -> list[PropertyRef]:
     if "col" not in params:
         return list(DEFAULT_COLUMNS)
     raw = params.getlist("col") if hasattr(params, "getlist") else [params.get("col")]
     # Counted as sent (the form's empty "add a column" box aside), before duplicates are dropped.
     sent = [check_text(c, "col") for c in raw if isinstance(c, str) and c.strip()]
-    columns = list(dict.fromkeys(sent))
-    if len(sent) > MAX_COLUMNS or any(len(c) > PROPERTY_KEY_MAX_LENGTH for c in columns):
+    if len(sent) > MAX_COLUMNS or any(len(c) > PROPERTY_NAME_MAX_LENGTH for c in sent):
         raise InvalidInput("invalid_column", f"At most {MAX_COLUMNS} property columns.", "col")
-    return columns
+    # `plan` and `user.plan` are one column.
+    return list(dict.fromkeys(users_view_property(name, "col") for name in sent))
 
 
 def parse_user_query(params, now: datetime | None = None) -> UserQuery:

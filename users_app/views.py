@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.generic import TemplateView, View
 
 from config.kernel.errors import InvalidInput
+from config.kernel.property_filters import ACCOUNT_SCOPE, USER_SCOPE, PropertyRef
 from config.kernel.shared_cache import shared_cache_get, shared_cache_get_or_set
 from config.kernel.validation import parse_user_id
 from users_app.environment_pages import EnvironmentMixin, account_url, profile_url
@@ -30,8 +31,15 @@ from users_app.selectors import (
     user_count,
     user_list,
 )
-from users_app.selectors.accounts import ACCOUNT_USERS_SHOWN, account_detail, account_of, account_people
+from users_app.selectors.accounts import (
+    ACCOUNT_USERS_SHOWN,
+    account_detail,
+    account_of,
+    account_people,
+    account_property_keys,
+)
 from users_app.user_query import (
+    DEFAULT_COLUMNS,
     DEFAULT_PERIOD,
     KINDS,
     OPERATOR_LABELS,
@@ -40,6 +48,7 @@ from users_app.user_query import (
     UserQuery,
     parse_period,
     parse_user_query,
+    users_view_name,
 )
 
 COUNT_CACHE_SECONDS = 60
@@ -86,7 +95,8 @@ class UserFilterMixin(DateRangeMixin):
 
     def filter_rows(self, query: UserQuery | None) -> list[dict]:
         """The filter form's rows: the current filters plus one empty row to add another."""
-        filters = [*(query.filters.properties if query else ()), PropertyFilter(key="", op=PropertyFilter.EQUALS)]
+        blank = PropertyFilter(prop=PropertyRef(USER_SCOPE, ""), op=PropertyFilter.EQUALS)
+        filters = [*(query.filters.properties if query else ()), blank]
         rows = []
         for index, prop_filter in enumerate(filters):
             values = list(prop_filter.values)
@@ -94,7 +104,7 @@ class UserFilterMixin(DateRangeMixin):
             rows.append(
                 {
                     "name": f"f{index}",
-                    "key": prop_filter.key,
+                    "key": users_view_name(prop_filter.prop),
                     "op": SPELLING_OF[prop_filter.op],  # as the URL spells it, like the operator menu
                     "values": values,
                     # "one of" gets a spare value box; users.js adds more without a round trip.
@@ -117,7 +127,7 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
                 self.date_range_context(None),
                 error=error,
                 filter_rows=self.filter_rows(None),
-                columns=["plan"],
+                columns=[users_view_name(column) for column in DEFAULT_COLUMNS],
                 rows=[],
             )
             return self.render_to_response(self.get_context_data(**context), status=400)
@@ -126,7 +136,7 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
                 self.date_range_context(query),
                 filter_rows=self.filter_rows(query),
                 rows=[],
-                columns=query.columns,
+                columns=query.column_names,
                 query=query,
             )
             return self.render_to_response(self.get_context_data(**context))
@@ -137,22 +147,17 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
                 self.date_range_context(query),
                 error=error,
                 filter_rows=self.filter_rows(query),
-                columns=query.columns,
+                columns=query.column_names,
                 rows=[],
             )
             return self.render_to_response(self.get_context_data(**context), status=400)
         self.environment_shown = environment
-        profile_ids = [row.profile.pk for row in page.rows]
-        known_keys = sorted(
-            set(property_keys_of(profile_ids)) | set(query.columns) | {f.key for f in query.filters.properties}
-        )
         context.update(
             self.date_range_context(query),
             query=query,
-            rows=[(row, profile_url(row.profile, environment), self.account_link(row, query)) for row in page.rows],
-            account_column=self.account_column(query),
-            columns=query.columns,
-            known_keys=known_keys,
+            rows=[(row, profile_url(row.profile, environment), self.cells(row, query)) for row in page.rows],
+            columns=query.column_names,
+            known_keys=self.known_keys(environment, query, [row.profile.pk for row in page.rows]),
             count=self.count_for_page(environment, query),
             count_url=self.url_for_count(),
             count_page_url=self.url_with(count="1", cursor=None),
@@ -163,21 +168,37 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
             searched_until=page.searched_until,
             first_url=self.url_with(cursor=None) if query.cursor else None,
             column_chips=[
-                (key, self.url_with(col=[c for c in query.columns if c != key] or [""], cursor=None))
-                for key in query.columns
+                (name, self.url_with(col=[c for c in query.column_names if c != name] or [""], cursor=None))
+                for name in query.column_names
             ],
         )
         return self.render_to_response(self.get_context_data(**context))
 
-    def account_column(self, query: UserQuery) -> int | None:
-        """Which column, if any, is the environment's account id property: its values link to account pages."""
-        key = self.environment_shown.account_id_property
-        return query.columns.index(key) if key and key in query.columns else None
+    def known_keys(self, environment: Environment, query: UserQuery, profile_ids: list[int]) -> list[dict]:
+        """The filter and column pickers' suggestions: the page's users' property keys, the environment's account
+        properties (`account.<key>`), and whatever the query names already."""
+        suggested = [PropertyRef(USER_SCOPE, key) for key in property_keys_of(profile_ids)]
+        suggested += [PropertyRef(ACCOUNT_SCOPE, key) for key in account_property_keys(environment)]
+        named = {*suggested, *query.columns, *(prop_filter.prop for prop_filter in query.filters.properties)}
+        return sorted(
+            ({"name": users_view_name(prop), "scope": prop.scope} for prop in named),
+            key=lambda option: (option["scope"] == ACCOUNT_SCOPE, option["name"]),
+        )
 
-    def account_link(self, row, query: UserQuery) -> str | None:
-        position = self.account_column(query)
-        cell = row.columns[position] if position is not None else None
-        return account_url(self.environment_shown, cell.value) if cell is not None else None
+    def cells(self, row, query: UserQuery) -> list[tuple]:
+        """(value, link) per column: the account id property's values and account properties' values link to the
+        account page."""
+        environment = self.environment_shown
+        account_key = PropertyRef(USER_SCOPE, environment.account_id_property)
+        cells = []
+        for column, cell in zip(query.columns, row.columns, strict=True):
+            account_id = None
+            if cell is not None and environment.account_id_property and column == account_key:
+                account_id = cell.value
+            elif cell is not None and column.scope == ACCOUNT_SCOPE:
+                account_id = row.account_id
+            cells.append((cell, account_url(environment, account_id) if account_id is not None else None))
+        return cells
 
     def count_for_page(self, environment: Environment, query: UserQuery) -> UserCount | None:
         """The count if it is already known (or asked for with `count=1`); otherwise the page does not wait

@@ -4,7 +4,8 @@ their labels and how many values each takes. Each page keeps its own query synta
 Reports writes every operator below (`where=user.plan!=in:A,B`, or `filter_op=not_in` in a filter row); the
 Users view offers four of them (PropertyFilter.OPERATORS), spelled in its URL as user_query.py says.
 
-What each means, on the property's value as stored (text; a number as its text, `5`), the same on both pages:
+What each means, on the property's value as stored (text; a number as its text, `5`), the same on both pages
+(a person without an account has none of its account's properties: `account.<key>` is not set for them):
     eq            the whole value equals the one given (case-sensitive)
     in            the whole value is one of those given
     contains      the value contains the one given, case-insensitive
@@ -56,10 +57,28 @@ OPERATOR_LABELS = {operator.name: operator.label for operator in FILTER_OPERATOR
 # The most values one filter takes (`in` / `not_in`).
 MAX_FILTER_VALUES = 100
 
+# Whose property a filter, a column or a group names (SPEC 7 and 11).
+USER_SCOPE = "user"  # the person's current value
+EVENT_SCOPE = "event"  # the event's own property (Reports only)
+ACCOUNT_SCOPE = "account"  # the current value of the person's account's property
+
+
+@dataclass(frozen=True)
+class PropertyRef:
+    """`user.<key>`, `event.<key>` or `account.<key>`. Reports always write the scope; the Users view lets a user
+    property go bare (users_app/user_query.py)."""
+
+    scope: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.scope}.{self.key}"
+
 
 @dataclass(frozen=True)
 class PropertyFilter:
-    """A filter of the Users view on a person's property (the Users view lists people: no event properties)."""
+    """A filter of the Users view on a property of the person or of the person's account (the Users view lists
+    people: no event properties)."""
 
     EQUALS = EQUALS
     ONE_OF = ONE_OF
@@ -67,6 +86,6 @@ class PropertyFilter:
     NOT_SET = NOT_SET
     OPERATORS = (EQUALS, ONE_OF, IS_SET, NOT_SET)
 
-    key: str
+    prop: PropertyRef
     op: str  # one of OPERATORS
     values: tuple[str, ...] = ()

@@ -5,7 +5,8 @@ from django.db.models import QuerySet
 
 from events_app.models import Event
 from reports_app.models import SavedReport
-from users_app.models import AccountProperty, Environment, UserProperty
+from users_app.models import Environment, UserProperty
+from users_app.selectors.accounts import account_property_keys
 
 MAX_CHOICES = 200
 
@@ -78,20 +79,10 @@ def report_property_choices(*, environment: Environment) -> dict[str, list[str]]
         .values_list("properties", flat=True)[:RECENT_EVENTS_SAMPLE]
     )
     event_keys = sorted({key for properties in recent if isinstance(properties, dict) for key in properties})
-    account_keys = (
-        list(
-            AccountProperty.objects.filter(environment=environment)
-            .values_list("key", flat=True)
-            .distinct()
-            .order_by("key")[:MAX_CHOICES]
-        )
-        if environment.account_id_property
-        else []
-    )
     return {
         "user": report_user_property_keys(environment=environment),
         "event": event_keys[:MAX_CHOICES],
-        "account": account_keys,
+        "account": account_property_keys(environment, limit=MAX_CHOICES),
     }
 
 

@@ -3,10 +3,11 @@
 A person's account is the person's value of the environment's account id property, if that value can be an
 account id (at most ACCOUNT_ID_MAX_LENGTH characters; a user property may hold more); only people (live
 profiles) count, so a merged-away profile is counted once, as its destination (users_app/people.py). That rule
-lives here, in three forms: `account_of` (one profile), `person_account` (ORM, for reports' querysets) and
-`person_account_sql` / `account_property_sql` (SQL, for queries written by hand).
+lives here, in three forms: `account_of` / `accounts_of` (one profile, a page of people), `person_account` (ORM,
+for reports' querysets) and `person_account_sql` / `account_property_sql` (SQL, for queries written by hand).
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Case, Expression, QuerySet, TextField, Value, When
@@ -88,10 +89,42 @@ def account_of(profile: Profile) -> str | None:
     if not environment.account_id_property:
         return None
     person = person_of(profile)
-    row = person.properties.filter(key_hash=property_key_hash(environment.account_id_property)).first()
-    if row is None or len(row.value) > ACCOUNT_ID_MAX_LENGTH:
-        return None
-    return row.value
+    return accounts_of(environment, [person.pk]).get(person.pk)
+
+
+def accounts_of(environment: Environment, person_pks: list[int]) -> dict[int, str]:
+    """{person's pk: their account} for these people (live profiles), in one query; people without one are left
+    out. A value longer than an account id can be names no account."""
+    if not environment.account_id_property or not person_pks:
+        return {}
+    rows = UserProperty.objects.filter(
+        profile_id__in=person_pks, key_hash=property_key_hash(environment.account_id_property)
+    ).values_list("profile_id", "value")
+    return {pk: value for pk, value in rows if len(value) <= ACCOUNT_ID_MAX_LENGTH}
+
+
+def account_property_values(
+    environment: Environment, account_ids: Iterable[str], keys: Iterable[str]
+) -> dict[tuple[str, str], AccountProperty]:
+    """{(account id, key): its row} for these accounts' properties of these keys, in one query."""
+    account_ids, key_hashes = set(account_ids), {property_key_hash(key) for key in keys}
+    if not account_ids or not key_hashes:
+        return {}
+    rows = AccountProperty.objects.filter(environment=environment, account_id__in=account_ids, key_hash__in=key_hashes)
+    return {(row.account_id, row.key): row for row in rows}
+
+
+def account_property_keys(environment: Environment, limit: int = 200) -> list[str]:
+    """The keys of the environment's account properties, for the Users view's and the reports' pickers; none when
+    the environment names no account id property (nobody has an account)."""
+    if not environment.account_id_property:
+        return []
+    return list(
+        AccountProperty.objects.filter(environment=environment)
+        .values_list("key", flat=True)
+        .distinct()
+        .order_by("key")[:limit]
+    )
 
 
 def person_account(

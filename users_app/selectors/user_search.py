@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,17 +11,19 @@ from django.db.models.functions import Left
 from django.utils.dateparse import parse_datetime
 
 from config.kernel.errors import InvalidInput
-from config.kernel.property_filters import PropertyFilter
+from config.kernel.property_filters import ACCOUNT_SCOPE, PropertyFilter, PropertyRef
 from config.kernel.validation import ascii_decimal, user_id_term
 from events_app.models import Session
 from users_app.models import (
     VALUE_INDEX_PREFIX,
+    AccountProperty,
     Environment,
     Profile,
     UserProperty,
     property_key_hash,
 )
 from users_app.people import is_person, person_pk, person_pks_by_member, person_rows_exist
+from users_app.selectors.accounts import account_property_values, accounts_of
 
 # ---- The Users view and its JSON twin (GET /api/v1/users/search) ----------------------------------------
 # One selector serves the HTML list and the read API, so the two can never disagree. Pagination is keyset
@@ -44,13 +47,14 @@ class UserFilters:
 class UserRow:
     profile: Profile
     session_count: int
-    columns: list[UserProperty | None]
+    columns: list[UserProperty | AccountProperty | None]
+    account_id: str | None = None  # the person's account, looked up when an account column is shown
 
     @property
     def display_name(self) -> str:
         return self.profile.display_name
 
-    def as_dict(self, column_keys: list[str]) -> dict:
+    def as_dict(self, column_names: list[str]) -> dict:
         profile = self.profile
         return {
             "user_id": str(profile.user_id),
@@ -60,8 +64,8 @@ class UserRow:
             "last_seen": profile.last_seen.isoformat() if profile.last_seen else None,
             "session_count": self.session_count,
             "properties": {
-                key: (row.typed_value if row is not None else None)
-                for key, row in zip(column_keys, self.columns, strict=True)
+                name: (row.typed_value if row is not None else None)
+                for name, row in zip(column_names, self.columns, strict=True)
             },
         }
 
@@ -83,8 +87,10 @@ class UserCount:
         return {"value": self.value, "capped": self.capped}
 
 
-def _property_exists(prop_filter: PropertyFilter) -> Exists:
-    rows = UserProperty.objects.filter(profile_id=OuterRef("pk"), key_hash=property_key_hash(prop_filter.key))
+def _property_exists(environment: Environment, prop_filter: PropertyFilter) -> Exists:
+    if prop_filter.prop.scope == ACCOUNT_SCOPE:
+        return _account_property_exists(environment, prop_filter)
+    rows = UserProperty.objects.filter(profile_id=OuterRef("pk"), key_hash=property_key_hash(prop_filter.prop.key))
     if prop_filter.op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
         # The prefix comparison lets PostgreSQL use the (key_hash, Left(value, 100)) index when it drives
         # the join from the property side; the full comparison makes it exact.
@@ -93,6 +99,21 @@ def _property_exists(prop_filter: PropertyFilter) -> Exists:
             value__in=set(prop_filter.values),
         )
     return Exists(rows)
+
+
+def _account_property_exists(environment: Environment, prop_filter: PropertyFilter) -> Exists:
+    """The person's account has the property (with one of the values): the person's account id property row
+    (one unique-index probe) names one of the accounts that have it. A person without an account, or in an
+    environment that names no account id property (the empty key matches no row), has none of it."""
+    accounts = AccountProperty.objects.filter(environment=environment, key_hash=property_key_hash(prop_filter.prop.key))
+    if prop_filter.op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
+        accounts = accounts.filter(value__in=set(prop_filter.values))
+    memberships = UserProperty.objects.filter(
+        profile_id=OuterRef("pk"),
+        key_hash=property_key_hash(environment.account_id_property),
+        value__in=accounts.values("account_id"),
+    )
+    return Exists(memberships)
 
 
 def _member_sessions_exist(since: datetime | None, until: datetime) -> Q:
@@ -134,7 +155,7 @@ def users_matching(*, environment: Environment, filters: UserFilters) -> QuerySe
     if filters.search:
         profiles = profiles.filter(_search_condition(environment, filters.search))
     for prop_filter in filters.properties:
-        exists = _property_exists(prop_filter)
+        exists = _property_exists(environment, prop_filter)
         profiles = profiles.filter(~exists if prop_filter.op == PropertyFilter.NOT_SET else exists)
     return profiles
 
@@ -178,6 +199,28 @@ def property_values(profile_ids: list[int], keys: list[str]) -> dict[tuple[int, 
         profile_id__in=profile_ids, key_hash__in=[property_key_hash(key) for key in keys]
     )
     return {(row.profile_id, row.key): row for row in rows}
+
+
+def _column_values(
+    environment: Environment, profile_ids: list[int], columns: Sequence[PropertyRef]
+) -> tuple[dict[int, list], dict[int, str]]:
+    """({profile pk: its cells, in column order}, {profile pk: its account} when an account column is shown):
+    one query for the user columns, and for account columns one for the people's accounts and one for the
+    accounts' values."""
+    user_values = property_values(profile_ids, [column.key for column in columns if column.scope != ACCOUNT_SCOPE])
+    account_keys = [column.key for column in columns if column.scope == ACCOUNT_SCOPE]
+    accounts = accounts_of(environment, profile_ids) if account_keys else {}
+    account_values = account_property_values(environment, set(accounts.values()), account_keys)
+    cells = {
+        pk: [
+            account_values.get((accounts.get(pk), column.key))
+            if column.scope == ACCOUNT_SCOPE
+            else user_values.get((pk, column.key))
+            for column in columns
+        ]
+        for pk in profile_ids
+    }
+    return cells, accounts
 
 
 # A filter PostgreSQL cannot estimate (`is not set`) may match almost nobody; then "walk the recency index
@@ -229,7 +272,7 @@ def user_list(
     *,
     environment: Environment,
     filters: UserFilters,
-    columns: list[str] = ("plan",),
+    columns: Sequence[PropertyRef] = (),
     cursor: str | None = None,
     limit: int = USER_PAGE_SIZE,
 ) -> UserPage:
@@ -257,12 +300,13 @@ def user_list(
     profiles = profiles[:limit]
     ids = [profile.pk for profile in profiles]
     counts = session_counts(ids)
-    values = property_values(ids, list(columns))
+    cells, accounts = _column_values(environment, ids, columns)
     rows = [
         UserRow(
             profile=profile,
             session_count=counts[profile.pk],
-            columns=[values.get((profile.pk, key)) for key in columns],
+            columns=cells[profile.pk],
+            account_id=accounts.get(profile.pk),
         )
         for profile in profiles
     ]
