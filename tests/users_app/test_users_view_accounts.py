@@ -165,3 +165,25 @@ def test_a_long_key_spelled_out_is_still_reachable(b2b, viewer, api):
     key = "account." + "k" * 1016  # 1024 characters: the longest user property key
     person(b2b, 2010, identity="grace", at=days_ago(1), **{key: "yes"})
     assert found(api, f0=f"user.{key}", f0_v="yes") == ["grace"]
+
+
+@pytest.mark.parametrize("as_values", [10, 0])  # the accounts as values in the query, or as a subquery
+def test_filters_naming_many_accounts_scan_bounded_windows_and_lose_nobody(b2b, api, monkeypatch, as_values):
+    from users_app.selectors import user_filters, user_search
+
+    monkeypatch.setattr(user_filters, "ACCOUNTS_INDEXED", 0)
+    monkeypatch.setattr(user_filters, "ACCOUNTS_AS_VALUES", as_values)
+    monkeypatch.setattr(user_search, "SCAN_WINDOW", 2)
+    monkeypatch.setattr(user_search, "SCAN_WINDOWS_PER_PAGE", 1)
+    params = {"period": "30d", "f0": "account.tier", "f0_op": "in", "f0_v": ["Enterprise", "Free"]}
+    names, pages = [], 0
+    while True:
+        answer = api.get("/api/v1/users/search", **params).json()
+        names += [row["display_name"] for row in answer["results"]]
+        pages += 1
+        if not answer["next"]:
+            break
+        assert answer["searched_until"]  # a bounded window, said so
+        params["cursor"] = answer["next"]
+    assert names == ["alice", "bob", "frank"] and pages > 1
+    assert api.get("/api/v1/users/search", **{**params, "cursor": ""}).json()["count"]["value"] == 3

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.db.models.functions import Left
+from django.db.models import Count, OuterRef, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from config.kernel.errors import InvalidInput
@@ -15,7 +14,6 @@ from config.kernel.property_filters import ACCOUNT_SCOPE, PropertyFilter, Proper
 from config.kernel.validation import ascii_decimal, user_id_term
 from events_app.models import Session
 from users_app.models import (
-    VALUE_INDEX_PREFIX,
     AccountProperty,
     Environment,
     Profile,
@@ -24,6 +22,7 @@ from users_app.models import (
 )
 from users_app.people import is_person, person_pk, person_pks_by_member, person_rows_exist
 from users_app.selectors.accounts import account_property_values, accounts_of
+from users_app.selectors.user_filters import property_conditions
 
 # ---- The Users view and its JSON twin (GET /api/v1/users/search) ----------------------------------------
 # One selector serves the HTML list and the read API, so the two can never disagree. Pagination is keyset
@@ -87,35 +86,6 @@ class UserCount:
         return {"value": self.value, "capped": self.capped}
 
 
-def _property_exists(environment: Environment, prop_filter: PropertyFilter) -> Exists:
-    if prop_filter.prop.scope == ACCOUNT_SCOPE:
-        return _account_property_exists(environment, prop_filter)
-    rows = UserProperty.objects.filter(profile_id=OuterRef("pk"), key_hash=property_key_hash(prop_filter.prop.key))
-    if prop_filter.op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
-        # The prefix comparison lets PostgreSQL use the (key_hash, Left(value, 100)) index when it drives
-        # the join from the property side; the full comparison makes it exact.
-        rows = rows.annotate(value_prefix=Left("value", VALUE_INDEX_PREFIX)).filter(
-            value_prefix__in={value[:VALUE_INDEX_PREFIX] for value in prop_filter.values},
-            value__in=set(prop_filter.values),
-        )
-    return Exists(rows)
-
-
-def _account_property_exists(environment: Environment, prop_filter: PropertyFilter) -> Exists:
-    """The person's account has the property (with one of the values): the person's account id property row
-    (one unique-index probe) names one of the accounts that have it. A person without an account, or in an
-    environment that names no account id property (the empty key matches no row), has none of it."""
-    accounts = AccountProperty.objects.filter(environment=environment, key_hash=property_key_hash(prop_filter.prop.key))
-    if prop_filter.op in (PropertyFilter.EQUALS, PropertyFilter.ONE_OF):
-        accounts = accounts.filter(value__in=set(prop_filter.values))
-    memberships = UserProperty.objects.filter(
-        profile_id=OuterRef("pk"),
-        key_hash=property_key_hash(environment.account_id_property),
-        value__in=accounts.values("account_id"),
-    )
-    return Exists(memberships)
-
-
 def _member_sessions_exist(since: datetime | None, until: datetime) -> Q:
     """Some session of the profile or of a profile merged into it overlaps [since, until)."""
     bounds = {"started_at__lt": until}
@@ -139,6 +109,11 @@ def _search_condition(environment: Environment, term: str) -> Q:
 
 def users_matching(*, environment: Environment, filters: UserFilters) -> QuerySet:
     """Live profiles (not tombstones) of the environment that match the filters, unordered."""
+    return _matching(environment, filters)[0]
+
+
+def _matching(environment: Environment, filters: UserFilters) -> tuple[QuerySet, bool]:
+    """(users_matching's queryset, whether PostgreSQL can estimate all its property filters)."""
     profiles = Profile.objects.filter(is_person(), environment=environment)
     if filters.since is not None:
         profiles = profiles.filter(last_seen__gte=filters.since)
@@ -154,10 +129,8 @@ def users_matching(*, environment: Environment, filters: UserFilters) -> QuerySe
         profiles = profiles.filter(identity__isnull=True)
     if filters.search:
         profiles = profiles.filter(_search_condition(environment, filters.search))
-    for prop_filter in filters.properties:
-        exists = _property_exists(environment, prop_filter)
-        profiles = profiles.filter(~exists if prop_filter.op == PropertyFilter.NOT_SET else exists)
-    return profiles
+    conditions = property_conditions(environment, filters.properties)
+    return profiles.filter(*(item.condition for item in conditions)), all(item.estimated for item in conditions)
 
 
 def _encode_user_cursor(profile: Profile) -> str:
@@ -223,9 +196,10 @@ def _column_values(
     return cells, accounts
 
 
-# A filter PostgreSQL cannot estimate (`is not set`) may match almost nobody; then "walk the recency index
-# until 50 match" would walk the whole period. Such pages scan at most this many profiles, in windows, and
-# may come back short with a cursor to continue ("searched down to <last seen>").
+# A filter PostgreSQL cannot estimate (`is not set`, most account filters: user_filters.py) may match almost
+# nobody; then "walk the recency index until 50 match" would walk the whole period. Such pages scan at most
+# this many profiles, in windows, and may come back short with a cursor to continue ("searched down to
+# <last seen>").
 SCAN_WINDOW = 2_500
 SCAN_WINDOWS_PER_PAGE = 2
 
@@ -237,11 +211,18 @@ def _after(queryset: QuerySet, moment: datetime | None, pk: int | None) -> Query
 
 
 def _seen_page(
-    *, environment: Environment, filters: UserFilters, seen: QuerySet, after_moment, after_pk, limit: int
+    *,
+    environment: Environment,
+    filters: UserFilters,
+    seen: QuerySet,
+    estimated: bool,
+    after_moment,
+    after_pk,
+    limit: int,
 ) -> tuple[list[Profile], Profile | None]:
     """(up to limit + 1 seen profiles, the profile to resume after when the scan budget ran out)."""
     newest_first = ("-last_seen", "-pk")
-    if not any(f.op == PropertyFilter.NOT_SET for f in filters.properties):
+    if estimated:
         return list(_after(seen, after_moment, after_pk).order_by(*newest_first)[: limit + 1]), None
     # Only indexed columns, so the window is an index-only scan (tombstones in it are dropped by `seen`).
     in_period = Profile.objects.filter(environment=environment, last_seen__isnull=False)
@@ -278,7 +259,7 @@ def user_list(
 ) -> UserPage:
     """One page of users, newest activity first. Profiles never seen (created by a server call with no
     events) only appear when the period is unbounded, after all the others."""
-    matching = users_matching(environment=environment, filters=filters)
+    matching, estimated = _matching(environment, filters)
     after_moment, after_pk = _decode_user_cursor(cursor) if cursor else (None, None)
     profiles: list[Profile] = []
     resume_after = None
@@ -287,6 +268,7 @@ def user_list(
             environment=environment,
             filters=filters,
             seen=matching.filter(last_seen__isnull=False),
+            estimated=estimated,
             after_moment=after_moment,
             after_pk=after_pk,
             limit=limit,
