@@ -55,13 +55,14 @@ def test_the_list_has_one_row_per_account_of_each_environment(b2b, other_environ
     by_id = {row[0]: row for row in listed}
     assert set(by_id) == {"acme", "acme-labs", HOSTILE_SCRIPT.replace("<", "&lt;").replace(">", "&gt;")}
     account_id, environment, properties, last_set, users, page = by_id["acme"]
-    assert environment == str(b2b) and properties == "2" and users == "2"  # alice (with user 3) and bob
-    assert "Nov. 20, 2026" in last_set and page == "account page"
+    assert environment == b2b.name and properties == "2" and users == "2"  # alice (with user 3) and bob
+    assert "Nov. 20, 2026" in last_set and page == "open"
     assert by_id["acme-labs"][4] == "0"  # nobody has it yet
     # Every environment's accounts, each in its own row.
     assert sorted(row[1] for row in rows(staff.get(ACCOUNTS)) if row[0] == "acme") == sorted(
-        [str(b2b), str(other_environment)]
+        [b2b.name, other_environment.name]
     )
+    assert "3 accounts" in staff.get(ACCOUNTS, {"environment__id__exact": b2b.pk}).content.decode()
 
 
 def test_search_by_account_id_exact_or_prefix(b2b, staff):
@@ -92,6 +93,8 @@ def test_the_account_page_shows_its_properties_and_links_to_the_dashboard(b2b, s
     cells = re.findall(r'<tr class="account-property"><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>', table)
     assert cells == [("seats", "40", LATER.isoformat()), ("tier", "Enterprise", EARLIER.isoformat())]
     assert account_url(b2b, "acme").replace("&", "&amp;") in html
+    # The page is the account's, not its first property row's.
+    assert "<h2>acme</h2>" in html and "acme: tier" not in html and "Accounts</a>" in html
     assert "its users in the Users view" in html and "f0=company_id" in html
     # Read-only: no save button, and a change is refused.
     assert 'name="_save"' not in html

@@ -9,6 +9,7 @@ the dashboard's account page, not here. Every value is escaped (account ids and 
 """
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import Count, IntegerField, Max, Min, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -35,7 +36,7 @@ def _per_account(aggregate) -> Subquery:
 
 @admin.register(AccountProperty)
 class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["account_id", "environment", "property_count", "last_set", "user_count", "account_page"]
+    list_display = ["account_id", "environment_name", "property_count", "last_set", "user_count", "account_page"]
     list_display_links = ["account_id"]
     list_filter = ["environment"]
     list_select_related = ["environment"]
@@ -72,7 +73,14 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().changelist_view(request, {"title": "Accounts (with their properties)", **(extra_context or {})})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        return super().change_view(request, object_id, form_url, {"title": "Account", **(extra_context or {})})
+        # The page is the account's, not its first property's (the row's __str__).
+        row = self.get_object(request, unquote(object_id))
+        context = {"title": "Account", "subtitle": row.account_id if row is not None else None}
+        return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
+
+    @admin.display(description="environment", ordering="environment__name")
+    def environment_name(self, row: AccountProperty) -> str:
+        return row.environment.name
 
     @admin.display(description="properties", ordering="property_count")
     def property_count(self, row: AccountProperty) -> int:
@@ -88,7 +96,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="dashboard")
     def account_page(self, row: AccountProperty):
-        return format_html('<a href="{}">account page</a>', account_url(row.environment, row.account_id))
+        return format_html('<a href="{}">open</a>', account_url(row.environment, row.account_id))
 
     @admin.display(description="links")
     def links(self, row: AccountProperty):
@@ -118,7 +126,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         body = format_html_join(
             "",
             '<tr class="account-property"><td>{}</td><td>{}</td><td>{}</td></tr>',
-            ((item.key, item.value, item.set_at.isoformat()) for item in rows),
+            ((item.key, item.value, item.set_at.isoformat(timespec="seconds")) for item in rows),
         )
         return format_html(
             '<table class="cairn-snapshot" id="account-properties"><tr><th>Key</th><th>Value</th><th>Set at</th></tr>'
