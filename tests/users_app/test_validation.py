@@ -72,8 +72,10 @@ def test_the_users_query_refuses(params):
 
 
 def test_the_users_query_leaves_out_empty_boxes_and_duplicates():
-    query = parse_user_query(_query(col=["plan", "", "plan", " "], f0="plan", f0_op="in", f0_v=["A", "", "A"]))
-    assert query.columns == ["plan"]
+    query = parse_user_query(
+        _query(col=["plan", "", "plan", " ", "user.plan"], f0="plan", f0_op="in", f0_v=["A", "", "A"])
+    )
+    assert query.column_names == ["plan"]  # `user.plan` is `plan`
     assert query.filters.properties[0].values == ("A",)
 
 
