@@ -253,12 +253,15 @@ def _refuse_nul(params, names: tuple[str, ...]) -> None:
                 raise _invalid(name, f"`{name}` must not contain NUL characters.")
 
 
-def report_query_parse(params, *, today: date | None = None, page_filters: bool = False) -> ReportQuery:
+def report_query_parse(
+    params, *, today: date | None = None, page_filters: bool = False, check_buckets: bool = True
+) -> ReportQuery:
     """Parse SPEC 7's parameters. Raises InvalidInput naming the field.
 
     `params` is a QueryDict (or a dict of strings and lists). The API takes `from`/`to`; the page may send
     `range=7d|30d|90d` instead, which is relative to today. `page_filters` also reads the page's filter
-    rows (`filter_field`, `filter_op`, `filter_value`, in step)."""
+    rows (`filter_field`, `filter_op`, `filter_value`, in step). `check_buckets=False` leaves out the bucket
+    cap, for the reports that have no buckets over the range (funnels)."""
     today = today or timezone.now().date()
     _refuse_nul(params, ("event", "group_by", "where", "filter_field", "filter_value"))
     measure = _choice(params, "measure", MEASURES, "events")
@@ -301,5 +304,6 @@ def report_query_parse(params, *, today: date | None = None, page_filters: bool 
         range=range_name,
         chart=_choice(params, "chart", CHART_TYPES, "line"),
     )
-    bucket_count_check(query)
+    if check_buckets:
+        bucket_count_check(query)
     return query

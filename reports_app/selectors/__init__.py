@@ -1,5 +1,6 @@
 """Reads of reports_app, by job: `series` (the numbers of a report: the one computation behind the page, the CSV
-export and GET /api/v1/reports/query), `buckets` (the buckets of its range) and `choices` (what the builder
+export and GET /api/v1/reports/query), `buckets` (the buckets of its range), `funnels` and `retention` (SPEC 14,
+likewise behind their CSV and API; what both share is in `person_steps`) and `choices` (what the builder
 offers, saved reports)."""
 
 from reports_app.selectors.buckets import bucket_label, report_buckets, time_range
@@ -10,6 +11,8 @@ from reports_app.selectors.choices import (
     report_user_property_keys,
     saved_report_list,
 )
+from reports_app.selectors.funnels import FunnelResult, FunnelSeries, report_funnel
+from reports_app.selectors.retention import Cohort, RetentionResult, report_retention
 from reports_app.selectors.series import (
     ALL_GROUP,
     NONE_GROUP,
@@ -22,6 +25,10 @@ from reports_app.selectors.series import (
 
 __all__ = [
     "ALL_GROUP",
+    "Cohort",
+    "FunnelResult",
+    "FunnelSeries",
+    "RetentionResult",
     "MAX_CHOICES",
     "NONE_GROUP",
     "OTHER_GROUP",
@@ -31,7 +38,9 @@ __all__ = [
     "bucket_label",
     "report_buckets",
     "report_event_names",
+    "report_funnel",
     "report_property_choices",
+    "report_retention",
     "report_series",
     "report_user_property_keys",
     "saved_report_list",

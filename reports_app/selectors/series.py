@@ -174,9 +174,14 @@ def _base_queryset(environment: Environment, query: ReportQuery) -> tuple[QueryS
     queryset = Event.objects.filter(environment=environment, timestamp__gte=start, timestamp__lt=end)
     if query.event is not None:
         queryset = queryset.filter(name=query.event)
+    return events_filtered(queryset, environment, query.filters)
+
+
+def events_filtered(queryset: QuerySet, environment: Environment, filters) -> tuple[QuerySet, _Expressions]:
+    """The events of `queryset` for which every `where` filter holds (funnels and retention filter alike)."""
     expressions = _Expressions(queryset, environment)
     conditions = []
-    for index, item in enumerate(query.filters):
+    for index, item in enumerate(filters):
         if item.prop.scope == "account":
             conditions.append(_account_filter_condition(expressions, item))
             continue

@@ -1,0 +1,257 @@
+"""`report_funnel`: the one computation behind the funnel's page, CSV export and GET /api/v1/reports/funnel.
+
+SPEC 14, with the rules it leaves open written down (docs/reports.md, "Funnels"):
+- An *attempt* starts at an event e1 of step 1's name with e1 in [from, to]. Each later step k takes the first
+  event (by time, then by the event's id) of step k's name that is not earlier than step k-1's event, is not an
+  event an earlier step of the attempt already took (so `A -> A` needs two A events), and is at most `window`
+  after e1. Taking the first such event never reaches fewer steps than any other choice.
+- A person counts at step k when their *best attempt* reaches step k: the attempt that reaches the most steps;
+  among those, the one that starts first. Its times give the person's time between steps.
+- `median_seconds_to_convert[k]` is the median over the people counted at step k of (step k's time - step
+  k-1's time) in the best attempt, in seconds rounded to the millisecond (even count: the mean of the two middle
+  values); null for step 1 and for a step nobody reached.
+"""
+
+import bisect
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connections
+
+from reports_app.query_funnels import FunnelQuery
+from reports_app.selectors.person_steps import (
+    group_join_sql,
+    person_events,
+    person_group_map,
+    person_rows_sql,
+    ranked_groups,
+    step_events,
+    uses_postgresql,
+)
+from reports_app.selectors.series import OTHER_GROUP, TOP_GROUPS, time_range
+from users_app.models import Environment
+
+
+@dataclass
+class FunnelSeries:
+    group: str
+    counts: list[int]
+    median_seconds_to_convert: list[float | None]
+
+    @property
+    def conversion_rates(self) -> list[float]:
+        """Step k's people as a share of step 1's (1.0 for step 1)."""
+        first = self.counts[0] if self.counts else 0
+        return [count / first if first else 0.0 for count in self.counts]
+
+    @property
+    def step_rates(self) -> list[float]:
+        """Step k's people as a share of step k-1's (1.0 for step 1)."""
+        return [1.0] + [
+            count / previous if previous else 0.0 for previous, count in zip(self.counts, self.counts[1:], strict=False)
+        ]
+
+    def as_dict(self) -> dict:
+        return {
+            "group": self.group,
+            "counts": self.counts,
+            "median_seconds_to_convert": self.median_seconds_to_convert,
+        }
+
+
+@dataclass
+class FunnelResult:
+    query: FunnelQuery
+    series: list[FunnelSeries]
+
+    def as_dict(self) -> dict:
+        return {
+            "steps": list(self.query.steps),
+            "window_seconds": self.query.window_seconds,
+            "series": [item.as_dict() for item in self.series],
+        }
+
+
+def _seconds(value) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+def _name_indexes(steps: tuple[str, ...]) -> tuple[list[str], list[int]]:
+    """(the distinct names in order of first use, each step's index into them)."""
+    names = list(dict.fromkeys(steps))
+    return names, [names.index(step) for step in steps]
+
+
+def _step_querysets(environment: Environment, query: FunnelQuery, names: list[str]):
+    """Each name's events that an attempt may use: from `from` to `window` after the end of `to` (e1 is in the
+    range; later steps may fall after `to`)."""
+    start, end = time_range(query.base)
+    return start, end, [step_events(environment, query.base, name, start, end + query.window_length) for name in names]
+
+
+def report_funnel(*, environment: Environment, query: FunnelQuery) -> FunnelResult:
+    """Per group, the people at each step and the median time from the step before (module docstring)."""
+    if uses_postgresql(environment):
+        rows = _postgresql_rows(environment, query)
+    else:
+        rows = _python_rows(environment, query)
+    series = []
+    for name, counts, medians in rows:
+        if counts[0]:
+            series.append(FunnelSeries(OTHER_GROUP if name is None else name, counts, medians))
+    return FunnelResult(query, series)
+
+
+# ---- Python (SQLite, and the tests' second opinion) ------------------------------------------------------
+
+
+def best_attempt(events: list[tuple], step_names: list[int], start: datetime, end: datetime, window: timedelta):
+    """The times of a person's best attempt (module docstring), or None if no attempt starts in [start, end).
+    `events` are the person's (time, id, name index), sorted."""
+    times = [item[0] for item in events]
+    positions_of = defaultdict(list)  # name index -> positions in `events`, ascending
+    for position, (_, _, name) in enumerate(events):
+        positions_of[name].append(position)
+    best: list[datetime] | None = None
+    for first in positions_of[step_names[0]]:
+        first_time = times[first]
+        if not start <= first_time < end:
+            continue
+        chosen, chosen_times = [first], [first_time]
+        for step in range(1, len(step_names)):
+            name = step_names[step]
+            lowest = bisect.bisect_left(times, chosen_times[-1])  # not earlier than the step before
+            same = [chosen[earlier] for earlier in range(step) if step_names[earlier] == name]
+            if same:
+                lowest = max(lowest, same[-1] + 1)  # not an event an earlier step took
+            candidates = positions_of[name]
+            index = bisect.bisect_left(candidates, lowest)
+            if index == len(candidates) or times[candidates[index]] > first_time + window:
+                break
+            chosen.append(candidates[index])
+            chosen_times.append(times[candidates[index]])
+        if best is None or len(chosen_times) > len(best):
+            best = chosen_times
+            if len(best) == len(step_names):
+                break  # a later attempt can reach no further, and the earliest wins a tie
+    return best
+
+
+def _python_rows(environment: Environment, query: FunnelQuery) -> list[tuple]:
+    names, step_names = _name_indexes(query.steps)
+    start, end, querysets = _step_querysets(environment, query, names)
+    events_of = defaultdict(list)
+    for name_index, queryset in enumerate(querysets):
+        for person, moment, event_id in person_events(queryset, "timestamp", "id"):
+            events_of[person].append((moment, event_id, name_index))
+    attempts = {}
+    for person, events in events_of.items():
+        events.sort()
+        times = best_attempt(events, step_names, start, end, query.window_length)
+        if times is not None:
+            attempts[person] = times
+    groups = person_group_map(environment, query.base.group_by, attempts)
+    people_of = defaultdict(list)
+    for person, times in attempts.items():
+        people_of[groups[person]].append(times)
+    top, rest = ranked_groups({name: len(people) for name, people in people_of.items()})
+    shown = [(name, people_of[name]) for name in top]
+    if rest:
+        shown.append((None, [times for name in rest for times in people_of[name]]))
+    rows = []
+    for name, people in shown:
+        steps = len(step_names)
+        counts = [sum(1 for times in people if len(times) > step) for step in range(steps)]
+        medians = [None] + [
+            _median([(times[step] - times[step - 1]).total_seconds() for times in people if len(times) > step])
+            for step in range(1, steps)
+        ]
+        rows.append((name, counts, medians))
+    return rows
+
+
+def _median(values: list[float]) -> float | None:
+    return _seconds(statistics.median(values)) if values else None
+
+
+# ---- PostgreSQL: one statement -----------------------------------------------------------------------------
+
+
+def _postgresql_rows(environment: Environment, query: FunnelQuery) -> list[tuple]:
+    """The same numbers in one set-based statement. Per person, the step events are numbered newest first
+    (`rpos`); two running maxima of that number give, at every event, the first event of each name at or after
+    its time (`at_or_after_<n>`, peers of the same time included) and, for names that several steps use, the
+    first one after it (`after_<n>`). An attempt then joins step k's event by that number, from step k-1's row
+    (and from the last earlier step of the same name), within the window: a hash join per step, no loop."""
+    names, step_names = _name_indexes(query.steps)
+    start, end, querysets = _step_querysets(environment, query, names)
+    branches, params = [], []
+    for name_index, queryset in enumerate(querysets):
+        sql, branch_params = person_rows_sql(queryset, "timestamp", "id")
+        branches.append(f"SELECT person, timestamp, id, {name_index} AS step_name FROM ({sql}) AS branch_{name_index}")
+        params += branch_params
+    targets = sorted(set(step_names[1:]))
+    repeated = sorted({name for name in step_names if step_names.count(name) > 1})
+    jump_columns = [f"max(rpos) FILTER (WHERE step_name = {n}) OVER at_or_after AS at_or_after_{n}" for n in targets]
+    jump_columns += [f"max(rpos) FILTER (WHERE step_name = {n}) OVER after AS after_{n}" for n in repeated]
+    joins, window = [], query.window_length
+    for step in range(1, len(step_names)):
+        name = step_names[step]
+        candidate = f"s{step - 1}.at_or_after_{name}"
+        earlier = [index for index in range(step) if step_names[index] == name]
+        if earlier:
+            after = f"s{earlier[-1]}.after_{name}"
+            # the later of the two (the smaller number); LEAST alone would drop a NULL, which means "none"
+            candidate = (
+                f"CASE WHEN {candidate} IS NULL OR {after} IS NULL THEN NULL ELSE LEAST({candidate}, {after}) END"
+            )
+        joins.append(
+            f"LEFT JOIN jumps s{step} ON s{step}.person = s0.person AND s{step}.rpos = {candidate} "
+            f"AND s{step}.ts <= s0.ts + %s"
+        )
+        params.append(window)
+    steps = len(step_names)
+    times = ", ".join(f"s{step}.ts AS t{step}" for step in range(steps))
+    reached = " + ".join(["1", *(f"(t{step} IS NOT NULL)::int" for step in range(1, steps))])
+    group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "best.person")
+    counts = ", ".join(f"count(*) FILTER (WHERE reached > {step})" for step in range(steps))
+    medians = ", ".join(
+        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM t{step} - t{step - 1})::float8)"
+        for step in range(1, steps)
+    )
+    sql = f"""
+        WITH step_rows AS ({" UNION ALL ".join(branches)}),
+        numbered AS (
+            SELECT person, step_name, timestamp AS ts, id,
+                   row_number() OVER (PARTITION BY person ORDER BY timestamp DESC, id DESC, step_name DESC) AS rpos
+            FROM step_rows),
+        jumps AS MATERIALIZED (
+            SELECT person, step_name, ts, rpos, {", ".join(jump_columns)}
+            FROM numbered
+            WINDOW at_or_after AS (PARTITION BY person ORDER BY ts DESC RANGE UNBOUNDED PRECEDING),
+                   after AS (PARTITION BY person ORDER BY ts DESC, id DESC, step_name DESC
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),
+        attempts AS (
+            SELECT s0.person, s0.rpos AS r0, {times}
+            FROM jumps s0 {" ".join(joins)}
+            WHERE s0.step_name = {step_names[0]} AND s0.ts >= %s AND s0.ts < %s),
+        best AS (
+            SELECT DISTINCT ON (person) *, {reached} AS reached
+            FROM attempts ORDER BY person, reached DESC, t0, r0 DESC),
+        grouped AS (SELECT best.*, {group_sql} AS grp FROM best {group_join}),
+        ranked AS (
+            SELECT grp, row_number() OVER (ORDER BY count(*) DESC, grp COLLATE "C") AS position
+            FROM grouped GROUP BY grp)
+        SELECT min(ranked.position), CASE WHEN ranked.position <= {TOP_GROUPS} THEN grouped.grp END,
+               {counts}, {medians}
+        FROM grouped JOIN ranked ON ranked.grp = grouped.grp
+        GROUP BY 2 ORDER BY 1"""
+    params += [start, end, *group_params]
+    with connections[querysets[0].db].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    return [
+        (row[1], list(row[2 : 2 + steps]), [None, *(_seconds(value) for value in row[2 + steps :])]) for row in fetched
+    ]

@@ -1,0 +1,131 @@
+"""What funnels and retention (SPEC 14) share: the events of a step, the person behind each event, the person's
+group, and the ranking of groups into the top ones plus `Other`.
+
+Both reports count people. The person of an event and the person's current property values come from
+users_app/people.py (a merged-away profile's events are its destination's from the moment identify returns,
+whether or not the merge task has moved them), so merged people count once, pending merge or done.
+
+Each report has two paths that give the same numbers (tests/reports_app run both on the same cases): on
+PostgreSQL one statement of set-based SQL written around the ORM's query of the events, elsewhere (SQLite,
+the embedded default) the ORM fetches the events and Python walks them.
+"""
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+
+from django.db import connections
+from django.db.models import OuterRef, QuerySet, Subquery, TextField, Value
+from django.db.models.functions import Coalesce
+
+from events_app.models import Event
+from reports_app.query import PropertyRef, ReportQuery
+from reports_app.selectors.series import ALL_GROUP, NONE_GROUP, TOP_GROUPS, events_filtered
+from users_app.models import AccountProperty, Environment, Profile, property_key_hash
+from users_app.people import person_expression, person_property, person_sql
+
+# Python path: people's groups are read this many at a time (a bounded IN list).
+GROUP_LOOKUP_CHUNK = 2000
+
+
+def events_named(environment: Environment, name: str) -> QuerySet:
+    """The events that count as `name` in a funnel step or a retention event: the one place that says it.
+    Today the raw events of that name; defined events (SPEC 13) will widen it here, and only here."""
+    return Event.objects.filter(environment=environment, name=name)
+
+
+def step_events(environment: Environment, base: ReportQuery, name: str, start: datetime, end: datetime) -> QuerySet:
+    """The events of `name` in [start, end) for which every `where` filter of the report holds (the filters read
+    as the graph report reads them: a user property is the person's current value)."""
+    queryset = events_named(environment, name).filter(timestamp__gte=start, timestamp__lt=end)
+    queryset, _ = events_filtered(queryset, environment, base.filters)
+    return queryset
+
+
+def uses_postgresql(environment: Environment) -> bool:
+    return connections[Event.objects.db].vendor == "postgresql"
+
+
+# ---- PostgreSQL: fixed SQL around the ORM's queries; every value a parameter -------------------------------
+
+
+def person_rows_sql(queryset: QuerySet, *columns: str) -> tuple[str, list]:
+    """SQL of rows (person, <columns of the events>) for the events of `queryset`: the event's profile joined
+    by its own key, the person taken from that row (people.person_sql), as the graph report's PostgreSQL path
+    does. `columns` are the events' column names (fixed by the caller, never input)."""
+    inner_sql, params = queryset.values("profile_id", *columns).order_by().query.sql_with_params()
+    profile_table = connections[queryset.db].ops.quote_name(Profile._meta.db_table)
+    selected = ", ".join(f"step_rows.{column}" for column in columns)
+    sql = (
+        f"SELECT {person_sql('step_profile')} AS person, {selected} FROM ({inner_sql}) AS step_rows "
+        f"JOIN {profile_table} step_profile ON step_profile.id = step_rows.profile_id"
+    )
+    return sql, list(params)
+
+
+def group_join_sql(environment: Environment, group_by: PropertyRef | None, person_column: str) -> tuple[str, str, list]:
+    """(the group's SQL expression, the LEFT JOIN it needs, their parameters in that order) for rows with a person
+    column (a fixed name chosen by the caller)."""
+    if group_by is None:
+        return "%s", "", [ALL_GROUP]
+    groups_sql, params = person_groups(environment, group_by).values_list("pk", "report_group").query.sql_with_params()
+    join = f"LEFT JOIN ({groups_sql}) AS person_group ON person_group.id = {person_column}"
+    return "COALESCE(person_group.report_group, %s)", join, [NONE_GROUP, *params]
+
+
+# ---- the person's group -----------------------------------------------------------------------------------
+
+
+def person_groups(environment: Environment, group_by: PropertyRef) -> QuerySet:
+    """The environment's people annotated with `report_group`: their current value of `user.<key>`, or of their
+    account's `account.<key>` (the account being the person's value of the environment's account id property;
+    an environment that names none has no accounts: NULL). NULL where there is none."""
+    people = Profile.objects.filter(environment=environment)
+    if group_by.scope == "user":
+        people, value = person_property(people, property_key_hash(group_by.key), alias="report_value", relation="")
+        return people.annotate(report_group=value)
+    people, account = person_property(
+        people, property_key_hash(environment.account_id_property), alias="report_account", relation=""
+    )
+    rows = AccountProperty.objects.filter(
+        environment_id=environment.pk,
+        account_id=OuterRef("report_account_id"),
+        key_hash=property_key_hash(group_by.key),
+    )
+    people = people.alias(report_account_id=account)
+    return people.annotate(report_group=Subquery(rows.values("value")[:1], output_field=TextField()))
+
+
+def person_group_map(environment: Environment, group_by: PropertyRef | None, people: Iterable[int]) -> dict[int, str]:
+    """{person pk: group name} for these people (Python path), `(none)` where there is no value."""
+    people = list(people)
+    if group_by is None:
+        return dict.fromkeys(people, ALL_GROUP)
+    groups = {}
+    queryset = person_groups(environment, group_by).annotate(
+        report_name=Coalesce("report_group", Value(NONE_GROUP), output_field=TextField())
+    )
+    for offset in range(0, len(people), GROUP_LOOKUP_CHUNK):
+        chunk = people[offset : offset + GROUP_LOOKUP_CHUNK]
+        groups.update(queryset.filter(pk__in=chunk).values_list("pk", "report_name"))
+    return groups
+
+
+def person_events(queryset: QuerySet, *columns: str) -> Iterator[tuple]:
+    """Python path: (person pk, <columns>) for each event of `queryset`, timestamps in UTC."""
+    rows = queryset.annotate(report_person=person_expression("profile__")).values_list("report_person", *columns)
+    for row in rows.order_by().iterator(chunk_size=5000):
+        yield tuple(as_utc(value) if isinstance(value, datetime) else value for value in row)
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# ---- top groups plus Other --------------------------------------------------------------------------------
+
+
+def ranked_groups(sizes: dict[str, int]) -> tuple[list[str], list[str]]:
+    """(the top groups, the rest) by people, largest first, then by name, as the graph report orders its
+    groups; the rest are shown together as `Other`."""
+    ranked = sorted(sizes, key=lambda name: (-sizes[name], name))
+    return ranked[:TOP_GROUPS], ranked[TOP_GROUPS:]

@@ -1,0 +1,172 @@
+"""`report_retention`: the one computation behind the retention page, CSV export and GET /api/v1/reports/retention.
+
+SPEC 14, with the rules it leaves open written down (docs/reports.md, "Retention"):
+- A person's cohort is the bucket (day, week from Monday, or month, in UTC) of their first `start_event` in
+  [from, to]; a person is in one cohort only.
+- `returned[0]` is the cohort's size; `returned[k]` (k = 1..periods) counts the cohort's people with at least
+  one `return_event` in the k-th bucket after the cohort's, anywhere in that bucket (even after `to`). Buckets
+  that begin after `to` are left out, so later cohorts have shorter rows: the triangle.
+- Only cohorts with people are listed, by start, then by group (largest group first, `Other` last).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db import connections
+
+from config.kernel.periods import day_start
+from reports_app.query_funnels import RetentionQuery
+from reports_app.selectors.person_steps import (
+    as_utc,
+    group_join_sql,
+    person_events,
+    person_group_map,
+    person_rows_sql,
+    ranked_groups,
+    step_events,
+    uses_postgresql,
+)
+from reports_app.selectors.series import OTHER_GROUP, bucket_floor, bucket_next, time_range
+from users_app.models import Environment
+
+
+@dataclass
+class Cohort:
+    start: date
+    group: str
+    size: int
+    returned: list[int]
+
+    @property
+    def rates(self) -> list[float]:
+        """returned[k] as a share of the cohort's size."""
+        return [count / self.size if self.size else 0.0 for count in self.returned]
+
+    def as_dict(self) -> dict:
+        return {"start": self.start.isoformat(), "group": self.group, "size": self.size, "returned": self.returned}
+
+
+@dataclass
+class RetentionResult:
+    query: RetentionQuery
+    cohorts: list[Cohort]
+
+    def as_dict(self) -> dict:
+        return {"interval": self.query.interval, "cohorts": [cohort.as_dict() for cohort in self.cohorts]}
+
+
+def _periods(cohort: datetime, query: RetentionQuery) -> list[datetime]:
+    """The starts of the cohort's buckets k = 0..periods that begin by the end of `to`."""
+    _, end = time_range(query.base)
+    starts, bucket = [], cohort
+    while len(starts) <= query.periods and bucket < end:
+        starts.append(bucket)
+        bucket = bucket_next(bucket, query.interval)
+    return starts
+
+
+def _return_range(query: RetentionQuery) -> tuple[datetime, datetime]:
+    """Return events can count from the bucket after the first cohort's to the end of the bucket holding `to`."""
+    start, _ = time_range(query.base)
+    last_bucket = bucket_floor(day_start(query.base.date_to), query.interval)
+    return bucket_next(bucket_floor(start, query.interval), query.interval), bucket_next(last_bucket, query.interval)
+
+
+def report_retention(*, environment: Environment, query: RetentionQuery) -> RetentionResult:
+    """The cohorts of the range, each with its people coming back period by period (module docstring)."""
+    if uses_postgresql(environment):
+        sizes, returns = _postgresql_counts(environment, query)
+    else:
+        sizes, returns = _python_counts(environment, query)
+    group_sizes = defaultdict(int)
+    for (_, group), size in sizes.items():
+        group_sizes[group] += size
+    top, rest = ranked_groups(group_sizes)
+    shown = {name: name for name in top} | dict.fromkeys(rest, OTHER_GROUP)
+    order = {name: position for position, name in enumerate([*top, OTHER_GROUP])}
+    cohorts: dict[tuple[datetime, str], Cohort] = {}
+    for (cohort_start, group), size in sizes.items():
+        periods = _periods(cohort_start, query)
+        key = (cohort_start, shown[group])
+        if key not in cohorts:
+            cohorts[key] = Cohort(cohort_start.date(), shown[group], 0, [0] * len(periods))
+        cohorts[key].size += size
+        cohorts[key].returned[0] += size
+        position_of = {bucket: position for position, bucket in enumerate(periods)}
+        for bucket, count in returns.get((cohort_start, group), {}).items():
+            if bucket in position_of:
+                cohorts[key].returned[position_of[bucket]] += count
+    ordered = sorted(cohorts.items(), key=lambda item: (item[0][0], order[item[0][1]]))
+    return RetentionResult(query, [cohort for _, cohort in ordered])
+
+
+def _python_counts(environment: Environment, query: RetentionQuery):
+    """({(cohort, group): size}, {(cohort, group): {bucket: people}}) by walking the events in Python."""
+    start, end = time_range(query.base)
+    first_start = {}
+    for person, moment in person_events(
+        step_events(environment, query.base, query.start_event, start, end), "timestamp"
+    ):
+        if person not in first_start or moment < first_start[person]:
+            first_start[person] = moment
+    cohort_of = {person: bucket_floor(moment, query.interval) for person, moment in first_start.items()}
+    groups = person_group_map(environment, query.base.group_by, cohort_of)
+    sizes = defaultdict(int)
+    for person, cohort in cohort_of.items():
+        sizes[(cohort, groups[person])] += 1
+    returned = set()
+    returns_from, returns_to = _return_range(query)
+    return_events = step_events(environment, query.base, query.return_event, returns_from, returns_to)
+    for person, moment in person_events(return_events, "timestamp"):
+        if person in cohort_of:
+            returned.add((person, bucket_floor(moment, query.interval)))
+    returns = defaultdict(lambda: defaultdict(int))
+    for person, bucket in returned:
+        cohort = cohort_of[person]
+        if bucket > cohort:
+            returns[(cohort, groups[person])][bucket] += 1
+    return sizes, returns
+
+
+def _postgresql_counts(environment: Environment, query: RetentionQuery):
+    """The same counts in one statement: each person's first start event and its bucket, their group, and the
+    distinct (person, bucket) of their return events within `periods` buckets after it."""
+    start, end = time_range(query.base)
+    start_events = step_events(environment, query.base, query.start_event, start, end)
+    starts_sql, starts_params = person_rows_sql(start_events, "timestamp")
+    returns_from, returns_to = _return_range(query)
+    return_events = step_events(environment, query.base, query.return_event, returns_from, returns_to)
+    returns_sql, returns_params = person_rows_sql(return_events, "timestamp")
+    group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "cohorts.person")
+    sql = f"""
+        WITH starts AS (SELECT person, min(timestamp) AS first_at FROM ({starts_sql}) AS start_rows GROUP BY person),
+        cohorts AS (SELECT person, date_trunc(%s, first_at AT TIME ZONE 'UTC') AS cohort FROM starts),
+        grouped AS (SELECT cohorts.person, cohorts.cohort, {group_sql} AS grp FROM cohorts {group_join}),
+        returns AS (
+            SELECT DISTINCT person, date_trunc(%s, timestamp AT TIME ZONE 'UTC') AS bucket
+            FROM ({returns_sql}) AS return_rows)
+        SELECT grouped.cohort, grouped.grp, NULL::timestamp, count(*) FROM grouped GROUP BY 1, 2
+        UNION ALL
+        SELECT grouped.cohort, grouped.grp, returns.bucket, count(*)
+        FROM grouped JOIN returns ON returns.person = grouped.person AND returns.bucket > grouped.cohort
+                                 AND returns.bucket <= grouped.cohort + CAST(%s AS interval)
+        GROUP BY 1, 2, 3"""
+    params = [
+        *starts_params,
+        query.interval,
+        *group_params,
+        query.interval,
+        *returns_params,
+        f"{query.periods} {query.interval}",
+    ]
+    with connections[start_events.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    sizes, returns = {}, defaultdict(dict)
+    for cohort, group, bucket, count in fetched:
+        if bucket is None:
+            sizes[(as_utc(cohort), group)] = count
+        else:
+            returns[(as_utc(cohort), group)][as_utc(bucket)] = count
+    return sizes, returns
