@@ -68,7 +68,7 @@ def group_join_sql(environment: Environment, group_by: PropertyRef | None, perso
     if group_by is None:
         return "%s", "", [ALL_GROUP]
     groups_sql, params = person_groups(environment, group_by).values_list("pk", "report_group").query.sql_with_params()
-    join = f"LEFT JOIN ({groups_sql}) AS person_group ON person_group.id = {person_column}"
+    join = f"LEFT JOIN ({groups_sql}) AS person_group ON person_group.pk = {person_column}"
     return "COALESCE(person_group.report_group, %s)", join, [NONE_GROUP, *params]
 
 
