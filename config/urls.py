@@ -7,6 +7,7 @@ from config.views import HomeView, favicon, health, not_found
 from events_app import api as events_api
 from events_app import api_browser
 from reports_app import api as reports_api
+from reports_app import api_funnels as reports_api_funnels
 from users_app import api as users_api
 from users_app import api_deletion as users_api_deletion
 
@@ -33,6 +34,8 @@ api_patterns = [
         name="api-deletion-status",
     ),
     path("v1/reports/query", reports_api.ReportQueryApi.as_view(), name="api-report-query"),
+    path("v1/reports/funnel", reports_api_funnels.FunnelReportApi.as_view(), name="api-report-funnel"),
+    path("v1/reports/retention", reports_api_funnels.RetentionReportApi.as_view(), name="api-report-retention"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

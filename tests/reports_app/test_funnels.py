@@ -1,27 +1,5 @@
-"""report_funnel against hand-computed numbers, on both paths (PostgreSQL's statement and the Python walk).
-
-Range 2026-11-02 .. 2026-11-15, steps Sign Up -> Activate -> Upgrade, window 1d (86,400 s).
-
-person  plan now   events (UTC)                                                   best attempt reaches, seconds
-alice   Startup    Sign Up 11-02 09:00, Activate 10:00, Upgrade 11-03 09:00        3  (3600, 82800: Upgrade exactly
-                                                                                       at the window: counts)
-bob     Free       Sign Up 11-03 12:00, Activate 11-04 12:00:01                    1  (one second over the window)
-carol   Free       Activate 11-05 08:00, Sign Up 09:00, Upgrade 10:00              1  (wrong order)
-dave    Premium    Sign Up 11-01 23:00 (before the range), Activate 11-02 01:00    -  (no attempt starts in range)
-erin    Growth     Sign Up 11-15 23:00 (last day), Activate 11-16 01:00, Upgrade   3  (7200, 3600: later steps after
-                   11-16 02:00                                                         `to` count)
-frank   Startup    user 601 (older plan Enterprise) Sign Up 11-06 10:00, then     2  (3600: merge PENDING, counted
-                   identify(601, frank); frank Activate 11-06 11:00                    together, frank's plan)
-gina    Enterprise user 602 Sign Up 11-07 10:00, identify(602, gina), merge DONE;  3  (1800, 1800)
-                   gina Activate 10:30, Upgrade 11:00
-hank    (none)     Activate 11-08 12:00 then Sign Up 11-08 12:00 (same time,       2  (0: not earlier than)
-                   recorded after)
-ivy     Growth     Sign Up 11-09 09:00 while Free; Growth set afterwards           1  (current value wins)
-jack    Startup    Sign Up 11-10 09:00, Sign Up 11-12 09:00, Activate 10:00,       3  (3600, 5400: the first attempt
-                   Upgrade 11:30                                                       reaches 1 step, the second 3)
-kim     Startup    Sign Up 11-11 09:00, Activate 12:00, Sign Up 13:00,             2  (10800: both attempts reach 2,
-                   Activate 13:30                                                      the earliest counts)
-"""
+"""report_funnel against hand-computed numbers, on both paths (PostgreSQL's statement and the Python walk), on
+conftest.py's `funnel_world`."""
 
 from datetime import date
 
@@ -30,103 +8,13 @@ import pytest
 from reports_app.query import PropertyRef, ReportQuery, filter_parse
 from reports_app.query_funnels import FunnelQuery
 from reports_app.selectors import report_funnel
-from tests.builders import identify, set_properties, track
-from users_app.merges.apply import merge_apply
-from users_app.models import MergeRecord
+from tests.builders import set_properties, track
 from users_app.services.accounts import account_properties_set
 
 pytestmark = pytest.mark.django_db
 
 STEPS = ("Sign Up", "Activate", "Upgrade")
 FROM, TO = date(2026, 11, 2), date(2026, 11, 15)
-
-
-@pytest.fixture(params=["postgresql", "python"])
-def path(request, monkeypatch):
-    """Each test runs on both paths: they must give the same numbers (the Python one serves SQLite)."""
-    if request.param == "python":
-        monkeypatch.setattr("reports_app.selectors.funnels.uses_postgresql", lambda environment: False)
-    return request.param
-
-
-def events(environment, who: dict, *items):
-    for event, timestamp in items:
-        track(environment, **who, event=event, timestamp=timestamp)
-
-
-@pytest.fixture
-def world(environment, path):
-    people = {name: {"identity": name} for name in "alice bob carol dave erin frank gina hank ivy jack kim".split()}
-    # Set before frank's plan: at the merge the most recently set value wins (SPEC 2), so frank keeps Startup.
-    set_properties(environment, user_id="601", plan="Enterprise")
-    for name, plan in [
-        ("alice", "Startup"),
-        ("bob", "Free"),
-        ("carol", "Free"),
-        ("dave", "Premium"),
-        ("erin", "Growth"),
-        ("frank", "Startup"),
-        ("gina", "Enterprise"),
-        ("ivy", "Free"),
-        ("jack", "Startup"),
-        ("kim", "Startup"),
-    ]:
-        set_properties(environment, **people[name], plan=plan)
-    set_properties(environment, identity="hank", seen="yes")  # hank has no plan
-    events(
-        environment,
-        people["alice"],
-        ("Sign Up", "2026-11-02T09:00:00Z"),
-        ("Activate", "2026-11-02T10:00:00Z"),
-        ("Upgrade", "2026-11-03T09:00:00Z"),
-    )
-    events(environment, people["bob"], ("Sign Up", "2026-11-03T12:00:00Z"), ("Activate", "2026-11-04T12:00:01Z"))
-    events(
-        environment,
-        people["carol"],
-        ("Activate", "2026-11-05T08:00:00Z"),
-        ("Sign Up", "2026-11-05T09:00:00Z"),
-        ("Upgrade", "2026-11-05T10:00:00Z"),
-    )
-    events(environment, people["dave"], ("Sign Up", "2026-11-01T23:00:00Z"), ("Activate", "2026-11-02T01:00:00Z"))
-    events(
-        environment,
-        people["erin"],
-        ("Sign Up", "2026-11-15T23:00:00Z"),
-        ("Activate", "2026-11-16T01:00:00Z"),
-        ("Upgrade", "2026-11-16T02:00:00Z"),
-    )
-    events(environment, {"user_id": "601"}, ("Sign Up", "2026-11-06T10:00:00Z"))
-    events(environment, people["frank"], ("Activate", "2026-11-06T11:00:00Z"))
-    events(environment, {"user_id": "602"}, ("Sign Up", "2026-11-07T10:00:00Z"))
-    events(environment, people["gina"], ("Activate", "2026-11-07T10:30:00Z"), ("Upgrade", "2026-11-07T11:00:00Z"))
-    events(environment, people["hank"], ("Activate", "2026-11-08T12:00:00Z"), ("Sign Up", "2026-11-08T12:00:00Z"))
-    events(environment, people["ivy"], ("Sign Up", "2026-11-09T09:00:00Z"))
-    set_properties(environment, **people["ivy"], plan="Growth")
-    events(
-        environment,
-        people["jack"],
-        ("Sign Up", "2026-11-10T09:00:00Z"),
-        ("Sign Up", "2026-11-12T09:00:00Z"),
-        ("Activate", "2026-11-12T10:00:00Z"),
-        ("Upgrade", "2026-11-12T11:30:00Z"),
-    )
-    events(
-        environment,
-        people["kim"],
-        ("Sign Up", "2026-11-11T09:00:00Z"),
-        ("Activate", "2026-11-11T12:00:00Z"),
-        ("Sign Up", "2026-11-11T13:00:00Z"),
-        ("Activate", "2026-11-11T13:30:00Z"),
-    )
-    pending = identify(environment, 601, "frank").merge
-    done = identify(environment, 602, "gina").merge
-    merge_apply(merge_id=done.pk)
-    pending.refresh_from_db()
-    done.refresh_from_db()
-    # The premise of the pending case: the task has not run, the Sign Up still belongs to the tombstone.
-    assert (pending.status, done.status) == (MergeRecord.Status.PENDING, MergeRecord.Status.DONE)
-    return environment
 
 
 def funnel(environment, steps=STEPS, window="1d", group_by=None, where=(), date_from=FROM, date_to=TO):
@@ -144,8 +32,8 @@ def table(result) -> dict:
     return {item.group: (item.counts, item.median_seconds_to_convert) for item in result.series}
 
 
-def test_every_rule_of_the_funnel_at_once(world):
-    result = funnel(world)
+def test_every_rule_of_the_funnel_at_once(funnel_world):
+    result = funnel(funnel_world)
     # 10 people start in range (not dave); 7 activate within a day; 4 upgrade (alice at exactly 1 day, erin
     # after `to`, gina, jack's second attempt). Medians: step 2 of 0, 1800, 3600 x 3, 7200, 10800; step 3 of
     # 1800, 3600, 5400, 82800 -> the mean of the middle two.
@@ -157,8 +45,8 @@ def test_every_rule_of_the_funnel_at_once(world):
     }
 
 
-def test_by_plan_merged_people_count_as_one_with_the_current_value(world):
-    result = funnel(world, group_by="user.plan")
+def test_by_plan_merged_people_count_as_one_with_the_current_value(funnel_world):
+    result = funnel(funnel_world, group_by="user.plan")
     # frank's Sign Up is on user 601 (merge pending, own plan Enterprise): frank's Startup; ivy is Growth now.
     assert table(result) == {
         "Startup": ([4, 4, 2], [None, 3600.0, 44100.0]),
@@ -173,35 +61,35 @@ def test_by_plan_merged_people_count_as_one_with_the_current_value(world):
     assert result.series[0].step_rates == [1.0, 1.0, 0.5]
 
 
-def test_the_window_edge_by_hours(world):
+def test_the_window_edge_by_hours(funnel_world):
     # alice's Upgrade is 24 h after her Sign Up: in a 24h window, not in a 23h one; bob's Activate is 24h and 1 s
     # after his Sign Up: in no 24h window.
-    assert table(funnel(world, window="24h"))["All"][0] == [10, 7, 4]
-    counts = table(funnel(world, window="23h"))["All"][0]
+    assert table(funnel(funnel_world, window="24h"))["All"][0] == [10, 7, 4]
+    counts = table(funnel(funnel_world, window="23h"))["All"][0]
     assert counts == [10, 7, 3]
-    assert table(funnel(world, window="2d"))["All"][0] == [10, 8, 4]  # bob now activates
+    assert table(funnel(funnel_world, window="2d"))["All"][0] == [10, 8, 4]  # bob now activates
 
 
-def test_a_step_before_the_range_starts_no_attempt(world):
+def test_a_step_before_the_range_starts_no_attempt(funnel_world):
     # Only dave signs up before 11-02; from 11-01 on, his attempt counts (Activate 2 hours later).
-    assert table(funnel(world, date_from=date(2026, 11, 1)))["All"][0] == [11, 8, 4]
+    assert table(funnel(funnel_world, date_from=date(2026, 11, 1)))["All"][0] == [11, 8, 4]
 
 
-def test_two_steps_and_a_where_filter(world):
-    result = funnel(world, steps=("Sign Up", "Activate"), where=["user.plan=in:Startup,Growth"])
+def test_two_steps_and_a_where_filter(funnel_world):
+    result = funnel(funnel_world, steps=("Sign Up", "Activate"), where=["user.plan=in:Startup,Growth"])
     # Startup: alice, frank, jack, kim (all activate); Growth: erin (activates), ivy.
     assert table(result) == {"All": ([6, 5], [None, 3600.0])}
 
 
-def test_wrong_order_does_not_count(world):
+def test_wrong_order_does_not_count(funnel_world):
     # The funnel turned around. People with an Activate in range: alice, bob, carol, dave (11-02 01:00), frank,
     # gina, hank, jack, kim = 9 (erin's is after `to`). A Sign Up not earlier than it, within a day: carol
     # (09:00 after 08:00), hank (the same time) and kim (13:00 after 12:00); the others signed up before.
-    result = funnel(world, steps=("Activate", "Sign Up"))
+    result = funnel(funnel_world, steps=("Activate", "Sign Up"))
     assert table(result)["All"][0] == [9, 3]
 
 
-def test_the_same_event_twice_needs_two_events(environment, path):
+def test_the_same_event_twice_needs_two_events(environment, both_paths):
     track(environment, identity="lee", event="View", timestamp="2026-11-03T10:00:00Z")
     for _ in range(2):  # two Views at the same time: the second is "not earlier" than the first
         track(environment, identity="mia", event="View", timestamp="2026-11-03T10:00:00Z")
@@ -214,7 +102,7 @@ def test_the_same_event_twice_needs_two_events(environment, path):
     assert table(funnel(environment, steps=("View", "View", "View")))["All"][0] == [3, 2, 0]
 
 
-def test_groups_beyond_the_top_ten_are_other(environment, path):
+def test_groups_beyond_the_top_ten_are_other(environment, both_paths):
     # p00 has two people, p01..p11 one each: the top ten are p00..p09; p10 and p11 are Other.
     people = [("p00", 0), *((f"p{index:02d}", index) for index in range(12))]
     for number, (plan, index) in enumerate(people):
@@ -230,7 +118,7 @@ def test_groups_beyond_the_top_ten_are_other(environment, path):
     assert table(result)["Other"] == ([2, 2], [None, 200.0])
 
 
-def test_by_account_property(environment, path):
+def test_by_account_property(environment, both_paths):
     environment.account_id_property = "company_id"
     environment.save()
     account_properties_set(environment=environment, updates=[("acme", {"tier": "Gold"})])
@@ -243,5 +131,5 @@ def test_by_account_property(environment, path):
     assert table(result) == {"(none)": ([1, 0], [None, None]), "Gold": ([1, 1], [None, 300.0])}
 
 
-def test_nobody_in_the_funnel(environment, path):
+def test_nobody_in_the_funnel(environment, both_paths):
     assert funnel(environment).as_dict()["series"] == []

@@ -31,16 +31,8 @@ pytestmark = pytest.mark.django_db
 FROM, TO = date(2026, 11, 2), date(2026, 11, 22)
 
 
-@pytest.fixture(params=["postgresql", "python"])
-def path(request, monkeypatch):
-    """Each test runs on both paths: they must give the same numbers (the Python one serves SQLite)."""
-    if request.param == "python":
-        monkeypatch.setattr("reports_app.selectors.retention.uses_postgresql", lambda environment: False)
-    return request.param
-
-
 @pytest.fixture
-def world(environment, path):
+def world(environment, both_paths):
     for name, plan in [("alice", "Startup"), ("bob", "Free"), ("carol", "Free"), ("erin", "Growth")]:
         set_properties(environment, identity=name, plan=plan)
     set_properties(environment, identity="gina", plan="Enterprise")
@@ -144,20 +136,18 @@ def test_daily(world):
     assert rows(result) == [("2026-11-08", "All", 1, [1, 1, 0]), ("2026-11-10", "All", 1, [1])]
 
 
-def test_monthly_counts_a_begun_period_to_its_end(environment, path):
+def test_monthly_counts_a_begun_period_to_its_end(environment, both_paths):
     track(environment, identity="olga", event="Sign Up", timestamp="2026-06-15T10:00:00Z")
     track(environment, identity="olga", event="pageview", timestamp="2026-07-31T10:00:00Z")
     track(environment, identity="olga", event="pageview", timestamp="2026-08-20T10:00:00Z")  # after `to`
     track(environment, identity="pete", event="Sign Up", timestamp="2026-07-01T00:00:00Z")
     track(environment, identity="pete", event="pageview", timestamp="2026-09-02T00:00:00Z")
-    result = retention(
-        environment, interval="month", periods=3, date_from=date(2026, 6, 1), date_to=date(2026, 8, 10)
-    )
+    result = retention(environment, interval="month", periods=3, date_from=date(2026, 6, 1), date_to=date(2026, 8, 10))
     # August has begun by `to` (08-10): olga's 08-20 counts; September has not: pete's row stops at August.
     assert rows(result) == [("2026-06-01", "All", 1, [1, 1, 1]), ("2026-07-01", "All", 1, [1, 0])]
 
 
-def test_groups_beyond_the_top_ten_are_other(environment, path):
+def test_groups_beyond_the_top_ten_are_other(environment, both_paths):
     for number in range(12):
         who = {"identity": f"person-{number}"}
         set_properties(environment, **who, plan=f"p{number:02d}")
@@ -171,5 +161,5 @@ def test_groups_beyond_the_top_ten_are_other(environment, path):
     assert rows(grouped)[-1] == ("2026-11-02", "Other", 2, [2, 2])
 
 
-def test_nobody_started(environment, path):
+def test_nobody_started(environment, both_paths):
     assert retention(environment).as_dict() == {"interval": "week", "cohorts": []}
