@@ -63,6 +63,30 @@ REPORT_QUERY = [  # reports_app/query.py
     Probe("chart"),
     Probe("from", base=(("range", "7d"),)),
 ]
+FUNNEL_QUERY = [  # reports_app/query_funnels.py; the shared parameters as REPORT_QUERY reads them
+    Probe("step"),
+    Probe("step", base=(("step", "Sign Up"),)),
+    Probe("window", base=(("step", "A"), ("step", "B"))),
+    Probe("group_by", "user.{}", base=(("step", "A"), ("step", "B"))),
+    Probe("group_by", "account.{}", base=(("step", "A"), ("step", "B"))),
+    Probe("where", "user.plan={}", base=(("step", "A"), ("step", "B"))),
+    Probe("where", "event.{}!=*", base=(("step", "A"), ("step", "B"))),
+    Probe("from", base=(("step", "A"), ("step", "B"))),
+    Probe("to", base=(("step", "A"), ("step", "B"))),
+    Probe("range", base=(("step", "A"), ("step", "B"))),
+]
+RETENTION_BASE = (("start_event", "Sign Up"), ("return_event", "pageview"))
+RETENTION_QUERY = [
+    Probe("start_event", base=(("return_event", "pageview"),)),
+    Probe("return_event", base=(("start_event", "Sign Up"),)),
+    Probe("interval", base=RETENTION_BASE),
+    Probe("periods", base=RETENTION_BASE),
+    Probe("group_by", "user.{}", base=RETENTION_BASE),
+    Probe("where", "user.plan={}", base=RETENTION_BASE),
+    Probe("from", base=RETENTION_BASE),
+    Probe("to", base=RETENTION_BASE),
+    Probe("range", base=RETENTION_BASE),
+]
 # The pages parse with the same functions as their APIs: they get each parameter once (the APIs, cheaper to
 # call, get every shaped variant above) plus their own page-only parameters.
 USERS_PAGE_QUERY = [
@@ -111,6 +135,8 @@ READ_API = {
     "/api/v1/merges": [Probe("identity"), Probe("user_id")],
     "/api/v1/accounts/{account_id}": [],
     "/api/v1/reports/query": REPORT_QUERY,
+    "/api/v1/reports/funnel": FUNNEL_QUERY,
+    "/api/v1/reports/retention": RETENTION_QUERY,
     "/api/schema/": [Probe("format"), Probe("lang")],
     "/api/docs/": [],
 }

@@ -8,7 +8,7 @@ a documented status code and content type, a body matching its response schema.
 
 Generated data gets what no schema can carry, each step a rule the parameter descriptions state: the real
 environment's app_id and API key, cursors left out (only the API gives them out), `from` not after `to`,
-the bucket cap of a report, a property filter's value, and timestamps inside 2000-01-01 .. tomorrow.
+the bucket cap of a report (and of a retention report's cohorts), a property filter's value, and timestamps inside 2000-01-01 .. tomorrow.
 Strings never hold NUL (PostgreSQL refuses it: the fuzz tests cover it), and unknown parameters are not
 sent (the API ignores them)."""
 
@@ -71,6 +71,8 @@ def test_every_api_endpoint_is_in_the_schema():
         "GET /api/v1/merges",
         "GET /api/v1/accounts/{account_id}",
         "GET /api/v1/reports/query",
+        "GET /api/v1/reports/funnel",
+        "GET /api/v1/reports/retention",
         "POST /api/public/v0/auth_token",
         "POST /api/public/v0/user_deletion",
         "GET /api/public/v0/deletion_status/{deletion_request_id}",
@@ -93,7 +95,7 @@ def _cross_parameter_rules(query: dict, path: str) -> None:
             and not any(_values(query.get(f"{name}_v")))
         ):
             query[f"{name}_v"] = ["Startup"]
-    if path.endswith("/reports/query") and query.get("range") in (None, "", "custom"):
+    if path.endswith(("/reports/query", "/reports/retention")) and query.get("range") in (None, "", "custom"):
         per_day = {"hour": 24, "week": 1 / 7, "month": 1 / 28}.get(query.get("interval"), 1)
         end = date.fromisoformat(query["to"]) if query.get("to") else datetime.now(UTC).date()
         start = date.fromisoformat(query["from"]) if query.get("from") else end - timedelta(days=29)
