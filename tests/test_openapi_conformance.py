@@ -8,9 +8,9 @@ a documented status code and content type, a body matching its response schema.
 
 Generated data gets what no schema can carry, each step a rule the parameter descriptions state: the real
 environment's app_id and API key, cursors left out (only the API gives them out), `from` not after `to`,
-the bucket cap of a report (and of a retention report's cohorts), a property filter's value, and timestamps inside 2000-01-01 .. tomorrow.
-Strings never hold NUL (PostgreSQL refuses it: the fuzz tests cover it), and unknown parameters are not
-sent (the API ignores them)."""
+the bucket cap of a report (and of a retention report's cohorts), a property filter's value, and timestamps
+inside 2000-01-01 .. tomorrow. Strings never hold NUL (PostgreSQL refuses it: the fuzz tests cover it), and
+unknown parameters are not sent (the API ignores them)."""
 
 import base64
 import os
