@@ -27,6 +27,7 @@ from reports_app.selectors.person_steps import (
     person_group_map,
     person_rows_sql,
     ranked_groups,
+    step_column,
     step_events,
     uses_postgresql,
 )
@@ -84,11 +85,11 @@ def _name_indexes(steps: tuple[str, ...]) -> tuple[list[str], list[int]]:
     return names, [names.index(step) for step in steps]
 
 
-def _step_querysets(environment: Environment, query: FunnelQuery, names: list[str]):
-    """Each name's events that an attempt may use: from `from` to `window` after the end of `to` (e1 is in the
-    range; later steps may fall after `to`)."""
+def _step_queryset(environment: Environment, query: FunnelQuery, names: list[str]):
+    """The events that an attempt may use: of the steps' names, from `from` to `window` after the end of `to`
+    (e1 is in the range; later steps may fall after `to`)."""
     start, end = time_range(query.base)
-    return start, end, [step_events(environment, query.base, name, start, end + query.window_length) for name in names]
+    return start, end, step_events(environment, query.base, names, start, end + query.window_length)
 
 
 def report_funnel(*, environment: Environment, query: FunnelQuery) -> FunnelResult:
@@ -141,11 +142,13 @@ def best_attempt(events: list[tuple], step_names: list[int], start: datetime, en
 
 def _python_rows(environment: Environment, query: FunnelQuery) -> list[tuple]:
     names, step_names = _name_indexes(query.steps)
-    start, end, querysets = _step_querysets(environment, query, names)
+    start, end, queryset = _step_queryset(environment, query, names)
+    columns = [step_column(index) for index in range(len(names))]
     events_of = defaultdict(list)
-    for name_index, queryset in enumerate(querysets):
-        for person, moment, event_id in person_events(queryset, "timestamp", "id"):
-            events_of[person].append((moment, event_id, name_index))
+    for person, moment, event_id, *matches in person_events(queryset, "timestamp", "id", *columns):
+        for name_index, matched in enumerate(matches):
+            if matched:
+                events_of[person].append((moment, event_id, name_index))
     attempts = {}
     for person, events in events_of.items():
         events.sort()
@@ -186,12 +189,15 @@ def _postgresql_rows(environment: Environment, query: FunnelQuery) -> list[tuple
     first one after it (`after_<n>`). An attempt then joins step k's event by that number, from step k-1's row
     (and from the last earlier step of the same name), within the window: a hash join per step, no loop."""
     names, step_names = _name_indexes(query.steps)
-    start, end, querysets = _step_querysets(environment, query, names)
-    branches, params = [], []
-    for name_index, queryset in enumerate(querysets):
-        sql, branch_params = person_rows_sql(queryset, "timestamp", "id")
-        branches.append(f"SELECT person, timestamp, id, {name_index} AS step_name FROM ({sql}) AS branch_{name_index}")
-        params += branch_params
+    start, end, queryset = _step_queryset(environment, query, names)
+    columns = [step_column(index) for index in range(len(names))]
+    rows_sql, params = person_rows_sql(queryset, "timestamp", "id", *columns)
+    # One row per (event, name it counts as): with raw names, one each.
+    matches = ", ".join(f"({index}, named.{column})" for index, column in enumerate(columns))
+    step_rows = (
+        f"SELECT named.person, named.timestamp, named.id, matched.step_name FROM ({rows_sql}) AS named "
+        f"CROSS JOIN LATERAL (VALUES {matches}) AS matched (step_name, counts) WHERE matched.counts"
+    )
     targets = sorted(set(step_names[1:]))
     repeated = sorted({name for name in step_names if step_names.count(name) > 1})
     jump_columns = [f"max(rpos) FILTER (WHERE step_name = {n}) OVER at_or_after AS at_or_after_{n}" for n in targets]
@@ -222,7 +228,7 @@ def _postgresql_rows(environment: Environment, query: FunnelQuery) -> list[tuple
         for step in range(1, steps)
     )
     sql = f"""
-        WITH step_rows AS ({" UNION ALL ".join(branches)}),
+        WITH step_rows AS ({step_rows}),
         numbered AS (
             SELECT person, step_name, timestamp AS ts, id,
                    row_number() OVER (PARTITION BY person ORDER BY timestamp DESC, id DESC, step_name DESC) AS rpos
@@ -249,7 +255,7 @@ def _postgresql_rows(environment: Environment, query: FunnelQuery) -> list[tuple
         FROM grouped JOIN ranked ON ranked.grp = grouped.grp
         GROUP BY 2 ORDER BY 1"""
     params += [start, end, *group_params]
-    with connections[querysets[0].db].cursor() as cursor:
+    with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     return [

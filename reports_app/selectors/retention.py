@@ -106,7 +106,7 @@ def _python_counts(environment: Environment, query: RetentionQuery):
     start, end = time_range(query.base)
     first_start = {}
     for person, moment in person_events(
-        step_events(environment, query.base, query.start_event, start, end), "timestamp"
+        step_events(environment, query.base, [query.start_event], start, end), "timestamp"
     ):
         if person not in first_start or moment < first_start[person]:
             first_start[person] = moment
@@ -117,7 +117,7 @@ def _python_counts(environment: Environment, query: RetentionQuery):
         sizes[(cohort, groups[person])] += 1
     returned = set()
     returns_from, returns_to = _return_range(query)
-    return_events = step_events(environment, query.base, query.return_event, returns_from, returns_to)
+    return_events = step_events(environment, query.base, [query.return_event], returns_from, returns_to)
     for person, moment in person_events(return_events, "timestamp"):
         if person in cohort_of:
             returned.add((person, bucket_floor(moment, query.interval)))
@@ -131,12 +131,13 @@ def _python_counts(environment: Environment, query: RetentionQuery):
 
 def _postgresql_counts(environment: Environment, query: RetentionQuery):
     """The same counts in one statement: each person's first start event and its bucket, their group, and the
-    distinct (person, bucket) of their return events within `periods` buckets after it."""
+    distinct (person, bucket) of their return events within `periods` buckets after it (only the cohorts'
+    people's: the others' return events are left out before they are made distinct)."""
     start, end = time_range(query.base)
-    start_events = step_events(environment, query.base, query.start_event, start, end)
+    start_events = step_events(environment, query.base, [query.start_event], start, end)
     starts_sql, starts_params = person_rows_sql(start_events, "timestamp")
     returns_from, returns_to = _return_range(query)
-    return_events = step_events(environment, query.base, query.return_event, returns_from, returns_to)
+    return_events = step_events(environment, query.base, [query.return_event], returns_from, returns_to)
     returns_sql, returns_params = person_rows_sql(return_events, "timestamp")
     group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "cohorts.person")
     sql = f"""
@@ -145,7 +146,8 @@ def _postgresql_counts(environment: Environment, query: RetentionQuery):
         grouped AS (SELECT cohorts.person, cohorts.cohort, {group_sql} AS grp FROM cohorts {group_join}),
         returns AS (
             SELECT DISTINCT person, date_trunc(%s, timestamp AT TIME ZONE 'UTC') AS bucket
-            FROM ({returns_sql}) AS return_rows)
+            FROM ({returns_sql}) AS return_rows
+            WHERE return_rows.person IN (SELECT person FROM starts))
         SELECT grouped.cohort, grouped.grp, NULL::timestamp, count(*) FROM grouped GROUP BY 1, 2
         UNION ALL
         SELECT grouped.cohort, grouped.grp, returns.bucket, count(*)
