@@ -13,7 +13,8 @@ every read of "this person's X" asks this module instead of spelling the rule ou
 - `person_rows_exist(rows, person)`: some of these rows (events, sessions) are the person's;
 - `person_expression("profile__")`: the person as an ORM expression on a relation to a profile;
 - `person_property(queryset, key_hash)`: the person's value of a user property, on such a relation;
-- `person_sql("alias")`: the person as raw SQL on a joined profile row, for queries written by hand.
+- `person_sql("alias")`: the person as raw SQL on a joined profile row, for queries written by hand;
+- `person_sql_through_tombstones(...)`: the same for rows that carry a profile id, joining tombstones only.
 """
 
 from collections.abc import Iterable
@@ -119,3 +120,17 @@ def person_member_filters(person_pk: int | F, relation: str = "profile__") -> tu
     profiles merged into it. `person_pk` may be a reference (`OuterRef("pk")`). Two conditions to query
     apart, each with its own index: their OR across the join to profiles can use neither."""
     return Q(**{f"{relation}id": person_pk}), Q(**{f"{relation}merged_into_id": person_pk})
+
+
+def person_sql_through_tombstones(profile_id_sql: str, tombstone_alias: str) -> tuple[str, str]:
+    """(a LEFT JOIN, the person's primary key), in SQL, for rows that carry a profile id (`profile_id_sql`, a
+    column reference fixed by the query's author): the join finds the row's profile only when it is a tombstone,
+    and the person is that tombstone's destination, else the profile itself. For queries over many rows: the
+    join's hash holds the merged-away profiles only, not every profile of the environment."""
+    if not tombstone_alias.isidentifier():
+        raise ValueError(f"not an SQL alias: {tombstone_alias!r}")
+    join = (
+        f"LEFT JOIN {Profile._meta.db_table} {tombstone_alias} "
+        f"ON {tombstone_alias}.id = {profile_id_sql} AND {tombstone_alias}.merged_into_id IS NOT NULL"
+    )
+    return join, f"COALESCE({tombstone_alias}.merged_into_id, {profile_id_sql})"

@@ -23,7 +23,7 @@ from events_app.models import Event
 from reports_app.query import PropertyRef, ReportQuery
 from reports_app.selectors.series import ALL_GROUP, NONE_GROUP, TOP_GROUPS, events_filtered
 from users_app.models import AccountProperty, Environment, Profile, property_key_hash
-from users_app.people import person_expression, person_property, person_sql
+from users_app.people import person_expression, person_property, person_sql_through_tombstones
 
 # Python path: people's groups are read this many at a time (a bounded IN list).
 GROUP_LOOKUP_CHUNK = 2000
@@ -64,17 +64,13 @@ def uses_postgresql(environment: Environment) -> bool:
 
 
 def person_rows_sql(queryset: QuerySet, *columns: str) -> tuple[str, list]:
-    """SQL of rows (person, <columns of the events>) for the events of `queryset`: the event's profile joined
-    by its own key, the person taken from that row (people.person_sql), as the graph report's PostgreSQL path
-    does. `columns` are the events' column names (fixed by the caller, never input)."""
+    """SQL of rows (person, <columns of the events>) for the events of `queryset`, the person found through the
+    event's profile (people.person_sql_through_tombstones: a join against merged-away profiles only, so that a
+    large scan does not hash every profile). `columns` are the events' column names (fixed by the caller)."""
     inner_sql, params = queryset.values("profile_id", *columns).order_by().query.sql_with_params()
-    profile_table = connections[queryset.db].ops.quote_name(Profile._meta.db_table)
+    join, person = person_sql_through_tombstones("step_rows.profile_id", "step_tombstone")
     selected = ", ".join(f"step_rows.{column}" for column in columns)
-    sql = (
-        f"SELECT {person_sql('step_profile')} AS person, {selected} FROM ({inner_sql}) AS step_rows "
-        f"JOIN {profile_table} step_profile ON step_profile.id = step_rows.profile_id"
-    )
-    return sql, list(params)
+    return f"SELECT {person} AS person, {selected} FROM ({inner_sql}) AS step_rows {join}", list(params)
 
 
 def group_join_sql(environment: Environment, group_by: PropertyRef | None, person_column: str) -> tuple[str, str, list]:
