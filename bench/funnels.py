@@ -209,7 +209,7 @@ def _retention_from_sql(rows, answer: dict) -> bool:
     return found == expected
 
 
-def run(size: int, repeat: int) -> list[tuple]:
+def run(size: int, repeat: int, only: str | None = None) -> list[tuple]:
     from django.db import connection
     from django.test import Client
 
@@ -244,6 +244,8 @@ def run(size: int, repeat: int) -> list[tuple]:
     ]
     lines = []
     for title, url, params, sql in cases:
+        if only and only not in url:
+            continue
 
         def api_call(url=url, params=params):
             response = client.get(url, params)
@@ -279,6 +281,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (median); one warm-up first")
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the bench databases")
+    parser.add_argument("--only", choices=["funnel", "retention"], help="time one report type only")
     arguments = parser.parse_args()
     if len(arguments.sizes) > 1:
         # Django is set up once per process: run each size in its own process.
@@ -286,11 +289,12 @@ def main() -> None:
 
         for size in arguments.sizes:
             command = [sys.executable, __file__, "--sizes", str(size), "--repeat", str(arguments.repeat)]
+            command += ["--only", arguments.only] if arguments.only else []
             subprocess.run(command + (["--rebuild"] if arguments.rebuild else []), check=True)
         return
     size = arguments.sizes[0]
     prepare(size, arguments.rebuild)
-    results = run(size, arguments.repeat)
+    results = run(size, arguments.repeat, arguments.only)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print("\n| events | report | API (median) | plain SQL (median) | ratio | same numbers |")
     print("|---:|---|---:|---:|---:|---|")

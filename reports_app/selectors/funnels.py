@@ -18,20 +18,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connections
-
 from reports_app.query_funnels import FunnelQuery
+from reports_app.selectors.funnels_sql import postgresql_funnel_rows, seconds_rounded
 from reports_app.selectors.person_steps import (
-    group_join_sql,
     person_events,
     person_group_map,
-    person_rows_sql,
     ranked_groups,
     step_column,
     step_events,
     uses_postgresql,
 )
-from reports_app.selectors.series import OTHER_GROUP, TOP_GROUPS, time_range
+from reports_app.selectors.series import OTHER_GROUP, time_range
 from users_app.models import Environment
 
 
@@ -75,10 +72,6 @@ class FunnelResult:
         }
 
 
-def _seconds(value) -> float | None:
-    return None if value is None else round(float(value), 3)
-
-
 def _name_indexes(steps: tuple[str, ...]) -> tuple[list[str], list[int]]:
     """(the distinct names in order of first use, each step's index into them)."""
     names = list(dict.fromkeys(steps))
@@ -94,10 +87,12 @@ def _step_queryset(environment: Environment, query: FunnelQuery, names: list[str
 
 def report_funnel(*, environment: Environment, query: FunnelQuery) -> FunnelResult:
     """Per group, the people at each step and the median time from the step before (module docstring)."""
+    names, step_names = _name_indexes(query.steps)
+    start, end, queryset = _step_queryset(environment, query, names)
     if uses_postgresql(environment):
-        rows = _postgresql_rows(environment, query)
+        rows = postgresql_funnel_rows(environment, query, queryset, step_names, start, end)
     else:
-        rows = _python_rows(environment, query)
+        rows = _python_rows(environment, query, queryset, step_names, start, end)
     series = []
     for name, counts, medians in rows:
         if counts[0]:
@@ -140,10 +135,8 @@ def best_attempt(events: list[tuple], step_names: list[int], start: datetime, en
     return best
 
 
-def _python_rows(environment: Environment, query: FunnelQuery) -> list[tuple]:
-    names, step_names = _name_indexes(query.steps)
-    start, end, queryset = _step_queryset(environment, query, names)
-    columns = [step_column(index) for index in range(len(names))]
+def _python_rows(environment: Environment, query: FunnelQuery, queryset, step_names, start, end) -> list[tuple]:
+    columns = [step_column(index) for index in range(len(set(step_names)))]
     events_of = defaultdict(list)
     for person, moment, event_id, *matches in person_events(queryset, "timestamp", "id", *columns):
         for name_index, matched in enumerate(matches):
@@ -176,88 +169,4 @@ def _python_rows(environment: Environment, query: FunnelQuery) -> list[tuple]:
 
 
 def _median(values: list[float]) -> float | None:
-    return _seconds(statistics.median(values)) if values else None
-
-
-# ---- PostgreSQL: one statement -----------------------------------------------------------------------------
-
-
-def _postgresql_rows(environment: Environment, query: FunnelQuery) -> list[tuple]:
-    """The same numbers in one set-based statement. Per person, the step events are numbered newest first
-    (`rpos`); two running maxima of that number give, at every event, the first event of each name at or after
-    its time (`at_or_after_<n>`, peers of the same time included) and, for names that several steps use, the
-    first one after it (`after_<n>`). An attempt then joins step k's event by that number, from step k-1's row
-    (and from the last earlier step of the same name), within the window: a hash join per step, no loop."""
-    names, step_names = _name_indexes(query.steps)
-    start, end, queryset = _step_queryset(environment, query, names)
-    columns = [step_column(index) for index in range(len(names))]
-    rows_sql, params = person_rows_sql(queryset, "timestamp", "id", *columns)
-    # One row per (event, name it counts as): with raw names, one each.
-    matches = ", ".join(f"({index}, named.{column})" for index, column in enumerate(columns))
-    step_rows = (
-        f"SELECT named.person, named.timestamp, named.id, matched.step_name FROM ({rows_sql}) AS named "
-        f"CROSS JOIN LATERAL (VALUES {matches}) AS matched (step_name, counts) WHERE matched.counts"
-    )
-    targets = sorted(set(step_names[1:]))
-    repeated = sorted({name for name in step_names if step_names.count(name) > 1})
-    jump_columns = [f"max(rpos) FILTER (WHERE step_name = {n}) OVER at_or_after AS at_or_after_{n}" for n in targets]
-    jump_columns += [f"max(rpos) FILTER (WHERE step_name = {n}) OVER after AS after_{n}" for n in repeated]
-    joins, window = [], query.window_length
-    for step in range(1, len(step_names)):
-        name = step_names[step]
-        candidate = f"s{step - 1}.at_or_after_{name}"
-        earlier = [index for index in range(step) if step_names[index] == name]
-        if earlier:
-            after = f"s{earlier[-1]}.after_{name}"
-            # the later of the two (the smaller number); LEAST alone would drop a NULL, which means "none"
-            candidate = (
-                f"CASE WHEN {candidate} IS NULL OR {after} IS NULL THEN NULL ELSE LEAST({candidate}, {after}) END"
-            )
-        joins.append(
-            f"LEFT JOIN jumps s{step} ON s{step}.person = s0.person AND s{step}.rpos = {candidate} "
-            f"AND s{step}.ts <= s0.ts + %s"
-        )
-        params.append(window)
-    steps = len(step_names)
-    times = ", ".join(f"s{step}.ts AS t{step}" for step in range(steps))
-    reached = " + ".join(["1", *(f"(t{step} IS NOT NULL)::int" for step in range(1, steps))])
-    group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "best.person")
-    counts = ", ".join(f"count(*) FILTER (WHERE reached > {step})" for step in range(steps))
-    medians = ", ".join(
-        f"percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM t{step} - t{step - 1})::float8)"
-        for step in range(1, steps)
-    )
-    sql = f"""
-        WITH step_rows AS ({step_rows}),
-        numbered AS (
-            SELECT person, step_name, timestamp AS ts, id,
-                   row_number() OVER (PARTITION BY person ORDER BY timestamp DESC, id DESC, step_name DESC) AS rpos
-            FROM step_rows),
-        jumps AS MATERIALIZED (
-            SELECT person, step_name, ts, rpos, {", ".join(jump_columns)}
-            FROM numbered
-            WINDOW at_or_after AS (PARTITION BY person ORDER BY ts DESC RANGE UNBOUNDED PRECEDING),
-                   after AS (PARTITION BY person ORDER BY ts DESC, id DESC, step_name DESC
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),
-        attempts AS (
-            SELECT s0.person, s0.rpos AS r0, {times}
-            FROM jumps s0 {" ".join(joins)}
-            WHERE s0.step_name = {step_names[0]} AND s0.ts >= %s AND s0.ts < %s),
-        best AS (
-            SELECT DISTINCT ON (person) *, {reached} AS reached
-            FROM attempts ORDER BY person, reached DESC, t0, r0 DESC),
-        grouped AS (SELECT best.*, {group_sql} AS grp FROM best {group_join}),
-        ranked AS (
-            SELECT grp, row_number() OVER (ORDER BY count(*) DESC, grp COLLATE "C") AS position
-            FROM grouped GROUP BY grp)
-        SELECT min(ranked.position), CASE WHEN ranked.position <= {TOP_GROUPS} THEN grouped.grp END,
-               {counts}, {medians}
-        FROM grouped JOIN ranked ON ranked.grp = grouped.grp
-        GROUP BY 2 ORDER BY 1"""
-    params += [start, end, *group_params]
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    return [
-        (row[1], list(row[2 : 2 + steps]), [None, *(_seconds(value) for value in row[2 + steps :])]) for row in fetched
-    ]
+    return seconds_rounded(statistics.median(values)) if values else None
