@@ -16,14 +16,13 @@ from datetime import UTC, datetime
 from functools import reduce
 
 from django.db import connections
-from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery, TextField, Value
-from django.db.models.functions import Coalesce
+from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, TextField
 
 from events_app.models import Event
 from reports_app.query import PropertyRef, ReportQuery
 from reports_app.selectors.series import ALL_GROUP, NONE_GROUP, TOP_GROUPS, events_filtered
-from users_app.models import AccountProperty, Environment, Profile, property_key_hash
-from users_app.people import person_expression, person_property, person_sql_through_tombstones
+from users_app.models import AccountProperty, Environment, UserProperty, property_key_hash
+from users_app.people import person_expression, person_sql_through_tombstones
 
 # Python path: people's groups are read this many at a time (a bounded IN list).
 GROUP_LOOKUP_CHUNK = 2000
@@ -78,8 +77,8 @@ def group_join_sql(environment: Environment, group_by: PropertyRef | None, perso
     column (a fixed name chosen by the caller)."""
     if group_by is None:
         return "%s", "", [ALL_GROUP]
-    groups_sql, params = person_groups(environment, group_by).values_list("pk", "report_group").query.sql_with_params()
-    join = f"LEFT JOIN ({groups_sql}) AS person_group ON person_group.pk = {person_column}"
+    groups_sql, params = person_groups(environment, group_by).query.sql_with_params()
+    join = f"LEFT JOIN ({groups_sql}) AS person_group ON person_group.profile_id = {person_column}"
     return "COALESCE(person_group.report_group, %s)", join, [NONE_GROUP, *params]
 
 
@@ -87,37 +86,32 @@ def group_join_sql(environment: Environment, group_by: PropertyRef | None, perso
 
 
 def person_groups(environment: Environment, group_by: PropertyRef) -> QuerySet:
-    """The environment's people annotated with `report_group`: their current value of `user.<key>`, or of their
-    account's `account.<key>` (the account being the person's value of the environment's account id property;
-    an environment that names none has no accounts: NULL). NULL where there is none."""
-    people = Profile.objects.filter(environment=environment)
+    """Rows (`profile_id`, `report_group`): for a person (a live profile: its own rows are the person's, SPEC 2),
+    their current value of `user.<key>`, or of their account's `account.<key>` (the account being the person's
+    value of the environment's account id property; an environment that names none has no accounts). A person
+    without a row, or with a NULL group, has none. Read through the (profile, key) unique index, person by person
+    or all at once, as the planner prefers."""
     if group_by.scope == "user":
-        people, value = person_property(people, property_key_hash(group_by.key), alias="report_value", relation="")
-        return people.annotate(report_group=value)
-    people, account = person_property(
-        people, property_key_hash(environment.account_id_property), alias="report_account", relation=""
+        rows = UserProperty.objects.filter(key_hash=property_key_hash(group_by.key))
+        return rows.annotate(report_group=F("value")).values("profile_id", "report_group")
+    accounts = UserProperty.objects.filter(key_hash=property_key_hash(environment.account_id_property))
+    properties = AccountProperty.objects.filter(
+        environment_id=environment.pk, account_id=OuterRef("value"), key_hash=property_key_hash(group_by.key)
     )
-    rows = AccountProperty.objects.filter(
-        environment_id=environment.pk,
-        account_id=OuterRef("report_account_id"),
-        key_hash=property_key_hash(group_by.key),
-    )
-    people = people.alias(report_account_id=account)
-    return people.annotate(report_group=Subquery(rows.values("value")[:1], output_field=TextField()))
+    group = Subquery(properties.values("value")[:1], output_field=TextField())
+    return accounts.annotate(report_group=group).values("profile_id", "report_group")
 
 
 def person_group_map(environment: Environment, group_by: PropertyRef | None, people: Iterable[int]) -> dict[int, str]:
     """{person pk: group name} for these people (Python path), `(none)` where there is no value."""
     people = list(people)
+    groups = dict.fromkeys(people, ALL_GROUP if group_by is None else NONE_GROUP)
     if group_by is None:
-        return dict.fromkeys(people, ALL_GROUP)
-    groups = {}
-    queryset = person_groups(environment, group_by).annotate(
-        report_name=Coalesce("report_group", Value(NONE_GROUP), output_field=TextField())
-    )
+        return groups
+    rows = person_groups(environment, group_by).filter(report_group__isnull=False)
     for offset in range(0, len(people), GROUP_LOOKUP_CHUNK):
         chunk = people[offset : offset + GROUP_LOOKUP_CHUNK]
-        groups.update(queryset.filter(pk__in=chunk).values_list("pk", "report_name"))
+        groups.update(rows.filter(profile_id__in=chunk).values_list("profile_id", "report_group"))
     return groups
 
 
