@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reports_app.query_funnels import FunnelQuery
+from reports_app.selectors.buckets import time_range
 from reports_app.selectors.funnels_sql import postgresql_funnel_rows, seconds_rounded
 from reports_app.selectors.person_steps import (
     person_events,
@@ -28,7 +29,7 @@ from reports_app.selectors.person_steps import (
     step_events,
     uses_postgresql,
 )
-from reports_app.selectors.series import OTHER_GROUP, time_range
+from reports_app.selectors.series import OTHER_GROUP
 from users_app.models import Environment
 
 

@@ -17,6 +17,7 @@ from django.db import connections
 
 from config.kernel.periods import day_start
 from reports_app.query_funnels import RetentionQuery
+from reports_app.selectors.buckets import bucket_floor, bucket_next, time_range
 from reports_app.selectors.person_steps import (
     as_utc,
     group_join_sql,
@@ -27,7 +28,7 @@ from reports_app.selectors.person_steps import (
     step_events,
     uses_postgresql,
 )
-from reports_app.selectors.series import OTHER_GROUP, bucket_floor, bucket_next, time_range
+from reports_app.selectors.series import OTHER_GROUP
 from users_app.models import Environment
 
 
