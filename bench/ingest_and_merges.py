@@ -1,6 +1,7 @@
 """Ingest and merge benchmark (issue #3). One command, prints its figures:
 
     .venv/bin/python bench/ingest_and_merges.py [--clients 4] [--requests 10] [--workers 3] [--parts bulk,single,merges]
+        [--defined-event]   # the environment defines an event that ingest matches (SPEC 13)
 
 Runs against PostgreSQL (a database of its own, recreated each run: BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/cairn_bench_ingest) and Redis (BENCH_REDIS_URL, default db 2), with the
@@ -381,6 +382,11 @@ def main() -> None:
     parser.add_argument("--single-calls", type=int, default=200)
     parser.add_argument("--small-merges", type=int, default=200)
     parser.add_argument(
+        "--defined-event",
+        action="store_true",
+        help="the environment defines an event (`Search` on /p/1*: about 4%% of the bulk events), matched at ingest",
+    )
+    parser.add_argument(
         "--parts",
         default="bulk,single,merges",
         help="comma-separated subset of bulk, single, merges (default: all three)",
@@ -395,6 +401,10 @@ def main() -> None:
     from users_app.services.environments import environment_create
 
     environment = environment_create(name="bench", api_key="bench-api-key-0123456789").environment
+    if args.defined_event:
+        from events_app.defined_events.services import defined_event_create
+
+        defined_event_create(environment=environment, name="Searched", rules=[{"event": "Search", "path": "/p/1*"}])
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
         f"machine: {os.cpu_count()} cores, load average {load} (shared with other work); "

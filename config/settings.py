@@ -250,6 +250,12 @@ CAIRN_DELETION_BATCH_SIZE = env_int("CAIRN_DELETION_BATCH_SIZE", 2000)
 CAIRN_DELETION_STALE_SECONDS = env_int("CAIRN_DELETION_STALE_SECONDS", 120)
 CAIRN_RETENTION_BATCH_SIZE = env_int("CAIRN_RETENTION_BATCH_SIZE", 5000)
 CAIRN_RETENTION_SECONDS = env_int("CAIRN_RETENTION_SECONDS", 3600)
+# Defined events' backfill (events_app/defined_events/backfill.py, docs/operations.md "Defined events"): event ids
+# per batch, the delay of the re-sweep of recent events, and how long a backfill may go without a batch before the
+# sweep queues it again.
+CAIRN_DEFINED_EVENT_BATCH_IDS = env_int("CAIRN_DEFINED_EVENT_BATCH_IDS", 20000)
+CAIRN_DEFINED_EVENT_RESWEEP_SECONDS = env_int("CAIRN_DEFINED_EVENT_RESWEEP_SECONDS", 60)
+CAIRN_DEFINED_EVENT_STALE_SECONDS = env_int("CAIRN_DEFINED_EVENT_STALE_SECONDS", 300)
 CELERY_BEAT_SCHEDULE = {
     "merge-sweep": {
         "task": "cairn.merge_sweep",
@@ -260,6 +266,11 @@ CELERY_BEAT_SCHEDULE = {
     # users_app/deletion: lost deletion requests queued again; events past their environment's retention removed.
     "deletion-sweep": {
         "task": "cairn.deletion_sweep",
+        "schedule": float(CAIRN_MERGE_SWEEP_SECONDS),
+        "options": {"expires": float(CAIRN_MERGE_SWEEP_SECONDS)},
+    },
+    "defined-event-sweep": {
+        "task": "cairn.defined_event_sweep",
         "schedule": float(CAIRN_MERGE_SWEEP_SECONDS),
         "options": {"expires": float(CAIRN_MERGE_SWEEP_SECONDS)},
     },

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.views import HomeView, favicon, health, not_found
 from events_app import api as events_api
-from events_app import api_browser
+from events_app import api_browser, api_defined_events
 from reports_app import api as reports_api
 from reports_app import api_funnels as reports_api_funnels
 from users_app import api as users_api
@@ -36,6 +36,12 @@ api_patterns = [
     path("v1/reports/query", reports_api.ReportQueryApi.as_view(), name="api-report-query"),
     path("v1/reports/funnel", reports_api_funnels.FunnelReportApi.as_view(), name="api-report-funnel"),
     path("v1/reports/retention", reports_api_funnels.RetentionReportApi.as_view(), name="api-report-retention"),
+    path("v1/defined-events", api_defined_events.DefinedEventsApi.as_view(), name="api-defined-events"),
+    path(
+        "v1/defined-events/<str:defined_event_id>",
+        api_defined_events.DefinedEventDetailApi.as_view(),
+        name="api-defined-event",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

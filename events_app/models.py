@@ -5,7 +5,7 @@ Both keep two profiles: `profile` is who owns the row now (it changes when a mer
 """
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from users_app.models import Environment, Profile
 
@@ -62,6 +62,31 @@ class Session(models.Model):
         return self.ended_at - self.started_at
 
 
+class EventQuerySet(QuerySet):
+    def named(self, environment: Environment, name: str, *, start=None, end=None) -> QuerySet:
+        """The environment's events called `name`: those whose raw name is `name`, plus, if the environment has a
+        defined event of that name, the events it matches (their DefinedEventMatch rows). `start`/`end` bound
+        the timestamps ([start, end)); given here, they also bound the match rows' index range. The one place a
+        report, a funnel or the Users view turns an event name into events (docs/architecture.md)."""
+        events = self.filter(environment=environment)
+        if start is not None:
+            events = events.filter(timestamp__gte=start)
+        if end is not None:
+            events = events.filter(timestamp__lt=end)
+        defined_pk = DefinedEvent.objects.filter(environment=environment, name=name).values_list("pk", flat=True)
+        defined_pk = defined_pk.first()
+        if defined_pk is None:
+            return events.filter(name=name)
+        matches = DefinedEventMatch.objects.filter(defined_event_id=defined_pk)
+        raw = Event.objects.filter(environment=environment, name=name)
+        if start is not None:
+            matches, raw = matches.filter(timestamp__gte=start), raw.filter(timestamp__gte=start)
+        if end is not None:
+            matches, raw = matches.filter(timestamp__lt=end), raw.filter(timestamp__lt=end)
+        # Raw events of the same name are rare: their part of the UNION is one probe of event_by_name_time.
+        return events.filter(pk__in=matches.values("event_id").union(raw.values("pk"), all=True))
+
+
 class Event(models.Model):
     # No foreign-key constraints in the database (db_constraint=False; Django still cascades deletes): every
     # event row would otherwise be checked against four tables at commit, and every row a merge moves
@@ -93,6 +118,8 @@ class Event(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 
+    objects = EventQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -111,3 +138,111 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class DefinedEventQuerySet(QuerySet):
+    def backfilling(self, environment: Environment, name: str) -> bool:
+        """True if `name` is a defined event of the environment whose past events are still being matched."""
+        return self.filter(environment=environment, name=name).exclude(backfill_status="done").exists()
+
+
+class DefinedEvent(models.Model):
+    """A name for a set of raw events, defined afterwards (Heap's "virtual events", SPEC 13): the events matching any
+    of its rules, past (backfill) and future (ingest). The rules' meaning lives in events_app/defined_events/."""
+
+    class Backfill(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="defined_events", db_index=False
+    )
+    name = models.CharField(max_length=255)
+    # A list of rule objects ({"event", "selector"?, "text"?, "path"?}), as validated by defined_events/rules.py.
+    rules = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The backfill's state (defined_events/backfill.py): the pass over past events walks event ids up to
+    # backfill_high_id; backfill_position is the last id it finished, so a run that dies resumes there.
+    backfill_status = models.CharField(max_length=16, choices=Backfill.choices, default=Backfill.PENDING)
+    backfill_position = models.BigIntegerField(default=0)
+    backfill_high_id = models.BigIntegerField(null=True, blank=True)
+    backfill_finished_at = models.DateTimeField(null=True, blank=True)
+    # Written by every batch: a backfill whose heartbeat is old lost its worker, and the sweep queues it again.
+    backfill_heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The re-sweep of recent events after the backfill (ingest transactions that began before this definition).
+    resweep_done_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DefinedEventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["environment", "name"], name="defined_event_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_partial(self) -> bool:
+        """True while past events are still being matched: counts so far are a lower bound."""
+        return self.backfill_status != self.Backfill.DONE
+
+
+class DefinedEventMatchQuerySet(QuerySet):
+    def standing_for(self, environment: Environment, name: str, *, start, end) -> QuerySet | None:
+        """The match rows in [start, end) of the defined event `name`, when they stand for every event called
+        `name`: no raw event of the environment has that name too (one probe of event_by_name_time). None
+        otherwise: then Event.objects.named is the answer. For reads that need of an event only its time and its
+        person (the report's fast path, reports_app/selectors/series.py)."""
+        defined_pk = DefinedEvent.objects.filter(environment=environment, name=name).values_list("pk", flat=True)
+        defined_pk = defined_pk.first()
+        raw = Event.objects.filter(environment=environment, name=name, timestamp__gte=start, timestamp__lt=end)
+        if defined_pk is None or raw.exists():
+            return None
+        return self.filter(defined_event_id=defined_pk, timestamp__gte=start, timestamp__lt=end)
+
+    def names_by_event(self, event_pks) -> dict[int, list[str]]:
+        """{event pk: the names of the defined events it matches}, for a page of events (the timeline)."""
+        names: dict[int, list[str]] = {}
+        rows = self.filter(event_id__in=list(event_pks)).values_list("event_id", "defined_event__name")
+        for event_pk, name in rows.order_by("defined_event__name"):
+            names.setdefault(event_pk, []).append(name)
+        return names
+
+
+class DefinedEventMatch(models.Model):
+    """One event matched by one defined event: what reports read instead of evaluating rules over JSON.
+
+    Keyed by the event, not its profile: a merge moves events between profiles and leaves these rows as they are.
+    No foreign key to the event (a plain column, no constraint, no ORM cascade): ingest writes these rows in the
+    event's own statement, and the services that delete events (users_app/deletion/) delete their matches by
+    event id first, on the event_id index. The defined event's foreign key has no constraint either (every row
+    would be checked at commit); deleting a definition deletes its rows through the ORM."""
+
+    pk = models.CompositePrimaryKey("defined_event", "event_id")
+    defined_event = models.ForeignKey(
+        DefinedEvent, on_delete=models.CASCADE, related_name="matches", db_index=False, db_constraint=False
+    )
+    event_id = models.BigIntegerField()
+    # Copied from the event, both never change (a merge moves `profile`, never `original_profile`): a report on
+    # the defined event reads one index range (defined event, time), index-only, instead of an event row per
+    # match (docs/architecture.md, "Defined events"). The person of the event is the person of its original
+    # profile: ingest stores an event on person_of(original_profile), and a merge or its undo keeps it so.
+    timestamp = models.DateTimeField()
+    original_profile = models.ForeignKey(
+        Profile, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+
+    objects = DefinedEventMatchQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["defined_event", "timestamp"],
+                include=["event_id", "original_profile"],
+                name="defined_match_by_time",
+            ),
+            models.Index(fields=["event_id"], name="defined_match_by_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} is {self.defined_event_id}"

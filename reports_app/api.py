@@ -77,6 +77,11 @@ REPORT_SCHEMA = inline_serializer(
             },
             many=True,
         ),
+        "backfilling": serializers.BooleanField(
+            required=False,
+            help_text="Present (true) while the report's event is a defined event whose past events are still "
+            "being matched by its backfill: the numbers are a lower bound.",
+        ),
     },
 )
 

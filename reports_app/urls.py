@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports_app import views
+from reports_app import views, views_defined_events
 
 app_name = "reports"
 
@@ -12,4 +12,11 @@ urlpatterns = [
     path("saved/<int:pk>/update/", views.SavedReportUpdateView.as_view(), name="saved-update"),
     path("saved/<int:pk>/duplicate/", views.SavedReportDuplicateView.as_view(), name="saved-duplicate"),
     path("saved/<int:pk>/delete/", views.SavedReportDeleteView.as_view(), name="saved-delete"),
+    path("defined-events/", views_defined_events.DefinedEventListView.as_view(), name="defined-events"),
+    path("defined-events/new/", views_defined_events.DefinedEventCreateView.as_view(), name="defined-event-new"),
+    path(
+        "defined-events/preview",
+        views_defined_events.DefinedEventPreviewView.as_view(),
+        name="defined-event-preview",
+    ),
 ]

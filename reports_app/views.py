@@ -27,6 +27,7 @@ from reports_app.query import (
 )
 from reports_app.selectors import (
     ReportResult,
+    report_defined_event_names,
     report_event_names,
     report_property_choices,
     report_series,
@@ -78,8 +79,13 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
     def report_context(self, environment: Environment, query: ReportQuery, compute: bool) -> dict:
         result = report_series(environment=environment, query=query) if compute else None
         choices = report_property_choices(environment=environment)
-        event_names = [name for name in report_event_names(environment=environment) if name != PAGEVIEW_EVENT]
-        if query.event and query.event != PAGEVIEW_EVENT and query.event not in event_names:
+        defined_names = report_defined_event_names(environment=environment)
+        event_names = [
+            name
+            for name in report_event_names(environment=environment)
+            if name != PAGEVIEW_EVENT and name not in defined_names
+        ]
+        if query.event and query.event not in (PAGEVIEW_EVENT, *defined_names) and query.event not in event_names:
             event_names.insert(0, query.event)
         group_choices = [f"{scope}.{key}" for scope in ("user", "event", "account") for key in choices[scope]]
         if query.group_by and str(query.group_by) not in group_choices:
@@ -103,6 +109,7 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
             "open_report_changeable": open_report is not None
             and saved_report_may_change(report=open_report, user=user),
             "event_names": event_names,
+            "defined_event_names": defined_names,
             "pageview_event": PAGEVIEW_EVENT,
             "group_choices": group_choices,
             "measures": MEASURES,

@@ -115,6 +115,12 @@ REPORT_PAGE_QUERY = [
     Probe("filter_value", base=(("filter_field", "user.plan"), ("filter_op", "in"))),
     Probe("filter_value", base=(("filter_field", "event.path"), ("filter_op", "contains"))),
 ]
+DEFINE_QUERY = [  # reports_app/views_defined_events.py: one rule's fields
+    Probe("event"),
+    Probe("selector", base=(("event", "click"),)),
+    Probe("text", base=(("event", "click"),)),
+    Probe("path", base=(("event", "click"),)),
+]
 PAGES = {
     "/": [],
     "/users/": [*USERS_PAGE_QUERY, Probe("env"), Probe("count"), Probe("q", base=(("count", "1"),))],
@@ -125,6 +131,9 @@ PAGES = {
     "/reports/": [*REPORT_PAGE_QUERY, Probe("env"), Probe("report")],
     "/reports/export.csv": [*REPORT_PAGE_QUERY, Probe("env")],
     "/reports/saved/{report_pk}/": [],
+    "/reports/defined-events/": [Probe("env")],
+    "/reports/defined-events/new/": [*DEFINE_QUERY, Probe("env"), Probe("name")],
+    "/reports/defined-events/preview": [*DEFINE_QUERY, Probe("env")],
     "/accounts/login/": [Probe("next")],
 }
 READ_API = {
@@ -137,6 +146,7 @@ READ_API = {
     "/api/v1/reports/query": REPORT_QUERY,
     "/api/v1/reports/funnel": FUNNEL_QUERY,
     "/api/v1/reports/retention": RETENTION_QUERY,
+    "/api/v1/defined-events": [],
     "/api/schema/": [Probe("format"), Probe("lang")],
     "/api/docs/": [],
 }
@@ -149,6 +159,7 @@ PATHS = [
     "/api/v1/users/{}",
     "/api/v1/users/{}/events",
     "/api/v1/accounts/{}",
+    "/api/v1/defined-events/{}",
     "/demo/{}/",
     "/demo/{}/app/",
     "/{}",
@@ -169,6 +180,9 @@ ELSEWHERE = {
     "/api/public/v0/auth_token",
     "/api/public/v0/user_deletion",
     "/api/public/v0/deletion_status/<str:deletion_request_id>",
+    # DELETE only (a GET is 405, swept in PATHS): its ids in the OpenAPI conformance run and
+    # tests/events_app/test_defined_events.py.
+    "/api/v1/defined-events/<str:defined_event_id>",
     "/reports/saved/",
     "/reports/saved/<int:pk>/update/",
     "/reports/saved/<int:pk>/duplicate/",

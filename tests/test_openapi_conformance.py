@@ -73,6 +73,9 @@ def test_every_api_endpoint_is_in_the_schema():
         "GET /api/v1/reports/query",
         "GET /api/v1/reports/funnel",
         "GET /api/v1/reports/retention",
+        "GET /api/v1/defined-events",
+        "POST /api/v1/defined-events",
+        "DELETE /api/v1/defined-events/{defined_event_id}",
         "POST /api/public/v0/auth_token",
         "POST /api/public/v0/user_deletion",
         "GET /api/public/v0/deletion_status/{deletion_request_id}",
@@ -174,6 +177,8 @@ def test_the_schema_describes_what_is_accepted_and_answered(environment, label, 
     operation = OPERATIONS[label]
     if mode is GenerationMode.NEGATIVE and label == "POST /api/public/v0/auth_token":
         pytest.skip("no parameter or body to make invalid: its one input, the Basic header, is tested on its own")
+    if mode is GenerationMode.NEGATIVE and label == "GET /api/v1/defined-events":
+        pytest.skip("no parameter or body to make invalid: its one input, the API key, is tested on its own")
     if mode is GenerationMode.NEGATIVE and label in PARTLY_ACCEPTED:
         checks = [check for check in CHECKS if check is not negative_data_rejection]
     else:

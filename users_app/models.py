@@ -65,6 +65,10 @@ class Environment(models.Model):
         blank=True,
         help_text="Events older than this many days are removed (with sessions left empty); empty = forever.",
     )
+    # Bumped whenever the environment's defined events change (events_app/defined_events/services.py). 0: none was
+    # ever defined, so ingest skips matching without a lookup; otherwise ingest's per-process cache of compiled
+    # rules is keyed by it. On the Environment row because that row is already cached for every ingest call.
+    defined_events_version = models.PositiveIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.app_id})"

@@ -15,10 +15,11 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-def task_publish(task_name: str, *args, what: str) -> bool:
-    """Publish now. False if the broker could not take it (`what` names the work in the warning)."""
+def task_publish(task_name: str, *args, what: str, countdown: float | None = None) -> bool:
+    """Publish now (to run `countdown` seconds later, if given). False if the broker could not take it (`what`
+    names the work in the warning)."""
     try:
-        current_app.tasks[task_name].delay(*args)
+        current_app.tasks[task_name].apply_async(args, countdown=countdown)
     except Exception:  # kombu raises several types for an unreachable broker; none may fail the caller
         logger.warning("Could not queue %s; the sweep will retry it.", what, exc_info=True)
         return False

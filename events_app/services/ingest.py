@@ -27,6 +27,7 @@ from config.kernel.validation import (
     require_object,
     require_present,
 )
+from events_app.defined_events.cache import definitions_for_ingest
 from events_app.models import EVENT_NAME_MAX_BYTES, EVENT_NAME_MAX_LENGTH
 from events_app.services.event_rows import events_insert, stored_idempotency_keys
 from events_app.services.sessions import SessionNeed, sessions_assign
@@ -300,6 +301,7 @@ def events_write(*, unit: IngestUnitOfWork, items: list[TrackItem]) -> int:
             for item, need in zip(items, needs, strict=True)
         ],
         unit.insert_later,
+        definitions_for_ingest(unit.environment),  # None (nothing to match) unless the environment defined events
     )
     _touch_profiles(unit, items)
     return len(items)

@@ -6,6 +6,7 @@ offers, saved reports)."""
 from reports_app.selectors.buckets import bucket_label, report_buckets, time_range
 from reports_app.selectors.choices import (
     MAX_CHOICES,
+    report_defined_event_names,
     report_event_names,
     report_property_choices,
     report_user_property_keys,
@@ -37,6 +38,7 @@ __all__ = [
     "Series",
     "bucket_label",
     "report_buckets",
+    "report_defined_event_names",
     "report_event_names",
     "report_funnel",
     "report_property_choices",

@@ -3,7 +3,7 @@
 from django.db import connections
 from django.db.models import QuerySet
 
-from events_app.models import Event
+from events_app.models import DefinedEvent, Event
 from reports_app.models import SavedReport
 from users_app.models import Environment, UserProperty
 from users_app.selectors.accounts import account_property_keys
@@ -52,6 +52,12 @@ def report_event_names(*, environment: Environment) -> list[str]:
         .distinct()
         .order_by("name")[:MAX_CHOICES]
     )
+
+
+def report_defined_event_names(*, environment: Environment) -> list[str]:
+    """The environment's defined events (SPEC 13): the builder lists them apart, marked, before the raw names."""
+    names = DefinedEvent.objects.filter(environment=environment).order_by("name").values_list("name", flat=True)
+    return list(names[:MAX_CHOICES])
 
 
 def report_user_property_keys(*, environment: Environment) -> list[str]:

@@ -14,10 +14,11 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, TextFiel
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
 from django.utils import timezone
 
-from events_app.models import Event
+from events_app.models import DefinedEvent
 from reports_app.json_text import PropertyText
 from reports_app.query import ReportQuery
-from reports_app.selectors.buckets import bucket_floor, bucket_label, bucket_next, report_buckets, time_range
+from reports_app.selectors.buckets import bucket_floor, bucket_label, bucket_next, report_buckets
+from reports_app.selectors.rows import report_rows
 from users_app.models import AccountProperty, Environment, Profile, UserProperty, property_key_hash
 from users_app.people import person_expression, person_property, person_sql
 from users_app.selectors.accounts import account_property_sql, person_account, person_account_sql
@@ -50,6 +51,8 @@ class ReportResult:
     series: list[Series]
     computed_at: datetime = field(default_factory=timezone.now)
     path: str = ORM_PATH  # not in as_dict: how the numbers were computed is no part of the answer
+    # The report's event is a defined event whose past events are still being matched (its backfill runs).
+    backfilling: bool = False
 
     @property
     def bucket_labels(self) -> list[str]:
@@ -67,30 +70,40 @@ class ReportResult:
 
     def as_dict(self) -> dict:
         labels = self.bucket_labels
-        return {
+        answer = {
             "buckets": labels,
             "series": [item.as_dict() for item in self.series],
             "partial_buckets": [labels[position] for position in self.partial_positions],
         }
+        if self.backfilling:
+            answer["backfilling"] = True
+        return answer
 
 
 class _Expressions:
     """Builds the queryset's joins and the SQL expressions of the person, properties and groups."""
 
-    def __init__(self, queryset: QuerySet, environment: Environment):
+    def __init__(self, queryset: QuerySet, environment: Environment, *, matches: bool = False):
         self.queryset = queryset
         self.environment = environment
         self.aliases = 0
         self.account_alias: str | None = None
         self.account_value = None
+        # Rows are events, or a defined event's match rows (selectors/rows.py), whose person is their original
+        # profile's (events_app.models.DefinedEventMatch says why that is the event's person).
+        self.relation = "original_profile__" if matches else "profile__"
+        self.profile_column = "original_profile_id" if matches else "profile_id"
+        self.count_column = "event_id" if matches else "id"
 
     def person(self):
-        return person_expression("profile__")
+        return person_expression(self.relation)
 
     def user_property(self, key: str):
         """The person's current value of `key` (two LEFT JOINs, each its own alias in this queryset)."""
         self.aliases += 1
-        self.queryset, value = person_property(self.queryset, property_key_hash(key), alias=f"prop_{self.aliases}")
+        self.queryset, value = person_property(
+            self.queryset, property_key_hash(key), alias=f"prop_{self.aliases}", relation=self.relation
+        )
         return value
 
     def event_property(self, key: str):
@@ -100,7 +113,9 @@ class _Expressions:
     def account(self):
         """The person's account (users_app/selectors/accounts.py), joined once."""
         if self.account_alias is None:
-            self.queryset, self.account_value = person_account(self.queryset, self.environment, alias="account")
+            self.queryset, self.account_value = person_account(
+                self.queryset, self.environment, alias="account", relation=self.relation
+            )
             self.account_alias = "report_account"
             self.queryset = self.queryset.alias(**{self.account_alias: self.account_value})
         return F(self.account_alias)
@@ -166,20 +181,20 @@ def _measure(query: ReportQuery, expressions: _Expressions):
         # The expression, not its alias: aggregate() (the total of `Other`) cannot count an alias. People without an
         # account count for none.
         return Count(expressions.account_value, distinct=True)
-    return Count("id")
+    return Count(expressions.count_column)
 
 
 def _base_queryset(environment: Environment, query: ReportQuery) -> tuple[QuerySet, _Expressions]:
-    start, end = time_range(query)
-    queryset = Event.objects.filter(environment=environment, timestamp__gte=start, timestamp__lt=end)
-    if query.event is not None:
-        queryset = queryset.filter(name=query.event)
-    return events_filtered(queryset, environment, query.filters)
+    queryset, matches = report_rows(environment, query)
+    return events_filtered(queryset, environment, query.filters, matches=matches)
 
 
-def events_filtered(queryset: QuerySet, environment: Environment, filters) -> tuple[QuerySet, _Expressions]:
-    """The events of `queryset` for which every `where` filter holds (funnels and retention filter alike)."""
-    expressions = _Expressions(queryset, environment)
+def events_filtered(
+    queryset: QuerySet, environment: Environment, filters, *, matches: bool = False
+) -> tuple[QuerySet, _Expressions]:
+    """The events of `queryset` for which every `where` filter holds (funnels and retention filter alike);
+    `matches`: the rows are a defined event's match rows (selectors/rows.py)."""
+    expressions = _Expressions(queryset, environment, matches=matches)
     conditions = []
     for index, item in enumerate(filters):
         if item.prop.scope == "account":
@@ -209,6 +224,17 @@ def report_series(*, environment: Environment, query: ReportQuery, path: str | N
     `path`: None takes the fastest the database has; ORM_PATH forces the ORM's GROUP BY, the reference that the
     tests and bench/account_reports.py compare the PostgreSQL pass with."""
     buckets = report_buckets(query)
+    # Asked before the numbers: a backfill that ends meanwhile leaves the flag on complete numbers, never off on
+    # partial ones.
+    backfilling = query.event is not None and DefinedEvent.objects.backfilling(environment, query.event)
+    result = _report_numbers(environment, query, buckets, path)
+    result.backfilling = backfilling
+    return result
+
+
+def _report_numbers(
+    environment: Environment, query: ReportQuery, buckets: list[datetime], path: str | None
+) -> ReportResult:
     bucket_index = {bucket: position for position, bucket in enumerate(buckets)}
     base, expressions = _base_queryset(environment, query)
     measure = _measure(query, expressions)
@@ -286,7 +312,7 @@ def _postgresql_rows(
     needs_person = needs_account or query.measure == "unique_users" or group_scope == "user"
     columns = {"report_bucket": bucket}
     if needs_person:
-        columns["report_profile_id"] = F("profile_id")
+        columns["report_profile_id"] = F(expressions.profile_column)
     if group_scope == "event":
         columns["report_group"] = Coalesce(
             expressions.event_property(group_by.key), Value(NONE_GROUP), output_field=TextField()

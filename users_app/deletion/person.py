@@ -37,7 +37,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q
 
-from events_app.models import Event, Session
+from events_app.models import DefinedEventMatch, Event, Session
 from users_app.models import MergeRecord, Profile, UserProperty
 from users_app.people import person_member_pks, person_of
 from users_app.services.locks import profiles_lock, profiles_try_lock
@@ -144,7 +144,10 @@ def _merges_delete(member_pks: set[int], identity: str | None) -> int:
 
 
 def _rows_delete(model, condition: Q) -> int:
-    """Delete the rows and answer how many of `model` went (not the events a session's delete unlinks)."""
+    """Delete the rows and answer how many of `model` went (not the events a session's delete unlinks). An event's
+    defined-event matches go with it: they are keyed by the event's id, with no foreign key to cascade."""
+    if model is Event:
+        DefinedEventMatch.objects.filter(event_id__in=Event.objects.filter(condition).values("pk")).delete()
     return model.objects.filter(condition).delete()[1].get(model._meta.label, 0)
 
 

@@ -11,7 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from config.kernel.errors import InvalidInput, NotFound
 from config.kernel.validation import ascii_decimal
-from events_app.models import Event, Session
+from events_app.models import DefinedEventMatch, Event, Session
 from users_app.models import (
     INITIAL_PROPERTY_PREFIX,
     Environment,
@@ -92,7 +92,7 @@ def user_timeline(profile: Profile, *, cursor: str | None = None, limit: int = 1
         events = events.filter(Q(timestamp__lt=moment) | Q(timestamp=moment, pk__lt=pk))
     page = list(events[: limit + 1])
     more = len(page) > limit
-    page = page[:limit]
+    page = _with_defined_events(page[:limit])
     return {
         "results": [
             {
@@ -100,6 +100,7 @@ def user_timeline(profile: Profile, *, cursor: str | None = None, limit: int = 1
                 "timestamp": event.timestamp.isoformat(),
                 "properties": event.properties,
                 "session_id": event.session.session_key if event.session_id else None,
+                "defined_events": event.defined_events,
             }
             for event in page
         ],
@@ -187,7 +188,7 @@ def profile_session_page(
         .order_by("session_id", "timestamp", "pk")
     )
     events_of: dict[int, list[Event]] = {}
-    for event in first_events:
+    for event in _with_defined_events(list(first_events)):
         events_of.setdefault(event.session_id, []).append(event)
     rows = [
         SessionRow(session=session, event_count=counts.get(session.pk, 0), events=events_of.get(session.pk, []))
@@ -204,7 +205,16 @@ def session_events(profile: Profile, *, session_pk: int, limit: int = 1000) -> t
     session = profile_sessions(profile).filter(pk=session_pk).first()
     if session is None:
         raise NotFound("No such session for this user.", field="session")
-    return session, list(profile_events(profile).filter(session=session).order_by("timestamp", "pk")[:limit])
+    events = list(profile_events(profile).filter(session=session).order_by("timestamp", "pk")[:limit])
+    return session, _with_defined_events(events)
+
+
+def _with_defined_events(events: list[Event]) -> list[Event]:
+    """Each event with `defined_events`: the names of the defined events (SPEC 13) it matches, one query."""
+    names = DefinedEventMatch.objects.names_by_event(event.pk for event in events)
+    for event in events:
+        event.defined_events = names.get(event.pk, [])
+    return events
 
 
 def profile_merge_history(profile: Profile) -> list[MergeRecord]:
