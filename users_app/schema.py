@@ -17,6 +17,7 @@ from config.kernel.schema import (
     or_empty,
     text,
 )
+from events_app.models import EVENT_NAME_MAX_LENGTH
 from users_app.services.identity_guard import BUILTIN_BLOCKED_IDENTITIES, QUOTES
 
 
@@ -91,6 +92,11 @@ def user_query_parameters() -> list[OpenApiParameter]:
         OpenApiParameter("to", or_empty(DATE), description="YYYY-MM-DD, inclusive; not before `from`."),
         OpenApiParameter("kind", choice(KINDS)),
         OpenApiParameter("q", text(IDENTITY_MAX_LENGTH), description="Identity (exact or prefix) or user_id."),
+        OpenApiParameter(
+            "ev",
+            text(EVENT_NAME_MAX_LENGTH),
+            description="Users who did this event in the period: a raw event name or a defined event's; empty: any.",
+        ),
         OpenApiParameter(
             "col",
             at_most(MAX_COLUMNS, property_name_schema, {"pattern": NOT_BLANK}),

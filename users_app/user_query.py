@@ -5,6 +5,7 @@ Everything lives in the URL so a filtered view can be bookmarked and shared:
     period=1d|7d|30d|90d|all (default 7d), or from=YYYY-MM-DD&to=YYYY-MM-DD (to inclusive, UTC)
     kind=identified|anonymous
     q=<identity, identity prefix, or user_id>
+    ev=<event name>  (did that event in the period: a raw event name or a defined event's)
     f0=<property>&f0_op=eq|in|set|notset&f0_v=<value>[&f0_v=<value>...]   (f0 .. f9, all must hold)
     col=<property> (repeatable; the property columns shown, default plan)
     cursor=<from the previous page>
@@ -32,6 +33,7 @@ from config.kernel.property_filters import (
     PropertyRef,
 )
 from config.kernel.validation import calendar_date, check_text
+from events_app.models import EVENT_NAME_MAX_LENGTH
 from users_app.selectors import UserFilters
 
 PERIODS = period_labels(("1d", "7d", "30d", "90d", "all"))
@@ -96,7 +98,9 @@ class UserQuery:
     def count_key(self) -> str:
         """Identifies the filtered set: the period as chosen (not its moving start), and the filters."""
         filters = self.filters
-        described = repr((self.period, self.date_from, self.date_to, filters.properties, filters.kind, filters.search))
+        described = repr(
+            (self.period, self.date_from, self.date_to, filters.properties, filters.kind, filters.search, filters.event)
+        )
         return hashlib.sha256(described.encode()).hexdigest()
 
 
@@ -194,7 +198,10 @@ def parse_user_query(params, now: datetime | None = None) -> UserQuery:
     if kind and kind not in KINDS:
         raise InvalidInput("invalid_kind", "`kind` must be identified or anonymous.", "kind")
     search = _one(params, "q", IDENTITY_MAX_LENGTH).strip()
-    filters = UserFilters(since=since, until=until, properties=parse_property_filters(params), kind=kind, search=search)
+    event = _one(params, "ev", EVENT_NAME_MAX_LENGTH)
+    filters = UserFilters(
+        since=since, until=until, properties=parse_property_filters(params), kind=kind, search=search, event=event
+    )
     cursor = _one(params, "cursor", 200) or None
     return UserQuery(
         filters=filters,

@@ -16,6 +16,7 @@ from config.kernel.errors import InvalidInput
 from config.kernel.property_filters import ACCOUNT_SCOPE, USER_SCOPE, PropertyRef
 from config.kernel.shared_cache import shared_cache_get, shared_cache_get_or_set
 from config.kernel.validation import parse_user_id
+from events_app.models import DefinedEvent
 from users_app.environment_pages import EnvironmentMixin, account_url, profile_url
 from users_app.models import Environment, Profile
 from users_app.selectors import (
@@ -165,6 +166,10 @@ class UserListView(LoginRequiredMixin, EnvironmentMixin, UserFilterMixin, Templa
             filter_rows=self.filter_rows(query),
             search=query.filters.search,
             kind=query.filters.kind,
+            event=query.filters.event,
+            defined_event_names=DefinedEvent.objects.filter(environment=environment)
+            .order_by("name")
+            .values_list("name", flat=True)[:200],
             next_url=self.url_with(cursor=page.next_cursor) if page.next_cursor else None,
             searched_until=page.searched_until,
             first_url=self.url_with(cursor=None) if query.cursor else None,

@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 from config.kernel.errors import InvalidInput
 from config.kernel.property_filters import ACCOUNT_SCOPE, PropertyFilter, PropertyRef
 from config.kernel.validation import ascii_decimal, user_id_term
-from events_app.models import Session
+from events_app.models import Event, Session
 from users_app.models import (
     AccountProperty,
     Environment,
@@ -40,6 +40,8 @@ class UserFilters:
     properties: tuple[PropertyFilter, ...] = ()
     kind: str = ""  # "", "identified" or "anonymous"
     search: str = ""
+    # Did this event (a raw or a defined event's name, SPEC 13) in the period: "" for any user.
+    event: str = ""
 
 
 @dataclass
@@ -129,6 +131,11 @@ def _matching(environment: Environment, filters: UserFilters) -> tuple[QuerySet,
         profiles = profiles.filter(identity__isnull=True)
     if filters.search:
         profiles = profiles.filter(_search_condition(environment, filters.search))
+    if filters.event:
+        # The person (own or merged-in profiles) has an event of that name in the period: Event.objects.named is
+        # the one place a name becomes events, raw or defined.
+        events = Event.objects.named(environment, filters.event, start=filters.since, end=filters.until)
+        profiles = profiles.filter(person_rows_exist(events, OuterRef("pk")))
     conditions = property_conditions(environment, filters.properties)
     return profiles.filter(*(item.condition for item in conditions)), all(item.estimated for item in conditions)
 
