@@ -10,7 +10,8 @@ events over 90 days (each received when it happened), 30% `click` events with re
 (ten elements of a site: links, buttons, a span inside the buy button, form fields, each with its tracker
 `hierarchy`, text and path), the rest pageviews. The definition "Clicked Buy" is `{"event": "click", "selector":
 "#buy", "path": "/pricing*"}` (the buy button and the span inside it: N events); then exactly N pageviews are
-renamed `Purchase`, the raw name with the same count.
+renamed `Purchase`, the raw name with the same count, and the table is put in time order (CLUSTER), as a live
+table roughly is.
 Each run times the backfill of a fresh "Clicked Buy" (its match rows dropped first), then both reports through
 GET /api/v1/reports/query (URL routing, API-key auth, report_series, JSON), alternately, medians.
 """
@@ -180,6 +181,9 @@ def generate(size: int) -> None:
         )
         for _, definition in indexes:
             cursor.execute(definition)
+        # In the order a live table has (events arrive about when they happen): the renamed pageviews would
+        # otherwise sit together at the table's end, which makes reading them unrealistically cheap.
+        cursor.execute("CLUSTER events_app_event USING event_by_time")
         cursor.execute("VACUUM ANALYZE events_app_event")
         cursor.execute("VACUUM ANALYZE users_app_profile")
     print(f"  generated in {time.monotonic() - started:.0f} s ({matching:,} events for each name)", flush=True)
