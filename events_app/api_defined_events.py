@@ -77,8 +77,8 @@ DEFINED_EVENT_LIST = inline_serializer(
                 "name": serializers.CharField(),
                 "rules": schema_field({"type": "array", "items": RULE}),
                 "created_at": serializers.DateTimeField(),
-                "backfill": serializers.ChoiceField(
-                    choices=["pending", "running", "done"],
+                "backfill": schema_field(
+                    {"type": "string", "enum": ["pending", "running", "done"]},
                     help_text="Past events are matched by a background task; until `done`, counts are partial.",
                 ),
             },
