@@ -89,8 +89,7 @@ class _Expressions:
         self.aliases = 0
         self.account_alias: str | None = None
         self.account_value = None
-        # Rows are events, or a defined event's match rows (selectors/rows.py), whose person is their original
-        # profile's (events_app.models.DefinedEventMatch says why that is the event's person).
+        # Events, or a defined event's match rows (selectors/rows.py): their person is their original profile's.
         self.relation = "original_profile__" if matches else "profile__"
         self.profile_column = "original_profile_id" if matches else "profile_id"
         self.count_column = "event_id" if matches else "id"
@@ -224,17 +223,14 @@ def report_series(*, environment: Environment, query: ReportQuery, path: str | N
     `path`: None takes the fastest the database has; ORM_PATH forces the ORM's GROUP BY, the reference that the
     tests and bench/account_reports.py compare the PostgreSQL pass with."""
     buckets = report_buckets(query)
-    # Asked before the numbers: a backfill that ends meanwhile leaves the flag on complete numbers, never off on
-    # partial ones.
+    # Asked first: a backfill ending meanwhile leaves the flag on complete numbers, never off on partial ones.
     backfilling = query.event is not None and DefinedEvent.objects.backfilling(environment, query.event)
     result = _report_numbers(environment, query, buckets, path)
     result.backfilling = backfilling
     return result
 
 
-def _report_numbers(
-    environment: Environment, query: ReportQuery, buckets: list[datetime], path: str | None
-) -> ReportResult:
+def _report_numbers(environment: Environment, query: ReportQuery, buckets: list, path: str | None) -> ReportResult:
     bucket_index = {bucket: position for position, bucket in enumerate(buckets)}
     base, expressions = _base_queryset(environment, query)
     measure = _measure(query, expressions)
