@@ -31,7 +31,6 @@ var PROPS_KEY = "_cairn_ep_" + suffix;
 var STOPPED_COOKIE = "_cairn_off_" + suffix;
 
 var memoryStore = {};
-var eventProperties = load(PROPS_KEY) || {};
 var stopped = getCookie(STOPPED_COOKIE) === "1"; // heap.stopTracking(), kept across pages as Heap does
 var tabId = tabIdentifier();
 var queueKey = QUEUE_PREFIX + tabId;
@@ -56,6 +55,8 @@ function storage() {
   }
 }
 var store = storage();
+// After `store`: heap.addEventProperties are kept across pages (docs/tracker.md), so they are read back here.
+var eventProperties = load(PROPS_KEY) || {};
 
 function load(key) {
   try {
