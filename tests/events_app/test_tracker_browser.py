@@ -451,6 +451,24 @@ def test_ids_live_in_first_party_cookies_and_identify_is_sent_once(browser, site
     context.close()
 
 
+def test_event_properties_are_kept_across_pages_until_removed(browser, site, api):
+    _, base = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(demo(base, "playground/"))
+    wait_idle(page)
+    page.evaluate("() => heap.addEventProperties({campaign: 'winter', keep: 'yes'})")
+    page.goto(demo(base, "app/"))
+    wait_idle(page)
+    page.evaluate("() => { heap.removeEventProperty('keep'); heap.track('On Page Two'); }")
+    wait_idle(page)
+    user_id, _ = who(page)
+    by_name = {name: props for name, props in events(api, user_id)}
+    assert by_name["On Page Two"]["campaign"] == "winter"
+    assert "keep" not in by_name["On Page Two"]
+    context.close()
+
+
 def test_a_closed_tabs_unsent_calls_are_picked_up_by_the_next_page(browser, site, api):
     _, base = site
     context = browser.new_context()
