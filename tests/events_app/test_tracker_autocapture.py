@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from tests.builders import CHROMIUM_AVAILABLE, environment_build, heap_snippet
 from tests.conftest import API_KEY
@@ -292,3 +293,29 @@ def test_long_hierarchies_drop_whole_outer_elements_and_texts_are_cut(browser, s
     assert odd["hierarchy"] == "@body;|@main;#shop;|@span;|" and odd["target_id"] == "not valid"
     assert errors == []
     context.close()
+
+
+def test_a_defined_event_made_after_real_clicks_counts_them_in_a_report(browser, site, api, settings, eager_celery):
+    """Issue 14's end to end: clicks autocaptured by the tracker in a real browser, then a defined event made over
+    the API (its backfill runs on commit), then a graph report on its name counts the clicks before it."""
+    settings.CAIRN_DEMO_SITE = True
+    cairn, _ = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{cairn}/demo/{APP_ID}/autocapture/")
+    wait_idle(page)
+    for _ in range(3):
+        page.click("#buy")
+    page.click("#redacted-button")  # another element: not the defined event
+    wait_idle(page)
+    context.close()
+    made = api.post(
+        "/api/v1/defined-events",
+        {"name": "Clicked Buy", "rules": [{"event": "click", "selector": "#buy"}]},
+        HTTP_AUTHORIZATION=f"Bearer {API_KEY}",
+    )
+    assert made.status_code == 201, made.content
+    today = timezone.now().date().isoformat()
+    answer = api.get("/api/v1/reports/query", event="Clicked Buy", to=today, **{"from": today}).json()
+    assert [series["total"] for series in answer["series"]] == [3]
+    assert not answer.get("backfilling")
