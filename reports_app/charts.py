@@ -23,13 +23,13 @@ PALETTE = [
 ]
 
 
-def _label(text: str) -> str:
+def escaped_label(text: str) -> str:
     # Plotly reads a few HTML-like tags in names and hover text; property values are attacker-controlled,
     # so escape them: Plotly shows entities as the characters they stand for.
     return html.escape(text, quote=False)
 
 
-def _line_traces(labels: list[str], values: list[int], partial: set[int], name: str, color: str) -> list:
+def line_traces(labels: list[str], values: list[int], partial: set[int], name: str, color: str) -> list:
     """A solid line over the buckets that are over, and a dotted one from the last of them through the buckets
     that are not (one legend entry for both), so an unfinished week reads as unfinished, not as a drop."""
     first_partial = min(partial, default=len(labels))
@@ -68,9 +68,9 @@ def report_figure(result: ReportResult) -> dict | None:
     figure = go.Figure()
     for position, series in enumerate(result.series):
         color = PALETTE[position % len(PALETTE)]
-        name = _label(series.group)
+        name = escaped_label(series.group)
         if query.chart == "line":
-            for trace in _line_traces(labels, series.values, partial, name, color):
+            for trace in line_traces(labels, series.values, partial, name, color):
                 figure.add_trace(trace)
         else:
             figure.add_trace(

@@ -16,11 +16,17 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from config.kernel.errors import InvalidInput, NotFound
+from events_app.models import PAGEVIEW_EVENT
+from events_app.services.demo_data import ACTIVATE_EVENT
 from reports_app.models import SavedReport
 from reports_app.query import PropertyRef, ReportQuery
+from reports_app.query_funnels import FunnelQuery, RetentionQuery
+from reports_app.report_types import AnyQuery
 from users_app.models import Environment
 
 HEADLINE_REPORT_NAME = "Sign-ups per week by plan"
+FUNNEL_REPORT_NAME = "Sign up -> Activate -> Upgrade by plan"
+RETENTION_REPORT_NAME = "Weekly retention by plan"
 SIGN_UP_EVENT = "Sign Up"
 NAME_MAX_LENGTH = 200
 
@@ -70,7 +76,7 @@ def _check_may_change(report: SavedReport, user) -> None:
 
 
 def saved_report_create(
-    *, environment: Environment, name: str, query: ReportQuery, user=None, pinned: bool = False
+    *, environment: Environment, name: str, query: AnyQuery, user=None, pinned: bool = False
 ) -> SavedReport:
     with transaction.atomic():
         report = SavedReport.objects.create(
@@ -86,7 +92,7 @@ def saved_report_create(
     return report
 
 
-def saved_report_update(*, report: SavedReport, name: str, query: ReportQuery, user) -> SavedReport:
+def saved_report_update(*, report: SavedReport, name: str, query: AnyQuery, user) -> SavedReport:
     _check_may_change(report, user)
     name = _clean_name(name)
     with transaction.atomic():
@@ -148,13 +154,30 @@ def headline_report_query() -> ReportQuery:
     )
 
 
+def seeded_report_queries() -> dict[str, AnyQuery]:
+    """The demo's saved reports by name: the headline graph report, then the funnel and the retention report
+    that its data tells a story with (events_app/services/demo_data.py: activation and upgrades, return visits,
+    all differing by plan)."""
+    by_plan = ReportQuery(group_by=PropertyRef("user", "plan"), range="90d")
+    return {
+        HEADLINE_REPORT_NAME: headline_report_query(),
+        FUNNEL_REPORT_NAME: FunnelQuery(steps=(SIGN_UP_EVENT, ACTIVATE_EVENT, "Upgrade"), window="14d", base=by_plan),
+        RETENTION_REPORT_NAME: RetentionQuery(
+            start_event=SIGN_UP_EVENT, return_event=PAGEVIEW_EVENT, interval="week", periods=8, base=by_plan
+        ),
+    }
+
+
 def saved_report_seed_defaults(*, environment: Environment) -> None:
-    """The saved reports a new install shows; the headline one first (pinned). Safe to call again."""
+    """The saved reports a new install shows; the headline one first (pinned). Safe to call again: a report of
+    the same name is left as it is."""
     with transaction.atomic():
-        if not SavedReport.objects.filter(environment=environment, name=HEADLINE_REPORT_NAME).exists():
-            SavedReport.objects.create(
-                environment=environment,
-                name=HEADLINE_REPORT_NAME,
-                params=headline_report_query().to_params(),
-                pinned=True,
-            )
+        existing = set(SavedReport.objects.filter(environment=environment).values_list("name", flat=True))
+        for name, query in seeded_report_queries().items():
+            if name not in existing:
+                SavedReport.objects.create(
+                    environment=environment,
+                    name=name,
+                    params=query.to_params(),
+                    pinned=name == HEADLINE_REPORT_NAME,
+                )

@@ -25,6 +25,7 @@ from reports_app.query import (
     ReportQuery,
     report_query_parse,
 )
+from reports_app.report_types import TRENDS, AnyQuery, any_query_parse, query_querystring, report_type_of
 from reports_app.selectors import (
     ReportResult,
     report_defined_event_names,
@@ -40,17 +41,18 @@ from reports_app.services import (
     saved_report_may_change,
     saved_report_update,
 )
+from reports_app.views_funnels import people_csv, people_report_context, type_switch
 from users_app.environment_pages import EnvironmentMixin  # `?env=<app_id>`, else the first environment
 from users_app.models import Environment
 
 BIGINT_LIMIT = 2**63  # primary keys (BigAutoField) are below this
 
 
-def report_url(environment: Environment, query: ReportQuery, report: SavedReport | None = None) -> str:
+def report_url(environment: Environment, query: AnyQuery, report: SavedReport | None = None) -> str:
     extra = {"env": environment.app_id}
     if report is not None:
         extra["report"] = report.pk
-    return f"{reverse('reports:report')}?{urlencode(extra)}&{query.to_querystring()}"
+    return f"{reverse('reports:report')}?{urlencode(extra)}&{query_querystring(query)}"
 
 
 def _open_report(request, environment: Environment) -> SavedReport | None:
@@ -66,14 +68,22 @@ class ReportView(LoginRequiredMixin, EnvironmentMixin, TemplateView):
     def get(self, request, *args, **kwargs):
         environment = self.get_environment()
         context = {"environment": environment, "environments": Environment.objects.order_by("name", "pk")}
-        status = 200
+        status, report_type = 200, TRENDS
         if environment is not None:
             try:
-                query = report_query_parse(request.GET, page_filters=True)
+                report_type = report_type_of(request.GET)
+                query = report_query_parse(request.GET, page_filters=True) if report_type == TRENDS else ReportQuery()
             except InvalidInput as error:
                 query, status = ReportQuery(), 400
                 context["error"] = error
-            context.update(self.report_context(environment, query, compute=status == 200))
+            context.update(self.report_context(environment, query, compute=status == 200 and report_type == TRENDS))
+            if report_type != TRENDS:  # funnels and retention: reports_app/views_funnels.py
+                people, status = people_report_context(request.GET, environment, report_type, context)
+                context.update(people)
+                query = context["report_query"] or query
+                context.update(querystring=query_querystring(query), share_url=report_url(environment, query))
+            context["type_switch"] = type_switch(environment, context["query"], report_type)
+        context["report_type"] = report_type
         return self.render_to_response(self.get_context_data(**context), status=status)
 
     def report_context(self, environment: Environment, query: ReportQuery, compute: bool) -> dict:
@@ -141,9 +151,11 @@ class ReportCsvView(LoginRequiredMixin, EnvironmentMixin, View):
         if environment is None:
             raise Http404("No environment yet.")
         try:
-            query = report_query_parse(request.GET, page_filters=True)
+            query = any_query_parse(request.GET, page=True)
         except InvalidInput as error:
             return HttpResponse(f"{error.field}: {error.message}", status=400, content_type="text/plain")
+        if not isinstance(query, ReportQuery):
+            return csv_response(*people_csv(query, environment))
         result = report_series(environment=environment, query=query)
         rows = [
             ["bucket", *(series.group for series in result.series)],
@@ -164,15 +176,15 @@ class SavedReportMixin(LoginRequiredMixin):
             raise PermissionDenied("Only the report's owner or an admin may change or delete it.")
         return report
 
-    def posted_query(self) -> ReportQuery:
-        return report_query_parse(QueryDict(self.request.POST.get("query", "")))
+    def posted_query(self) -> AnyQuery:
+        return any_query_parse(QueryDict(self.request.POST.get("query", "")))
 
 
 class SavedReportOpenView(SavedReportMixin, View):
     def get(self, request, pk: int):
         report = self.get_report(pk)
         try:
-            query = report_query_parse(_as_querydict(report.params))
+            query = any_query_parse(_as_querydict(report.params))
         except InvalidInput:
             query = ReportQuery()
         return HttpResponseRedirect(report_url(report.environment, query, report))

@@ -10,10 +10,11 @@ SPEC 14, with the rules it leaves open written down (docs/reports.md, "Retention
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
 from django.db import connections
+from django.utils import timezone
 
 from config.kernel.periods import day_start
 from reports_app.query_funnels import RetentionQuery
@@ -52,6 +53,20 @@ class Cohort:
 class RetentionResult:
     query: RetentionQuery
     cohorts: list[Cohort]
+    computed_at: datetime = field(default_factory=timezone.now)
+
+    def partial_periods(self, cohort: Cohort) -> list[int]:
+        """The periods k of `cohort` (0: its own bucket, whose size can still grow) not over when the report was
+        computed: their counts can still grow, so the page marks them as trends marks its buckets
+        (ReportResult.partial_positions)."""
+        bucket = datetime(cohort.start.year, cohort.start.month, cohort.start.day, tzinfo=UTC)
+        partial = []
+        for position in range(len(cohort.returned)):
+            following = bucket_next(bucket, self.query.interval)
+            if following > self.computed_at:
+                partial.append(position)
+            bucket = following
+        return partial
 
     def as_dict(self) -> dict:
         return {"interval": self.query.interval, "cohorts": [cohort.as_dict() for cohort in self.cohorts]}

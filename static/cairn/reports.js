@@ -1,5 +1,5 @@
 // The graph report page: draw the Plotly figure built in Python (reports_app/charts.py) and make the
-// builder's filter rows and date range a little friendlier. Everything works without it but the chart.
+// builder's filter rows, funnel steps and date range a little friendlier. Everything works without it but the chart.
 (function () {
   "use strict";
 
@@ -34,6 +34,41 @@
     });
   }
 
+  // A funnel's steps: 2 to data-max rows, numbered in order; the last two are never removed.
+  function setUpSteps() {
+    var steps = document.getElementById("funnel-steps");
+    var addButton = document.getElementById("add-step");
+    if (!steps || !addButton) return;
+    var max = parseInt(steps.getAttribute("data-max"), 10) || 10;
+    function renumber() {
+      var rows = steps.querySelectorAll(".funnel-step");
+      rows.forEach(function (row, index) {
+        row.querySelector(".step-number").textContent = String(index + 1);
+        row.querySelector("select").setAttribute("aria-label", "Step " + (index + 1));
+      });
+      addButton.hidden = rows.length >= max;
+    }
+    addButton.addEventListener("click", function () {
+      var rows = steps.querySelectorAll(".funnel-step");
+      if (rows.length >= max) return;
+      var copy = rows[rows.length - 1].cloneNode(true);
+      copy.querySelector("select").selectedIndex = 0;
+      steps.insertBefore(copy, addButton);
+      renumber();
+    });
+    steps.addEventListener("click", function (event) {
+      if (!event.target.classList.contains("remove-step")) return;
+      var row = event.target.closest(".funnel-step");
+      if (steps.querySelectorAll(".funnel-step").length > 2) {
+        row.remove();
+      } else {
+        row.querySelector("select").selectedIndex = 0;
+      }
+      renumber();
+    });
+    renumber();
+  }
+
   function setUpRange() {
     var range = document.getElementById("range");
     ["date-from", "date-to"].forEach(function (id) {
@@ -53,6 +88,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     drawChart();
     setUpFilters();
+    setUpSteps();
     setUpRange();
     setUpConfirms();
   });
