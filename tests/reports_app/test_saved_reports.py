@@ -6,8 +6,8 @@ import pytest
 
 from reports_app.models import SavedReport
 from reports_app.query import report_query_parse
-from reports_app.selectors import saved_report_list
 from reports_app.report_types import any_query_parse
+from reports_app.selectors import saved_report_list
 from reports_app.services import (
     FUNNEL_REPORT_NAME,
     HEADLINE_REPORT_NAME,
@@ -139,7 +139,10 @@ def test_a_funnel_and_a_retention_report_save_reopen_edit_and_duplicate(world, s
     ).json()
     assert reopened.context["people_result"].as_dict() == from_api and from_api["series"]
 
-    retention = "type=retention&start_event=Sign+Up&return_event=pageview&interval=day&periods=3&range=custom&from=2026-11-02&to=2026-11-15"
+    retention = (
+        "type=retention&start_event=Sign+Up&return_event=pageview&interval=day&periods=3"
+        "&range=custom&from=2026-11-02&to=2026-11-15"
+    )
     signed_in.post(f"/reports/saved/{report.pk}/update/", {"name": "Now a retention report", "query": retention})
     report.refresh_from_db()
     assert report.name == "Now a retention report" and report.params["type"] == "retention"
