@@ -8,7 +8,7 @@ import json
 import plotly.graph_objects as go
 
 from reports_app.charts import PALETTE, escaped_label, line_traces
-from reports_app.selectors import FunnelResult, RetentionResult
+from reports_app.selectors import OTHER_GROUP, FunnelResult, RetentionResult
 
 # The cohort table's cell colours, from 0 % returned to 100 %, in ten steps of one blue (fixed: a colour is never
 # built from input). Text turns white on the darker half.
@@ -86,7 +86,8 @@ def funnel_figure(result: FunnelResult) -> dict | None:
             of_first = percent_text(series.conversion_rates[step])
             of_previous = percent_text(series.step_rates[step])
             median = duration_text(series.median_seconds_to_convert[step])
-            texts.append(of_first if step == 0 else f"{of_first}<br>{of_previous} of prev.")
+            # Short, to fit above narrow bars (ten groups side by side); the title says what the two numbers are.
+            texts.append(of_first if step == 0 else f"{of_first}<br>({of_previous})")
             hover = f"{count:,} people<br>{of_first} of step 1"
             if step:
                 hover += f"<br>{of_previous} of step {step}" + (
@@ -110,6 +111,11 @@ def funnel_figure(result: FunnelResult) -> dict | None:
     peak = max(max(series.counts) for series in result.series)
     figure.update_layout(
         barmode="group",
+        title={
+            "text": "Bar labels: % of step 1 (% of the step before). Hover a bar for the median time.",
+            "font": {"size": 12, "color": "#6b7280"},
+            "x": 0.01,
+        },
         margin={"l": 50, "r": 20, "t": 40, "b": 50},
         height=440,
         legend={"orientation": "h", "y": -0.12, "traceorder": "normal"},
@@ -170,8 +176,14 @@ def retention_curves(result: RetentionResult) -> list[dict]:
             offset = 2 if position in partial else 0
             periods[position][offset] += returned
             periods[position][offset + 1] += cohort.size
+    sizes: dict[str, int] = {}
+    for cohort in result.cohorts:
+        sizes[cohort.group] = sizes.get(cohort.group, 0) + cohort.size
+    # The selector's ranking of groups: the most people first, then by name, `Other` last.
+    ranked = sorted(sums, key=lambda group: (group == OTHER_GROUP, -sizes[group], group))
     curves = []
-    for group, periods in sums.items():
+    for group in ranked:
+        periods = sums[group]
         values, partial = [], []
         for position, (returned, size, returned_partial, size_partial) in enumerate(periods):
             if size:

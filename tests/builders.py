@@ -227,6 +227,31 @@ def post_json(url: str, body: dict) -> tuple[int, dict]:
             return error.code, {"raw": text.decode(errors="replace")[-2000:]}
 
 
+PLANS = ("Free", "Startup", "Growth", "Premium", "Enterprise")
+
+
+def plan_story(now: datetime, people: int = 30) -> tuple[list[dict], list[dict]]:
+    """(user properties items, track items) of a small funnel-and-retention story by plan, for the ingest
+    services or the public API: person i (plan PLANS[i % 5]) signs up 4 + 2i days before `now`; two in three
+    activate an hour later, half of those upgrade two days after signing up; person i comes back (a pageview)
+    in each of the i % 4 weeks after their sign-up, while that week has begun by `now`."""
+    users, events = [], []
+    for index in range(people):
+        identity = f"story-{index}@example.com"
+        users.append({"identity": identity, "properties": {"plan": PLANS[index % len(PLANS)]}})
+        signed_up = now - timedelta(days=4 + 2 * index, hours=1)
+        steps = [("Sign Up", signed_up)]
+        if index % 3:
+            steps.append(("Activate", signed_up + timedelta(hours=1)))
+            if index % 2 == 0:
+                steps.append(("Upgrade", signed_up + timedelta(days=2)))
+        steps += [("pageview", signed_up + timedelta(days=7 * week)) for week in range(1, index % 4 + 1)]
+        events += [
+            {"identity": identity, "event": name, "timestamp": iso(moment)} for name, moment in steps if moment < now
+        ]
+    return users, events
+
+
 def locked_or_done(thread: threading.Thread) -> bool:
     """True once `thread` has finished or its query waits for a row lock held by another transaction."""
     with connection.cursor() as cursor:

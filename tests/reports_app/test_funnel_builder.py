@@ -99,7 +99,7 @@ def test_the_funnel_page_its_csv_and_the_api_agree(funnel_world, api, signed_in)
     figure = figure_of(html)
     assert [trace["name"] for trace in figure["data"]] == [item["group"] for item in from_api["series"]]
     assert [list(trace["y"]) for trace in figure["data"]] == [item["counts"] for item in from_api["series"]]
-    assert figure["data"][0]["text"][2] == "50%<br>50% of prev."
+    assert figure["data"][0]["text"][2] == "50%<br>(50%)"
     assert "median 12h 15m from step 2" in figure["data"][0]["customdata"][2]
 
     # The share link is the canonical URL (window=1d), and the CSV export of it gives the API's numbers.
