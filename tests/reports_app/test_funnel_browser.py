@@ -93,8 +93,8 @@ def save_report(page, name: str) -> None:
     page.wait_for_selector(f"text=Saved “{name}”")
 
 
-def reopen(page, base_url: str, name: str) -> None:
-    page.goto(f"{base_url}/reports/")
+def reopen(page, base_url: str, name: str, app_id: str = "") -> None:
+    page.goto(f"{base_url}/reports/" + (f"?env={app_id}" if app_id else ""))
     page.click(f"#saved-reports >> text={name}")
     page.wait_for_load_state("load")
     assert page.locator("h1").inner_text() == name
