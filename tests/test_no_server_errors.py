@@ -124,6 +124,23 @@ DEFINE_QUERY = [  # reports_app/views_defined_events.py: one rule's fields
     Probe("text", base=(("event", "click"),)),
     Probe("path", base=(("event", "click"),)),
 ]
+FUNNEL_PAGE_BASE = (("type", "funnel"), ("step", "A"), ("step", "B"))
+RETENTION_PAGE_BASE = (("type", "retention"), *RETENTION_BASE)
+# The builder's funnel and retention (reports_app/report_types.py, views_funnels.py): the type, the form's own
+# fields, and each type's parameters as the page reads them (blank or refused forms included).
+PEOPLE_PAGE_QUERY = [
+    Probe("type"),
+    Probe("step", base=(("type", "funnel"),)),
+    Probe("window_count", base=FUNNEL_PAGE_BASE),
+    Probe("window_unit", base=(*FUNNEL_PAGE_BASE, ("window_count", "3"))),
+    Probe("window", base=FUNNEL_PAGE_BASE),
+    Probe("group_by", "user.{}", base=FUNNEL_PAGE_BASE),
+    Probe("filter_value", base=(*FUNNEL_PAGE_BASE, ("filter_field", "user.plan"), ("filter_op", "in"))),
+    Probe("group_by", "account.{}", base=(("type", "retention"),)),
+    Probe("start_event", base=(("type", "retention"),)),
+    Probe("periods", base=RETENTION_PAGE_BASE),
+    Probe("interval", base=RETENTION_PAGE_BASE),
+]
 PAGES = {
     "/": [],
     "/users/": [*USERS_PAGE_QUERY, Probe("env"), Probe("count"), Probe("q", base=(("count", "1"),))],
@@ -131,8 +148,8 @@ PAGES = {
     "/users/account/": [Probe("env"), Probe("id")],
     "/users/{user_id}/": [Probe("env"), Probe("pq"), Probe("sessions", cursor=True)],
     "/users/{user_id}/sessions/{session_pk}/": [Probe("env")],
-    "/reports/": [*REPORT_PAGE_QUERY, Probe("env"), Probe("report")],
-    "/reports/export.csv": [*REPORT_PAGE_QUERY, Probe("env")],
+    "/reports/": [*REPORT_PAGE_QUERY, *PEOPLE_PAGE_QUERY, Probe("env"), Probe("report")],
+    "/reports/export.csv": [*REPORT_PAGE_QUERY, *PEOPLE_PAGE_QUERY, Probe("env")],
     "/reports/saved/{report_pk}/": [],
     "/reports/defined-events/": [Probe("env")],
     "/reports/defined-events/new/": [*DEFINE_QUERY, Probe("env"), Probe("name")],
