@@ -117,7 +117,7 @@ def funnel_figure(result: FunnelResult) -> dict | None:
             "x": 0.01,
         },
         margin={"l": 50, "r": 20, "t": 40, "b": 50},
-        height=440,
+        height=420,  # the chart box's height (reports.css .report-chart)
         legend={"orientation": "h", "y": -0.12, "traceorder": "normal"},
         plot_bgcolor="#fff",
         paper_bgcolor="#fff",
