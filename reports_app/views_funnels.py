@@ -102,7 +102,7 @@ def people_report_context(
     )
     event_names = list(choices["event_names"])
     for name in chosen:
-        if name != PAGEVIEW_EVENT and name not in event_names:
+        if name not in (PAGEVIEW_EVENT, *choices["defined_event_names"]) and name not in event_names:
             event_names.insert(0, name)
     group_choices = [choice for choice in choices["group_choices"] if not choice.startswith("event.")]
     if base.group_by is not None and str(base.group_by) not in group_choices:

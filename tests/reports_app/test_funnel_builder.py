@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.utils import timezone
 
+from events_app.defined_events.services import defined_event_create
 from reports_app.charts_funnels import duration_text, retention_curves, retention_rows
 from reports_app.query import ReportQuery
 from reports_app.query_funnels import RetentionQuery
@@ -253,3 +254,23 @@ def test_durations_read_as_a_person_reads_them():
         "1d 2h",
         "1d 1h",
     ]
+
+
+def test_the_step_and_event_pickers_offer_page_views_defined_events_and_raw_events(world, signed_in):
+    defined_event_create(environment=world, name="Clicked Buy", rules=[{"event": "click", "selector": "#buy"}])
+    page = signed_in.get("/reports/", {"env": world.app_id, **FUNNEL_PAGE, "step": ["Clicked Buy", "Sign Up"]})
+    assert page.status_code == 200
+    html = page.content.decode()
+    step_one = re.search(r'<select name="step" aria-label="Step 1">(.*?)</select>', html, re.S).group(1)
+    assert '<option value="Clicked Buy" data-defined="true" selected>◆ Clicked Buy</option>' in step_one
+    assert '<option value="pageview">Page views</option>' in step_one and '<option value="Sign Up">' in step_one
+    # A defined event is offered once, among the defined ones, not again as a raw name.
+    assert step_one.count('value="Clicked Buy"') == 1
+    retention = signed_in.get("/reports/", {"env": world.app_id, **RETENTION_PAGE}).content.decode()
+    start = re.search(r'<select name="start_event" id="start-event">(.*?)</select>', retention, re.S).group(1)
+    assert 'data-defined="true"' in start and '<option value="Sign Up" selected>' in start
+    trends = signed_in.get("/reports/", {"env": world.app_id, "event": "Clicked Buy"}).content.decode()
+    assert '<option value="Clicked Buy" data-defined="true" selected>◆ Clicked Buy</option>' in trends
+    assert '<option value="" selected>' not in re.search(
+        r'<select name="event" id="event">(.*?)</select>', trends, re.S
+    ).group(1)
