@@ -259,7 +259,17 @@ CAIRN_RETENTION_SECONDS = env_int("CAIRN_RETENTION_SECONDS", 3600)
 CAIRN_DEFINED_EVENT_BATCH_IDS = env_int("CAIRN_DEFINED_EVENT_BATCH_IDS", 20000)
 CAIRN_DEFINED_EVENT_RESWEEP_SECONDS = env_int("CAIRN_DEFINED_EVENT_RESWEEP_SECONDS", 60)
 CAIRN_DEFINED_EVENT_STALE_SECONDS = env_int("CAIRN_DEFINED_EVENT_STALE_SECONDS", 300)
+# Rollups (events_app/rollups/, docs/operations.md "Rollups"): how often beat runs the catch-up, the event ids per
+# catch-up transaction, and how long the catch-up may wait for in-flight writers before it skips a round.
+CAIRN_ROLLUP_SECONDS = env_int("CAIRN_ROLLUP_SECONDS", 5)
+CAIRN_ROLLUP_BATCH_IDS = env_int("CAIRN_ROLLUP_BATCH_IDS", 200000)
+CAIRN_ROLLUP_LOCK_TIMEOUT_MS = env_int("CAIRN_ROLLUP_LOCK_TIMEOUT_MS", 1000)
 CELERY_BEAT_SCHEDULE = {
+    "rollups-catch-up": {
+        "task": "cairn.rollups_catch_up",
+        "schedule": float(CAIRN_ROLLUP_SECONDS),
+        "options": {"expires": float(CAIRN_ROLLUP_SECONDS)},
+    },
     "merge-sweep": {
         "task": "cairn.merge_sweep",
         "schedule": float(CAIRN_MERGE_SWEEP_SECONDS),

@@ -246,3 +246,26 @@ class DefinedEventMatch(models.Model):
 
     def __str__(self) -> str:
         return f"event {self.event_id} is {self.defined_event_id}"
+
+
+# The rollups (events_app/rollups/models.py) are events_app's models too: re-exported here, where users_app's
+# deletion and retention, which may import events_app's models only, find them.
+from events_app.rollups.models import (  # noqa: E402
+    PersonDayNameRollup,
+    PersonDayRollup,
+    RollupWatermark,
+    rollups_forget_profiles,
+    rollups_rebuild_until,
+)
+
+__all__ = [
+    "DefinedEvent",
+    "DefinedEventMatch",
+    "Event",
+    "PersonDayNameRollup",
+    "PersonDayRollup",
+    "RollupWatermark",
+    "Session",
+    "rollups_forget_profiles",
+    "rollups_rebuild_until",
+]

@@ -29,3 +29,12 @@ def defined_event_sweep_task() -> int:
     from events_app.defined_events.backfill import defined_event_sweep
 
     return defined_event_sweep()
+
+
+# acks_late=False: a catch-up a dead worker lost is replaced by the next one (its transaction rolled back whole).
+@shared_task(name="cairn.rollups_catch_up", ignore_result=True, acks_late=False)
+def rollups_catch_up_task() -> int | None:
+    """Beat: count new events into the rollups (events_app/rollups/catch_up.py), for at most a minute per run."""
+    from events_app.rollups.catch_up import rollups_catch_up
+
+    return rollups_catch_up(time_budget_seconds=60).through_event_id
