@@ -4,6 +4,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.kernel.errors import InvalidInput
 from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH
 from config.kernel.periods import EARLIEST_DATE, LATEST_DATE
 from config.kernel.schema import ERROR_SCHEMA, at_most, choice, or_empty, text
@@ -20,6 +21,7 @@ from reports_app.query import (
 from reports_app.selectors import report_series
 from users_app.api_access import ReadApi
 
+EXPLAIN_VALUES = {"": False, "0": False, "false": False, "1": True, "true": True}
 # reports_app/query.py: property_ref_parse and filter_parse.
 PROPERTY_REF = {"type": "string", "pattern": f"^(?:user|event|account)\\.[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}$"}
 WHERE = {
@@ -76,6 +78,12 @@ REPORT_SCHEMA = inline_serializer(
                 ),
             },
             many=True,
+        ),
+        "explain": serializers.DictField(
+            required=False,
+            help_text="With `explain=1`: `path` is how the numbers were computed: `rollup` (the rollups, plus the "
+            "events stored since their last catch-up, whose id is above `rollups_through_event_id`), `postgresql` "
+            "(a pass over the events: hourly buckets, sessions, event properties, defined events) or `orm` (SQLite).",
         ),
         "backfilling": serializers.BooleanField(
             required=False,
@@ -141,6 +149,11 @@ class ReportQueryApi(ReadApi):
                 ),
             ),
             OpenApiParameter("chart", choice(CHART_TYPES), description="The page's chart type; no effect here."),
+            OpenApiParameter(
+                "explain",
+                choice(sorted(EXPLAIN_VALUES)),
+                description="`1` or `true`: the answer says how it was computed (`explain`). Default 0.",
+            ),
         ],
         responses={200: REPORT_SCHEMA, 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
         examples=[
@@ -159,4 +172,16 @@ class ReportQueryApi(ReadApi):
     )
     def get(self, request):
         query = report_query_parse(request.query_params)
-        return Response(report_series(environment=self.environment, query=query).as_dict())
+        explain = explain_requested(request.query_params)
+        result = report_series(environment=self.environment, query=query)
+        answer = result.as_dict()
+        if explain:
+            answer["explain"] = result.explain
+        return Response(answer)
+
+
+def explain_requested(params) -> bool:
+    value = params.get("explain", "")
+    if value not in EXPLAIN_VALUES:
+        raise InvalidInput("invalid_field", "explain must be one of 0, 1, false, true.", field="explain")
+    return EXPLAIN_VALUES[value]

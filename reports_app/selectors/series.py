@@ -9,7 +9,7 @@ property is read from that person's row (Heap-style: the current value applies t
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 
-from django.db import connections
+from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, TextField, Value
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour, TruncMonth, TruncWeek
 from django.utils import timezone
@@ -18,18 +18,20 @@ from events_app.models import DefinedEvent
 from reports_app.json_text import PropertyText
 from reports_app.query import ReportQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_label, bucket_next, report_buckets
+from reports_app.selectors.groups import ALL_GROUP, NONE_GROUP, OTHER_GROUP, TOP_GROUPS
+from reports_app.selectors.rollup_rows import rollup_part_sql, rollup_parts, rollups_answer
 from reports_app.selectors.rows import report_rows
-from users_app.models import AccountProperty, Environment, Profile, UserProperty, property_key_hash
-from users_app.people import person_expression, person_property, person_sql
-from users_app.selectors.accounts import account_property_sql, person_account, person_account_sql
+from reports_app.selectors.series_sql import counted_rows, event_rows_sql
+from users_app.models import AccountProperty, Environment, property_key_hash
+from users_app.people import person_expression, person_property
+from users_app.selectors.accounts import person_account
 
-NONE_GROUP = "(none)"
-OTHER_GROUP = "Other"
-ALL_GROUP = "All"
-TOP_GROUPS = 10
 TRUNC = {"hour": TruncHour, "day": TruncDay, "week": TruncWeek, "month": TruncMonth}
-# The two ways report_series computes the same numbers (ReportResult.path names the one taken): PostgreSQL's
-# hand-written pass around the ORM's inner query, or the ORM's GROUP BY alone (SQLite; the reference on both).
+# The ways report_series computes the same numbers (ReportResult.path names the one taken): PostgreSQL's
+# hand-written pass over the rollups and the events above their watermark (when they hold what the report needs,
+# selectors/rollup_rows.py), the same pass over the events themselves, or the ORM's GROUP BY alone (SQLite; the
+# reference on both).
+ROLLUP_PATH = "rollup"
 POSTGRESQL_PATH = "postgresql"
 ORM_PATH = "orm"
 
@@ -51,6 +53,8 @@ class ReportResult:
     series: list[Series]
     computed_at: datetime = field(default_factory=timezone.now)
     path: str = ORM_PATH  # not in as_dict: how the numbers were computed is no part of the answer
+    # How they were computed, for the API's `explain=1`: the path, and for the rollups the watermark they read.
+    explain: dict = field(default_factory=dict)
     # The report's event is a defined event whose past events are still being matched (its backfill runs).
     backfilling: bool = False
 
@@ -220,8 +224,8 @@ def report_series(*, environment: Environment, query: ReportQuery, path: str | N
     group computes them, since a person active in two weeks counts once in the total), plus, beyond the
     top 10 groups of an event property, the distinct counts of `Other`.
 
-    `path`: None takes the fastest the database has; ORM_PATH forces the ORM's GROUP BY, the reference that the
-    tests and bench/account_reports.py compare the PostgreSQL pass with."""
+    `path`: None takes the fastest the database has (the rollups where they answer, on PostgreSQL); a path
+    given forces it: ORM_PATH is the reference that the tests and the benchmarks compare the others with."""
     buckets = report_buckets(query)
     # Asked first: a backfill ending meanwhile leaves the flag on complete numbers, never off on partial ones.
     backfilling = query.event is not None and DefinedEvent.objects.backfilling(environment, query.event)
@@ -230,11 +234,30 @@ def report_series(*, environment: Environment, query: ReportQuery, path: str | N
     return result
 
 
+def _fastest_path(environment: Environment, query: ReportQuery) -> str:
+    if connection.vendor != "postgresql":
+        return ORM_PATH
+    return ROLLUP_PATH if rollups_answer(environment, query) else POSTGRESQL_PATH
+
+
+def _rollup_rows(environment: Environment, query: ReportQuery, explain: dict) -> tuple[list[tuple], dict | None]:
+    """The rollups and the events above their watermark, filtered alike, counted by PostgreSQL's pass."""
+    counted, newer, explain["rollups_through_event_id"] = rollup_parts(environment, query)
+    parts = []
+    for part, is_counted in ((counted, True), (newer, False)):
+        filtered, _ = events_filtered(part, environment, query.filters, matches=True)
+        parts.append(rollup_part_sql(filtered, query, counted=is_counted))
+    sql, params = parts[0].union(parts[1], all=True).query.sql_with_params()
+    return counted_rows(sql, list(params), query, environment, weighted=True)
+
+
 def _report_numbers(environment: Environment, query: ReportQuery, buckets: list, path: str | None) -> ReportResult:
     bucket_index = {bucket: position for position, bucket in enumerate(buckets)}
-    base, expressions = _base_queryset(environment, query)
-    measure = _measure(query, expressions)
+    path = path or _fastest_path(environment, query)
     bucket = TRUNC[query.interval]("timestamp", tzinfo=UTC)
+    # The rollup path needs neither (rollups_answer leaves every report that would recount `Other` to the events).
+    base, expressions = _base_queryset(environment, query) if path != ROLLUP_PATH else (None, None)
+    measure = _measure(query, expressions) if path != ROLLUP_PATH else None
 
     def grouped() -> QuerySet:
         """The filtered events annotated with their group (built lazily: the PostgreSQL path needs it only
@@ -246,10 +269,12 @@ def _report_numbers(environment: Environment, query: ReportQuery, buckets: list,
         return expressions.queryset.annotate(report_group=group)
 
     totals = None
-    if path is None:
-        path = POSTGRESQL_PATH if connections[base.db].vendor == "postgresql" else ORM_PATH
-    if path == POSTGRESQL_PATH:
-        rows, totals = _postgresql_rows(base, query, expressions, bucket)
+    explain = {"path": path}
+    if path == ROLLUP_PATH:
+        rows, totals = _rollup_rows(environment, query, explain)
+    elif path == POSTGRESQL_PATH:
+        inner_sql, inner_params = event_rows_sql(base, query, expressions, bucket)
+        rows, totals = counted_rows(inner_sql, inner_params, query, environment)
     else:
         rows = (
             grouped()
@@ -264,7 +289,7 @@ def _report_numbers(environment: Environment, query: ReportQuery, buckets: list,
         series_values = values.setdefault(group_name, [0] * len(buckets))
         series_values[bucket_index[bucket_floor(_as_utc(moment), query.interval)]] += value
     if not values:
-        return ReportResult(query, buckets, [], path=path)
+        return ReportResult(query, buckets, [], path=path, explain=explain)
 
     if query.measure == "events":
         totals = {name: sum(series_values) for name, series_values in values.items()}
@@ -283,93 +308,7 @@ def _report_numbers(environment: Environment, query: ReportQuery, buckets: list,
         series.append(
             _other_series(grouped, query, top, rest, values, totals, measure, bucket, bucket_index, len(buckets))
         )
-    return ReportResult(query, buckets, series, path=path)
-
-
-def _postgresql_rows(
-    base: QuerySet, query: ReportQuery, expressions: _Expressions, bucket
-) -> tuple[list[tuple], dict[str, int] | None]:
-    """PostgreSQL: (bucket, group, value) rows, and for distinct measures the range totals in the same pass
-    (GROUPING SETS) instead of a second scan of the events.
-
-    The ORM builds the inner query (the filters, the bucket, the event's profile id); around it, the person
-    and their property are joined as plain SQL would: profile, then the property row of the person
-    (people.person_sql), and for accounts the person's account id property row and the account's property row
-    (users_app/selectors/accounts.py). Written on the profile's own columns, the planner can join profiles to
-    their properties first and the events once; the ORM's version (a tombstone's destination reached through two
-    more joins, and the profile id taken from the event; an account property looked up once per event) was much
-    slower on large tables (docs/benchmarks.md, "Graph reports"). Only fixed text (table names from the models,
-    aliases written here) is added around the ORM's SQL; every value is a parameter."""
-    connection = connections[base.db]
-    quote = connection.ops.quote_name
-    group_by = query.group_by
-    group_scope = group_by.scope if group_by is not None else None
-    needs_account = query.measure == "unique_accounts" or group_scope == "account"
-    needs_person = needs_account or query.measure == "unique_users" or group_scope == "user"
-    columns = {"report_bucket": bucket}
-    if needs_person:
-        columns["report_profile_id"] = F(expressions.profile_column)
-    if group_scope == "event":
-        columns["report_group"] = Coalesce(
-            expressions.event_property(group_by.key), Value(NONE_GROUP), output_field=TextField()
-        )
-    if query.measure == "sessions":
-        columns["report_item"] = F("session_id")
-    inner_sql, inner_params = base.annotate(**columns).values(*columns).order_by().query.sql_with_params()
-
-    person = person_sql("report_profile")
-    joins, join_params = [], []
-    if needs_person:
-        joins.append(
-            f"JOIN {quote(Profile._meta.db_table)} report_profile ON report_profile.id = report_rows.report_profile_id"
-        )
-    account = "NULL"
-    if needs_account:
-        account_join = person_account_sql(expressions.environment, person, alias="report_account")
-        joins.append(account_join.join)
-        join_params += account_join.params
-        account = account_join.value
-    if group_scope == "user":
-        joins.append(
-            f"LEFT JOIN {quote(UserProperty._meta.db_table)} report_property "
-            f"ON report_property.profile_id = {person} AND report_property.key_hash = %s"
-        )
-        join_params.append(property_key_hash(group_by.key))
-        group_sql, group_params = "COALESCE(report_property.value, %s)", [NONE_GROUP]
-    elif group_scope == "account":
-        property_join = account_property_sql(expressions.environment, account, group_by.key, alias="report_property")
-        joins.append(property_join.join)
-        join_params += property_join.params
-        group_sql, group_params = f"COALESCE({property_join.value}, %s)", [NONE_GROUP]
-    elif group_scope == "event":
-        group_sql, group_params = "report_rows.report_group", []
-    else:
-        group_sql, group_params = "%s", [ALL_GROUP]
-    item_sql = {
-        "unique_users": person,
-        "unique_accounts": account,
-        "sessions": "report_rows.report_item",
-        "events": "NULL",
-    }[query.measure]
-    rows_sql = (
-        f"SELECT report_rows.report_bucket AS bucket, {group_sql} AS grp, {item_sql} AS item "
-        f"FROM ({inner_sql}) AS report_rows {' '.join(joins)}"
-    )
-    params = [*group_params, *inner_params, *join_params]
-    if query.measure == "events":
-        sql = f"SELECT 0, bucket, grp, COUNT(*) FROM ({rows_sql}) AS report_groups GROUP BY bucket, grp"
-    else:
-        sql = (
-            f"SELECT GROUPING(bucket), bucket, grp, COUNT(DISTINCT item) FROM ({rows_sql}) AS report_groups "
-            "GROUP BY GROUPING SETS ((bucket, grp), (grp))"
-        )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    rows = [(moment, group_name, value) for is_total, moment, group_name, value in fetched if not is_total]
-    if query.measure == "events":
-        return rows, None
-    return rows, {group_name: value for is_total, _, group_name, value in fetched if is_total}
+    return ReportResult(query, buckets, series, path=path, explain=explain)
 
 
 def _other_series(grouped, query, top, rest, values, totals, measure, bucket, bucket_index, size) -> Series:

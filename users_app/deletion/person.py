@@ -37,7 +37,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q
 
-from events_app.models import DefinedEventMatch, Event, Session
+from events_app.models import DefinedEventMatch, Event, Session, rollups_forget_profiles
 from users_app.models import MergeRecord, Profile, UserProperty
 from users_app.people import person_member_pks, person_of
 from users_app.services.locks import profiles_lock, profiles_try_lock
@@ -196,7 +196,7 @@ def _person_locked(person_pk: int) -> set[int] | None:
     return members
 
 
-def _last_step(person: Profile) -> dict[str, int] | None:
+def _last_step(person: Profile, forgotten: set[int]) -> dict[str, int] | None:
     """Under the row locks of the person and its members: what arrived during the batches (an event, a property,
     a merge of a new device) and the profiles themselves. Every ingest call takes its owners' row locks before
     writing and starts again when an owner is gone under them (users_app/services/locks.py, owners_lock), so
@@ -214,6 +214,10 @@ def _last_step(person: Profile) -> dict[str, int] | None:
         if model in _LOGGED_ROWS:
             _audit_trail_delete(model, model.objects.filter(profile_id__in=members).values_list("pk", flat=True))
         stragglers[counter] = _rows_delete(model, Q(profile_id__in=members))
+    # Their rollup rows as they are now; person_delete removes them again once this commits (a catch-up may have read
+    # their events before the batches deleted them).
+    rollups_forget_profiles(members, lock=False)
+    forgotten.update(members)
     # Tombstones first: each protects the person it points at.
     Profile.objects.filter(pk__in=members - {person.pk}).delete()
     Profile.objects.filter(pk=person.pk).delete()
@@ -237,10 +241,11 @@ def person_delete(*, person_pk: int, on_batch: OnBatch | None = None) -> dict[st
     deleted["events"] += _delete_in_batches(Event, members, "events", on_batch)
     deleted["sessions"] += _delete_in_batches(Session, members, "sessions", on_batch)
     deleted["properties"] += _delete_in_batches(UserProperty, members, "properties", on_batch)
+    forgotten: set[int] = set()
     for attempt in range(LAST_STEP_ATTEMPTS):
         try:
             with transaction.atomic():
-                stragglers = _last_step(person)
+                stragglers = _last_step(person, forgotten)
                 if stragglers is not None and on_batch is not None:
                     on_batch(stragglers)
             break
@@ -248,6 +253,9 @@ def person_delete(*, person_pk: int, on_batch: OnBatch | None = None) -> dict[st
             if attempt == LAST_STEP_ATTEMPTS - 1:
                 raise
             time.sleep(min(LAST_STEP_BACKOFF_SECONDS * 2**attempt, 1.0))  # the holder is waiting for the person
+    # Under the rollups' watermark lock, so that a catch-up which counted their events before the batches deleted
+    # them has committed, and its rows go too. Nothing can count them later: their events are gone.
+    rollups_forget_profiles(forgotten, lock=True)
     for key, count in (stragglers or {}).items():
         deleted[key] += count
     return deleted

@@ -8,14 +8,14 @@ goes only after its last event, so a session count never includes a session whos
 a pass that dies is finished by the next one."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from events_app.models import DefinedEventMatch, Event, Session
+from events_app.models import DefinedEventMatch, Event, Session, rollups_rebuild_until
 from users_app.models import Environment
 
 RETENTION_BATCH_SIZE = 5000
@@ -55,6 +55,8 @@ def environment_retention_apply(*, environment: Environment, now=None) -> Retent
     result.events_deleted = _delete_batches(
         Event.objects.filter(environment=environment, timestamp__lt=cutoff).order_by(), Event
     )
+    # The days before the cutoff drop out of the rollups, and the cutoff's day keeps only its remaining events.
+    rollups_rebuild_until(environment_id=environment.pk, last_day=cutoff.astimezone(UTC).date())
     empty_sessions = (
         Session.objects.filter(environment=environment, started_at__lt=cutoff, ended_at__lt=cutoff)
         .filter(~Exists(Event.objects.filter(session_id=OuterRef("pk"))))
