@@ -13,6 +13,7 @@ so a report counts an event the moment it commits, whether or not the catch-up r
 
 from datetime import UTC, datetime, time, timedelta
 
+from django.apps import apps
 from django.db import connection, models, transaction
 
 from users_app.models import Environment, Profile
@@ -88,10 +89,10 @@ def rollup_aggregate_sql(condition: str) -> str:
     """One statement adding the events that meet `condition` (SQL on the events table `e`, written by the
     caller, values as parameters) to both rollups: one pass over those events, grouped by name, then summed per day.
     Table and column names come from the models."""
-    from events_app.models import Event
-
+    # By the registry, not an import: events_app/models.py re-exports this module.
+    event = apps.get_model("events_app", "Event")
     quote = connection.ops.quote_name
-    events, by_day, by_name = (quote(model._meta.db_table) for model in (Event, PersonDayRollup, PersonDayNameRollup))
+    events, by_day, by_name = (quote(model._meta.db_table) for model in (event, PersonDayRollup, PersonDayNameRollup))
     return (
         f"WITH counted AS ("
         f"SELECT e.environment_id, e.name, (e.\"timestamp\" AT TIME ZONE 'UTC')::date AS day, e.original_profile_id, "
