@@ -23,10 +23,24 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
-from reports import FROM, PLANS, TO, admin_connection, database_exists, median_times, setup_django, sql_as_report
-from reports import generate as generate_events
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.common import (  # noqa: E402
+    FROM,
+    PLANS,
+    TO,
+    each_size_in_its_own_process,
+    median_times,
+    prepare_database,
+    run_header,
+    sql_as_report,
+)
+from bench.reports import API_KEY  # noqa: E402
+from bench.reports import generate as generate_events  # noqa: E402
 
 END = "2026-10-30T00:00:00Z"
 INDUSTRIES = ["Software", "Retail", "Health", "Finance"]
@@ -158,31 +172,19 @@ def build_lean_copy(size: int) -> None:
 
 
 def prepare(size: int, rebuild: bool) -> None:
-    from django.core.management import call_command
-
     database = f"cairn_bench_accounts_{size}"
-    if rebuild and database_exists(database):
-        with admin_connection() as connection:
-            connection.execute(f'DROP DATABASE "{database}"')  # our own fixed name
-    fresh = not database_exists(database)
-    if fresh:
-        with admin_connection() as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-    setup_django(database)
-    call_command("migrate", verbosity=0)
-    from django.db import connection
-
-    from events_app.models import Event
-
-    if fresh or not Event.objects.exists():
+    if prepare_database(database, rebuild=rebuild):
         print(f"Generating {size:,} events with accounts into {database} ...", flush=True)
         generate_events(size)
         add_accounts(size)
-    else:
-        print(f"Reusing {database}", flush=True)
+        build_lean_copy(size)
+        return
+    print(f"Reusing {database}", flush=True)
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('lean_accounts') IS NOT NULL")
-        if fresh or not cursor.fetchone()[0]:
+        if not cursor.fetchone()[0]:
             build_lean_copy(size)
 
 
@@ -200,12 +202,7 @@ def run(size: int, repeat: int, orm_repeat: int) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM lean_events")
         count = cursor.fetchone()[0]
-    print(
-        f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}, "
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores",
-        flush=True,
-    )
-    from reports import API_KEY
+    print(run_header(count, connection, digits=2), flush=True)
 
     client = Client(HTTP_AUTHORIZATION=f"Bearer {API_KEY}")
     lines = []
@@ -253,14 +250,8 @@ def main() -> None:
     parser.add_argument("--orm-repeat", type=int, default=1, help="timed runs of the ORM path (0: skip it)")
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the bench databases")
     arguments = parser.parse_args()
-    if len(arguments.sizes) > 1:
-        # Django is set up once per process: run each size in its own process.
-        import subprocess
-
-        for size in arguments.sizes:
-            command = [sys.executable, __file__, "--sizes", str(size), "--repeat", str(arguments.repeat)]
-            command += ["--orm-repeat", str(arguments.orm_repeat)] + (["--rebuild"] if arguments.rebuild else [])
-            subprocess.run(command, check=True)
+    others = ["--repeat", str(arguments.repeat), "--orm-repeat", str(arguments.orm_repeat)]
+    if each_size_in_its_own_process(__file__, arguments.sizes, others + (["--rebuild"] if arguments.rebuild else [])):
         return
     size = arguments.sizes[0]
     prepare(size, arguments.rebuild)

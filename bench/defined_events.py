@@ -17,8 +17,6 @@ GET /api/v1/reports/query (URL routing, API-key auth, report_series, JSON), alte
 """
 
 import argparse
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,9 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+from bench.common import DAYS, FROM, TO, load_average, median_times, prepare_database, run_header  # noqa: E402
+
 API_KEY = "bench-defined-events-key-0000000000"
-FROM, TO, DAYS = "2026-08-01", "2026-10-29", 90
 DEFINED = {"name": "Clicked Buy", "rules": [{"event": "click", "selector": "#buy", "path": "/pricing*"}]}
 RAW = "Purchase"
 REPORTS = {
@@ -86,28 +84,6 @@ ELEMENTS = [
         "/app",
     ),
 ]
-
-
-def admin_connection():
-    import psycopg
-
-    return psycopg.connect(f"{PG}/postgres", autocommit=True)
-
-
-def database_exists(name: str) -> bool:
-    with admin_connection() as connection:
-        return connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
-
-
-def setup_django(database: str) -> None:
-    os.environ["DATABASE_URL"] = f"{PG}/{database}"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.pop("REDIS_URL", None)  # eager Celery: the backfill runs here, timed
-    os.environ.setdefault("DB_CONN_MAX_AGE", "600")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
-
-    django.setup()
 
 
 def generate(size: int) -> None:
@@ -190,21 +166,8 @@ def generate(size: int) -> None:
 
 
 def prepare(size: int, rebuild: bool) -> None:
-    from django.core.management import call_command
-
     database = f"cairn_bench_defined_events_{size}"
-    if rebuild and database_exists(database):
-        with admin_connection() as connection:
-            connection.execute(f'DROP DATABASE "{database}"')  # our own fixed name
-    fresh = not database_exists(database)
-    if fresh:
-        with admin_connection() as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-    setup_django(database)
-    call_command("migrate", verbosity=0)
-    from events_app.models import Event
-
-    if fresh or not Event.objects.exists():
+    if prepare_database(database, rebuild=rebuild):
         print(f"Generating {size:,} events into {database} ...", flush=True)
         generate(size)
     else:
@@ -234,20 +197,6 @@ def backfill(environment) -> tuple[float, float, int]:
     return total, resweep, DefinedEventMatch.objects.filter(defined_event=defined).count()
 
 
-def median_times(first, second, repeat: int) -> tuple[float, float, object, object]:
-    """Median seconds of two functions run alternately (one warm-up each first)."""
-    first_result, second_result = first(), second()
-    first_timings, second_timings = [], []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        first_result = first()
-        first_timings.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        second_result = second()
-        second_timings.append(time.perf_counter() - started)
-    return statistics.median(first_timings), statistics.median(second_timings), first_result, second_result
-
-
 def run(size: int, repeat: int) -> None:
     from django.db import connection
     from django.test import Client
@@ -257,11 +206,7 @@ def run(size: int, repeat: int) -> None:
 
     environment = Environment.objects.get(app_id=f"bench{size}")
     count = Event.objects.filter(environment=environment).count()
-    print(
-        f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
-        flush=True,
-    )
+    print(run_header(count, connection), flush=True)
     seconds, resweep, matched = backfill(environment)
     print(f"backfill of {DEFINED['name']!r}: {matched:,} events matched in {seconds:.1f} s (re-sweep {resweep:.2f} s)")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {API_KEY}")
@@ -284,7 +229,7 @@ def run(size: int, repeat: int) -> None:
             f"ratio {ratio:4.2f}   totals {totals[0]:,} / {totals[1]:,}",
             flush=True,
         )
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"load average at the end: {load_average()}")
     print("\n| events | report (90 days) | defined event | raw name, same count | ratio | totals |")
     print("|---:|---|---:|---:|---:|---|")
     for title, defined_seconds, raw_seconds, ratio, totals in lines:

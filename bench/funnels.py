@@ -14,7 +14,6 @@ tombstone). Events over 90 days (2026-08-01 .. 2026-10-29): 4% "Sign Up", 3% "Ac
 """
 
 import argparse
-import os
 import sys
 import time
 from datetime import timedelta
@@ -23,11 +22,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.reports import admin_connection, database_exists, median_times, setup_django  # noqa: E402
+from bench.common import (  # noqa: E402
+    FROM,
+    TO,
+    each_size_in_its_own_process,
+    generate_people_and_events,
+    load_average,
+    median_times,
+    prepare_database,
+    run_header,
+)
 
 API_KEY = "bench-funnels-api-key-00000000000000"
-FROM, TO, DAYS, END = "2026-08-01", "2026-10-29", 90, "2026-10-30"
-PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
+END = "2026-10-30"
 STEPS = ["Sign Up", "Activate", "Upgrade"]
 WINDOW = timedelta(days=14)
 FUNNEL = {"step": STEPS, "window": "14d", "from": FROM, "to": TO}
@@ -76,74 +83,16 @@ RETENTION_SQL = """
     GROUP BY 1, 2"""
 
 
+FUNNEL_NAMES_SQL = """CASE WHEN r < 0.04 THEN 'Sign Up' WHEN r < 0.07 THEN 'Activate' WHEN r < 0.09 THEN 'Upgrade'
+                            WHEN r < 0.85 THEN 'pageview' ELSE 'Click' END"""
+
+
 def generate(size: int) -> None:
     """Fill the (migrated, empty) database with `size` events and the lean table with the same events."""
     from django.db import connection
 
-    from users_app.models import property_key_hash
-    from users_app.services.environments import environment_create
-
-    environment = environment_create(name=f"Bench {size:,}", app_id=f"bench{size}", api_key=API_KEY).environment
-    people = max(size // 20, 10)
-    tombstones = people // 10
-    started = time.monotonic()
+    environment, started = generate_people_and_events(size, api_key=API_KEY, names_sql=FUNNEL_NAMES_SQL)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(0.42)")
-        cursor.execute(
-            """
-            INSERT INTO users_app_profile (environment_id, user_id, identity, first_seen, last_seen, created_at)
-            SELECT %s, g, 'person-' || g, %s::timestamptz, %s::timestamptz, now()
-            FROM generate_series(1, %s) g""",
-            [environment.pk, FROM, TO, people],
-        )
-        cursor.execute("SELECT min(id) FROM users_app_profile WHERE environment_id = %s", [environment.pk])
-        first_person = cursor.fetchone()[0]
-        cursor.execute(
-            """
-            INSERT INTO users_app_profile (environment_id, user_id, identity, merged_into_id, first_seen,
-                                           last_seen, created_at)
-            SELECT %s, %s + g, NULL, %s + (g * 10) %% %s, %s::timestamptz, %s::timestamptz, now()
-            FROM generate_series(1, %s) g""",
-            [environment.pk, people, first_person, people, FROM, TO, tombstones],
-        )
-        cursor.execute(
-            """
-            INSERT INTO users_app_userproperty (profile_id, key, key_hash, value, is_number, set_at)
-            SELECT p.id, 'plan', %s, (%s::text[])[1 + (p.id * 7919) %% 5], false, now()
-            FROM users_app_profile p
-            WHERE p.environment_id = %s AND (p.merged_into_id IS NOT NULL OR p.id %% 10 <> 0)""",
-            [property_key_hash("plan"), PLANS, environment.pk],
-        )
-        cursor.execute("""
-            SELECT indexname, indexdef FROM pg_indexes
-            WHERE tablename = 'events_app_event' AND indexdef NOT LIKE '%%UNIQUE%%'""")
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')  # names from pg_indexes, not from input
-        batch = 1_000_000
-        for offset in range(0, size, batch):
-            cursor.execute(
-                """
-                INSERT INTO events_app_event (environment_id, profile_id, original_profile_id, session_id, name,
-                                              timestamp, properties, idempotency_key, received_at)
-                SELECT %(env)s, pid, pid, NULL,
-                       CASE WHEN r < 0.04 THEN 'Sign Up' WHEN r < 0.07 THEN 'Activate' WHEN r < 0.09 THEN 'Upgrade'
-                            WHEN r < 0.85 THEN 'pageview' ELSE 'Click' END,
-                       %(start)s::timestamptz + random() * %(days)s * interval '1 day', '{}'::jsonb, NULL, now()
-                FROM (SELECT %(first)s + floor(random() * %(profiles)s)::bigint AS pid, random() AS r
-                      FROM generate_series(1, %(count)s)) s""",
-                {
-                    "env": environment.pk,
-                    "start": FROM,
-                    "days": DAYS,
-                    "first": first_person,
-                    "profiles": people + tombstones,
-                    "count": min(batch, size - offset),
-                },
-            )
-            print(f"  {offset + min(batch, size - offset):,} events ({time.monotonic() - started:.0f} s)", flush=True)
-        for _, definition in indexes:
-            cursor.execute(definition)
         cursor.execute("DROP TABLE IF EXISTS bench_lean_events")
         cursor.execute("CREATE TABLE bench_lean_events (user_id bigint, name text, ts timestamptz)")
         # The baseline's table: each event with its person (the tombstone's destination) as user_id.
@@ -163,21 +112,8 @@ def generate(size: int) -> None:
 
 
 def prepare(size: int, rebuild: bool) -> None:
-    from django.core.management import call_command
-
     database = f"cairn_bench_funnels_{size}"
-    if rebuild and database_exists(database):
-        with admin_connection() as connection:
-            connection.execute(f'DROP DATABASE "{database}"')  # our own fixed name
-    fresh = not database_exists(database)
-    if fresh:
-        with admin_connection() as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-    setup_django(database)
-    call_command("migrate", verbosity=0)
-    from events_app.models import Event
-
-    if fresh or not Event.objects.exists():
+    if prepare_database(database, rebuild=rebuild):
         print(f"Generating {size:,} events into {database} ...", flush=True)
         generate(size)
     else:
@@ -218,11 +154,7 @@ def run(size: int, repeat: int, only: str | None = None) -> list[tuple]:
 
     environment = Environment.objects.get(app_id=f"bench{size}")
     count = Event.objects.filter(environment=environment).count()
-    print(
-        f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
-        flush=True,
-    )
+    print(run_header(count, connection), flush=True)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {API_KEY}")
     sql_params = {
         "start": f"{FROM}T00:00:00Z",
@@ -283,19 +215,13 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the bench databases")
     parser.add_argument("--only", choices=["funnel", "retention"], help="time one report type only")
     arguments = parser.parse_args()
-    if len(arguments.sizes) > 1:
-        # Django is set up once per process: run each size in its own process.
-        import subprocess
-
-        for size in arguments.sizes:
-            command = [sys.executable, __file__, "--sizes", str(size), "--repeat", str(arguments.repeat)]
-            command += ["--only", arguments.only] if arguments.only else []
-            subprocess.run(command + (["--rebuild"] if arguments.rebuild else []), check=True)
+    others = ["--repeat", str(arguments.repeat)] + (["--only", arguments.only] if arguments.only else [])
+    if each_size_in_its_own_process(__file__, arguments.sizes, others + (["--rebuild"] if arguments.rebuild else [])):
         return
     size = arguments.sizes[0]
     prepare(size, arguments.rebuild)
     results = run(size, arguments.repeat, arguments.only)
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"load average at the end: {load_average()}")
     print("\n| events | report | API (median) | plain SQL (median) | ratio | same numbers |")
     print("|---:|---|---:|---:|---:|---|")
     for size, title, api_seconds, sql_seconds, ratio, same in results:

@@ -12,8 +12,6 @@ events over 90 days (2026-08-01 .. 2026-10-29): 2% "Sign Up", 1% "Upgrade", 82% 
 """
 
 import argparse
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,10 +19,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+from bench.common import (  # noqa: E402
+    FROM,
+    TO,
+    each_size_in_its_own_process,
+    generate_people_and_events,
+    load_average,
+    median_times,
+    prepare_database,
+    run_header,
+    sql_as_report,
+)
+
 API_KEY = "bench-reports-api-key-000000000000"
-FROM, TO, DAYS = "2026-08-01", "2026-10-29", 90
-PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
 
 REPORTS = {
     "sign-ups per week by plan (unique users)": {
@@ -81,100 +88,12 @@ REPORTS = {
 }
 
 
-def admin_connection():
-    import psycopg
-
-    return psycopg.connect(f"{PG}/postgres", autocommit=True)
-
-
-def database_exists(name: str) -> bool:
-    with admin_connection() as connection:
-        return connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
-
-
-def setup_django(database: str) -> None:
-    os.environ["DATABASE_URL"] = f"{PG}/{database}"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.pop("REDIS_URL", None)
-    # Persistent connections, as a production server would use: time the query, not the connect.
-    os.environ.setdefault("DB_CONN_MAX_AGE", "600")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    import django
-
-    django.setup()
-
-
 def generate(size: int) -> None:
-    """Fill the (migrated, empty) database with `size` events, set-based, indexes built after the load."""
+    """Fill the (migrated, empty) database with `size` events (bench/common.py's generator), then vacuum."""
     from django.db import connection
 
-    from users_app.models import property_key_hash
-    from users_app.services.environments import environment_create
-
-    environment = environment_create(name=f"Bench {size:,}", app_id=f"bench{size}", api_key=API_KEY).environment
-    people = max(size // 20, 10)
-    tombstones = people // 10
-    started = time.monotonic()
+    _, started = generate_people_and_events(size, api_key=API_KEY)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(0.42)")
-        cursor.execute(
-            """
-            INSERT INTO users_app_profile (environment_id, user_id, identity, first_seen, last_seen, created_at)
-            SELECT %s, g, 'person-' || g, %s::timestamptz, %s::timestamptz, now()
-            FROM generate_series(1, %s) g""",
-            [environment.pk, FROM, TO, people],
-        )
-        cursor.execute("SELECT min(id) FROM users_app_profile WHERE environment_id = %s", [environment.pk])
-        first_person = cursor.fetchone()[0]
-        # Anonymous profiles merged into people with the merge still pending (SPEC 2 rule 4).
-        cursor.execute(
-            """
-            INSERT INTO users_app_profile (environment_id, user_id, identity, merged_into_id, first_seen,
-                                           last_seen, created_at)
-            SELECT %s, %s + g, NULL, %s + (g * 10) %% %s, %s::timestamptz, %s::timestamptz, now()
-            FROM generate_series(1, %s) g""",
-            [environment.pk, people, first_person, people, FROM, TO, tombstones],
-        )
-        key_hash = property_key_hash("plan")
-        cursor.execute(
-            """
-            INSERT INTO users_app_userproperty (profile_id, key, key_hash, value, is_number, set_at)
-            SELECT p.id, 'plan', %s, (%s::text[])[1 + (p.id * 7919) %% 5], false, now()
-            FROM users_app_profile p
-            WHERE p.environment_id = %s AND (p.merged_into_id IS NOT NULL OR p.id %% 10 <> 0)""",
-            [key_hash, PLANS, environment.pk],
-        )
-        cursor.execute("""
-            SELECT indexname, indexdef FROM pg_indexes
-            WHERE tablename = 'events_app_event' AND indexdef NOT LIKE '%%UNIQUE%%'""")
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')  # names from pg_indexes, not from input
-        total_profiles = people + tombstones
-        batch = 1_000_000
-        for offset in range(0, size, batch):
-            cursor.execute(
-                """
-                INSERT INTO events_app_event (environment_id, profile_id, original_profile_id, session_id, name,
-                                              timestamp, properties, idempotency_key, received_at)
-                SELECT %(env)s, pid, pid, NULL,
-                       CASE WHEN r < 0.02 THEN 'Sign Up' WHEN r < 0.03 THEN 'Upgrade'
-                            WHEN r < 0.85 THEN 'pageview' ELSE 'Click' END,
-                       %(start)s::timestamptz + random() * %(days)s * interval '1 day', '{}'::jsonb, NULL, now()
-                FROM (SELECT %(first)s + floor(random() * %(profiles)s)::bigint AS pid, random() AS r
-                      FROM generate_series(1, %(count)s)) s""",
-                {
-                    "env": environment.pk,
-                    "start": FROM,
-                    "days": DAYS,
-                    "first": first_person,
-                    "profiles": total_profiles,
-                    "count": min(batch, size - offset),
-                },
-            )
-            print(f"  {offset + min(batch, size - offset):,} events ({time.monotonic() - started:.0f} s)", flush=True)
-        for _, definition in indexes:
-            cursor.execute(definition)
         cursor.execute("VACUUM ANALYZE events_app_event")
         cursor.execute("VACUUM ANALYZE users_app_profile")
         cursor.execute("VACUUM ANALYZE users_app_userproperty")
@@ -182,53 +101,13 @@ def generate(size: int) -> None:
 
 
 def prepare(size: int, rebuild: bool) -> str:
-    from django.core.management import call_command
-
     database = f"cairn_bench_reports_{size}"
-    if rebuild and database_exists(database):
-        with admin_connection() as connection:
-            connection.execute(f'DROP DATABASE "{database}"')  # our own fixed name
-    fresh = not database_exists(database)
-    if fresh:
-        with admin_connection() as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-    setup_django(database)
-    call_command("migrate", verbosity=0)
-    from events_app.models import Event
-
-    if fresh or not Event.objects.exists():
+    if prepare_database(database, rebuild=rebuild):
         print(f"Generating {size:,} events into {database} ...", flush=True)
         generate(size)
     else:
         print(f"Reusing {database}", flush=True)
     return database
-
-
-def median_times(first, second, repeat: int) -> tuple[float, float, object, object]:
-    """Median seconds of two functions run alternately (one warm-up each first), so that the load of a
-    shared machine weighs on both alike."""
-    first_result, second_result = first(), second()
-    first_timings, second_timings = [], []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        first_result = first()
-        first_timings.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        second_result = second()
-        second_timings.append(time.perf_counter() - started)
-    return statistics.median(first_timings), statistics.median(second_timings), first_result, second_result
-
-
-def sql_as_report(rows, buckets: list[str]) -> dict:
-    """The plain SQL rows in the API's shape, to check both compute the same numbers."""
-    index = {bucket: position for position, bucket in enumerate(buckets)}
-    values, totals = {}, {}
-    for bucket, group, value in rows:
-        if bucket is None:
-            totals[group] = value
-            continue
-        values.setdefault(group, [0] * len(buckets))[index[bucket.date().isoformat()]] += value
-    return {group: (series, totals.get(group, sum(series))) for group, series in values.items()}
 
 
 def run(size: int, repeat: int) -> list[tuple]:
@@ -241,11 +120,7 @@ def run(size: int, repeat: int) -> list[tuple]:
     from events_app.models import Event
 
     count = Event.objects.filter(environment=environment).count()
-    print(
-        f"\n{count:,} events, PostgreSQL {connection.cursor().connection.info.server_version}, "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
-        flush=True,
-    )
+    print(run_header(count, connection), flush=True)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {API_KEY}")
     lines = []
     for title, report in REPORTS.items():
@@ -287,18 +162,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (median); one warm-up first")
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the bench databases")
     arguments = parser.parse_args()
-    if len(arguments.sizes) > 1:
-        # Django is set up once per process: run each size in its own process.
-        import subprocess
-
-        for size in arguments.sizes:
-            command = [sys.executable, __file__, "--sizes", str(size), "--repeat", str(arguments.repeat)]
-            subprocess.run(command + (["--rebuild"] if arguments.rebuild else []), check=True)
+    others = ["--repeat", str(arguments.repeat)] + (["--rebuild"] if arguments.rebuild else [])
+    if each_size_in_its_own_process(__file__, arguments.sizes, others):
         return
     size = arguments.sizes[0]
     prepare(size, arguments.rebuild)
     results = run(size, arguments.repeat)
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"load average at the end: {load_average()}")
     print("\n| events | report | API (median) | plain SQL (median) | ratio | same numbers |")
     print("|---:|---|---:|---:|---:|---|")
     for size, title, api_seconds, sql_seconds, ratio, same in results:
