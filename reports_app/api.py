@@ -52,6 +52,45 @@ WHERE_HELP = (
     "`in:x`. All filters must hold (AND)."
 )
 
+
+def report_parameters(*, group_by: dict, group_help: str, where_help: str) -> list[OpenApiParameter]:
+    """The parameters every report API reads alike, through reports_app/query.py (`group_by`, `where`, `from`,
+    `to`, `range`): one list for the graph report, the funnel and retention, so their descriptions cannot drift.
+    `group_by` is the pattern of the properties a report groups by; `group_help` says which scopes it takes,
+    `where_help` what a filter applies to where it differs."""
+    return [
+        OpenApiParameter(
+            "group_by",
+            or_empty(group_by),
+            description=f"{group_help} Missing values group as `(none)`; beyond the top 10 groups the rest is `Other`.",
+        ),
+        OpenApiParameter(
+            "where",
+            at_most(MAX_FILTERS, or_empty(WHERE), {"minLength": 1}),
+            explode=True,
+            description=f"{WHERE_HELP}{where_help} At most {MAX_FILTERS} (empty ones are left out).",
+        ),
+        OpenApiParameter(
+            "from",
+            or_empty(REPORT_DATE),
+            description=(
+                f"First day (UTC), {EARLIEST_DATE} to {LATEST_DATE}, not after `to`. Default: 29 days before `to`."
+            ),
+        ),
+        OpenApiParameter(
+            "to",
+            or_empty(REPORT_DATE),
+            description=f"Last day, inclusive (UTC), {EARLIEST_DATE} to {LATEST_DATE}. Default: today.",
+        ),
+        OpenApiParameter(
+            "range",
+            choice(RANGES),
+            description="7d, 30d or 90d: the last days up to today instead of from/to (which are still checked). "
+            "Default: custom when from or to is given, else 30d.",
+        ),
+    ]
+
+
 REPORT_SCHEMA = inline_serializer(
     "ReportSeries",
     {
@@ -104,32 +143,11 @@ class ReportQueryApi(ReadApi):
                 text(EVENT_NAME_MAX_LENGTH),
                 description=("An event name; `pageview` for page views; omit (or leave empty) for all events."),
             ),
-            OpenApiParameter(
-                "group_by",
-                or_empty(PROPERTY_REF),
-                description=(
-                    "`user.<property>` (the person's current value, Heap-style), `event.<property>` or "
-                    "`account.<property>` (the person's account's current value). Missing "
-                    "values group as `(none)`; beyond the top 10 groups the rest is `Other`."
-                ),
-            ),
-            OpenApiParameter(
-                "where",
-                at_most(MAX_FILTERS, or_empty(WHERE), {"minLength": 1}),
-                explode=True,
-                description=WHERE_HELP + f" At most {MAX_FILTERS} (empty ones are left out).",
-            ),
-            OpenApiParameter(
-                "from",
-                or_empty(REPORT_DATE),
-                description=(
-                    f"First day (UTC), {EARLIEST_DATE} to {LATEST_DATE}, not after `to`. Default: 29 days before `to`."
-                ),
-            ),
-            OpenApiParameter(
-                "to",
-                or_empty(REPORT_DATE),
-                description=f"Last day, inclusive (UTC), {EARLIEST_DATE} to {LATEST_DATE}. Default: today.",
+            *report_parameters(
+                group_by=PROPERTY_REF,
+                group_help="`user.<property>` (the person's current value, Heap-style), `event.<property>` or "
+                "`account.<property>` (the person's account's current value).",
+                where_help="",
             ),
             OpenApiParameter(
                 "interval",
@@ -138,14 +156,6 @@ class ReportQueryApi(ReadApi):
                     f"Default day. Weeks start on Monday; all buckets in UTC. A report has at most {MAX_BUCKETS} "
                     "buckets, counted as its days x 24 by hour, x 1 by day, / 7 by week and / 28 by month (125 days "
                     "by hour, 3000 days by day): beyond, 400 `invalid_field`."
-                ),
-            ),
-            OpenApiParameter(
-                "range",
-                choice(RANGES),
-                description=(
-                    "7d, 30d or 90d: the last days up to today instead of from/to (which are still checked). "
-                    "Default: custom when from or to is given, else 30d."
                 ),
             ),
             OpenApiParameter("chart", choice(CHART_TYPES), description="The page's chart type; no effect here."),

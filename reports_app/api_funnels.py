@@ -6,11 +6,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH
-from config.kernel.periods import EARLIEST_DATE, LATEST_DATE
-from config.kernel.schema import ERROR_SCHEMA, at_most, choice, or_empty, text
+from config.kernel.schema import ERROR_SCHEMA, choice, or_empty, text
 from events_app.models import EVENT_NAME_MAX_LENGTH
-from reports_app.api import REPORT_DATE, WHERE, WHERE_HELP
-from reports_app.query import MAX_BUCKETS, MAX_FILTERS, RANGES
+from reports_app.api import report_parameters
+from reports_app.query import MAX_BUCKETS
 from reports_app.query_funnels import (
     DEFAULT_PERIODS,
     DEFAULT_WINDOW,
@@ -38,38 +37,12 @@ PERIODS = {"type": "string", "pattern": "^(?:[1-9][0-9]?|100)$"}
 EVENT_NAME = text(EVENT_NAME_MAX_LENGTH, minLength=1)
 PERSON_PROPERTY_REF = {"type": "string", "pattern": f"^(?:user|account)\\.[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}$"}
 
-SHARED_PARAMETERS = [
-    OpenApiParameter(
-        "group_by",
-        or_empty(PERSON_PROPERTY_REF),
-        description=(
-            "`user.<property>` (the person's current value) or `account.<property>` (the current value of the "
-            "person's account); event properties are refused. Missing values group as `(none)`; beyond the top 10 "
-            "groups (by people) the rest is `Other`."
-        ),
-    ),
-    OpenApiParameter(
-        "where",
-        at_most(MAX_FILTERS, or_empty(WHERE), {"minLength": 1}),
-        explode=True,
-        description=WHERE_HELP + f" Every event the report reads must pass them. At most {MAX_FILTERS}.",
-    ),
-    OpenApiParameter(
-        "from",
-        or_empty(REPORT_DATE),
-        description=f"First day (UTC), {EARLIEST_DATE} to {LATEST_DATE}, not after `to`. Default: 29 days before `to`.",
-    ),
-    OpenApiParameter(
-        "to",
-        or_empty(REPORT_DATE),
-        description=f"Last day, inclusive (UTC), {EARLIEST_DATE} to {LATEST_DATE}. Default: today.",
-    ),
-    OpenApiParameter(
-        "range",
-        choice(RANGES),
-        description="7d, 30d or 90d: the last days up to today instead of from/to (which are still checked).",
-    ),
-]
+SHARED_PARAMETERS = report_parameters(
+    group_by=PERSON_PROPERTY_REF,
+    group_help="`user.<property>` (the person's current value) or `account.<property>` (the current value of the "
+    "person's account); event properties are refused. Groups rank by their people.",
+    where_help=" Every event the report reads must pass them.",
+)
 
 FUNNEL_SCHEMA = inline_serializer(
     "FunnelReport",
@@ -108,6 +81,13 @@ RETENTION_SCHEMA = inline_serializer(
                     child=serializers.IntegerField(),
                     help_text="returned[0] is the size; returned[k] the people back in the k-th bucket after; "
                     "buckets that begin after `to` are left out.",
+                ),
+                "partial_periods": serializers.ListField(
+                    child=serializers.IntegerField(),
+                    help_text="The positions k of `returned` whose bucket was not over when the report was "
+                    "computed (this week, today, or later; 0 when the cohort's own bucket is not over, so its size "
+                    "can still grow). Their counts can still grow; always the last entries of `returned`, `[]` once "
+                    "every bucket is over. The page marks them with * and draws them dotted.",
                 ),
             },
             many=True,
@@ -203,7 +183,15 @@ class RetentionReportApi(ReadApi):
                 response_only=True,
                 value={
                     "interval": "week",
-                    "cohorts": [{"start": "2026-11-02", "group": "Startup", "size": 12, "returned": [12, 7, 5]}],
+                    "cohorts": [
+                        {
+                            "start": "2026-11-16",
+                            "group": "Startup",
+                            "size": 12,
+                            "returned": [12, 7, 5],
+                            "partial_periods": [2],
+                        }
+                    ],
                 },
             )
         ],

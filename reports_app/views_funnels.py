@@ -5,6 +5,7 @@ each type (report_funnel, report_retention), which the API and the CSV export ca
 from django.http import QueryDict
 
 from config.kernel.errors import InvalidInput
+from config.kernel.validation import ascii_decimal
 from events_app.models import EVENT_NAME_MAX_LENGTH, PAGEVIEW_EVENT
 from reports_app.charts_funnels import (
     funnel_figure,
@@ -32,20 +33,45 @@ from reports_app.selectors import report_funnel, report_retention
 from users_app.models import Environment
 
 WINDOW_UNITS = {"d": "days", "h": "hours"}
+# The funnel's "+ Add step" and "×" are submit buttons of this name, so they work without JavaScript: `add`, or
+# `remove-<k>` (k: the step's number, from 1). The page then shows the edited steps and runs nothing, as the
+# script's in-place edit does; Run runs them.
+STEP_EDIT = "step_edit"
 
 
 def _text(value, limit: int = EVENT_NAME_MAX_LENGTH) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
+def steps_edited(steps: list[str], edit: str) -> list[str]:
+    """The step rows after a press of "+ Add step" (`add`: one more empty row, up to MAX_STEPS) or of step k's
+    "×" (`remove-<k>`: the row goes; of the last MIN_STEPS rows, it is emptied instead). Anything else changes
+    nothing: the value comes from the URL."""
+    steps = list(steps)
+    _, _, number = edit.partition("remove-")
+    position = ascii_decimal(number, MAX_STEPS + 1) if edit.startswith("remove-") else None
+    if edit == "add" and len(steps) < MAX_STEPS:
+        steps.append("")
+    elif position is not None and 1 <= position <= len(steps):
+        if len(steps) > MIN_STEPS:
+            del steps[position - 1]
+        else:
+            steps[position - 1] = ""
+    return steps
+
+
 def _funnel_form(params, query: FunnelQuery | None) -> dict:
-    """The funnel's own inputs as the form shows them: the query's, or what was sent when it was refused (so a
-    mistake loses nothing)."""
+    """The funnel's own inputs as the form shows them: the query's, what was sent when it was refused (so a
+    mistake loses nothing), or the rows after a step edit (STEP_EDIT)."""
     if query is not None:
         steps, window = list(query.steps), query.window
         count, unit = window[:-1], window[-1]
     else:
-        steps = [_text(step) for step in params.getlist("step") if step][:MAX_STEPS]
+        edit = params.get(STEP_EDIT)
+        # After an edit the empty rows stay (the one just added among them); a refused report keeps the chosen.
+        steps = [_text(step) for step in params.getlist("step") if step or edit][:MAX_STEPS]
+        if edit:
+            steps = steps_edited(steps, edit)
         window = _text(params.get("window"), 10) or DEFAULT_WINDOW
         count = _text(params.get("window_count"), 10) or window[:-1]
         unit = params.get("window_unit") or window[-1:]
@@ -82,8 +108,9 @@ def people_report_context(
     """(the page's context for a funnel or a retention report, its HTTP status). `choices` is the graph report's
     context (event names, group choices), whose group choices are narrowed to people's properties."""
     query, error, status, base = None, None, 200, ReportQuery()
+    step_edit = report_type == FUNNEL and bool(params.get(STEP_EDIT))
     try:
-        if is_blank(report_type, params):
+        if is_blank(report_type, params) or step_edit:
             base = shared_query_parse(params)
         else:
             query = any_query_parse(params, page=True)
@@ -117,6 +144,7 @@ def people_report_context(
         "window_units": WINDOW_UNITS,
         "retention_intervals": RETENTION_INTERVALS,
         "max_periods": MAX_PERIODS,
+        "steps_edited": step_edit,
     }
     if error is not None:
         context["error"] = error

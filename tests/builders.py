@@ -282,17 +282,18 @@ def chromium_launch(playwright):
 
 
 @contextmanager
-def chromium_page(width: int = 1400, height: int = 900):
-    """A page of a browser started here and closed afterwards. Start it after the test data is made: while
-    Playwright's event loop runs, Django would hand the test thread a different database connection
-    (asgiref's context-local), one pytest-django never closes."""
+def chromium_page(width: int = 1400, height: int = 900, *, javascript: bool = True):
+    """A page of a browser started here and closed afterwards (`javascript=False`: a browser with scripts off).
+    Start it after the test data is made: while Playwright's event loop runs, Django would hand the test thread
+    a different database connection (asgiref's context-local), one pytest-django never closes."""
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = chromium_launch(playwright)
         try:
-            yield browser.new_page(viewport={"width": width, "height": height})
+            context = browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": height})
+            yield context.new_page()
         finally:
             browser.close()
 

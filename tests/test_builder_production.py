@@ -12,15 +12,8 @@ from datetime import UTC, datetime
 from tests import test_production as server
 from tests.builders import PLANS, plan_story
 from tests.conftest import REPO
-from tests.reports_app.test_funnel_browser import (
-    STEPS,
-    build_funnel,
-    funnel_from_api,
-    funnel_on_page,
-    reopen,
-    save_report,
-    wait_for_chart,
-)
+from tests.reports_app.browser import reopen, save_report, wait_for_chart
+from tests.reports_app.test_funnel_browser import STEPS, build_funnel, funnel_from_api, funnel_on_page
 from tests.test_production import OUTPUT, UNVERIFIED_TLS, log_in, new_page
 
 pytestmark = server.pytestmark

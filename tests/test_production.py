@@ -23,6 +23,7 @@ import pytest
 from django.core.management import call_command
 
 from tests.conftest import REPO, BackgroundProcess, free_port, wait_for, worker_environment
+from tests.reports_app.browser import log_in as browser_log_in
 
 OUTPUT = REPO / "test-output"
 APP_ID = "3141592653"
@@ -247,12 +248,9 @@ def wait_tracker_idle(page) -> None:
 
 
 def log_in(page, site: Production, next_path: str) -> None:
-    page.goto(f"{site.url}/accounts/login/?next={next_path}")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("form.login button[type=submit]")
+    """The admin signs in (tests/reports_app/browser.py), with a screenshot of the page if that fails."""
     try:
-        page.wait_for_url(f"{site.url}{next_path}*")
+        browser_log_in(page, site.url, "admin", ADMIN_PASSWORD, next_path)
     except Exception:
         page.screenshot(path=str(OUTPUT / "production-login-failed.png"))
         raise

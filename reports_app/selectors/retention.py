@@ -57,8 +57,8 @@ class RetentionResult:
 
     def partial_periods(self, cohort: Cohort) -> list[int]:
         """The periods k of `cohort` (0: its own bucket, whose size can still grow) not over when the report was
-        computed: their counts can still grow, so the page marks them as trends marks its buckets
-        (ReportResult.partial_positions)."""
+        computed: their counts can still grow, so the page marks them and the API lists them, as trends does its
+        buckets (ReportResult.partial_positions). Always a tail of `returned`: once one is not over, none after is."""
         bucket = datetime(cohort.start.year, cohort.start.month, cohort.start.day, tzinfo=UTC)
         partial = []
         for position in range(len(cohort.returned)):
@@ -69,7 +69,12 @@ class RetentionResult:
         return partial
 
     def as_dict(self) -> dict:
-        return {"interval": self.query.interval, "cohorts": [cohort.as_dict() for cohort in self.cohorts]}
+        return {
+            "interval": self.query.interval,
+            "cohorts": [
+                {**cohort.as_dict(), "partial_periods": self.partial_periods(cohort)} for cohort in self.cohorts
+            ],
+        }
 
 
 def _periods(cohort: datetime, query: RetentionQuery) -> list[datetime]:

@@ -34,7 +34,8 @@
     });
   }
 
-  // A funnel's steps: 2 to data-max rows, numbered in order; the last two are never removed.
+  // A funnel's steps: 2 to data-max rows, numbered in order; the last two are never removed. The buttons are
+  // submit buttons (the page edits the steps itself without JavaScript); here they edit the rows in place.
   function setUpSteps() {
     var steps = document.getElementById("funnel-steps");
     var addButton = document.getElementById("add-step");
@@ -45,10 +46,14 @@
       rows.forEach(function (row, index) {
         row.querySelector(".step-number").textContent = String(index + 1);
         row.querySelector("select").setAttribute("aria-label", "Step " + (index + 1));
+        var remove = row.querySelector(".remove-step");
+        remove.value = "remove-" + (index + 1);
+        remove.setAttribute("aria-label", "Remove step " + (index + 1));
       });
       addButton.hidden = rows.length >= max;
     }
-    addButton.addEventListener("click", function () {
+    addButton.addEventListener("click", function (event) {
+      event.preventDefault();
       var rows = steps.querySelectorAll(".funnel-step");
       if (rows.length >= max) return;
       var copy = rows[rows.length - 1].cloneNode(true);
@@ -58,6 +63,7 @@
     });
     steps.addEventListener("click", function (event) {
       if (!event.target.classList.contains("remove-step")) return;
+      event.preventDefault();
       var row = event.target.closest(".funnel-step");
       if (steps.querySelectorAll(".funnel-step").length > 2) {
         row.remove();

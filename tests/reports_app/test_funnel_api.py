@@ -132,8 +132,8 @@ def test_retention_api_and_the_csv_rows(environment, api, both_paths):
     assert answer == {
         "interval": "week",
         "cohorts": [
-            {"start": "2026-11-02", "group": HOSTILE_SCRIPT, "size": 1, "returned": [1, 1]},
-            {"start": "2026-11-02", "group": "=HYPERLINK(1)", "size": 1, "returned": [1, 0]},
+            {"start": "2026-11-02", "group": HOSTILE_SCRIPT, "size": 1, "returned": [1, 1], "partial_periods": []},
+            {"start": "2026-11-02", "group": "=HYPERLINK(1)", "size": 1, "returned": [1, 0], "partial_periods": []},
         ],
     }
     retention = report_retention(environment=environment, query=retention_query_parse(params))
@@ -153,3 +153,21 @@ def test_retention_api_and_the_csv_rows(environment, api, both_paths):
         ["=HYPERLINK(1)", 2, "Activate", 1, "1.0000", "1.0000", 600.0],
     ]
     assert csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"  # the guard csv_response applies to every cell
+
+
+def test_the_three_report_apis_document_their_shared_parameters_alike(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    def parameters(path: str) -> dict:
+        return {item["name"]: item for item in schema["paths"][path]["get"]["parameters"]}
+
+    trends, funnel, retention = (parameters(path) for path in ("/api/v1/reports/query", FUNNEL, RETENTION))
+    for name in ("where", "from", "to", "range"):
+        assert funnel[name]["schema"] == retention[name]["schema"] == trends[name]["schema"], name
+    for name in ("from", "to", "range"):
+        assert funnel[name]["description"] == retention[name]["description"] == trends[name]["description"]
+    assert funnel["group_by"] == retention["group_by"]
+    # Funnels and retention group people: no event property; the graph report takes them.
+    assert "event" not in funnel["group_by"]["schema"]["anyOf"][0]["pattern"]
+    assert "event" in trends["group_by"]["schema"]["anyOf"][0]["pattern"]
+    assert "partial_periods" in schema["components"]["schemas"]["RetentionCohort"]["properties"]

@@ -1,10 +1,8 @@
 """A real browser (headless chromium + Playwright) builds a funnel by plan and a weekly retention report by plan
 in the report builder, sees Plotly draw them, saves each and reopens it; the page's numbers equal the API's.
-The same funnel in production mode: tests/test_builder_production.py (which uses the helpers here).
+The same funnel in production mode: tests/test_builder_production.py (which uses the helpers here and in
+tests/reports_app/browser.py).
 Screenshots: test-output/funnel-by-plan.png, funnel-reopened.png, retention-by-plan.png, retention-reopened.png."""
-
-from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
 from django.utils import timezone
@@ -13,8 +11,8 @@ from events_app.services.ingest import track_ingest, user_properties_ingest
 from reports_app.models import SavedReport
 from tests.builders import CHROMIUM_AVAILABLE, PLANS, chromium_page, plan_story, user_build
 from tests.conftest import API_KEY
+from tests.reports_app.browser import OUTPUT, api_get, log_in, reopen, save_report, wait_for_chart
 
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 STEPS = ["Sign Up", "Activate", "Upgrade"]
 FUNNEL_API = {"step": STEPS, "window": "14d", "group_by": "user.plan", "range": "90d"}
 RETENTION_API = {
@@ -38,20 +36,6 @@ def story(environment):
     assert user_properties_ingest(environment=environment, items=users).accepted == len(users)
     assert track_ingest(environment=environment, items=events).accepted == len(events)
     return environment
-
-
-def wait_for_chart(page, timeout: int = 20000) -> list[str]:
-    """The names of the traces Plotly drew."""
-    page.wait_for_selector("#chart[data-rendered=true] svg.main-svg", state="attached", timeout=timeout)
-    return page.evaluate("document.getElementById('chart').data.map(trace => trace.name)")
-
-
-def api_get(page, base_url: str, path: str, params: dict, api_key: str) -> dict:
-    answer = page.request.get(
-        f"{base_url}{path}?{urlencode(params, doseq=True)}", headers={"Authorization": f"Bearer {api_key}"}
-    )
-    assert answer.status == 200, answer.text()[:500]
-    return answer.json()
 
 
 def build_funnel(page) -> None:
@@ -87,27 +71,6 @@ def funnel_from_api(page, base_url: str, api_key: str) -> dict[str, list[int]]:
     return {series["group"]: series["counts"] for series in answer["series"]}
 
 
-def save_report(page, name: str) -> None:
-    page.fill("#report-name", name)
-    page.click("#save-new")
-    page.wait_for_selector(f"text=Saved “{name}”")
-
-
-def reopen(page, base_url: str, name: str, app_id: str = "") -> None:
-    page.goto(f"{base_url}/reports/" + (f"?env={app_id}" if app_id else ""))
-    page.click(f"#saved-reports >> text={name}")
-    page.wait_for_load_state("load")
-    assert page.locator("h1").inner_text() == name
-
-
-def log_in(page, base_url: str, username: str, password: str) -> None:
-    page.goto(f"{base_url}/accounts/login/?next=/reports/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("form.login button[type=submit]")
-    page.wait_for_url("**/reports/**")
-
-
 def test_build_save_and_reopen_a_funnel_by_plan(live_server, transactional_db, story):
     user_build("pm")
     OUTPUT.mkdir(exist_ok=True)
@@ -136,21 +99,21 @@ def test_build_save_and_reopen_a_funnel_by_plan(live_server, transactional_db, s
 
 
 def cohorts_on_page(page) -> list[dict]:
-    """The cohort table as the API writes cohorts (each cell's people is its data-people)."""
+    """The cohort table as the API writes cohorts (each cell's people is its data-people; a cell marked not over
+    yet is one of the cohort's partial_periods)."""
     cohorts = []
     for row in page.locator("#cohort-table tbody tr").all():
         cells = row.locator("td")
+        periods = row.locator("td[data-people]").evaluate_all(
+            "all => all.map(cell => [cell.dataset.people, cell.classList.contains('partial')])"
+        )
         cohorts.append(
             {
                 "start": cells.nth(0).inner_text(),
                 "group": cells.nth(1).inner_text(),
                 "size": int(cells.nth(2).inner_text().replace(",", "")),
-                "returned": [
-                    int(value)
-                    for value in row.locator("td[data-people]").evaluate_all(
-                        "all => all.map(cell => cell.dataset.people)"
-                    )
-                ],
+                "returned": [int(people) for people, _ in periods],
+                "partial_periods": [position for position, (_, partial) in enumerate(periods) if partial],
             }
         )
     return cohorts

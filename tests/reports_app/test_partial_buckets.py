@@ -1,5 +1,6 @@
 """A bucket that is not over yet (this week, today) is marked as partial on the page, in the chart and in the
-API, so an unfinished week does not read as a sudden drop; finished buckets are never marked."""
+API, so an unfinished week does not read as a sudden drop; finished buckets are never marked. The same for a
+retention report's periods (`partial_periods`, per cohort)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -74,3 +75,30 @@ def test_a_finished_range_has_no_mark(environment, signed_in, api):
     assert api.get("/api/v1/reports/query", **params).json()["partial_buckets"] == []
     html = signed_in.get("/reports/", {"env": environment.app_id, **params}).content.decode()
     assert 'id="partial-note"' not in html and 'class="partial"' not in html
+
+
+def test_retention_api_names_each_cohorts_periods_not_over_yet(this_and_last_week, environment, api, signed_in):
+    # pat: Sign Up last week (the cohort) and again now; quinn signs up now: this week's cohort.
+    track(environment, identity="quinn", event="Sign Up", timestamp=timezone.now().isoformat())
+    for who in ("pat", "quinn"):
+        track(environment, identity=who, event="pageview", timestamp=timezone.now().isoformat())
+    params = {"start_event": "Sign Up", "return_event": "pageview", "interval": "week", "periods": "4"}
+    params.update({"from": this_and_last_week["from"], "to": this_and_last_week["to"]})
+    answer = api.get("/api/v1/reports/retention", **params).json()
+    this_monday = monday(timezone.now().astimezone(UTC).date()).isoformat()
+    # Last week's cohort is complete, its week 1 (this week) can still grow; this week's cohort can still grow.
+    assert answer["cohorts"] == [
+        {"start": this_and_last_week["from"], "group": "All", "size": 1, "returned": [1, 1], "partial_periods": [1]},
+        {"start": this_monday, "group": "All", "size": 1, "returned": [1], "partial_periods": [0]},
+    ]
+    # The page marks exactly the cells the API names.
+    html = signed_in.get("/reports/", {"env": environment.app_id, "type": "retention", **params}).content.decode()
+    assert html.count("cohort-cell partial") == 2 and 'id="partial-note"' in html
+
+
+def test_a_finished_retention_range_has_no_partial_period(environment, api):
+    track(environment, identity="pat", event="Sign Up", timestamp="2026-11-03T09:00:00Z")
+    track(environment, identity="pat", event="pageview", timestamp="2026-11-10T09:00:00Z")
+    params = {"start_event": "Sign Up", "return_event": "pageview", "from": "2026-11-02", "to": "2026-11-15"}
+    (cohort,) = api.get("/api/v1/reports/retention", **params).json()["cohorts"]
+    assert cohort["returned"] == [1, 1] and cohort["partial_periods"] == []

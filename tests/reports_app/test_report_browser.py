@@ -2,17 +2,14 @@
 saves it and reopens it. Screenshots go to test-output/."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from events_app.services.ingest import track_ingest, user_properties_ingest
 from reports_app.models import SavedReport
-from tests.builders import CHROMIUM_AVAILABLE, chromium_page, user_build
-
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
-PLANS = ["Free", "Startup", "Growth", "Premium", "Enterprise"]
+from tests.builders import CHROMIUM_AVAILABLE, PLANS, chromium_page, user_build
+from tests.reports_app.browser import OUTPUT, log_in, reopen, save_report, wait_for_chart
 
 pytestmark = [
     pytest.mark.browser,
@@ -35,20 +32,11 @@ def demo_sign_ups(environment):
     return environment
 
 
-def trace_count(page) -> int:
-    page.wait_for_selector("#chart[data-rendered=true] svg.main-svg", state="attached", timeout=20000)
-    return page.evaluate("document.getElementById('chart').data.length")
-
-
 def test_build_save_and_reopen_sign_ups_by_plan(live_server, transactional_db, demo_sign_ups):
     user_build("pm")
     OUTPUT.mkdir(exist_ok=True)
     with chromium_page(1400, 1000) as page:
-        page.goto(f"{live_server.url}/accounts/login/?next=/reports/")
-        page.fill("input[name=username]", "pm")
-        page.fill("input[name=password]", "pw-123456")
-        page.click("form.login button[type=submit]")
-        page.wait_for_url("**/reports/**")
+        log_in(page, live_server.url, "pm", "pw-123456")
 
         page.select_option("#measure", "unique_users")
         page.select_option("#event", "Sign Up")
@@ -59,8 +47,7 @@ def test_build_save_and_reopen_sign_ups_by_plan(live_server, transactional_db, d
         page.click("#run-report")
         page.wait_for_load_state("load")
 
-        assert trace_count(page) == 5
-        names = page.evaluate("document.getElementById('chart').data.map(t => t.name)")
+        names = wait_for_chart(page)
         assert sorted(names) == sorted(PLANS)
         # Plotly drew one bar trace per plan and a legend entry for each.
         assert page.locator("#chart .barlayer .trace").count() == 5
@@ -69,15 +56,9 @@ def test_build_save_and_reopen_sign_ups_by_plan(live_server, transactional_db, d
         assert totals == ["5"] * 5
         page.screenshot(path=str(OUTPUT / "reports-sign-ups-by-plan.png"), full_page=True)
 
-        page.fill("#report-name", "Sign-ups by plan (browser)")
-        page.click("#save-new")
-        page.wait_for_selector("text=Saved “Sign-ups by plan (browser)”")
-
-        page.goto(f"{live_server.url}/reports/")
-        page.click("#saved-reports >> text=Sign-ups by plan (browser)")
-        page.wait_for_load_state("load")
-        assert page.locator("h1").inner_text() == "Sign-ups by plan (browser)"
-        assert trace_count(page) == 5
+        save_report(page, "Sign-ups by plan (browser)")
+        reopen(page, live_server.url, "Sign-ups by plan (browser)")
+        assert len(wait_for_chart(page)) == 5
         assert page.input_value("#group_by") == "user.plan"
         assert page.input_value("#measure") == "unique_users"
         page.screenshot(path=str(OUTPUT / "reports-reopened.png"), full_page=True)

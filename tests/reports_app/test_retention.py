@@ -98,11 +98,12 @@ def test_weekly_cohorts_and_the_periods_not_begun(world):
     assert result.as_dict() == {
         "interval": "week",
         "cohorts": [
-            {"start": "2026-11-02", "group": "All", "size": 4, "returned": [4, 3, 2]},
-            {"start": "2026-11-09", "group": "All", "size": 1, "returned": [1, 1]},
-            {"start": "2026-11-16", "group": "All", "size": 1, "returned": [1]},
+            {"start": "2026-11-02", "group": "All", "size": 4, "returned": [4, 3, 2], "partial_periods": []},
+            {"start": "2026-11-09", "group": "All", "size": 1, "returned": [1, 1], "partial_periods": []},
+            {"start": "2026-11-16", "group": "All", "size": 1, "returned": [1], "partial_periods": []},
         ],
     }
+    # Every week of 2026-11 is over: nothing is partial (tests/reports_app/test_partial_buckets.py: this week).
     assert result.cohorts[0].rates == [1.0, 0.75, 0.5]
 
 
