@@ -264,6 +264,8 @@ CAIRN_DEFINED_EVENT_STALE_SECONDS = env_int("CAIRN_DEFINED_EVENT_STALE_SECONDS",
 CAIRN_ROLLUP_SECONDS = env_int("CAIRN_ROLLUP_SECONDS", 5)
 CAIRN_ROLLUP_BATCH_IDS = env_int("CAIRN_ROLLUP_BATCH_IDS", 200000)
 CAIRN_ROLLUP_LOCK_TIMEOUT_MS = env_int("CAIRN_ROLLUP_LOCK_TIMEOUT_MS", 1000)
+# A catch-up run that counted at least this many event ids refreshes the rollups' planner statistics (ANALYZE).
+CAIRN_ROLLUP_ANALYZE_EVENTS = env_int("CAIRN_ROLLUP_ANALYZE_EVENTS", 100000)
 CELERY_BEAT_SCHEDULE = {
     "rollups-catch-up": {
         "task": "cairn.rollups_catch_up",

@@ -23,6 +23,8 @@ from django.utils import timezone
 from events_app.models import Event
 from events_app.rollups.models import (
     WATERMARK_PK,
+    PersonDayNameRollup,
+    PersonDayRollup,
     RollupWatermark,
     rollup_aggregate_sql,
     rollups_supported,
@@ -95,12 +97,15 @@ def rollups_catch_up(*, time_budget_seconds: float | None = None) -> CatchUpResu
         return result
     started = time.monotonic()
     batch_ids = max(1, int(settings.CAIRN_ROLLUP_BATCH_IDS))
+    first_low = None
     while True:
         with transaction.atomic():
             watermark, _ = RollupWatermark.objects.select_for_update().get_or_create(pk=WATERMARK_PK)
             low = watermark.through_event_id
+            first_low = low if first_low is None else first_low
             result.through_event_id = low
             if low >= mark:
+                _analyze_after_growth(low - first_low)
                 return result
             high = min(mark, low + batch_ids)
             with connection.cursor() as cursor:
@@ -111,4 +116,17 @@ def rollups_catch_up(*, time_budget_seconds: float | None = None) -> CatchUpResu
         result.through_event_id = high
         if time_budget_seconds is not None and time.monotonic() - started > time_budget_seconds:
             result.stopped = "time budget"
+            _analyze_after_growth(high - first_low)
             return result
+
+
+def _analyze_after_growth(event_ids: int) -> None:
+    """Fresh planner statistics once a run counted many events: rollup tables fill in bursts (after an upgrade, a
+    backfill, an import), and until autovacuum's next ANALYZE the planner takes a 45,000-row rollup range for one
+    row and joins it to profiles by nested loops (3.5x slower, docs/benchmarks.md "Against a lean table")."""
+    if event_ids < settings.CAIRN_ROLLUP_ANALYZE_EVENTS:
+        return
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model in (PersonDayRollup, PersonDayNameRollup):
+            cursor.execute(f"ANALYZE {quote(model._meta.db_table)}")

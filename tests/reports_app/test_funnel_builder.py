@@ -130,7 +130,11 @@ def test_the_retention_page_its_csv_and_the_api_agree(world, api, signed_in):
         }
         for row in rows[1:]
     ]
-    assert from_page == from_api["cohorts"]
+    # The page marks periods not over yet by style; the API lists them (partial_periods, tested on its own).
+    cohorts = [
+        {key: value for key, value in cohort.items() if key != "partial_periods"} for cohort in from_api["cohorts"]
+    ]
+    assert from_page == cohorts
     # Each cell's colour comes from the fixed palette, and a full cohort is 100 %.
     assert all(re.fullmatch(r"background:#[0-9a-f]{6};color:#[0-9a-f]{3,6}", row[3][1]["style"]) for row in rows[1:])
     assert rows[1][3][0] == "100%"
@@ -142,7 +146,7 @@ def test_the_retention_page_its_csv_and_the_api_agree(world, api, signed_in):
     assert [
         {"start": row[0], "group": row[1], "size": int(row[2]), "returned": [int(cell) for cell in row[3:] if cell]}
         for row in exported[1:]
-    ] == from_api["cohorts"]
+    ] == cohorts
 
 
 def test_the_type_switch_carries_the_range_and_a_persons_group(world, signed_in):
