@@ -64,6 +64,7 @@ REPORT_QUERY = [  # reports_app/query.py
     Probe("range"),
     Probe("chart"),
     Probe("from", base=(("range", "7d"),)),
+    Probe("explain"),
 ]
 FUNNEL_QUERY = [  # reports_app/query_funnels.py; the shared parameters as REPORT_QUERY reads them
     Probe("step"),

@@ -70,7 +70,8 @@ def every_report_agrees(environment, *, full: bool = False) -> int:
 
 
 def counted_through() -> int:
-    return RollupWatermark.objects.get().through_event_id
+    # A transactional test's flush removes the migration's row; the catch-up makes it again.
+    return RollupWatermark.objects.values_list("through_event_id", flat=True).first() or 0
 
 
 def test_half_caught_up_late_and_out_of_order(accounts):
