@@ -23,6 +23,7 @@ from reports_app.selectors import funnels, retention
 from tests.builders import identify, set_properties, track
 from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord
+from users_app.services.accounts import account_properties_set
 
 
 @pytest.fixture
@@ -59,6 +60,22 @@ def world(environment):
     assert pending.status == MergeRecord.Status.PENDING
     assert done.status == MergeRecord.Status.DONE
     return environment
+
+
+@pytest.fixture
+def accounts(world):
+    """The world with accounts: alice and bob (and their merged devices) are acme's (tier Enterprise, industry
+    Software), carol initech's (tier Free); user 503 has none."""
+    world.account_id_property = "company_id"
+    world.save()
+    set_properties(world, identity="alice", company_id="acme")
+    set_properties(world, identity="bob", company_id="acme")
+    set_properties(world, identity="carol", company_id="initech")
+    account_properties_set(
+        environment=world,
+        updates=[("acme", {"tier": "Enterprise", "industry": "Software"}), ("initech", {"tier": "Free"})],
+    )
+    return world
 
 
 @pytest.fixture(params=["postgresql", "python"])

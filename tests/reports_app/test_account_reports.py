@@ -32,20 +32,6 @@ pytestmark = pytest.mark.django_db
 RANGE = {"from": "2026-11-02", "to": "2026-11-15", "interval": "week"}
 
 
-@pytest.fixture
-def accounts(world):
-    world.account_id_property = "company_id"
-    world.save()
-    set_properties(world, identity="alice", company_id="acme")
-    set_properties(world, identity="bob", company_id="acme")
-    set_properties(world, identity="carol", company_id="initech")
-    account_properties_set(
-        environment=world,
-        updates=[("acme", {"tier": "Enterprise", "industry": "Software"}), ("initech", {"tier": "Free"})],
-    )
-    return world
-
-
 def test_sign_ups_per_week_by_account_tier(accounts):
     result = series(accounts, event="Sign Up", group_by="account.tier")
     # alice and bob are acme's (Enterprise), carol initech's (Free); user 503 has no account.

@@ -3,7 +3,7 @@ counted by the catch-up, part still above the watermark), events that arrive lat
 and done, undo, deleting a person, and a retention pass. The reference is the ORM's GROUP BY over the events
 (ORM_PATH), which every path must match number for number, groups, order and totals included.
 
-The world is reports_app/conftest.py's (alice + 501 pending, bob + 502 done, carol, dave, 503), with accounts."""
+The world is reports_app/conftest.py's (alice + 501 pending, bob + 502 done, carol, dave, 503), with its accounts."""
 
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -15,14 +15,13 @@ from events_app.models import Event, PersonDayNameRollup, PersonDayRollup, Rollu
 from events_app.rollups.catch_up import rollups_catch_up
 from reports_app.selectors import report_series
 from reports_app.selectors.series import ORM_PATH, POSTGRESQL_PATH, ROLLUP_PATH
-from tests.builders import identify, profile_build, set_properties, track
+from tests.builders import identify, profile_build, track
 from tests.reports_app.test_report_series import report
 from users_app.deletion.person import person_delete
 from users_app.deletion.retention import environment_retention_apply
 from users_app.merges.apply import merge_apply
 from users_app.merges.undo import merge_undo
 from users_app.models import MergeRecord, Profile
-from users_app.services.accounts import account_properties_set
 
 pytestmark = [
     pytest.mark.django_db,
@@ -34,16 +33,6 @@ EVENTS = [None, "pageview", "Sign Up", "Upgrade"]
 GROUPS = [None, "user.plan", "account.tier"]
 FILTERS = [[], ["user.plan!=Free"], ["account.tier=Enterprise"], ["user.plan=*", "account.tier!=*"]]
 INTERVALS = ["day", "week", "month"]
-
-
-@pytest.fixture
-def accounts(world):
-    world.account_id_property = "company_id"
-    world.save()
-    set_properties(world, identity="alice", company_id="acme")
-    set_properties(world, identity="carol", company_id="initech")
-    account_properties_set(environment=world, updates=[("acme", {"tier": "Enterprise"}), ("initech", {"tier": "Free"})])
-    return world
 
 
 def every_report_agrees(environment, *, full: bool = False) -> int:
