@@ -98,13 +98,13 @@ def _cross_parameter_rules(query: dict, path: str) -> None:
             and not any(_values(query.get(f"{name}_v")))
         ):
             query[f"{name}_v"] = ["Startup"]
-    if path.endswith(("/reports/query", "/reports/retention")) and query.get("range") in (None, "", "custom"):
-        per_day = {"hour": 24, "week": 1 / 7, "month": 1 / 28}.get(query.get("interval"), 1)
+    if path.startswith("/api/v1/reports/") and query.get("range") in (None, "", "custom"):
         end = date.fromisoformat(query["to"]) if query.get("to") else datetime.now(UTC).date()
         start = date.fromisoformat(query["from"]) if query.get("from") else end - timedelta(days=29)
         if start > end:  # `to` defaults to today
             query["to"], end = start.isoformat(), start
-        if ((end - start).days + 1) * per_day > MAX_BUCKETS:
+        per_day = {"hour": 24, "week": 1 / 7, "month": 1 / 28}.get(query.get("interval"), 1)
+        if path.endswith(("/query", "/retention")) and ((end - start).days + 1) * per_day > MAX_BUCKETS:
             query["from"], query["to"] = (end - timedelta(days=int(MAX_BUCKETS / per_day) - 1)).isoformat(), str(end)
 
 
