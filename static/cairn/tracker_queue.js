@@ -102,9 +102,8 @@ function flush() {
   var sent = body(batch);
   var done = function (ok, answer) {
     inFlight = false;
-    if (ok) {
+    if (ok && !confirm(batch, answer)) {
       retryDelay = 0;
-      confirm(batch, answer);
       if (queue.length) schedule(0);
     } else {
       retryDelay = Math.min(retryDelay ? retryDelay * 2 : 1000, 30000);
@@ -128,9 +127,15 @@ function flush() {
   }
 }
 
+// -> how many calls stay queued: an addAccountProperties over its account's rate limit is rejected alone
+// (`rate_limited`; the batch's other calls were stored) and sent again after the usual backoff.
 function confirm(batch, answer) {
-  var sentIds = {};
+  var sentIds = {}, kept = 0, rejected = (answer && answer.rejected) || [];
   for (var i = 0; i < batch.length; i++) sentIds[batch[i].item.i] = true;
+  for (var r = 0; r < rejected.length; r++) {
+    var entry = rejected[r] && rejected[r].error && rejected[r].error.code === "rate_limited" && batch[rejected[r].index];
+    if (entry && sentIds[entry.item.i]) { delete sentIds[entry.item.i]; kept++; }
+  }
   queue = queue.filter(function (item) { return !sentIds[item.i]; });
   var oldUserId = batch[0].item.u;
   if (answer && typeof answer.user_id === "string" && /^\d{1,16}$/.test(answer.user_id)) {
@@ -147,6 +152,7 @@ function confirm(batch, answer) {
     }
   }
   persist();
+  return kept;
 }
 
 // On page hide, send what is still queued with sendBeacon (it outlives the page). The items stay queued
