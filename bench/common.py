@@ -83,16 +83,7 @@ def generate_people_and_events(size: int, *, api_key: str, names_sql: str = REPO
     tombstones = people // 10
     started = time.monotonic()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(0.42)")
-        cursor.execute(
-            """
-            INSERT INTO users_app_profile (environment_id, user_id, identity, first_seen, last_seen, created_at)
-            SELECT %s, g, 'person-' || g, %s::timestamptz, %s::timestamptz, now()
-            FROM generate_series(1, %s) g""",
-            [environment.pk, FROM, TO, people],
-        )
-        cursor.execute("SELECT min(id) FROM users_app_profile WHERE environment_id = %s", [environment.pk])
-        first_person = cursor.fetchone()[0]
+        first_person = people_insert(cursor, environment, people)
         # Anonymous profiles merged into people with the merge still pending (SPEC 2 rule 4).
         cursor.execute(
             """
@@ -110,12 +101,7 @@ def generate_people_and_events(size: int, *, api_key: str, names_sql: str = REPO
             WHERE p.environment_id = %s AND (p.merged_into_id IS NOT NULL OR p.id %% 10 <> 0)""",
             [property_key_hash("plan"), PLANS, environment.pk],
         )
-        cursor.execute("""
-            SELECT indexname, indexdef FROM pg_indexes
-            WHERE tablename = 'events_app_event' AND indexdef NOT LIKE '%%UNIQUE%%'""")
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')  # names from pg_indexes, not from input
+        indexes = event_indexes_drop(cursor)
         batch = 1_000_000
         for offset in range(0, size, batch):
             cursor.execute(
@@ -136,9 +122,48 @@ def generate_people_and_events(size: int, *, api_key: str, names_sql: str = REPO
                 },
             )
             print(f"  {offset + min(batch, size - offset):,} events ({time.monotonic() - started:.0f} s)", flush=True)
-        for _, definition in indexes:
-            cursor.execute(definition)
+        event_indexes_create(cursor, indexes)
     return environment, started
+
+
+def people_insert(cursor, environment, people: int) -> int:
+    """`people` identified profiles (`person-<n>`, user_id n) with the random seed set for what follows; returns
+    the first one's id (the others follow it)."""
+    cursor.execute("SELECT setseed(0.42)")
+    cursor.execute(
+        """
+        INSERT INTO users_app_profile (environment_id, user_id, identity, first_seen, last_seen, created_at)
+        SELECT %s, g, 'person-' || g, %s::timestamptz, %s::timestamptz, now()
+        FROM generate_series(1, %s) g""",
+        [environment.pk, FROM, TO, people],
+    )
+    cursor.execute("SELECT min(id) FROM users_app_profile WHERE environment_id = %s", [environment.pk])
+    return cursor.fetchone()[0]
+
+
+def event_indexes_drop(cursor) -> list[tuple[str, str]]:
+    """Drop the events' indexes but the unique ones before a bulk load; returns them for event_indexes_create."""
+    cursor.execute("""
+        SELECT indexname, indexdef FROM pg_indexes
+        WHERE tablename = 'events_app_event' AND indexdef NOT LIKE '%%UNIQUE%%'""")
+    indexes = cursor.fetchall()
+    for name, _ in indexes:
+        cursor.execute(f'DROP INDEX "{name}"')  # names from pg_indexes, not from input
+    return indexes
+
+
+def event_indexes_create(cursor, indexes: list[tuple[str, str]]) -> None:
+    for _, definition in indexes:
+        cursor.execute(definition)  # definitions from pg_indexes, not from input
+
+
+def prepare_bench(database: str, rebuild: bool, generate, size: int) -> None:
+    """The bench database ready (prepare_database), with `generate(size)` run when it has no events yet."""
+    if prepare_database(database, rebuild=rebuild):
+        print(f"Generating {size:,} events into {database} ...", flush=True)
+        generate(size)
+    else:
+        print(f"Reusing {database}", flush=True)
 
 
 def median_times(first, second, repeat: int) -> tuple[float, float, object, object]:

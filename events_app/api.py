@@ -51,7 +51,16 @@ def ingest_request_schema(component: str, item: dict, bulk_key: str):
     )
 
 
-def all_items_rejected() -> dict:
+def all_items_rejected(rate_limited: bool = False) -> dict:
+    """The error body of a bulk call (or browser batch) that kept nothing; `rate_limited`: some items were over a
+    rate limit (the answer is then a 429)."""
+    if rate_limited:
+        return {
+            "code": RATE_LIMITED,
+            "message": "No item was accepted: some were over a rate limit (send them again after Retry-After); "
+            "see `rejected`.",
+            "field": None,
+        }
     return {"code": "all_items_rejected", "message": "No item was accepted; see `rejected`.", "field": None}
 
 
@@ -69,18 +78,8 @@ def ingest_response(result: IngestResult, is_bulk: bool) -> Response:
             answer["user_id"] = str(result.profile.user_id)
         if result.rejected and not result.accepted:
             # Every 4xx carries the error body; `rejected` still says what was wrong with each item.
-            if any(item["error"]["code"] == RATE_LIMITED for item in result.rejected):
-                answer["error"], status = (
-                    {
-                        "code": RATE_LIMITED,
-                        "message": "No item was accepted: some were over "
-                        "a rate limit (send them again after Retry-After); see `rejected`.",
-                        "field": None,
-                    },
-                    429,
-                )
-            else:
-                answer["error"], status = all_items_rejected(), 400
+            rate_limited = any(item["error"]["code"] == RATE_LIMITED for item in result.rejected)
+            answer["error"], status = all_items_rejected(rate_limited), 429 if rate_limited else 400
         response = Response(answer, status=status)
     if result.retry_after is not None:
         response["Retry-After"] = str(result.retry_after)

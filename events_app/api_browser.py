@@ -12,7 +12,9 @@ users_app.api_access.origin_check). Requests without an `Origin` header (server 
 the environment's "server calls need the API key" does not apply here (a page cannot keep a secret).
 
 A batch over a rate limit is refused whole (429, Retry-After) rather than in part: its calls must stay in
-order (an identify decides whose the later calls are), and the tracker re-sends a refused batch as it is.
+order (an identify decides whose the later calls are), and the tracker re-sends a refused batch as it is. The
+exception is heap.addAccountProperties, charged to its account (known only when the call is processed): one
+over the account's limit is rejected alone as `rate_limited` (Retry-After), and the tracker keeps it queued.
 """
 
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
@@ -158,8 +160,13 @@ class BrowserBatchApi(IngestApi):
             if isinstance(error, RateLimited):
                 answer["Retry-After"] = str(error.retry_after)
             return self._with_cors(request, answer, environment)
-        answer = result.as_dict()
+        answer, status = result.as_dict(), 200
         if result.rejected and not result.accepted:
-            answer["error"] = all_items_rejected()  # every 400 carries the error body, as on the bulk endpoints
-            return self._with_cors(request, Response(answer, status=400), environment)
-        return self._with_cors(request, Response(answer), environment)
+            # Every 4xx carries the error body, as on the bulk endpoints; a 429 when some call was over its rate
+            # limit (heap.addAccountProperties over its account's), which the tracker sends again later.
+            rate_limited = result.retry_after is not None
+            answer["error"], status = all_items_rejected(rate_limited), 429 if rate_limited else 400
+        response = Response(answer, status=status)
+        if result.retry_after is not None:
+            response["Retry-After"] = str(result.retry_after)
+        return self._with_cors(request, response, environment)

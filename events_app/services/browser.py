@@ -19,7 +19,7 @@ from functools import partial
 
 from django.utils import timezone
 
-from config.kernel.errors import InvalidInput
+from config.kernel.errors import InvalidInput, RateLimited
 from config.kernel.validation import (
     is_number,
     json_type_name,
@@ -43,7 +43,7 @@ from users_app.models import Environment, MergeRecord, Profile
 from users_app.people import person_of
 from users_app.rate_limits import identify_buckets, ingest_admit, writes_buckets
 from users_app.selectors.accounts import account_of
-from users_app.services.accounts import account_properties_set
+from users_app.services.accounts import account_buckets, account_properties_set
 from users_app.services.identify import profile_identify
 from users_app.services.identity_guard import identity_check
 from users_app.services.locks import owner_transaction
@@ -92,6 +92,7 @@ class BrowserBatchResult:
     accepted: int
     rejected: list[dict]
     merges: list[MergeRecord] = field(default_factory=list)
+    retry_after: int | None = None  # seconds, when some call was rejected as over its rate limit
 
     def as_dict(self) -> dict:
         return {
@@ -219,10 +220,13 @@ def _add_properties(environment: Environment, user_id: int, properties: dict) ->
     properties_add(updates=[(owner, properties)])
 
 
-def _add_account_properties(environment: Environment, user_id: int, properties: dict) -> None:
+def _add_account_properties(
+    environment: Environment, user_id: int, properties: dict, *, enforce_rate_limits: bool
+) -> None:
     """The account is the person's value of the environment's account id property (SPEC 11), as it stands when
     the call is processed: an addUserProperties earlier in the batch counts. No account: rejected (Heap has
-    nowhere to put them either), the batch's other calls kept."""
+    nowhere to put them either), the batch's other calls kept. Over the account's rate limit: rejected as
+    `rate_limited` (RateLimited), the others kept."""
     owner = _owner_of(environment, user_id)
     account_id = account_of(owner) if owner is not None else None
     if account_id is None:
@@ -234,13 +238,20 @@ def _add_account_properties(environment: Environment, user_id: int, properties: 
             else "This environment names no account id property (its admin page), so no user has an account.",
             "properties",
         )
+    if enforce_rate_limits:
+        # The account's bucket, the one /api/add_account_properties charges: the browsers of all its people share
+        # it, and the person's own events are not charged for it. Known only now (see above), hence its own check.
+        ingest_admit(
+            environment=environment, items=[tuple(account_buckets(environment, [account_id]))]
+        ).raise_if_refused()
     account_properties_set(environment=environment, updates=[(account_id, properties)])
 
 
 def _batch_within_rate_limits(environment: Environment, batch: BrowserBatch) -> None:
     """The whole batch, or RateLimited: its calls must run in order (an identify decides whose the later calls
-    are), and the tracker re-sends a refused batch as it is. All its calls count against the device's user_id,
-    the one that sent them (and identifies against their identity too)."""
+    are), and the tracker re-sends a refused batch as it is. Its calls count against the device's user_id, the one
+    that sent them (and identifies against their identity too), but for heap.addAccountProperties: those count
+    against their account, which is known only when the call is processed (`_add_account_properties`)."""
     writes = writes_buckets(environment, [(batch.user_id, None)])[0]
     ingest_admit(
         environment=environment,
@@ -250,6 +261,7 @@ def _batch_within_rate_limits(environment: Environment, batch: BrowserBatch) -> 
             if isinstance(call, IdentifyCall)
             else (writes,)
             for _, call in batch.calls
+            if not isinstance(call, AccountPropertiesCall)
         ],
     ).raise_if_refused()
 
@@ -265,6 +277,7 @@ def browser_batch_process(
         _batch_within_rate_limits(environment, batch)
     current_user_id = batch.user_id
     rejected = list(batch.rejected)
+    retry_after = None
     accepted = 0
     merges: list[MergeRecord] = []
     pending_events: list[TrackItem] = []
@@ -298,9 +311,13 @@ def browser_batch_process(
                 merges.append(result.merge)
         elif isinstance(call, AccountPropertiesCall):
             try:
-                _add_account_properties(environment, current_user_id, call.properties)
+                _add_account_properties(
+                    environment, current_user_id, call.properties, enforce_rate_limits=enforce_rate_limits
+                )
             except InvalidInput as error:
                 rejected.append(rejection(index, error))
+                if isinstance(error, RateLimited):
+                    retry_after = max(retry_after or 0, error.retry_after)
                 continue
         else:
             owner_transaction(partial(_add_properties, environment, current_user_id, call.properties))
@@ -315,6 +332,7 @@ def browser_batch_process(
         accepted=accepted,
         rejected=rejected,
         merges=merges,
+        retry_after=retry_after,
     )
 
 

@@ -24,12 +24,13 @@ from users_app.models import Environment
 DAY_TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 
 
-def rollups_answer(environment: Environment, query: ReportQuery) -> bool:
+def rollups_answer(query: ReportQuery, *, defined_event: DefinedEvent | None) -> bool:
     """Whether the rollups hold what this report needs: buckets of a day or more; events, people or accounts
     counted (not sessions: a session may span days, and undo splits sessions); no event property; all events or a
     raw event name (a defined event has its own match rows, selectors/rows.py). A distinct count of accounts
     grouped by a user property is left to the events: its `Other` is counted again from the rows, which a union
-    cannot be regrouped for."""
+    cannot be regrouped for. `defined_event`: the environment's defined event of the report's event name, or None
+    (report_series reads it once)."""
     if not rollups_supported() or query.interval not in DAY_TRUNC:
         return False
     if query.measure not in ("events", "unique_users", "unique_accounts"):
@@ -39,7 +40,7 @@ def rollups_answer(environment: Environment, query: ReportQuery) -> bool:
         return False
     if query.measure == "unique_accounts" and query.group_by is not None and query.group_by.scope == "user":
         return False
-    return query.event is None or not DefinedEvent.objects.filter(environment=environment, name=query.event).exists()
+    return query.event is None or defined_event is None
 
 
 def rollup_parts(environment: Environment, query: ReportQuery) -> tuple[QuerySet, QuerySet, int]:

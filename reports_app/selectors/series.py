@@ -187,8 +187,10 @@ def _measure(query: ReportQuery, expressions: _Expressions):
     return Count(expressions.count_column)
 
 
-def _base_queryset(environment: Environment, query: ReportQuery) -> tuple[QuerySet, _Expressions]:
-    queryset, matches = report_rows(environment, query)
+def _base_queryset(
+    environment: Environment, query: ReportQuery, defined_event: DefinedEvent | None
+) -> tuple[QuerySet, _Expressions]:
+    queryset, matches = report_rows(environment, query, defined_event)
     return events_filtered(queryset, environment, query.filters, matches=matches)
 
 
@@ -227,17 +229,20 @@ def report_series(*, environment: Environment, query: ReportQuery, path: str | N
     `path`: None takes the fastest the database has (the rollups where they answer, on PostgreSQL); a path
     given forces it: ORM_PATH is the reference that the tests and the benchmarks compare the others with."""
     buckets = report_buckets(query)
-    # Asked first: a backfill ending meanwhile leaves the flag on complete numbers, never off on partial ones.
-    backfilling = query.event is not None and DefinedEvent.objects.backfilling(environment, query.event)
-    result = _report_numbers(environment, query, buckets, path)
-    result.backfilling = backfilling
+    # The report's defined event, read once for every step that asks. Read first: a backfill ending meanwhile
+    # leaves the flag on complete numbers, never off on partial ones.
+    defined_event = None
+    if query.event is not None:
+        defined_event = DefinedEvent.objects.filter(environment=environment, name=query.event).first()
+    result = _report_numbers(environment, query, buckets, path, defined_event)
+    result.backfilling = defined_event is not None and defined_event.is_partial
     return result
 
 
-def _fastest_path(environment: Environment, query: ReportQuery) -> str:
+def _fastest_path(query: ReportQuery, defined_event: DefinedEvent | None) -> str:
     if connection.vendor != "postgresql":
         return ORM_PATH
-    return ROLLUP_PATH if rollups_answer(environment, query) else POSTGRESQL_PATH
+    return ROLLUP_PATH if rollups_answer(query, defined_event=defined_event) else POSTGRESQL_PATH
 
 
 def _rollup_rows(environment: Environment, query: ReportQuery, explain: dict) -> tuple[list[tuple], dict | None]:
@@ -251,12 +256,14 @@ def _rollup_rows(environment: Environment, query: ReportQuery, explain: dict) ->
     return counted_rows(sql, list(params), query, environment, weighted=True)
 
 
-def _report_numbers(environment: Environment, query: ReportQuery, buckets: list, path: str | None) -> ReportResult:
+def _report_numbers(
+    environment: Environment, query: ReportQuery, buckets: list, path: str | None, defined_event: DefinedEvent | None
+) -> ReportResult:
     bucket_index = {bucket: position for position, bucket in enumerate(buckets)}
-    path = path or _fastest_path(environment, query)
+    path = path or _fastest_path(query, defined_event)
     bucket = TRUNC[query.interval]("timestamp", tzinfo=UTC)
     # The rollup path needs neither (rollups_answer leaves every report that would recount `Other` to the events).
-    base, expressions = _base_queryset(environment, query) if path != ROLLUP_PATH else (None, None)
+    base, expressions = _base_queryset(environment, query, defined_event) if path != ROLLUP_PATH else (None, None)
     measure = _measure(query, expressions) if path != ROLLUP_PATH else None
 
     def grouped() -> QuerySet:

@@ -3,12 +3,20 @@
  * standalone script (manage.py build_tracker concatenates the parts; see tracker_device.js).
  *
  * Calls are queued in order (persisted in localStorage, so a failed send is retried on this or a later
- * page, never dropped), sent in small batches, one request in flight at a time, to POST /api/v1/browser.
+ * page, never dropped), sent in batches (a burst in one), one request in flight at a time, to POST /api/v1/browser.
  * On page hide the queue also goes out with navigator.sendBeacon; the items stay queued until a fetch
  * is answered, and the server stores each call once (idempotency keys), so a re-send is harmless.
  */
-var BATCH_CALLS = 20;
-var BATCH_CHARS = 16000; // well below the 64 KB keepalive/sendBeacon budget
+// A request carries at most what the browser endpoint takes: MAX_BROWSER_CALLS (200) calls, and a body well
+// under its 5 MB limit (CAIRN_MAX_BODY_BYTES; at most 3 UTF-8 bytes per character counted here). A beacon stays
+// within the 64 KB that sendBeacon (and a keepalive fetch) may have in flight.
+var BATCH_CALLS = 200;
+var BATCH_CHARS = 300000;
+var BEACON_CHARS = 60000;
+// A burst is one request: the send waits until no call came for BURST_QUIET_MS, at most BURST_MAX_MS after the
+// oldest call waiting (older calls, e.g. of an earlier page, go at once).
+var BURST_QUIET_MS = 250;
+var BURST_MAX_MS = 1000;
 var MAX_QUEUE = 1000;
 var ORPHAN_MS = 90000;
 var MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
@@ -38,7 +46,16 @@ function enqueue(call) {
   queue.push(call);
   if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
   persist();
-  schedule(retryDelay || 30);
+  soon();
+}
+
+function soon() {
+  if (!queue.length) return;
+  if (inFlight || retryDelay) return schedule(retryDelay); // the answer, or the retry's timer, sends it
+  clearTimeout(timer);
+  timer = null;
+  var wait = Math.min(queue[queue.length - 1].ts + BURST_QUIET_MS, queue[0].ts + BURST_MAX_MS) - Date.now();
+  schedule(wait > 0 ? wait : 0);
 }
 
 // Queues left by tabs that are gone (closed before their sends were confirmed) are adopted.
@@ -59,13 +76,13 @@ function adoptOrphans() {
   queue.sort(function (a, b) { return a.ts - b.ts; });
 }
 
-function nextBatch(items) {
+function nextBatch(items, chars) {
   var batch = [], size = 0;
   for (var i = 0; i < items.length && batch.length < BATCH_CALLS; i++) {
     if (items[i].u !== items[0].u) break; // one batch, one device user
     var wire = toWire(items[i]);
-    size += JSON.stringify(wire).length;
-    if (batch.length && size > BATCH_CHARS) break;
+    size += JSON.stringify(wire).length + 1;
+    if (batch.length && size > chars) break;
     batch.push({ item: items[i], wire: wire });
   }
   return batch;
@@ -97,15 +114,14 @@ function schedule(delay) {
 
 function flush() {
   if (stopped || inFlight || !queue.length || typeof window.fetch !== "function") return;
-  var batch = nextBatch(queue);
+  var batch = nextBatch(queue, BATCH_CHARS);
   inFlight = true;
   var sent = body(batch);
   var done = function (ok, answer) {
     inFlight = false;
-    if (ok) {
+    if (ok && !confirm(batch, answer)) {
       retryDelay = 0;
-      confirm(batch, answer);
-      if (queue.length) schedule(0);
+      soon();
     } else {
       retryDelay = Math.min(retryDelay ? retryDelay * 2 : 1000, 30000);
       if (queue.length) save(queueKey, { at: Date.now(), items: queue });
@@ -128,9 +144,15 @@ function flush() {
   }
 }
 
+// -> how many calls stay queued: an addAccountProperties over its account's rate limit is rejected alone
+// (`rate_limited`; the batch's other calls were stored) and sent again after the usual backoff.
 function confirm(batch, answer) {
-  var sentIds = {};
+  var sentIds = {}, kept = 0, rejected = (answer && answer.rejected) || [];
   for (var i = 0; i < batch.length; i++) sentIds[batch[i].item.i] = true;
+  for (var r = 0; r < rejected.length; r++) {
+    var entry = rejected[r] && rejected[r].error && rejected[r].error.code === "rate_limited" && batch[rejected[r].index];
+    if (entry && sentIds[entry.item.i]) { delete sentIds[entry.item.i]; kept++; }
+  }
   queue = queue.filter(function (item) { return !sentIds[item.i]; });
   var oldUserId = batch[0].item.u;
   if (answer && typeof answer.user_id === "string" && /^\d{1,16}$/.test(answer.user_id)) {
@@ -147,6 +169,7 @@ function confirm(batch, answer) {
     }
   }
   persist();
+  return kept;
 }
 
 // On page hide, send what is still queued with sendBeacon (it outlives the page). The items stay queued
@@ -154,9 +177,9 @@ function confirm(batch, answer) {
 function beacon() {
   if (stopped || !queue.length || !navigator.sendBeacon) return;
   persist();
-  var rest = queue.slice(), budget = 60000;
+  var rest = queue.slice(), budget = BEACON_CHARS;
   while (rest.length) {
-    var batch = nextBatch(rest);
+    var batch = nextBatch(rest, budget - 1000); // room for the body's other fields
     var text = body(batch);
     budget -= text.length;
     if (budget < 0 || !navigator.sendBeacon(endpoint, text)) break;

@@ -3,8 +3,13 @@ user, the value rules of user properties, a user without an account; and Heap's 
 the tracker itself."""
 
 import json
+import os
+
+import pytest
 
 from events_app.management.commands.build_tracker import TRACKER_MINIFIED
+from events_app.models import Event
+from users_app.models import AccountProperty
 
 URL = "/api/v1/browser"
 DEVICE = "2222222222222"
@@ -78,6 +83,81 @@ def test_account_values_follow_the_user_property_rules(client, environment):
         ]
         assert errors[0] == errors[1], bad  # the same code, message and field as for a user property
     assert post(client, [account_call(tier="Free")]).json()["accepted"] == 1
+
+
+# ---- rate limits: the account's bucket, not the person's ----------------------------------------------------
+
+
+@pytest.fixture
+def redis_limits_of_three(settings):
+    """The real Redis counters (REDIS_URL, as in production), 3 writes per person and per account."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set")
+    settings.REDIS_URL = os.environ["REDIS_URL"]
+    settings.CAIRN_RATE_LIMIT_PER_IDENTITY_PER_MINUTE = 3
+    settings.CAIRN_RATE_LIMIT_PER_IDENTITY_BURST = 3
+
+
+def rejections(response) -> list[tuple]:
+    return [(item["index"], item["error"]["code"], item["error"]["field"]) for item in response.json()["rejected"]]
+
+
+def track(key):
+    return {"type": "track", "event": "Viewed Plan", "idempotency_key": key, "properties": {}}
+
+
+def test_account_properties_do_not_use_up_the_persons_events(client, environment, redis_limits_of_three):
+    with_account_property(environment)
+    assert post(client, [{"type": "add_user_properties", "properties": {"company_id": "acme"}}]).status_code == 200
+    # Five account updates: the account's bucket keeps three, and the person's (1 of 3 used) is not touched.
+    response = post(client, [account_call(n=n) for n in range(5)])
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 3
+    assert rejections(response) == [(3, "rate_limited", "account_id"), (4, "rate_limited", "account_id")]
+    assert int(response["Retry-After"]) >= 1
+    assert AccountProperty.objects.get(account_id="acme", key="n").typed_value == 2
+    # The person still has their two writes for events.
+    response = post(client, [track("e1"), track("e2")])
+    assert response.status_code == 200, response.content
+    assert Event.objects.filter(name="Viewed Plan").count() == 2
+    assert post(client, [track("e3")]).status_code == 429  # and their own bucket still counts
+
+
+def test_an_account_flooded_from_many_browsers_is_limited_in_the_server_apis_bucket(
+    client, api, environment, redis_limits_of_three
+):
+    with_account_property(environment)
+    devices = ["3000000000001", "3000000000002", "3000000000003"]
+    answers = [
+        post(
+            client,
+            [{"type": "add_user_properties", "properties": {"company_id": "acme"}}, account_call(by=device)],
+            user_id=device,
+        )
+        for device in devices
+    ]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert [rejections(answer) for answer in answers] == [[], [], []]
+    # The account has had its three: a fourth browser's update is rejected, its events in the batch kept.
+    acme = {"type": "add_user_properties", "properties": {"company_id": "acme"}}
+    response = post(client, [acme, account_call(by="fourth"), track("k4")], user_id="3000000000004")
+    assert response.status_code == 200, response.content
+    assert rejections(response) == [(1, "rate_limited", "account_id")]
+    assert Event.objects.filter(idempotency_key="k4").exists()
+    # A batch of nothing but refused account updates is a 429 (the tracker sends it again later).
+    response = post(client, [account_call(by="fourth again")], user_id="3000000000004")
+    assert response.status_code == 429 and int(response["Retry-After"]) >= 1
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert AccountProperty.objects.get(account_id="acme", key="by").value == devices[-1]
+    # The server API charges the same bucket.
+    server = api.post(
+        "/api/add_account_properties",
+        {"app_id": environment.app_id, "account_id": "acme", "properties": {"by": "server"}},
+    )
+    assert server.status_code == 429, server.content
+    # Another account is not limited by acme's flood.
+    post(client, [{"type": "add_user_properties", "properties": {"company_id": "globex"}}], user_id="3000000000006")
+    assert post(client, [account_call(tier="Free")], user_id="3000000000006").json()["accepted"] == 1
 
 
 def test_heaps_script_addresses_answer_the_tracker_with_its_headers(client):

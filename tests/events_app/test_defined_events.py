@@ -9,6 +9,9 @@ from events_app.defined_events.backfill import defined_event_backfill
 from events_app.defined_events.services import defined_event_create
 from events_app.models import DefinedEvent, DefinedEventMatch, Event
 from events_app.services.event_rows import EVENT_COLUMNS, events_insert
+from reports_app.query import report_query_parse
+from reports_app.selectors.buckets import time_range
+from reports_app.selectors.series import ORM_PATH, report_series
 from tests.builders import apply_pending_merges, days_ago, iso
 from tests.conftest import API_KEY, OTHER_API_KEY
 from users_app.deletion.person import person_delete
@@ -288,10 +291,51 @@ def test_the_match_rows_path_and_the_event_rows_path_agree(
     fast = report(api, **params)
     assert total(fast) > 0
     window = {"start": days_ago(400), "end": timezone.now()}
-    assert DefinedEventMatch.objects.standing_for(environment, "Clicked Buy", **window) is not None
+    defined = DefinedEvent.objects.get(environment=environment, name="Clicked Buy")
+    assert DefinedEventMatch.objects.standing_for(defined, **window) is not None
     monkeypatch.setattr(type(DefinedEventMatch.objects), "standing_for", lambda *args, **kwargs: None)
-    assert DefinedEventMatch.objects.standing_for(environment, "Clicked Buy", **window) is None
+    assert DefinedEventMatch.objects.standing_for(defined, **window) is None
     assert report(api, **params) == fast
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"measure": "events", "interval": "week", "group_by": "event.path"},
+        {"measure": "unique_users", "interval": "week", "group_by": "event.target_tag"},
+        {"measure": "events", "interval": "day", "where": ["event.path=/pricing/annual", "user.plan=*"]},
+        {"measure": "sessions", "interval": "month"},
+    ],
+    ids=lambda params: params["measure"] + "-" + params.get("group_by", str(params.get("where", ""))),
+)
+def test_a_defined_events_rows_read_through_its_raw_names_agree_with_the_orm_full_scan(
+    calls, api, environment, backfill_on_commit, monkeypatch, params
+):
+    """A report that needs the defined event's event rows (an event property, sessions) reads them as its rules'
+    raw names semi-joined with its match rows (Event.objects.matched_by); the ORM's GROUP BY over the UNION of
+    Event.objects.named must give the same numbers: other elements, other paths, other raw names and merged
+    people included."""
+    with backfill_on_commit():
+        define(api, {"name": "Clicked Buy", "rules": [CLICKED_BUY["rules"][0], {"event": "submit", "path": "/buy"}]})
+    calls.add_properties({"plan": "Free"}, identity="alice")
+    for who in ({"identity": "alice"}, {"identity": "bob"}, {"user_id": "141"}):
+        calls.track(event="click", properties=click(BUY), **who)
+        calls.track(event="click", properties=click(BUY_LABEL, path="/pricing/annual", tag="span"), **who)
+        calls.track(event="click", properties=click(SELL), **who)  # another element
+        calls.track(event="click", properties=click(BUY, path="/docs"), **who)  # another page
+        calls.track(event="submit", properties={"path": "/buy"}, **who)  # the second rule
+        calls.track(event="change", properties=click(BUY), **who)  # another raw name
+    calls.track(identity="bob", event="click", properties=click(BUY), timestamp=iso(days_ago(40)))
+    calls.identify("141", "alice")  # pending merge
+    query = report_query_parse({"event": "Clicked Buy", "from": "2026-01-01", **params})
+    defined = DefinedEvent.objects.get(environment=environment, name="Clicked Buy")
+    assert defined.raw_names == ["click", "submit"]
+    start, end = time_range(query)
+    assert Event.objects.matched_by(defined, start=start, end=end).count() == 10
+    through_raw_names = report_series(environment=environment, query=query).as_dict()
+    assert total(through_raw_names) > 0
+    monkeypatch.setattr(type(DefinedEventMatch.objects), "standing_for", lambda *args, **kwargs: None)
+    assert report_series(environment=environment, query=query, path=ORM_PATH).as_dict() == through_raw_names
 
 
 def test_the_profile_page_marks_the_events_a_defined_event_matches(

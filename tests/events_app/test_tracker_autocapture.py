@@ -2,12 +2,14 @@
 rules (issue 14, SPEC 13), in a real browser (Debian's chromium, headless) against a live server. The shop page
 is another site (tests/heap_shop.py); production mode has its own run (tests/test_production_heap_snippets.py)."""
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
+from events_app.models import Event
 from tests.builders import CHROMIUM_AVAILABLE, environment_build, heap_snippet
 from tests.conftest import API_KEY
 from tests.heap_shop import (
@@ -319,3 +321,50 @@ def test_a_defined_event_made_after_real_clicks_counts_them_in_a_report(browser,
     answer = api.get("/api/v1/reports/query", event="Clicked Buy", to=today, **{"from": today}).json()
     assert [series["total"] for series in answer["series"]] == [3]
     assert not answer.get("backfilling")
+
+
+def test_a_burst_of_100_clicks_is_one_request_and_every_click_is_stored(browser, site, settings):
+    """Issue 14: a busy page costs one request per burst (the tracker's batches go up to the browser endpoint's 200
+    calls), and nothing of the burst is lost."""
+    settings.CAIRN_DEMO_SITE = True
+    cairn, _ = site
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{cairn}/demo/{APP_ID}/autocapture/")
+    wait_idle(page)  # the page view sent and confirmed
+    posts = []
+    page.on("request", lambda request: posts.append(request) if "/api/v1/browser" in request.url else None)
+    page.evaluate("() => { const buy = document.querySelector('#buy'); for (let i = 0; i < 100; i++) buy.click(); }")
+    wait_idle(page)
+    context.close()
+    assert [request.method for request in posts] == ["POST"]
+    assert len(json.loads(posts[0].post_data)["calls"]) == 100
+    assert Event.objects.filter(name="click", properties__target_id="buy").count() == 100
+
+
+def test_an_account_update_over_its_accounts_rate_limit_stays_queued_and_the_rest_is_stored(
+    browser, site, api, settings
+):
+    """heap.addAccountProperties counts against its account's bucket (shared with the server API), not the
+    person's: here the server API has used up acme's burst, so the browser's update is refused alone, the page's
+    event in the same batch is stored, and the tracker keeps the update queued to send it again later."""
+    # Bursts of 5 that refill at one a minute: the person's page view, properties and event fit in theirs.
+    settings.CAIRN_RATE_LIMIT_PER_IDENTITY_PER_MINUTE = 1
+    settings.CAIRN_RATE_LIMIT_PER_IDENTITY_BURST = 5
+    accounts = [{"account_id": "acme", "properties": {"n": n}} for n in range(5)]
+    assert api.post("/api/add_account_properties", {"app_id": APP_ID, "accounts": accounts}).json()["accepted"] == 5
+    context, page, address, errors = open_shop(browser, site, "heap5", options="{disableAutocapture: true}")
+    page.goto(address)
+    wait_idle(page)
+    page.evaluate("""() => {
+        heap.addUserProperties({company_id: "acme"});
+        heap.addAccountProperties({tier: "Gold"});
+        heap.track("After The Update");
+    }""")
+    page.wait_for_function("() => heap.pending() === 1", timeout=60_000)  # the update alone is left
+    user_id = page.evaluate("() => heap.getUserId()")
+    assert "After The Update" in [name for name, _ in timeline(read_with(api), user_id)]
+    assert page.evaluate("() => heap.pending()") == 1
+    assert errors == []
+    context.close()
+    assert "tier" not in read_with(api)("/api/v1/accounts/acme")["properties"]
