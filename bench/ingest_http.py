@@ -26,7 +26,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,20 +36,14 @@ from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.common import database_create  # noqa: E402  (after the repository is on sys.path)
+from bench.lean_servers import Servers, manage, production_variables  # noqa: E402
+
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cairn_bench_ingest_http")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
-SERVER_ENV = {
-    **os.environ,
-    "DATABASE_URL": DATABASE_URL,
-    "REDIS_URL": REDIS_URL,
-    "DEBUG": "0",
-    "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-secret-key-not-for-production"),
-    "DB_CONN_MAX_AGE": "60",
-    "LOG_LEVEL": "ERROR",
-}
+# The server's variables as docs/operations.md runs production (DEBUG unset), also this process's own.
+SERVER_ENV = {**production_variables(DATABASE_URL, REDIS_URL), "LOG_LEVEL": "ERROR"}
 os.environ.update(SERVER_ENV)
-os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-PYTHON = sys.executable
 BATCH = 1000
 EVENT_NAMES = ["pageview"] * 70 + ["Click"] * 12 + ["Search"] * 8 + ["Add to cart"] * 5 + ["Activate"] * 3
 EVENT_NAMES += ["Upgrade"] * 2
@@ -62,14 +55,8 @@ def load_average() -> str:
 
 
 def recreate_database() -> None:
-    import psycopg
-
-    name = urlsplit(DATABASE_URL).path.lstrip("/")
-    admin_url = DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=SERVER_ENV, check=True)
+    database_create(urlsplit(DATABASE_URL).path.lstrip("/"), rebuild=True)
+    manage(SERVER_ENV, "migrate", "-v", "0")
 
 
 # ---- the data -------------------------------------------------------------------------------------------
@@ -129,49 +116,10 @@ def bulk_bodies(
 # ---- the server ------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def post(connection, path: str, body: bytes) -> tuple[int, bytes]:
     connection.request("POST", path, body, {"Content-Type": "application/json"})
     response = connection.getresponse()
     return response.status, response.read()
-
-
-def start_server(workers: int) -> tuple[subprocess.Popen, int]:
-    import http.client
-
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=SERVER_ENV,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/healthz")
-            connection.getresponse().read()
-            return server, port
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("gunicorn did not start")
 
 
 def send_all(port: int, bodies: list[bytes], clients: int) -> float:
@@ -315,7 +263,9 @@ def main() -> None:
     environment = environment_create(name="bench", api_key="bench-api-key-0123456789").environment
     bodies = bulk_bodies(environment.app_id, args.events, args.idempotency_keys, whole_people=args.whole_people)
     print(f"machine: {os.cpu_count()} cores, load average before {load_average()}; gunicorn -w {args.workers}, DEBUG=0")
-    server, port = start_server(args.workers)
+    # gunicorn alone, as the earlier figures were taken: the Celery worker's periodic work is not ingest's.
+    servers = Servers(SERVER_ENV, args.workers, timeout=120, background=False).start()
+    port = servers.port
     spy = None
     try:
         # Untimed: a worker's first calls pay its imports, connection and statements not prepared yet.
@@ -324,7 +274,7 @@ def main() -> None:
         if args.spy:
             spy = subprocess.Popen(
                 [os.environ.get("PYSPY") or shutil.which("py-spy") or "py-spy", "record", "--subprocesses", "-r", "50",
-                 "-f", "speedscope", "-o", args.spy, "--pid", str(server.pid)],
+                 "-f", "speedscope", "-o", args.spy, "--pid", str(servers.processes[0].pid)],
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(1)
@@ -334,8 +284,7 @@ def main() -> None:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait(120)
-        server.terminate()
-        server.wait(30)
+        servers.stop()
     rate = args.events / seconds
     rows, copy_seconds = measure_lean_copy(environment.pk)
     assert rows == args.events, (rows, args.events)

@@ -45,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     ingest_http.recreate_database()
+    os.environ["ALLOWED_HOSTS"] += ",testserver"  # Django's test client's host, beside the server's own
     import django
 
     django.setup()

@@ -65,10 +65,10 @@ def http_call(port: int, method: str, path: str, body: bytes | None = None, head
 
 class Servers:
     """gunicorn (`workers` sync workers), a Celery worker and beat, each in its own process group, stopped by
-    their own ids."""
+    their own ids. `background=False`: gunicorn alone (bench/ingest_http.py times the web processes' ingest)."""
 
-    def __init__(self, env: dict, workers: int, timeout: int):
-        self.env, self.workers, self.timeout = env, workers, timeout
+    def __init__(self, env: dict, workers: int, timeout: int, background: bool = True):
+        self.env, self.workers, self.timeout, self.background = env, workers, timeout, background
         self.processes: list[subprocess.Popen] = []
         self.folder = Path(tempfile.mkdtemp(prefix="cairn-lean-"))
         self.port = free_port()
@@ -87,12 +87,13 @@ class Servers:
             [PYTHON, "-m", "gunicorn", "config.wsgi", "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}"]
             + ["--timeout", str(self.timeout), "--log-level", "warning"],
         )
-        self._start("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING"])
-        self._start(
-            "beat",
-            [PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=WARNING"]
-            + ["--schedule", str(self.folder / "celerybeat-schedule")],
-        )
+        if self.background:
+            self._start("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=WARNING"])
+            self._start(
+                "beat",
+                [PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=WARNING"]
+                + ["--schedule", str(self.folder / "celerybeat-schedule")],
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:

@@ -7,8 +7,8 @@ every read of "this person's X" asks this module instead of spelling the rule ou
 
 - `person_of(profile)` / `person_pk(profile)`: the person a profile belongs to;
 - `is_person()`: the condition "this profile is a person" (live), for filters;
-- `person_member_pks(person_pks)` / `person_pks_by_member(person_pks)` / `person_members(profile)`: the
-  profiles whose rows count as a person's;
+- `person_member_pks(person_pks)` / `person_pks_by_member(person_pks)` / `person_members(profile)` /
+  `people_members(person_pks)`: the profiles whose rows count as a person's;
 - `person_member_filters(person)`: the person's rows as two conditions (own, merged-in), one index each;
 - `person_rows_exist(rows, person)`: some of these rows (events, sessions) are the person's;
 - `person_expression("profile__")`: the person as an ORM expression on a relation to a profile;
@@ -64,6 +64,13 @@ def person_members(profile: Profile) -> QuerySet:
     if profile.is_tombstone:
         return Profile.objects.filter(pk=profile.pk).values("pk")
     return Profile.objects.filter(Q(pk=profile.pk) | Q(merged_into_id=profile.pk)).values("pk")
+
+
+def people_members(person_pks: Iterable[int]) -> QuerySet:
+    """person_member_pks as a subquery (`values("pk")`, for `__in`): the query that uses it needs no round trip
+    of its own to learn them. One table, so PostgreSQL serves the OR with both indexes (a BitmapOr)."""
+    person_pks = list(person_pks)
+    return Profile.objects.filter(Q(pk__in=person_pks) | Q(merged_into_id__in=person_pks)).values("pk")
 
 
 def person_rows_exist(rows: QuerySet, person, relation: str = "profile__") -> Q:

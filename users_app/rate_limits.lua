@@ -1,12 +1,12 @@
 -- users_app/rate_limits.py's gcra_admit, run inside Redis so a call's check and update are one atomic step.
 -- KEYS: the call's buckets (each holds its theoretical arrival time in ms; absent = full).
--- ARGV[1]: the items, ";"-separated, each the ","-separated 1-based numbers of the buckets it counts against
---          ("0": none).
+-- ARGV[1]: the runs of items, ";"-separated, each "numbers*count": the ","-separated 1-based numbers of the
+--          buckets each of its `count` items counts against ("0": none).
 -- ARGV[2]: "1" = admit the call whole or not at all.
 -- ARGV[3]: the limits, ";"-separated, each "interval,tolerance" (ms per token, burst * interval).
 -- ARGV[4]: each bucket's limit (1-based), ","-separated.
--- Returns {retry_ms, "refused_1,...,refused_n"}: 0 if item i was admitted, else the refusing bucket's number;
--- {0, ""} when every item was admitted.
+-- Returns {retry_ms, "admitted_1,blocking_1;...;admitted_n,blocking_n"}: per run, how many of its first items
+-- were admitted and the number of the bucket that refused the rest (0 if none was); {0, ""} when all were admitted.
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local clock = redis.call("TIME")
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
@@ -33,23 +33,37 @@ for number in string.gmatch(ARGV[4], "%d+") do
   waiting[k] = 0
 end
 
-local rows, refused, any_refused = {}, {}, false
-for item in string.gmatch(ARGV[1], "[^;]+") do
-  local row = {}
-  for number in string.gmatch(item, "%d+") do
+local rows, counts, admitted, refused, any_refused = {}, {}, {}, {}, false
+for run in string.gmatch(ARGV[1], "[^;]+") do
+  local numbers, count_text = string.match(run, "([^*]*)%*(%d+)")
+  local items = tonumber(count_text)
+  local row, times = {}, {}
+  for number in string.gmatch(numbers, "%d+") do
     local bucket = tonumber(number)
-    if bucket > 0 then row[#row + 1] = bucket end
+    if bucket > 0 then
+      row[#row + 1] = bucket
+      times[bucket] = (times[bucket] or 0) + 1
+    end
   end
+  -- Item by item, one is admitted while each of its buckets has used < room: the run's first `fits` are.
+  local fits = items
+  for k, n in pairs(times) do
+    local left = room[k] - used[k]
+    local most = 0
+    if left > 0 then most = math.ceil(left / n) end
+    if most < fits then fits = most end
+  end
+  for _, k in ipairs(row) do used[k] = used[k] + fits end
   local blocking = 0
-  for _, k in ipairs(row) do
-    if used[k] >= room[k] then blocking = k break end
-  end
-  if blocking == 0 then
-    for _, k in ipairs(row) do used[k] = used[k] + 1 end
-  else
+  if fits < items then
     any_refused = true
+    for _, k in ipairs(row) do
+      if used[k] >= room[k] then blocking = k break end
+    end
   end
   rows[#rows + 1] = row
+  counts[#counts + 1] = items
+  admitted[#admitted + 1] = fits
   refused[#refused + 1] = blocking
 end
 
@@ -58,15 +72,16 @@ if ARGV[2] == "1" and any_refused then
   for _, blocking in ipairs(refused) do
     if blocking > 0 then first = blocking break end
   end
-  for i = 1, #refused do refused[i] = first end
+  for i = 1, #refused do
+    refused[i] = first
+    admitted[i] = 0
+  end
   for k = 1, count do used[k] = 0 end
 end
 
 local retry = 0
 for i, row in ipairs(rows) do
-  if refused[i] > 0 then
-    for _, k in ipairs(row) do waiting[k] = waiting[k] + 1 end
-  end
+  for _, k in ipairs(row) do waiting[k] = waiting[k] + counts[i] - admitted[i] end
 end
 for k = 1, count do
   local arrival = start[k] + used[k] * interval[k]
@@ -83,5 +98,5 @@ end
 
 -- Usually nothing is refused: then the answer is short, whatever the call's size.
 if not any_refused then return {0, ""} end
-for i = 1, #refused do refused[i] = tostring(refused[i]) end
-return {math.ceil(retry), table.concat(refused, ",")}
+for i = 1, #refused do refused[i] = admitted[i] .. "," .. refused[i] end
+return {math.ceil(retry), table.concat(refused, ";")}

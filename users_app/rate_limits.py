@@ -66,6 +66,9 @@ class Bucket(NamedTuple):  # a tuple: a bulk call of 1,000 people makes 1,000 of
     what: str  # for the message: "writes for this identity", ...
 
 
+Runs = list[tuple[tuple[int, ...], int]]  # (bucket numbers of each item, how many items in a row)
+
+
 @dataclass
 class Admission:
     """Per item: None if admitted, else the bucket that refused it."""
@@ -164,39 +167,83 @@ def ingest_admit(*, environment: Environment, items: list[tuple[Bucket | None, .
     environment_bucket = _environment_bucket(environment)
     numbers: dict[str, int] = {}
     buckets: list[Bucket] = []
-    encoded: list[list[int]] = []
+    # Items that count against the same buckets are sent as one run with a count, not one entry each: a bulk
+    # call of 1,000 events about 13 people is about 13 runs (docs/benchmarks.md, "Ingest profile").
+    runs: Runs = []
+    run_of_item: list[int] = []
+    previous_item, previous_run = None, -1
     for item in items:
-        row = []
-        for bucket in item:
-            if bucket is None:
-                continue
-            number = numbers.get(bucket.key)
-            if number is None:
-                number = numbers[bucket.key] = len(buckets)
-                buckets.append(bucket)
-            row.append(number)
-        if environment_bucket is not None:
-            if environment_bucket.key not in numbers:
-                numbers[environment_bucket.key] = len(buckets)
-                buckets.append(environment_bucket)
-            row.append(numbers[environment_bucket.key])
-        encoded.append(row)
+        if previous_run < 0 or item != previous_item:
+            row = []
+            for bucket in item:
+                if bucket is None:
+                    continue
+                number = numbers.get(bucket.key)
+                if number is None:
+                    number = numbers[bucket.key] = len(buckets)
+                    buckets.append(bucket)
+                row.append(number)
+            if environment_bucket is not None:
+                if environment_bucket.key not in numbers:
+                    numbers[environment_bucket.key] = len(buckets)
+                    buckets.append(environment_bucket)
+                row.append(numbers[environment_bucket.key])
+            runs.append((tuple(row), 0))
+            previous_item, previous_run = item, len(runs) - 1
+        row, count = runs[previous_run]
+        runs[previous_run] = (row, count + 1)
+        run_of_item.append(previous_run)
     if not buckets:
         return Admission([None] * len(items))
-    refused, retry_ms = _counter_store().admit(buckets, encoded, whole)
-    return Admission(
-        refused_by=[None if number < 0 else buckets[number] for number in refused],
-        retry_after=max(1, math.ceil(retry_ms / 1000)) if any(number >= 0 for number in refused) else None,
-    )
+    if not whole:  # a whole call names the first refused item's bucket: its runs stay in index order
+        runs = _merged_runs(runs, run_of_item)
+    admitted, blocking, retry_ms = _counter_store().admit(buckets, runs, whole)
+    if all(number < 0 for number in blocking):
+        return Admission([None] * len(items))
+    # Each run's first `admitted` items (in index order) got through, the rest were refused by its blocking bucket.
+    left = list(admitted)
+    refused_by: list[Bucket | None] = []
+    for run in run_of_item:
+        if left[run] > 0:
+            left[run] -= 1
+            refused_by.append(None)
+        else:
+            refused_by.append(buckets[blocking[run]])
+    return Admission(refused_by=refused_by, retry_after=max(1, math.ceil(retry_ms / 1000)))
+
+
+def _merged_runs(runs: Runs, run_of_item: list[int]) -> Runs:
+    """Runs of the same buckets merged into one, in place of their first, when no two different runs share a
+    bucket: then no run's admission depends on another's, only on its own items' order (an environment cap,
+    which every item counts against, keeps the runs as they come). Renumbers `run_of_item` to match."""
+    first_run: dict[tuple[int, ...], int] = {}
+    owner: dict[int, tuple[int, ...]] = {}
+    for row, _count in runs:
+        for number in row:
+            if owner.setdefault(number, row) != row:
+                return runs
+        first_run.setdefault(row, len(first_run))
+    if len(first_run) == len(runs):
+        return runs
+    merged = [(row, 0) for row in first_run]
+    renumber = []
+    for row, count in runs:
+        target = first_run[row]
+        merged[target] = (row, merged[target][1] + count)
+        renumber.append(target)
+    run_of_item[:] = [renumber[run] for run in run_of_item]
+    return merged
 
 
 # ---- the algorithm, in Python (the local store; the Lua script is the same steps) ------------------------------
 
 
-def gcra_admit(stored: list[float], buckets: list[Bucket], items: list[list[int]], whole: bool, now: float):
-    """-> (refused: per item -1 or the refusing bucket's number, retry_ms, new theoretical arrival times).
-    `stored`: each bucket's theoretical arrival time (ms, 0 if none): the bucket is empty until then, full once
-    it is `tolerance` in the past."""
+def gcra_admit(stored: list[float], buckets: list[Bucket], runs: Runs, whole: bool, now: float):
+    """-> (admitted: per run how many of its items, blocking: per run -1 or the number of the bucket that refused
+    the rest, retry_ms, new theoretical arrival times). `runs`: (the numbers of the buckets an item counts
+    against, how many items in a row do), in index order; item by item, an item is admitted while every bucket
+    of its row has room. `stored`: each bucket's theoretical arrival time (ms, 0 if none): the bucket is empty
+    until then, full once it is `tolerance` in the past."""
     start = [max(value, now) for value in stored]
     # (begin - now) first: it is exactly 0 for a full bucket, where now + tolerance - begin would lose a fraction
     # of a millisecond to rounding at now's magnitude and floor a burst of 1000 down to 999. The epsilon absorbs
@@ -206,16 +253,21 @@ def gcra_admit(stored: list[float], buckets: list[Bucket], items: list[list[int]
         for bucket, begin in zip(buckets, start, strict=True)
     ]
     used = [0] * len(buckets)
-    refused = []
-    for row in items:
-        blocking = next((number for number in row if used[number] >= room[number]), -1)
-        if blocking < 0:
-            for number in row:
-                used[number] += 1
-        refused.append(blocking)
-    if whole and any(number >= 0 for number in refused):
-        first = next(number for number in refused if number >= 0)
-        refused = [first] * len(items)
+    admitted, blocking = [], []
+    for row, count in runs:
+        # An item is admitted while each of its buckets has used < room, and uses one token per time the row
+        # names the bucket: the run's first `fits` items get through.
+        fits = count
+        for number in set(row):
+            times = row.count(number)
+            fits = min(fits, max(0, -(-(room[number] - used[number]) // times)))
+        for number in row:
+            used[number] += fits
+        admitted.append(fits)
+        blocking.append(-1 if fits == count else next(number for number in row if used[number] >= room[number]))
+    if whole and any(number >= 0 for number in blocking):
+        first = next(number for number in blocking if number >= 0)
+        admitted, blocking = [0] * len(runs), [first] * len(runs)
         used = [0] * len(buckets)
     arrival = [
         begin + count * bucket.limit.interval_ms for begin, count, bucket in zip(start, used, buckets, strict=True)
@@ -223,17 +275,16 @@ def gcra_admit(stored: list[float], buckets: list[Bucket], items: list[list[int]
     # Retry after: when the refused items' buckets have room for them again (at most a burst: more can
     # never arrive at once), the longest wait of any bucket that refused or would refuse one of them.
     waiting = [0] * len(buckets)
-    for row, blocking in zip(items, refused, strict=True):
-        if blocking >= 0:
-            for number in row:
-                waiting[number] += 1
+    for (row, count), fits in zip(runs, admitted, strict=True):
+        for number in row:
+            waiting[number] += count - fits
     retry_ms = 0.0
     for number, count in enumerate(waiting):
         if count:
             limit = buckets[number].limit
             needed = min(count, max(limit.burst, 1))
             retry_ms = max(retry_ms, arrival[number] + needed * limit.interval_ms - limit.tolerance_ms - now)
-    return refused, retry_ms, arrival
+    return admitted, blocking, retry_ms, arrival
 
 
 class LocalCounters:
@@ -250,18 +301,18 @@ class LocalCounters:
         with self._lock:
             self._arrival.clear()
 
-    def admit(self, buckets: list[Bucket], items: list[list[int]], whole: bool):
+    def admit(self, buckets: list[Bucket], runs: Runs, whole: bool):
         with self._lock:
             now = time.monotonic() * 1000
             stored = [self._arrival.get(bucket.key, 0.0) for bucket in buckets]
-            refused, retry_ms, arrival = gcra_admit(stored, buckets, items, whole, now)
+            admitted, blocking, retry_ms, arrival = gcra_admit(stored, buckets, runs, whole, now)
             for bucket, before, after in zip(buckets, stored, arrival, strict=True):
                 if after != max(before, now):
                     self._arrival[bucket.key] = after
             if len(self._arrival) > self.PRUNE_ABOVE:
                 # A bucket whose arrival time has passed is full again: forgetting it changes nothing.
                 self._arrival = {key: value for key, value in self._arrival.items() if value > now}
-        return refused, retry_ms
+        return admitted, blocking, retry_ms
 
 
 class RedisCounters:
@@ -286,19 +337,17 @@ class RedisCounters:
         self.script = self.client.register_script(self.SCRIPT)
         self.unavailable_until = 0.0
 
-    def admit(self, buckets: list[Bucket], items: list[list[int]], whole: bool):
+    def admit(self, buckets: list[Bucket], runs: Runs, whole: bool):
+        unlimited = [count for _, count in runs], [-1] * len(runs), 0.0
         if time.monotonic() < self.unavailable_until:
-            return [-1] * len(items), 0.0
+            return unlimited
         # The script's numbers are 1-based; the distinct limits (usually one or two) are sent once each.
-        names = [str(number) for number in range(1, len(buckets) + 1)]
         limit_numbers: dict[Limit, str] = {}
         for bucket in buckets:
             limit_numbers.setdefault(bucket.limit, str(len(limit_numbers) + 1))
         arguments = [
-            # An item with no bucket (its limit is off) is "0", so that every item keeps its place.
-            ";".join(
-                names[row[0]] if len(row) == 1 else ",".join(names[number] for number in row) or "0" for row in items
-            ),
+            # A run whose items have no bucket (their limit is off) is "0", so that every run keeps its place.
+            ";".join(f"{','.join(str(number + 1) for number in row) or '0'}*{count}" for row, count in runs),
             "1" if whole else "0",
             ";".join(f"{limit.interval_ms!r},{limit.tolerance_ms!r}" for limit in limit_numbers),
             ",".join(limit_numbers[bucket.limit] for bucket in buckets),
@@ -311,14 +360,19 @@ class RedisCounters:
             if self.unavailable_until == 0.0:
                 log.warning("Rate limits are off until Redis answers again (%s): ingest is accepted unlimited.", error)
             self.unavailable_until = time.monotonic() + REDIS_RETRY_SECONDS
-            return [-1] * len(items), 0.0
+            return unlimited
         if self.unavailable_until:
             log.warning("Redis answers again: rate limits are back on.")
             self.unavailable_until = 0.0
         retry_ms, refused = reply
         if not refused:
-            return [-1] * len(items), 0.0
-        return [int(number) - 1 for number in refused.split(b",")], float(retry_ms)
+            return unlimited
+        admitted, blocking = [], []
+        for answer in refused.split(b";"):
+            fits, number = answer.split(b",")
+            admitted.append(int(fits))
+            blocking.append(int(number) - 1)
+        return admitted, blocking, float(retry_ms)
 
 
 _local = LocalCounters()

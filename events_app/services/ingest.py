@@ -214,7 +214,7 @@ def resolve_targets(unit: IngestUnitOfWork, targets: list[Target], seen: SeenBou
     )
     for target in targets:
         target.resolved = by_user_id[target.user_id] if target.user_id is not None else by_identity[target.identity]
-    unit.profiles_resolved(target.resolved for target in targets)
+    unit.profiles_resolved([*by_user_id.values(), *by_identity.values()])
 
 
 # ---- write --------------------------------------------------------------------------------------------
@@ -240,9 +240,14 @@ def seen_bounds(items: Iterable[TrackItem], key: Callable[[TrackItem], Any]) -> 
     bounds: dict = {}
     for item in items:
         group, moment = key(item), item.timestamp
-        low, high = bounds.get(group, (moment, moment))
-        bounds[group] = (min(low, moment), max(high, moment))
-    return bounds
+        bound = bounds.get(group)
+        if bound is None:
+            bounds[group] = [moment, moment]
+        elif moment < bound[0]:
+            bound[0] = moment
+        elif moment > bound[1]:
+            bound[1] = moment
+    return {group: (low, high) for group, (low, high) in bounds.items()}
 
 
 def _target_key(item: TrackItem) -> int | str:
@@ -252,16 +257,17 @@ def _target_key(item: TrackItem) -> int | str:
 
 def _touch_profiles(unit: IngestUnitOfWork, items: list[TrackItem]) -> None:
     """Widen each owner profile's first/last seen to its new events."""
-    bounds = seen_bounds(items, lambda item: item.target.resolved.profile.pk)
+    # Model.pk is a property call: `.id` (the primary key's column) is read per item instead.
+    bounds = seen_bounds(items, lambda item: item.target.resolved.profile.id)
     # A profile this transaction inserted with its first/last seen already set (resolve_targets' `seen`) is
     # exactly as its instance says: no other call can have written it.
-    for item in items:
-        resolved = item.target.resolved
-        if resolved.created and resolved.profile.pk in bounds:
-            low, high = bounds[resolved.profile.pk]
+    owners = {id(item.target.resolved): item.target.resolved for item in items}
+    for resolved in owners.values():
+        if resolved.created and resolved.profile.id in bounds:
+            low, high = bounds[resolved.profile.id]
             first, last = resolved.profile.first_seen, resolved.profile.last_seen
             if first is not None and last is not None and first <= low and high <= last:
-                del bounds[resolved.profile.pk]
+                del bounds[resolved.profile.id]
     if bounds:
         # sessions_assign locked the owners already (those created by this transaction need no lock), so the
         # UPDATE needs no locking of its own and can go with the call's last writes.
@@ -286,13 +292,14 @@ def events_write(*, unit: IngestUnitOfWork, items: list[TrackItem]) -> int:
         for item in items
     ]
     sessions_assign(unit=unit, needs=needs)
+    environment_pk = unit.environment.pk
     events_insert(
         [
             (
-                unit.environment.pk,
-                need.profile.pk,
-                need.original_profile.pk,
-                need.session.pk,
+                environment_pk,
+                need.profile.id,
+                need.original_profile.id,
+                need.session.id,
                 item.event,
                 item.timestamp,
                 item.properties,

@@ -14,7 +14,7 @@ from events_app.models import PAGEVIEW_EVENT, Session
 from events_app.services.time_bounds import time_bounds_extend
 from events_app.services.unit_of_work import IngestUnitOfWork, RequestContext
 from users_app.models import Environment, Profile
-from users_app.people import person_expression, person_member_pks
+from users_app.people import people_members, person_expression
 from users_app.services.initial_properties import initial_properties_update
 from users_app.services.locks import owners_lock
 
@@ -75,7 +75,8 @@ def _person_sessions(owner_pks: set[int]):
     """Sessions that are these people's: their own, and those of profiles merged into them, whose rows a
     pending merge has not moved yet (SPEC 2: from identify on, the source's activity is the owner's). Each
     row is annotated with `owner_pk`."""
-    return Session.objects.filter(profile_id__in=person_member_pks(owner_pks)).annotate(
+    # The members as a subquery: one round trip for the sessions, not one more for the members first.
+    return Session.objects.filter(profile_id__in=people_members(owner_pks)).annotate(
         owner_pk=person_expression("profile__")
     )
 
@@ -109,7 +110,7 @@ def _owners_lock(unit: IngestUnitOfWork, needs: list[SessionNeed]) -> None:
     cannot deadlock with an identify (see profiles_lock). An owner merged or deleted while we waited for its lock
     starts the call again (owners_lock). A profile this transaction created is invisible to every other call until
     commit: it needs no lock, and has no stored session to look up."""
-    owners_lock(need.profile.pk for need in needs if need.profile.pk not in unit.created_profile_pks)
+    owners_lock({need.profile.id for need in needs} - unit.created_profile_pks)
 
 
 def _session_start(unit: IngestUnitOfWork, need: SessionNeed, session_key: str, new_sessions: list[Session]) -> Session:
@@ -129,8 +130,10 @@ def _session_start(unit: IngestUnitOfWork, need: SessionNeed, session_key: str, 
 
 
 def _widen(session: Session, moment: datetime) -> None:
-    session.started_at = min(session.started_at, moment)
-    session.ended_at = max(session.ended_at, moment)
+    if moment < session.started_at:
+        session.started_at = moment
+    elif moment > session.ended_at:
+        session.ended_at = moment
 
 
 def _assign_tracker_sessions(unit: IngestUnitOfWork, keyed: list[SessionNeed], new_sessions: list[Session]) -> None:
@@ -164,7 +167,8 @@ def _assign_server_sessions(unit: IngestUnitOfWork, unkeyed: list[SessionNeed], 
         return
     timeout = session_timeout()
     unkeyed = sorted(unkeyed, key=lambda need: need.timestamp)
-    stored_owner_pks = {need.profile.pk for need in unkeyed if need.profile.pk not in unit.created_profile_pks}
+    # Model.pk is a property call: the primary key's column, `.id`, is read per need instead.
+    stored_owner_pks = {need.profile.id for need in unkeyed} - unit.created_profile_pks
     earliest = unkeyed[0].timestamp - timeout
     latest = unkeyed[-1].timestamp + timeout
     candidates: dict[int, list[Session]] = defaultdict(list)
@@ -172,18 +176,14 @@ def _assign_server_sessions(unit: IngestUnitOfWork, unkeyed: list[SessionNeed], 
         for session in _person_sessions(stored_owner_pks).filter(ended_at__gte=earliest, started_at__lte=latest):
             candidates[session.owner_pk].append(session)
     for need in unkeyed:
-        session = next(
-            (
-                s
-                for s in candidates[need.profile.pk]
-                if s.started_at - timeout <= need.timestamp <= s.ended_at + timeout
-            ),
-            None,
-        )
-        if session is None:
+        moment, owner_sessions = need.timestamp, candidates[need.profile.id]
+        for session in owner_sessions:
+            if session.started_at - timeout <= moment <= session.ended_at + timeout:
+                break
+        else:
             session = _session_start(unit, need, uuid.uuid4().hex, new_sessions)
-            candidates[need.profile.pk].append(session)
-        _widen(session, need.timestamp)
+            owner_sessions.append(session)
+        _widen(session, moment)
         need.session = session
 
 
@@ -195,7 +195,7 @@ def _take_concurrent_sessions(needs: list[SessionNeed], new_sessions: list[Sessi
         return {}
     stored = _sessions_by_key({(s.original_profile_id, s.session_key) for s in lost})
     for need in needs:
-        if need.session.pk is None:
+        if need.session.id is None:
             need.session = stored[(need.session.original_profile_id, need.session.session_key)]
     return stored
 
@@ -205,10 +205,11 @@ def _widen_stored_sessions(needs: list[SessionNeed], inserted: dict[int, Session
     call's) are widened in the database, where a concurrent widening cannot be lost."""
     bounds: dict[int, tuple[datetime, datetime]] = {}
     for need in needs:
-        if need.session.pk in inserted:
+        pk = need.session.id  # not Model.pk, a property call per need
+        if pk in inserted:
             continue
-        low, high = bounds.get(need.session.pk, (need.timestamp, need.timestamp))
-        bounds[need.session.pk] = (min(low, need.timestamp), max(high, need.timestamp))
+        low, high = bounds.get(pk, (need.timestamp, need.timestamp))
+        bounds[pk] = (min(low, need.timestamp), max(high, need.timestamp))
     time_bounds_extend(Session, lower_field="started_at", upper_field="ended_at", bounds=bounds)
 
 

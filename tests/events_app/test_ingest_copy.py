@@ -38,3 +38,22 @@ def test_a_key_stored_meanwhile_is_skipped_and_the_rest_of_the_batch_kept(enviro
     events_insert(rows(environment, profile, ["race", "other"] + [None] * (SIZES[path] - 2)))
     assert Event.objects.filter(idempotency_key="race").count() == 1
     assert Event.objects.count() == 1 + SIZES[path] - 1
+
+
+@pytest.mark.parametrize("path", sorted(SIZES))
+def test_text_that_copy_would_read_as_escapes_or_separators_is_stored_as_sent(environment, path):
+    """The COPY path writes its rows as COPY text: tabs, newlines, backslashes and quotes in names, keys and
+    property values (and JSON's own escapes of them) come back exactly."""
+    profile = profile_build(environment, 5)
+    tricky = 'tab\there, line\nbreak\r, back\\slash \\N "quoted" \\t ünïcødé \u2028 end'
+    now = timezone.now()
+    batch = [
+        (environment.pk, profile.pk, profile.pk, None, f"{tricky} {index}", now, {"text": tricky, "n": 1.5}, key)
+        for index, key in enumerate([tricky] + [None] * (SIZES[path] - 1))
+    ]
+    events_insert(batch)
+    stored = list(Event.objects.order_by("pk"))
+    assert [event.name for event in stored] == [row[4] for row in batch]
+    assert all(event.properties == {"text": tricky, "n": 1.5} for event in stored)
+    assert stored[0].idempotency_key == tricky and stored[1].idempotency_key is None
+    assert all(event.timestamp == now and event.session_id is None for event in stored)
