@@ -68,10 +68,12 @@ def uses_postgresql(environment: Environment) -> bool:
 
 def person_rows_sql(queryset: QuerySet, *columns: str) -> tuple[str, list]:
     """SQL of rows (person, <columns of the events>) for the events of `queryset`, the person found through the
-    event's profile (people.person_sql_through_tombstones: a join against merged-away profiles only, so that a
-    large scan does not hash every profile). `columns` are the events' column names (fixed by the caller)."""
-    inner_sql, params = queryset.values("profile_id", *columns).order_by().query.sql_with_params()
-    join, person = person_sql_through_tombstones("step_rows.profile_id", "step_tombstone")
+    event's original profile (people.person_sql_through_tombstones: a join against merged-away profiles only, so
+    that a large scan does not hash every profile). The original profile, not the owner: its person is the event's
+    (events_app/rollups/models.py), and event_by_name_time_cover holds it, so a step's events are read from the
+    index alone. `columns` are the events' column names (fixed by the caller)."""
+    inner_sql, params = queryset.values("original_profile_id", *columns).order_by().query.sql_with_params()
+    join, person = person_sql_through_tombstones("step_rows.original_profile_id", "step_tombstone")
     selected = ", ".join(f"step_rows.{column}" for column in columns)
     return f"SELECT {person} AS person, {selected} FROM ({inner_sql}) AS step_rows {join}", list(params)
 
