@@ -24,6 +24,8 @@ from reports_app.selectors.series import ALL_GROUP, NONE_GROUP, TOP_GROUPS, even
 from users_app.models import AccountProperty, Environment, UserProperty, property_key_hash
 from users_app.people import person_expression, person_sql_through_tombstones
 
+# The Python walk's name in a report's `explain` (the PostgreSQL paths' are selectors/series.py's).
+PYTHON_PATH = "python"
 # Python path: people's groups are read this many at a time (a bounded IN list).
 GROUP_LOOKUP_CHUNK = 2000
 

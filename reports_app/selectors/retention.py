@@ -19,6 +19,7 @@ from config.kernel.periods import day_start
 from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_next, time_range
 from reports_app.selectors.person_steps import (
+    PYTHON_PATH,
     person_events,
     person_group_map,
     ranked_groups,
@@ -28,9 +29,6 @@ from reports_app.selectors.person_steps import (
 from reports_app.selectors.retention_sql import postgresql_counts, retention_path
 from reports_app.selectors.series import OTHER_GROUP
 from users_app.models import Environment
-
-# The Python walk of the events (SQLite, and the tests' second opinion); PostgreSQL's are retention_sql's paths.
-PYTHON_PATH = "python"
 
 
 @dataclass
