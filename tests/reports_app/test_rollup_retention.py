@@ -20,12 +20,11 @@ from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors import report_retention
 from reports_app.selectors.person_steps import PYTHON_PATH
 from reports_app.selectors.series import POSTGRESQL_PATH, ROLLUP_PATH
-from tests.builders import identify, track
+from tests.builders import track
+from tests.reports_app.test_rollup_reports import a_device_merged_and_undone
 from users_app.deletion.person import person_delete
 from users_app.deletion.retention import environment_retention_apply
-from users_app.merges.apply import merge_apply
-from users_app.merges.undo import merge_undo
-from users_app.models import MergeRecord, Profile
+from users_app.models import Profile
 
 pytestmark = [
     pytest.mark.django_db,
@@ -98,19 +97,9 @@ def test_half_caught_up_late_and_out_of_order(accounts):
 
 
 def test_merges_pending_done_and_undone(accounts):
-    rollups_catch_up()
-    # A new device, counted in the rollups under its own profile, then identified as carol: pending.
-    track(accounts, user_id="777", event="Sign Up", timestamp="2026-11-03T10:00:00Z", session_id="n1")
-    track(accounts, user_id="777", event="pageview", timestamp="2026-11-12T10:01:00Z", session_id="n1")
-    rollups_catch_up()
-    pending = identify(accounts, 777, "carol").merge
-    assert pending.status == MergeRecord.Status.PENDING
-    every_retention_agrees(accounts)
-    merge_apply(merge_id=pending.pk)
-    every_retention_agrees(accounts)
-    merge_undo(merge_id=pending.pk, actor=None)
-    assert MergeRecord.objects.get(pk=pending.pk).status == MergeRecord.Status.REVERTED
-    assert every_retention_agrees(accounts) > 20
+    # carol's other device signs up the day before her and comes back: her returns move with the merge.
+    events = [("Sign Up", "2026-11-03T10:00:00Z"), ("pageview", "2026-11-12T10:01:00Z")]
+    assert a_device_merged_and_undone(accounts, every_retention_agrees, events) > 20
 
 
 def test_deleting_a_person(accounts):
