@@ -18,10 +18,8 @@ Two forms of the attempt:
 
 from datetime import datetime
 
-from django.db import connections
-
 from reports_app.query_funnels import FunnelQuery
-from reports_app.selectors.person_steps import group_join_sql, person_rows_sql, step_column
+from reports_app.selectors.person_steps import group_join_sql, person_rows_sql, report_cursor, step_column
 from reports_app.selectors.series import TOP_GROUPS
 from users_app.models import Environment
 
@@ -144,7 +142,7 @@ def postgresql_funnel_rows(
         FROM grouped JOIN ranked ON ranked.grp = grouped.grp
         GROUP BY 2 ORDER BY 1"""
     params += [*attempt_params, start, end, *group_params]
-    with connections[queryset.db].cursor() as cursor:
+    with report_cursor(queryset.db) as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     return [
