@@ -26,7 +26,7 @@ from reports_app.selectors.person_steps import group_join_sql, report_cursor, st
 from reports_app.selectors.rollup_rows import rollup_part_sql, rollup_parts, rollups_answer
 from reports_app.selectors.series import POSTGRESQL_PATH, ROLLUP_PATH, events_filtered
 from users_app.models import Environment
-from users_app.people import person_sql_through_tombstones
+from users_app.people import person_sql_through_tombstones, tombstones_sql
 
 
 def _event_query(query: RetentionQuery, event: str, start: datetime, end: datetime) -> ReportQuery:
@@ -43,20 +43,19 @@ def retention_path(environment: Environment, query: RetentionQuery, ranges) -> s
 
 
 def _event_rows(environment: Environment, query: RetentionQuery, event: str, start, end) -> tuple[str, list]:
-    """(profile, bucket) per event of `event` in [start, end) that passes the filters, from the events."""
+    """(profile, day) per event of `event` in [start, end) that passes the filters, from the events (UTC days)."""
     events = step_events(environment, query.base, [event], start, end)
     rows_sql, params = events.values("original_profile_id", "timestamp").order_by().query.sql_with_params()
     sql = (
         "SELECT event_rows.original_profile_id AS profile, "
-        f"date_trunc(%s, event_rows.timestamp AT TIME ZONE 'UTC') AS bucket FROM ({rows_sql}) AS event_rows"
+        f"(event_rows.timestamp AT TIME ZONE 'UTC')::date AS day FROM ({rows_sql}) AS event_rows"
     )
-    return sql, [query.interval, *params]
+    return sql, list(params)
 
 
 def _rollup_rows(environment: Environment, query: RetentionQuery, event: str, start, end, explain: dict):
-    """The same rows (one per profile and day, which gives the same buckets) from the rollups and the events above
-    their watermark."""
-    event_query = _event_query(query, event, start, end)
+    """The same rows (one per profile and day) from the rollups and the events above their watermark."""
+    event_query = replace(_event_query(query, event, start, end), interval="day")
     counted, newer, read_before = rollup_parts(environment, event_query)
     explain.setdefault("rollups_through_event_id", read_before)
     parts = []
@@ -64,26 +63,26 @@ def _rollup_rows(environment: Environment, query: RetentionQuery, event: str, st
         filtered, _ = events_filtered(part, environment, query.base.filters, matches=True)
         parts.append(rollup_part_sql(filtered, event_query, counted=is_counted))
     union_sql, params = parts[0].union(parts[1], all=True).query.sql_with_params()
-    sql = f"SELECT report_profile_id AS profile, report_bucket::timestamp AS bucket FROM ({union_sql}) AS rolled"
+    sql = f"SELECT report_profile_id AS profile, report_bucket::date AS day FROM ({union_sql}) AS rolled"
     return sql, list(params)
 
 
 def _per_person(per_profile_sql: str, value: str, alias: str, group_by: str = "1") -> str:
     """Rows (person, `value`) from rows (profile, <columns>) of `per_profile_sql`, grouped by `group_by` (the
     person; fixed text, as `value` is: an aggregate over those columns, or one of them grouped by too)."""
-    join, person = person_sql_through_tombstones(f"{alias}.profile", f"{alias}_tombstone")
+    join, person = person_sql_through_tombstones(f"{alias}.profile", f"{alias}_tombstone", table="tombstones")
     return f"SELECT {person} AS person, {value} FROM ({per_profile_sql}) AS {alias} {join} GROUP BY {group_by}"
 
 
 # A person's return buckets fit in one bigint's bits when the range has at most this many buckets (weekly or
 # monthly reports, daily ones of two months); longer ranges make their (person, bucket) pairs distinct instead.
 MASK_BUCKETS = 63
-# Each bucket's number from the range's first bucket, in SQL on a bucket (a UTC timestamp), from a parameter: the
-# first bucket's date, or its year * 12 + month.
+# The number of a day's bucket from the range's first bucket, in SQL on a date (never before that bucket), from a
+# parameter: the first bucket's date, or its year * 12 + month.
 BUCKET_NUMBER = {
-    "day": "({bucket}::date - %s::date)",
-    "week": "(({bucket}::date - %s::date) / 7)",
-    "month": "((EXTRACT(YEAR FROM {bucket}) * 12 + EXTRACT(MONTH FROM {bucket}))::int - %s)",
+    "day": "({day} - %s::date)",
+    "week": "(({day} - %s::date) / 7)",
+    "month": "((date_part('year', {day}) * 12 + date_part('month', {day}))::int - %s)",
 }
 
 
@@ -114,13 +113,18 @@ def postgresql_counts(environment: Environment, query: RetentionQuery, path: str
 
 
 def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: str) -> tuple[str, list]:
-    """The CTEs `starts` (each person's first bucket: the cohort) and `grouped` (with the person's group)."""
+    """The CTEs `tombstones`, `starts` (each person's first day) and `grouped` (with the bucket of that day, the
+    cohort, and the person's group)."""
     group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "starts.person")
-    first_buckets = f"SELECT profile, min(bucket) AS first_bucket FROM ({starts_sql}) AS start_rows GROUP BY profile"
+    first_days = f"SELECT profile, min(day) AS first_day FROM ({starts_sql}) AS start_rows GROUP BY profile"
     sql = f"""
-        starts AS ({_per_person(first_buckets, "min(first_bucket) AS cohort", "start_profiles")}),
-        grouped AS (SELECT starts.person, starts.cohort, {group_sql} AS grp FROM starts {group_join})"""
-    return sql, group_params
+        tombstones AS MATERIALIZED ({tombstones_sql()}),
+        starts AS ({_per_person(first_days, "min(first_day) AS first_day", "start_profiles")}),
+        grouped AS (
+            SELECT starts.person, starts.first_day, date_trunc(%s, starts.first_day::timestamp) AS cohort,
+                   {group_sql} AS grp
+            FROM starts {group_join})"""
+    return sql, [query.interval, *group_params]
 
 
 def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, dict]:
@@ -132,7 +136,7 @@ def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
     origin_param = origin.year * 12 + origin.month if query.interval == "month" else origin.date()
     number = BUCKET_NUMBER[query.interval]
     profile_masks = (
-        f"SELECT profile, bit_or(1::bigint << {number.format(bucket='bucket')}) AS profile_mask "
+        f"SELECT profile, bit_or(1::bigint << {number.format(day='day')}) AS profile_mask "
         f"FROM ({returns_sql}) AS return_rows GROUP BY profile"
     )
     periods = range(1, min(query.periods, len(buckets) - 1) + 1)
@@ -146,7 +150,7 @@ def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
         WITH {cohorts_sql},
         masks AS ({_per_person(profile_masks, "bit_or(profile_mask) AS mask", "return_profiles")}),
         placed AS (
-            SELECT grouped.cohort, grouped.grp, {number.format(bucket="grouped.cohort")} AS position, masks.mask
+            SELECT grouped.cohort, grouped.grp, {number.format(day="grouped.first_day")} AS position, masks.mask
             FROM grouped LEFT JOIN masks ON masks.person = grouped.person)
         SELECT cohort, grp, count(*){returned} FROM placed GROUP BY 1, 2"""
     cursor.execute(sql, [*starts_params, *cohorts_params, origin_param, *returns_params, origin_param])
@@ -165,7 +169,9 @@ def _pair_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
     """The distinct (person, bucket) of the return rows within `periods` buckets after the person's cohort."""
     (starts_sql, starts_params), (returns_sql, returns_params) = sources
     cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql)
-    profile_buckets = f"SELECT DISTINCT profile, bucket FROM ({returns_sql}) AS return_rows"  # pairs per profile
+    profile_buckets = (  # pairs per profile first
+        f"SELECT DISTINCT profile, date_trunc(%s, day::timestamp) AS bucket FROM ({returns_sql}) AS return_rows"
+    )
     sql = f"""
         WITH {cohorts_sql},
         returns AS (
@@ -176,7 +182,8 @@ def _pair_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
         SELECT cohort, grp, NULL::timestamp, count(*) FROM grouped GROUP BY 1, 2
         UNION ALL
         SELECT cohort, grp, bucket, count(*) FROM returns GROUP BY 1, 2, 3"""
-    cursor.execute(sql, [*starts_params, *cohorts_params, *returns_params, f"{query.periods} {query.interval}"])
+    periods = f"{query.periods} {query.interval}"
+    cursor.execute(sql, [*starts_params, *cohorts_params, query.interval, *returns_params, periods])
     sizes, returns = {}, {}
     for cohort, group, bucket, count in cursor.fetchall():
         key = (cohort.replace(tzinfo=UTC), group)
