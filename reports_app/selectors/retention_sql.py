@@ -1,5 +1,5 @@
 """Retention's PostgreSQL statement (reports_app/selectors/retention.py) over one of two sources of the same rows,
-(original profile, bucket) per event of the start or the return event:
+(original profile, UTC day) per event of the start or the return event:
 
 - `ROLLUP_PATH`: events_app's PersonDayNameRollup rows of the event's name, plus the events above the rollups'
   watermark, read in one statement as the graph report reads them (selectors/rollup_rows.py, whose helpers this
@@ -8,10 +8,10 @@
 - `POSTGRESQL_PATH`: the events themselves (defined events, event-property filters), read from the covering index
   event_by_name_time_cover.
 
-The rows are reduced per original profile first (its first bucket; its return buckets), and only then joined to
-the merged-away profiles to find the person (people.person_sql_through_tombstones) and reduced again per person:
-a profile has many rows, so the join sees a row per profile, not per event. A person's cohort is their first
-bucket; their group is joined once per person. A person's return buckets are the bits of one bigint when the
+The rows are reduced per original profile first (its first day; its return buckets), and only then joined to
+the merged-away profiles (one hashed CTE, people.tombstones_sql) to find the person and reduced again per person:
+a profile has many rows, so the join sees a row per profile, not per event. A person's cohort is the bucket of
+their first day; their group is joined once per person. A person's return buckets are the bits of one bigint when the
 range has few enough buckets (then one pass counts, per cohort and period, the people with that bit set), else
 (person, bucket) pairs made distinct within the `periods` buckets after the cohort."""
 
