@@ -12,8 +12,9 @@ from users_app.models import Environment, Profile
 # Heap's server API takes event names of up to 1024 characters; Cairn's own browser tracker keeps 255 (SPEC 10).
 EVENT_NAME_MAX_LENGTH = 1024
 BROWSER_EVENT_NAME_MAX_LENGTH = 255
-# Reports look events up by name through a B-tree index (event_by_name_time), whose entries PostgreSQL caps at
-# 2704 bytes: 1024 characters of a 3- or 4-byte script (CJK, emoji) would not fit, and the insert would fail.
+# Reports look events up by name through a B-tree index (event_by_name_time_cover), whose entries PostgreSQL caps
+# at 2704 bytes (its two included ids take 16 of them): 1024 characters of a 3- or 4-byte script (CJK, emoji)
+# would not fit, and the insert would fail.
 # So a name is also at most this many bytes in UTF-8 (every 1024-character name in a 1- or 2-byte script).
 EVENT_NAME_MAX_BYTES = 2600
 PAGEVIEW_EVENT = "pageview"
@@ -88,13 +89,13 @@ class EventQuerySet(QuerySet):
             matches, raw = matches.filter(timestamp__gte=start), raw.filter(timestamp__gte=start)
         if end is not None:
             matches, raw = matches.filter(timestamp__lt=end), raw.filter(timestamp__lt=end)
-        # Raw events of the same name are rare: their part of the UNION is one probe of event_by_name_time.
+        # Raw events of the same name are rare: their part of the UNION is one probe of event_by_name_time_cover.
         return events.filter(pk__in=matches.values("event_id").union(raw.values("pk"), all=True))
 
     def matched_by(self, defined_event: "DefinedEvent", *, start, end) -> QuerySet:
         """The events in [start, end) that `defined_event` matches (not the raw events of its name: for a range
         that has none, DefinedEventMatch.objects.standing_for). Written as the range of its rules' raw event
-        names on event_by_name_time semi-joined with its match rows, which is exact (a rule matches only events of
+        names on event_by_name_time_cover semi-joined with its match rows, which is exact (a rule matches only events of
         its `event`) and lets PostgreSQL choose: a hash semi-join that reads the events in physical order where
         the matches are many, lookups by id where they are few. `id IN (match ids)` alone leaves it only the
         lookups, one random read per match (docs/benchmarks.md, "Defined events")."""
@@ -152,7 +153,12 @@ class Event(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["environment", "name", "timestamp"], name="event_by_name_time"),
+            # Covering: funnels and retention read a step's events (person and order) from the index alone.
+            models.Index(
+                fields=["environment", "name", "timestamp"],
+                name="event_by_name_time_cover",
+                include=["original_profile", "id"],
+            ),
             models.Index(fields=["environment", "timestamp"], name="event_by_time"),
             models.Index(fields=["profile", "-timestamp", "-id"], name="event_by_profile"),
             models.Index(fields=["original_profile"], name="event_by_original_profile"),
@@ -210,7 +216,7 @@ class DefinedEvent(models.Model):
 class DefinedEventMatchQuerySet(QuerySet):
     def standing_for(self, defined_event: "DefinedEvent", *, start, end) -> QuerySet | None:
         """The match rows in [start, end) of `defined_event`, when they stand for every event called by its name: no
-        raw event of the environment has that name too (one probe of event_by_name_time). None otherwise: then
+        raw event of the environment has that name too (one probe of event_by_name_time_cover). None otherwise: then
         Event.objects.named is the answer. For reads that need of an event only its time and its person (the
         report's fast path, reports_app/selectors/rows.py), or its row (Event.objects.matched_by)."""
         raw = Event.objects.filter(

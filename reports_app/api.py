@@ -22,6 +22,12 @@ from reports_app.selectors import report_series
 from users_app.api_access import ReadApi
 
 EXPLAIN_VALUES = {"": False, "0": False, "false": False, "1": True, "true": True}
+# The graph, funnel and retention APIs' `explain` (reports_app/api_funnels.py too).
+EXPLAIN_PARAMETER = OpenApiParameter(
+    "explain",
+    choice(sorted(EXPLAIN_VALUES)),
+    description="`1` or `true`: the answer says how it was computed (`explain`). Default 0.",
+)
 # reports_app/query.py: property_ref_parse and filter_parse.
 PROPERTY_REF = {"type": "string", "pattern": f"^(?:user|event|account)\\.[\\s\\S]{{1,{PROPERTY_KEY_MAX_LENGTH}}}$"}
 WHERE = {
@@ -159,11 +165,7 @@ class ReportQueryApi(ReadApi):
                 ),
             ),
             OpenApiParameter("chart", choice(CHART_TYPES), description="The page's chart type; no effect here."),
-            OpenApiParameter(
-                "explain",
-                choice(sorted(EXPLAIN_VALUES)),
-                description="`1` or `true`: the answer says how it was computed (`explain`). Default 0.",
-            ),
+            EXPLAIN_PARAMETER,
         ],
         responses={200: REPORT_SCHEMA, 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
         examples=[

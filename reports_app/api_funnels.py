@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from config.kernel.limits import PROPERTY_KEY_MAX_LENGTH
 from config.kernel.schema import ERROR_SCHEMA, choice, or_empty, text
 from events_app.models import EVENT_NAME_MAX_LENGTH
-from reports_app.api import report_parameters
+from reports_app.api import EXPLAIN_PARAMETER, explain_requested, report_parameters
 from reports_app.query import MAX_BUCKETS
 from reports_app.query_funnels import (
     DEFAULT_PERIODS,
@@ -64,6 +64,11 @@ FUNNEL_SCHEMA = inline_serializer(
             },
             many=True,
         ),
+        "explain": serializers.DictField(
+            required=False,
+            help_text="With `explain=1`: `path` is how the numbers were computed: `postgresql` (one statement over "
+            "the events) or `python` (SQLite).",
+        ),
     },
 )
 
@@ -91,6 +96,13 @@ RETENTION_SCHEMA = inline_serializer(
                 ),
             },
             many=True,
+        ),
+        "explain": serializers.DictField(
+            required=False,
+            help_text="With `explain=1`: `path` is how the numbers were computed: `rollup` (the rollups of "
+            "(person, day, event name), plus the events stored since their last catch-up, whose id is above "
+            "`rollups_through_event_id`), `postgresql` (the events: defined events, event-property filters) or "
+            "`python` (SQLite).",
         ),
     },
 )
@@ -125,6 +137,7 @@ class FunnelReportApi(ReadApi):
                 ),
             ),
             *SHARED_PARAMETERS,
+            EXPLAIN_PARAMETER,
         ],
         responses={200: FUNNEL_SCHEMA, 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
         examples=[
@@ -146,8 +159,8 @@ class FunnelReportApi(ReadApi):
         ],
     )
     def get(self, request):
-        query = funnel_query_parse(request.query_params)
-        return Response(report_funnel(environment=self.environment, query=query).as_dict())
+        query, explain = funnel_query_parse(request.query_params), explain_requested(request.query_params)
+        return explained(report_funnel(environment=self.environment, query=query), explain)
 
 
 class RetentionReportApi(ReadApi):
@@ -175,6 +188,7 @@ class RetentionReportApi(ReadApi):
                 f"Default {DEFAULT_PERIODS}.",
             ),
             *SHARED_PARAMETERS,
+            EXPLAIN_PARAMETER,
         ],
         responses={200: RETENTION_SCHEMA, 400: ERROR_SCHEMA, 401: ERROR_SCHEMA},
         examples=[
@@ -197,5 +211,13 @@ class RetentionReportApi(ReadApi):
         ],
     )
     def get(self, request):
-        query = retention_query_parse(request.query_params)
-        return Response(report_retention(environment=self.environment, query=query).as_dict())
+        query, explain = retention_query_parse(request.query_params), explain_requested(request.query_params)
+        return explained(report_retention(environment=self.environment, query=query), explain)
+
+
+def explained(result, explain: bool) -> Response:
+    """The report's answer, with how it was computed when `explain=1` asked."""
+    answer = result.as_dict()
+    if explain:
+        answer["explain"] = result.explain
+    return Response(answer)

@@ -77,6 +77,7 @@ FUNNEL_QUERY = [  # reports_app/query_funnels.py; the shared parameters as REPOR
     Probe("from", base=(("step", "A"), ("step", "B"))),
     Probe("to", base=(("step", "A"), ("step", "B"))),
     Probe("range", base=(("step", "A"), ("step", "B"))),
+    Probe("explain", base=(("step", "A"), ("step", "B"))),
 ]
 RETENTION_BASE = (("start_event", "Sign Up"), ("return_event", "pageview"))
 RETENTION_QUERY = [
@@ -89,6 +90,7 @@ RETENTION_QUERY = [
     Probe("from", base=RETENTION_BASE),
     Probe("to", base=RETENTION_BASE),
     Probe("range", base=RETENTION_BASE),
+    Probe("explain", base=RETENTION_BASE),
 ]
 # The pages parse with the same functions as their APIs: they get each parameter once (the APIs, cheaper to
 # call, get every shaped variant above) plus their own page-only parameters.

@@ -14,7 +14,8 @@ every read of "this person's X" asks this module instead of spelling the rule ou
 - `person_expression("profile__")`: the person as an ORM expression on a relation to a profile;
 - `person_property(queryset, key_hash)`: the person's value of a user property, on such a relation;
 - `person_sql("alias")`: the person as raw SQL on a joined profile row, for queries written by hand;
-- `person_sql_through_tombstones(...)`: the same for rows that carry a profile id, joining tombstones only.
+- `person_sql_through_tombstones(...)`: the same for rows that carry a profile id, joining tombstones only
+  (`tombstones_sql()`: those, for a query that joins them as a CTE).
 """
 
 from collections.abc import Iterable
@@ -129,15 +130,26 @@ def person_member_filters(person_pk: int | F, relation: str = "profile__") -> tu
     return Q(**{f"{relation}id": person_pk}), Q(**{f"{relation}merged_into_id": person_pk})
 
 
-def person_sql_through_tombstones(profile_id_sql: str, tombstone_alias: str) -> tuple[str, str]:
+def tombstones_sql() -> str:
+    """The merged-away profiles (id, merged_into_id), in SQL: for a query that joins them as a CTE of its own
+    (`person_sql_through_tombstones(..., table=<the CTE>)`), so that the planner hashes them rather than looking
+    each row's profile up by index when it cannot tell how many rows it joins."""
+    return f"SELECT id, merged_into_id FROM {Profile._meta.db_table} WHERE merged_into_id IS NOT NULL"
+
+
+def person_sql_through_tombstones(
+    profile_id_sql: str, tombstone_alias: str, table: str | None = None
+) -> tuple[str, str]:
     """(a LEFT JOIN, the person's primary key), in SQL, for rows that carry a profile id (`profile_id_sql`, a
     column reference fixed by the query's author): the join finds the row's profile only when it is a tombstone,
     and the person is that tombstone's destination, else the profile itself. For queries over many rows: the
-    join's hash holds the merged-away profiles only, not every profile of the environment."""
-    if not tombstone_alias.isidentifier():
-        raise ValueError(f"not an SQL alias: {tombstone_alias!r}")
+    join's hash holds the merged-away profiles only, not every profile of the environment. `table`: a CTE of
+    tombstones_sql()'s rows (a fixed name) to join instead of the profiles."""
+    for name in (tombstone_alias, table or "profiles"):
+        if not name.isidentifier():
+            raise ValueError(f"not an SQL alias: {name!r}")
     join = (
-        f"LEFT JOIN {Profile._meta.db_table} {tombstone_alias} "
+        f"LEFT JOIN {table or Profile._meta.db_table} {tombstone_alias} "
         f"ON {tombstone_alias}.id = {profile_id_sql} AND {tombstone_alias}.merged_into_id IS NOT NULL"
     )
     return join, f"COALESCE({tombstone_alias}.merged_into_id, {profile_id_sql})"

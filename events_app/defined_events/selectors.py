@@ -81,7 +81,7 @@ def _target(properties: dict) -> tuple[str, str, str]:
 
 def _recent(environment: Environment, name: str, limit: int):
     since = timezone.now() - timedelta(days=RECENT_DAYS)
-    # One backward walk of event_by_name_time per name: bounded however large the environment is.
+    # One backward walk of event_by_name_time_cover per name: bounded however large the environment is.
     return (
         Event.objects.filter(environment=environment, name=name, timestamp__gte=since)
         .order_by("-timestamp")

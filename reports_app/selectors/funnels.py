@@ -15,13 +15,14 @@ SPEC 14, with the rules it leaves open written down (docs/reports.md, "Funnels")
 import bisect
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from reports_app.query_funnels import FunnelQuery
 from reports_app.selectors.buckets import time_range
 from reports_app.selectors.funnels_sql import postgresql_funnel_rows, seconds_rounded
 from reports_app.selectors.person_steps import (
+    PYTHON_PATH,
     person_events,
     person_group_map,
     ranked_groups,
@@ -29,7 +30,7 @@ from reports_app.selectors.person_steps import (
     step_events,
     uses_postgresql,
 )
-from reports_app.selectors.series import OTHER_GROUP
+from reports_app.selectors.series import OTHER_GROUP, POSTGRESQL_PATH
 from users_app.models import Environment
 
 
@@ -64,6 +65,8 @@ class FunnelSeries:
 class FunnelResult:
     query: FunnelQuery
     series: list[FunnelSeries]
+    # How they were computed, for the API's `explain=1`: one PostgreSQL statement or the Python walk.
+    explain: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -91,14 +94,14 @@ def report_funnel(*, environment: Environment, query: FunnelQuery) -> FunnelResu
     names, step_names = _name_indexes(query.steps)
     start, end, queryset = _step_queryset(environment, query, names)
     if uses_postgresql(environment):
-        rows = postgresql_funnel_rows(environment, query, queryset, step_names, start, end)
+        path, rows = POSTGRESQL_PATH, postgresql_funnel_rows(environment, query, queryset, step_names, start, end)
     else:
-        rows = _python_rows(environment, query, queryset, step_names, start, end)
+        path, rows = PYTHON_PATH, _python_rows(environment, query, queryset, step_names, start, end)
     series = []
     for name, counts, medians in rows:
         if counts[0]:
             series.append(FunnelSeries(OTHER_GROUP if name is None else name, counts, medians))
-    return FunnelResult(query, series)
+    return FunnelResult(query, series, explain={"path": path})
 
 
 # ---- Python (SQLite, and the tests' second opinion) ------------------------------------------------------

@@ -18,10 +18,9 @@ Two forms of the attempt:
 
 from datetime import datetime
 
-from django.db import connections
-
+from events_app.models import DefinedEvent
 from reports_app.query_funnels import FunnelQuery
-from reports_app.selectors.person_steps import group_join_sql, person_rows_sql, step_column
+from reports_app.selectors.person_steps import group_join_sql, person_rows_sql, report_cursor, step_column
 from reports_app.selectors.series import TOP_GROUPS
 from users_app.models import Environment
 
@@ -30,10 +29,18 @@ def seconds_rounded(value) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def _step_rows_sql(queryset, names: int) -> tuple[str, list]:
-    """(person, timestamp, id, step_name) rows: one per event and name it counts as (with raw names, one each)."""
+def _step_rows_sql(queryset, names: int, *, exclusive: bool) -> tuple[str, list]:
+    """(person, timestamp, id, step_name) rows: one per event and name it counts as. `exclusive`: every name is a
+    raw name, so an event counts as exactly one (a CASE); else a defined event's name may take an event that
+    another name takes too (one row per name it counts as)."""
     columns = [step_column(index) for index in range(names)]
     rows_sql, params = person_rows_sql(queryset, "timestamp", "id", *columns)
+    if exclusive:
+        which = " ".join(f"WHEN named.{column} THEN {index}" for index, column in enumerate(columns))
+        return (
+            f"SELECT named.person, named.timestamp, named.id, CASE {which} END AS step_name FROM ({rows_sql}) AS named",
+            params,
+        )
     matches = ", ".join(f"({index}, named.{column})" for index, column in enumerate(columns))
     sql = (
         f"SELECT named.person, named.timestamp, named.id, matched.step_name FROM ({rows_sql}) AS named "
@@ -117,7 +124,8 @@ def postgresql_funnel_rows(
 ) -> list[tuple]:
     """[(group or None for Other, counts, medians)], the groups in order (module docstring)."""
     steps = len(step_names)
-    step_rows, params = _step_rows_sql(queryset, len(set(step_names)))
+    exclusive = not DefinedEvent.objects.filter(environment=environment, name__in=query.steps).exists()
+    step_rows, params = _step_rows_sql(queryset, len(set(step_names)), exclusive=exclusive)
     repeats = len(set(step_names)) < steps
     attempts, attempt_params = (_attempts_by_position if repeats else _attempts_by_time)(
         step_names, query.window_length
@@ -144,7 +152,7 @@ def postgresql_funnel_rows(
         FROM grouped JOIN ranked ON ranked.grp = grouped.grp
         GROUP BY 2 ORDER BY 1"""
     params += [*attempt_params, start, end, *group_params]
-    with connections[queryset.db].cursor() as cursor:
+    with report_cursor(queryset.db) as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     return [

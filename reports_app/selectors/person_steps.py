@@ -12,10 +12,12 @@ the embedded default) the ORM fetches the events and Python walks them.
 
 import operator
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import reduce
 
-from django.db import connections
+from django.conf import settings
+from django.db import connections, transaction
 from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, TextField
 
 from events_app.models import DefinedEvent, Event
@@ -24,6 +26,8 @@ from reports_app.selectors.series import ALL_GROUP, NONE_GROUP, TOP_GROUPS, even
 from users_app.models import AccountProperty, Environment, UserProperty, property_key_hash
 from users_app.people import person_expression, person_sql_through_tombstones
 
+# The Python walk's name in a report's `explain` (the PostgreSQL paths' are selectors/series.py's).
+PYTHON_PATH = "python"
 # Python path: people's groups are read this many at a time (a bounded IN list).
 GROUP_LOOKUP_CHUNK = 2000
 
@@ -45,7 +49,11 @@ def step_events(environment: Environment, base: ReportQuery, names: list[str], s
     names: a scan per name read the same table pages once per name."""
     conditions = [event_name_condition(environment, name, start, end) for name in names]
     queryset = Event.objects.filter(environment=environment, timestamp__gte=start, timestamp__lt=end)
-    queryset = queryset.filter(reduce(operator.or_, conditions))
+    # The raw names as one `name IN (...)`: an OR of `name = ...` conditions is read by a bitmap of each and then
+    # the table's pages, where the IN list lets an index-only scan of event_by_name_time_cover read the steps.
+    raw = [name for name, condition in zip(names, conditions, strict=True) if condition == Q(name=name)]
+    others = [condition for name, condition in zip(names, conditions, strict=True) if name not in raw]
+    queryset = queryset.filter(reduce(operator.or_, [*([Q(name__in=raw)] if raw else []), *others]))
     queryset, _ = events_filtered(queryset, environment, base.filters)
     return queryset.annotate(
         **{
@@ -68,12 +76,28 @@ def uses_postgresql(environment: Environment) -> bool:
 
 def person_rows_sql(queryset: QuerySet, *columns: str) -> tuple[str, list]:
     """SQL of rows (person, <columns of the events>) for the events of `queryset`, the person found through the
-    event's profile (people.person_sql_through_tombstones: a join against merged-away profiles only, so that a
-    large scan does not hash every profile). `columns` are the events' column names (fixed by the caller)."""
-    inner_sql, params = queryset.values("profile_id", *columns).order_by().query.sql_with_params()
-    join, person = person_sql_through_tombstones("step_rows.profile_id", "step_tombstone")
+    event's original profile (people.person_sql_through_tombstones: a join against merged-away profiles only, so
+    that a large scan does not hash every profile). The original profile, not the owner: its person is the event's
+    (events_app/rollups/models.py), and event_by_name_time_cover holds it, so a step's events are read from the
+    index alone. `columns` are the events' column names (fixed by the caller)."""
+    inner_sql, params = queryset.values("original_profile_id", *columns).order_by().query.sql_with_params()
+    join, person = person_sql_through_tombstones("step_rows.original_profile_id", "step_tombstone")
     selected = ", ".join(f"step_rows.{column}" for column in columns)
     return f"SELECT {person} AS person, {selected} FROM ({inner_sql}) AS step_rows {join}", list(params)
+
+
+@contextmanager
+def report_cursor(using: str):
+    """A cursor for one funnel or retention statement, in a transaction of its own whose settings end with it:
+    CAIRN_REPORT_WORK_MEM_MB for each sort and hash (the default 4 MB spills them to disk at 10M events), and no
+    JIT (the planner's estimates of these statements are large, and compiling took longer than running: 0.43 of
+    1.7 s, docs/benchmarks.md)."""
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
+            [f"{int(settings.CAIRN_REPORT_WORK_MEM_MB)}MB"],
+        )
+        yield cursor
 
 
 def group_join_sql(environment: Environment, group_by: PropertyRef | None, person_column: str) -> tuple[str, str, list]:

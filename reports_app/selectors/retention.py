@@ -13,22 +13,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from django.db import connections
 from django.utils import timezone
 
 from config.kernel.periods import day_start
 from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_next, time_range
 from reports_app.selectors.person_steps import (
-    as_utc,
-    group_join_sql,
+    PYTHON_PATH,
     person_events,
     person_group_map,
-    person_rows_sql,
     ranked_groups,
     step_events,
     uses_postgresql,
 )
+from reports_app.selectors.retention_sql import postgresql_counts, retention_path
 from reports_app.selectors.series import OTHER_GROUP
 from users_app.models import Environment
 
@@ -54,6 +52,9 @@ class RetentionResult:
     query: RetentionQuery
     cohorts: list[Cohort]
     computed_at: datetime = field(default_factory=timezone.now)
+    # How they were computed, for the API's `explain=1` (as the graph report's): the path, and for the rollups the
+    # watermark they read.
+    explain: dict = field(default_factory=dict)
 
     def partial_periods(self, cohort: Cohort) -> list[int]:
         """The periods k of `cohort` (0: its own bucket, whose size can still grow) not over when the report was
@@ -94,12 +95,18 @@ def _return_range(query: RetentionQuery) -> tuple[datetime, datetime]:
     return bucket_next(bucket_floor(start, query.interval), query.interval), bucket_next(last_bucket, query.interval)
 
 
-def report_retention(*, environment: Environment, query: RetentionQuery) -> RetentionResult:
-    """The cohorts of the range, each with its people coming back period by period (module docstring)."""
-    if uses_postgresql(environment):
-        sizes, returns = _postgresql_counts(environment, query)
-    else:
+def report_retention(*, environment: Environment, query: RetentionQuery, path: str | None = None) -> RetentionResult:
+    """The cohorts of the range, each with its people coming back period by period (module docstring). `path`:
+    None takes the fastest the database has (on PostgreSQL the rollups where they answer); a path given forces it
+    (the tests compare them)."""
+    ranges = (time_range(query.base), _return_range(query))
+    if path is None:
+        path = retention_path(environment, query, ranges) if uses_postgresql(environment) else PYTHON_PATH
+    if path == PYTHON_PATH:
         sizes, returns = _python_counts(environment, query)
+        explain = {"path": path}
+    else:
+        sizes, returns, explain = postgresql_counts(environment, query, path, ranges)
     group_sizes = defaultdict(int)
     for (_, group), size in sizes.items():
         group_sizes[group] += size
@@ -119,7 +126,7 @@ def report_retention(*, environment: Environment, query: RetentionQuery) -> Rete
             if bucket in position_of:
                 cohorts[key].returned[position_of[bucket]] += count
     ordered = sorted(cohorts.items(), key=lambda item: (item[0][0], order[item[0][1]]))
-    return RetentionResult(query, [cohort for _, cohort in ordered])
+    return RetentionResult(query, [cohort for _, cohort in ordered], explain=explain)
 
 
 def _python_counts(environment: Environment, query: RetentionQuery):
@@ -147,49 +154,4 @@ def _python_counts(environment: Environment, query: RetentionQuery):
         cohort = cohort_of[person]
         if bucket > cohort:
             returns[(cohort, groups[person])][bucket] += 1
-    return sizes, returns
-
-
-def _postgresql_counts(environment: Environment, query: RetentionQuery):
-    """The same counts in one statement: each person's first start event and its bucket, their group, and the
-    distinct (person, bucket) of their return events within `periods` buckets after it (only the cohorts'
-    people's: the others' return events are left out before they are made distinct)."""
-    start, end = time_range(query.base)
-    start_events = step_events(environment, query.base, [query.start_event], start, end)
-    starts_sql, starts_params = person_rows_sql(start_events, "timestamp")
-    returns_from, returns_to = _return_range(query)
-    return_events = step_events(environment, query.base, [query.return_event], returns_from, returns_to)
-    returns_sql, returns_params = person_rows_sql(return_events, "timestamp")
-    group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "cohorts.person")
-    sql = f"""
-        WITH starts AS (SELECT person, min(timestamp) AS first_at FROM ({starts_sql}) AS start_rows GROUP BY person),
-        cohorts AS (SELECT person, date_trunc(%s, first_at AT TIME ZONE 'UTC') AS cohort FROM starts),
-        grouped AS (SELECT cohorts.person, cohorts.cohort, {group_sql} AS grp FROM cohorts {group_join}),
-        returns AS (
-            SELECT DISTINCT person, date_trunc(%s, timestamp AT TIME ZONE 'UTC') AS bucket
-            FROM ({returns_sql}) AS return_rows
-            WHERE return_rows.person IN (SELECT person FROM starts))
-        SELECT grouped.cohort, grouped.grp, NULL::timestamp, count(*) FROM grouped GROUP BY 1, 2
-        UNION ALL
-        SELECT grouped.cohort, grouped.grp, returns.bucket, count(*)
-        FROM grouped JOIN returns ON returns.person = grouped.person AND returns.bucket > grouped.cohort
-                                 AND returns.bucket <= grouped.cohort + CAST(%s AS interval)
-        GROUP BY 1, 2, 3"""
-    params = [
-        *starts_params,
-        query.interval,
-        *group_params,
-        query.interval,
-        *returns_params,
-        f"{query.periods} {query.interval}",
-    ]
-    with connections[start_events.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    sizes, returns = {}, defaultdict(dict)
-    for cohort, group, bucket, count in fetched:
-        if bucket is None:
-            sizes[(as_utc(cohort), group)] = count
-        else:
-            returns[(as_utc(cohort), group)][as_utc(bucket)] = count
     return sizes, returns

@@ -17,6 +17,22 @@ def log_in(page, base_url: str, username: str, password: str, next_path: str = "
     page.wait_for_url(f"{base_url}{next_path}*")
 
 
+# The control each report type's part of the builder shows first, once the type is chosen.
+FIRST_CONTROL = {"funnel": "#funnel-steps", "retention": "#start-event"}
+
+
+def choose_type(page, report_type: str) -> None:
+    """The builder switched to `report_type` ("funnel" or "retention") by its type switch."""
+    page.click(f"#type-{report_type}")
+    page.wait_for_selector(FIRST_CONTROL[report_type])
+
+
+def open_builder(page, base_url: str, report_type: str, username: str = "pm", password: str = "pw-123456") -> None:
+    """Signed in (the tests' user `pm`), the builder switched to `report_type`."""
+    log_in(page, base_url, username, password)
+    choose_type(page, report_type)
+
+
 def wait_for_chart(page, timeout: int = 20000) -> list[str]:
     """The names of the traces Plotly drew."""
     page.wait_for_selector("#chart[data-rendered=true] svg.main-svg", state="attached", timeout=timeout)

@@ -18,9 +18,11 @@ dave     Premium   Upgrade 10-31 23:59:59 (before the range), Upgrade 11-16 00:0
 """
 
 import pytest
+from django.utils import timezone
 
+from events_app.services.ingest import track_ingest, user_properties_ingest
 from reports_app.selectors import funnels, retention
-from tests.builders import identify, set_properties, track
+from tests.builders import identify, plan_story, set_properties, track
 from users_app.merges.apply import merge_apply
 from users_app.models import MergeRecord
 from users_app.services.accounts import account_properties_set
@@ -59,6 +61,16 @@ def world(environment):
     # The premise of the pending case: the task has not run, the events still belong to the tombstone.
     assert pending.status == MergeRecord.Status.PENDING
     assert done.status == MergeRecord.Status.DONE
+    return environment
+
+
+@pytest.fixture
+def story(environment):
+    """tests/builders.py plan_story's people and events up to now, through the ingest services (the builder's
+    browser tests: a funnel and a retention report that differ by plan)."""
+    users, events = plan_story(timezone.now())
+    assert user_properties_ingest(environment=environment, items=users).accepted == len(users)
+    assert track_ingest(environment=environment, items=events).accepted == len(events)
     return environment
 
 

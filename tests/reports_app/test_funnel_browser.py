@@ -5,13 +5,20 @@ tests/reports_app/browser.py).
 Screenshots: test-output/funnel-by-plan.png, funnel-reopened.png, retention-by-plan.png, retention-reopened.png."""
 
 import pytest
-from django.utils import timezone
 
-from events_app.services.ingest import track_ingest, user_properties_ingest
 from reports_app.models import SavedReport
-from tests.builders import CHROMIUM_AVAILABLE, PLANS, chromium_page, plan_story, user_build
+from tests.builders import CHROMIUM_AVAILABLE, PLANS, chromium_page, user_build
 from tests.conftest import API_KEY
-from tests.reports_app.browser import OUTPUT, api_get, log_in, reopen, save_report, wait_for_chart
+from tests.reports_app.browser import (
+    OUTPUT,
+    api_get,
+    choose_type,
+    log_in,
+    open_builder,
+    reopen,
+    save_report,
+    wait_for_chart,
+)
 
 STEPS = ["Sign Up", "Activate", "Upgrade"]
 FUNNEL_API = {"step": STEPS, "window": "14d", "group_by": "user.plan", "range": "90d"}
@@ -30,18 +37,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def story(environment):
-    users, events = plan_story(timezone.now())
-    assert user_properties_ingest(environment=environment, items=users).accepted == len(users)
-    assert track_ingest(environment=environment, items=events).accepted == len(events)
-    return environment
-
-
 def build_funnel(page) -> None:
-    """Sign Up -> Activate -> Upgrade within 14 days, by plan, the last 90 days: through the builder's controls."""
-    page.click("#type-funnel")
-    page.wait_for_selector("#funnel-steps")
+    """Sign Up -> Activate -> Upgrade within 14 days, by plan, the last 90 days: through the builder's controls
+    (the page is the builder)."""
+    choose_type(page, "funnel")
     steps = page.locator("#funnel-steps select[name=step]")
     steps.nth(0).select_option("Sign Up")
     steps.nth(1).select_option("Activate")
@@ -128,9 +127,7 @@ def test_build_save_and_reopen_weekly_retention_by_plan(live_server, transaction
     user_build("pm")
     OUTPUT.mkdir(exist_ok=True)
     with chromium_page(1400, 1100) as page:
-        log_in(page, live_server.url, "pm", "pw-123456")
-        page.click("#type-retention")
-        page.wait_for_selector("#start-event")
+        open_builder(page, live_server.url, "retention")
         page.select_option("#start-event", "Sign Up")
         page.select_option("#return-event", "pageview")
         page.select_option("#retention-interval", "week")

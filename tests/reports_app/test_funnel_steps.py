@@ -6,23 +6,13 @@ the report, the buttons still edit in place). The note under a grouped funnel or
 import re
 
 import pytest
-from django.utils import timezone
 
-from events_app.services.ingest import track_ingest, user_properties_ingest
 from reports_app.views_funnels import steps_edited
-from tests.builders import CHROMIUM_AVAILABLE, PLANS, chromium_page, plan_story, user_build
-from tests.reports_app.browser import OUTPUT, log_in, wait_for_chart
+from tests.builders import CHROMIUM_AVAILABLE, PLANS, chromium_page, user_build
+from tests.reports_app.browser import OUTPUT, open_builder, wait_for_chart
 
 STEPS = ["Sign Up", "Activate", "Upgrade"]
 CHOICES = {"type": "funnel", "window_count": "3", "window_unit": "h", "group_by": "user.plan", "range": "90d"}
-
-
-@pytest.fixture
-def story(environment):
-    users, events = plan_story(timezone.now())
-    assert user_properties_ingest(environment=environment, items=users).accepted == len(users)
-    assert track_ingest(environment=environment, items=events).accepted == len(events)
-    return environment
 
 
 def chosen_steps(html: str) -> list[str]:
@@ -102,9 +92,7 @@ def test_without_javascript_a_funnel_is_built_step_by_step(live_server, transact
     user_build("pm")
     OUTPUT.mkdir(exist_ok=True)
     with chromium_page(1400, 1000, javascript=False) as page:
-        log_in(page, live_server.url, "pm", "pw-123456")
-        page.click("#type-funnel")
-        page.wait_for_selector("#funnel-steps")
+        open_builder(page, live_server.url, "funnel")
         page.select_option("#funnel-steps select[name=step] >> nth=0", "Sign Up")
         page.select_option("#funnel-steps select[name=step] >> nth=1", "Upgrade")
         page.select_option("#group_by", "user.plan")
@@ -140,9 +128,7 @@ def test_without_javascript_a_funnel_is_built_step_by_step(live_server, transact
 def test_with_javascript_the_buttons_edit_in_place_and_enter_runs(live_server, transactional_db, story):
     user_build("pm")
     with chromium_page(1400, 1000) as page:
-        log_in(page, live_server.url, "pm", "pw-123456")
-        page.click("#type-funnel")
-        page.wait_for_selector("#funnel-steps")
+        open_builder(page, live_server.url, "funnel")
         opened = page.url
         page.click("#add-step")
         page.click("#add-step")
