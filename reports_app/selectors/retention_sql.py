@@ -18,7 +18,7 @@ range has few enough buckets (then one pass counts, per cohort and period, the p
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from events_app.models import Event
+from events_app.models import DefinedEvent, Event
 from reports_app.query import ReportQuery
 from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_next
@@ -36,8 +36,10 @@ def _event_query(query: RetentionQuery, event: str, start: datetime, end: dateti
 
 def retention_path(environment: Environment, query: RetentionQuery, ranges) -> str:
     """ROLLUP_PATH when the rollups answer both the start and the return event's rows, else POSTGRESQL_PATH."""
-    for event, (start, end) in zip((query.start_event, query.return_event), ranges, strict=True):
-        if not rollups_answer(environment, _event_query(query, event, start, end)):
+    events = (query.start_event, query.return_event)
+    defined = {item.name: item for item in DefinedEvent.objects.filter(environment=environment, name__in=events)}
+    for event, (start, end) in zip(events, ranges, strict=True):
+        if not rollups_answer(_event_query(query, event, start, end), defined_event=defined.get(event)):
             return POSTGRESQL_PATH
     return ROLLUP_PATH
 
