@@ -266,6 +266,9 @@ CAIRN_ROLLUP_BATCH_IDS = env_int("CAIRN_ROLLUP_BATCH_IDS", 200000)
 CAIRN_ROLLUP_LOCK_TIMEOUT_MS = env_int("CAIRN_ROLLUP_LOCK_TIMEOUT_MS", 1000)
 # A catch-up run that counted at least this many event ids refreshes the rollups' planner statistics (ANALYZE).
 CAIRN_ROLLUP_ANALYZE_EVENTS = env_int("CAIRN_ROLLUP_ANALYZE_EVENTS", 100000)
+# PostgreSQL's work_mem for a graph report's one statement (SET LOCAL): a distinct count sorts every rollup row of
+# the range, which at 10M events spilled to disk with the server's default of 4 MB.
+CAIRN_REPORT_WORK_MEM_MB = env_int("CAIRN_REPORT_WORK_MEM_MB", 64)
 CELERY_BEAT_SCHEDULE = {
     "rollups-catch-up": {
         "task": "cairn.rollups_catch_up",

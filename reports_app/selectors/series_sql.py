@@ -6,6 +6,7 @@ distinct measures in the same pass (GROUPING SETS) instead of a second scan.
 Two inner queries feed it: the events themselves (`event_rows_sql`), and the rollups plus the events above their
 watermark (selectors/rollup_rows.py)."""
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, QuerySet, TextField, Value
 from django.db.models.functions import Coalesce
@@ -104,6 +105,8 @@ def counted_rows(
             "GROUP BY GROUPING SETS ((bucket, grp), (grp))"
         )
     with transaction.atomic(), connection.cursor() as cursor:
+        if settings.CAIRN_REPORT_WORK_MEM_MB > 0:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [f"{int(settings.CAIRN_REPORT_WORK_MEM_MB)}MB"])
         if query.measure == "events":
             # A sum per (bucket, group) is a hash aggregate of a few hundred groups, but the planner cannot know
             # how few (the group is a property value behind two joins, counted over every key) and sorts every
