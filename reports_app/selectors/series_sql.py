@@ -104,18 +104,34 @@ def counted_rows(
             f"SELECT GROUPING(bucket), bucket, grp, COUNT(DISTINCT item) FROM ({rows_sql}) AS report_groups "
             "GROUP BY GROUPING SETS ((bucket, grp), (grp))"
         )
+    # For this statement only: a sum per (bucket, group) is a hash aggregate of a few hundred groups, but the planner
+    # cannot know how few (the group is a property value behind two joins, counted over every key) and sorts every
+    # row instead, a third of the statement's time; and a distinct count's sort spilled to disk at 10M events with
+    # the server's work_mem (docs/benchmarks.md "Against a lean table"). Set local to the transaction and put back
+    # after the statement, so that a caller's own transaction (a test's, a page's) plans its other queries as ever.
+    planner = {}
+    if settings.CAIRN_REPORT_WORK_MEM_MB > 0:
+        planner["work_mem"] = f"{int(settings.CAIRN_REPORT_WORK_MEM_MB)}MB"
+    if query.measure == "events":
+        planner["enable_sort"] = "off"
     with transaction.atomic(), connection.cursor() as cursor:
-        if settings.CAIRN_REPORT_WORK_MEM_MB > 0:
-            cursor.execute("SELECT set_config('work_mem', %s, true)", [f"{int(settings.CAIRN_REPORT_WORK_MEM_MB)}MB"])
-        if query.measure == "events":
-            # A sum per (bucket, group) is a hash aggregate of a few hundred groups, but the planner cannot know
-            # how few (the group is a property value behind two joins, counted over every key) and sorts every
-            # row instead: a third of the statement's time (docs/benchmarks.md "Against a lean table"). For this
-            # statement only (SET LOCAL, inside its transaction).
-            cursor.execute("SET LOCAL enable_sort = off")
+        before = _planner_set(cursor, planner)
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
+        _planner_set(cursor, before)
     rows = [(moment, group_name, int(value)) for is_total, moment, group_name, value in fetched if not is_total]
     if query.measure == "events":
         return rows, None
     return rows, {group_name: value for is_total, _, group_name, value in fetched if is_total}
+
+
+def _planner_set(cursor, values: dict[str, str]) -> dict[str, str]:
+    """Set these planner settings for the current transaction (fixed names, values as parameters) in one round
+    trip; their values before."""
+    if not values:
+        return {}
+    names = list(values)
+    columns = ", ".join("current_setting(%s), set_config(%s, %s, true)" for _ in names)
+    cursor.execute(f"SELECT {columns}", [item for name in names for item in (name, name, values[name])])
+    row = cursor.fetchone()
+    return {name: row[2 * position] for position, name in enumerate(names)}
