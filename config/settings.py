@@ -266,8 +266,8 @@ CAIRN_ROLLUP_BATCH_IDS = env_int("CAIRN_ROLLUP_BATCH_IDS", 200000)
 CAIRN_ROLLUP_LOCK_TIMEOUT_MS = env_int("CAIRN_ROLLUP_LOCK_TIMEOUT_MS", 1000)
 # A catch-up run that counted at least this many event ids refreshes the rollups' planner statistics (ANALYZE).
 CAIRN_ROLLUP_ANALYZE_EVENTS = env_int("CAIRN_ROLLUP_ANALYZE_EVENTS", 100000)
-# Funnels and retention (reports_app/selectors/person_steps.py report_cursor, docs/operations.md "Report memory"):
-# the work_mem, in MB, of each of their statements' sorts and hashes, set in the statement's own transaction.
+# PostgreSQL's work_mem, in MB, for each report statement (trends, funnels, retention: reports_app/selectors/
+# report_cursor.py), set for that statement alone; 0 keeps the server's (docs/operations.md "Report memory").
 CAIRN_REPORT_WORK_MEM_MB = env_int("CAIRN_REPORT_WORK_MEM_MB", 64)
 CELERY_BEAT_SCHEDULE = {
     "rollups-catch-up": {

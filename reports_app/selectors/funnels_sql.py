@@ -20,7 +20,8 @@ from datetime import datetime
 
 from events_app.models import DefinedEvent
 from reports_app.query_funnels import FunnelQuery
-from reports_app.selectors.person_steps import group_join_sql, person_rows_sql, report_cursor, step_column
+from reports_app.selectors.person_steps import group_join_sql, person_rows_sql, step_column
+from reports_app.selectors.report_cursor import report_cursor
 from reports_app.selectors.series import TOP_GROUPS
 from users_app.models import Environment
 

@@ -12,12 +12,10 @@ the embedded default) the ORM fetches the events and Python walks them.
 
 import operator
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import reduce
 
-from django.conf import settings
-from django.db import connections, transaction
+from django.db import connections
 from django.db.models import BooleanField, ExpressionWrapper, F, OuterRef, Q, QuerySet, Subquery, TextField
 
 from events_app.models import DefinedEvent, Event
@@ -84,20 +82,6 @@ def person_rows_sql(queryset: QuerySet, *columns: str) -> tuple[str, list]:
     join, person = person_sql_through_tombstones("step_rows.original_profile_id", "step_tombstone")
     selected = ", ".join(f"step_rows.{column}" for column in columns)
     return f"SELECT {person} AS person, {selected} FROM ({inner_sql}) AS step_rows {join}", list(params)
-
-
-@contextmanager
-def report_cursor(using: str):
-    """A cursor for one funnel or retention statement, in a transaction of its own whose settings end with it:
-    CAIRN_REPORT_WORK_MEM_MB for each sort and hash (the default 4 MB spills them to disk at 10M events), and no
-    JIT (the planner's estimates of these statements are large, and compiling took longer than running: 0.43 of
-    1.7 s, docs/benchmarks.md)."""
-    with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('work_mem', %s, true), set_config('jit', 'off', true)",
-            [f"{int(settings.CAIRN_REPORT_WORK_MEM_MB)}MB"],
-        )
-        yield cursor
 
 
 def group_join_sql(environment: Environment, group_by: PropertyRef | None, person_column: str) -> tuple[str, str, list]:

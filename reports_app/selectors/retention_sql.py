@@ -22,7 +22,8 @@ from events_app.models import DefinedEvent, Event
 from reports_app.query import ReportQuery
 from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_next
-from reports_app.selectors.person_steps import group_join_sql, report_cursor, step_events
+from reports_app.selectors.person_steps import group_join_sql, step_events
+from reports_app.selectors.report_cursor import report_cursor
 from reports_app.selectors.rollup_rows import rollup_part_sql, rollup_parts, rollups_answer
 from reports_app.selectors.series import POSTGRESQL_PATH, ROLLUP_PATH, events_filtered
 from users_app.models import Environment

@@ -12,8 +12,8 @@ A rollup row carries its original profile: the person of an event is the person 
 
 from datetime import UTC
 
-from django.db.models import BigIntegerField, F, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, TruncDate, TruncDay, TruncMonth, TruncWeek
+from django.db.models import BigIntegerField, DateField, F, Func, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, TruncDate
 
 from events_app.models import DefinedEvent, Event, PersonDayNameRollup, PersonDayRollup, RollupWatermark
 from events_app.rollups.models import WATERMARK_PK, rollups_supported
@@ -21,7 +21,25 @@ from reports_app.query import ReportQuery
 from reports_app.selectors.buckets import time_range
 from users_app.models import Environment
 
-DAY_TRUNC = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+DATE_INTERVALS = ("day", "week", "month")
+
+
+class _DateBucket(Func):
+    """The week or month of a UTC date, as a date: truncated as a timestamp without time zone, where Trunc* on a
+    date would make a timestamptz of it (a time zone conversion per row, and a bucket the planner has no
+    statistics for)."""
+
+    output_field = DateField()
+
+    def __init__(self, day, interval: str):
+        if interval not in ("week", "month"):
+            raise ValueError(f"not a date bucket: {interval!r}")
+        super().__init__(day, template=f"DATE_TRUNC('{interval}', %(expressions)s::timestamp)::date")
+
+
+def date_bucket(day, interval: str):
+    """The report bucket of a UTC date (an expression), a date: the day itself, or its week (Monday) or month."""
+    return day if interval == "day" else _DateBucket(day, interval)
 
 
 def rollups_answer(query: ReportQuery, *, defined_event: DefinedEvent | None) -> bool:
@@ -31,7 +49,7 @@ def rollups_answer(query: ReportQuery, *, defined_event: DefinedEvent | None) ->
     grouped by a user property is left to the events: its `Other` is counted again from the rows, which a union
     cannot be regrouped for. `defined_event`: the environment's defined event of the report's event name, or None
     (report_series reads it once)."""
-    if not rollups_supported() or query.interval not in DAY_TRUNC:
+    if not rollups_supported() or query.interval not in DATE_INTERVALS:
         return False
     if query.measure not in ("events", "unique_users", "unique_accounts"):
         return False
@@ -67,7 +85,7 @@ def rollup_part_sql(part: QuerySet, query: ReportQuery, *, counted: bool) -> Que
     day = F("day") if counted else TruncDate("timestamp", tzinfo=UTC)
     weight = F("events") if counted else Value(1, output_field=BigIntegerField())
     columns = {
-        "report_bucket": DAY_TRUNC[query.interval](day),
+        "report_bucket": date_bucket(day, query.interval),
         "report_profile_id": F("original_profile_id"),
         "report_weight": weight,
     }

@@ -53,10 +53,15 @@ class ReportResult:
     series: list[Series]
     computed_at: datetime = field(default_factory=timezone.now)
     path: str = ORM_PATH  # not in as_dict: how the numbers were computed is no part of the answer
-    # How they were computed, for the API's `explain=1`: the path, and for the rollups the watermark they read.
-    explain: dict = field(default_factory=dict)
+    # What the path read besides, for the API's `explain=1` (the rollups: the watermark they read).
+    details: dict = field(default_factory=dict)
     # The report's event is a defined event whose past events are still being matched (its backfill runs).
     backfilling: bool = False
+
+    @property
+    def explain(self) -> dict:
+        """How the numbers were computed, for the API's `explain=1`: the path and what it read."""
+        return {"path": self.path, **self.details}
 
     @property
     def bucket_labels(self) -> list[str]:
@@ -245,9 +250,9 @@ def _fastest_path(query: ReportQuery, defined_event: DefinedEvent | None) -> str
     return ROLLUP_PATH if rollups_answer(query, defined_event=defined_event) else POSTGRESQL_PATH
 
 
-def _rollup_rows(environment: Environment, query: ReportQuery, explain: dict) -> tuple[list[tuple], dict | None]:
+def _rollup_rows(environment: Environment, query: ReportQuery, details: dict) -> tuple[list[tuple], dict | None]:
     """The rollups and the events above their watermark, filtered alike, counted by PostgreSQL's pass."""
-    counted, newer, explain["rollups_through_event_id"] = rollup_parts(environment, query)
+    counted, newer, details["rollups_through_event_id"] = rollup_parts(environment, query)
     parts = []
     for part, is_counted in ((counted, True), (newer, False)):
         filtered, _ = events_filtered(part, environment, query.filters, matches=True)
@@ -276,9 +281,9 @@ def _report_numbers(
         return expressions.queryset.annotate(report_group=group)
 
     totals = None
-    explain = {"path": path}
+    details = {}
     if path == ROLLUP_PATH:
-        rows, totals = _rollup_rows(environment, query, explain)
+        rows, totals = _rollup_rows(environment, query, details)
     elif path == POSTGRESQL_PATH:
         inner_sql, inner_params = event_rows_sql(base, query, expressions, bucket)
         rows, totals = counted_rows(inner_sql, inner_params, query, environment)
@@ -296,7 +301,7 @@ def _report_numbers(
         series_values = values.setdefault(group_name, [0] * len(buckets))
         series_values[bucket_index[bucket_floor(_as_utc(moment), query.interval)]] += value
     if not values:
-        return ReportResult(query, buckets, [], path=path, explain=explain)
+        return ReportResult(query, buckets, [], path=path, details=details)
 
     if query.measure == "events":
         totals = {name: sum(series_values) for name, series_values in values.items()}
@@ -315,7 +320,7 @@ def _report_numbers(
         series.append(
             _other_series(grouped, query, top, rest, values, totals, measure, bucket, bucket_index, len(buckets))
         )
-    return ReportResult(query, buckets, series, path=path, explain=explain)
+    return ReportResult(query, buckets, series, path=path, details=details)
 
 
 def _other_series(grouped, query, top, rest, values, totals, measure, bucket, bucket_index, size) -> Series:

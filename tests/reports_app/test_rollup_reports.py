@@ -191,3 +191,15 @@ def test_the_watermark_never_passes_an_uncommitted_event(environment, settings):
     assert rolled.path == ROLLUP_PATH and sum(rolled.series[0].values) == 2
     assert PersonDayRollup.objects.filter(environment=environment).count() == 2
     assert connection.vendor == "postgresql"
+
+
+def test_a_report_leaves_the_planner_settings_of_its_caller_as_they_were(accounts):
+    """The report's statement plans with its own settings (series_sql.counted_rows); inside a caller's
+    transaction (this test's), the settings after it are the caller's again, for every measure."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL work_mem = '5MB'")
+        for measure in MEASURES:
+            rolled = report_series(environment=accounts, query=report(measure=measure, group_by="account.tier"))
+            assert rolled.path == ROLLUP_PATH and rolled.series
+            cursor.execute("SELECT current_setting('enable_sort'), current_setting('work_mem')")
+            assert cursor.fetchone() == ("on", "5MB"), measure
