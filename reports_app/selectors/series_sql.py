@@ -115,4 +115,3 @@ def counted_rows(
     if query.measure == "events":
         return rows, None
     return rows, {group_name: value for is_total, _, group_name, value in fetched if is_total}
-
