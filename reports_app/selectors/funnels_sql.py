@@ -18,9 +18,8 @@ Two forms of the attempt:
 
 from datetime import datetime
 
-from events_app.models import DefinedEvent
 from reports_app.query_funnels import FunnelQuery
-from reports_app.selectors.person_steps import group_join_sql, person_rows_sql, step_column
+from reports_app.selectors.person_steps import defined_events_named, group_join_sql, person_rows_sql, step_column
 from reports_app.selectors.report_cursor import report_cursor
 from reports_app.selectors.series import TOP_GROUPS
 from users_app.models import Environment
@@ -125,7 +124,7 @@ def postgresql_funnel_rows(
 ) -> list[tuple]:
     """[(group or None for Other, counts, medians)], the groups in order (module docstring)."""
     steps = len(step_names)
-    exclusive = not DefinedEvent.objects.filter(environment=environment, name__in=query.steps).exists()
+    exclusive = not defined_events_named(environment, query.steps)
     step_rows, params = _step_rows_sql(queryset, len(set(step_names)), exclusive=exclusive)
     repeats = len(set(step_names)) < steps
     attempts, attempt_params = (_attempts_by_position if repeats else _attempts_by_time)(

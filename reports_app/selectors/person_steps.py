@@ -30,14 +30,23 @@ PYTHON_PATH = "python"
 GROUP_LOOKUP_CHUNK = 2000
 
 
-def event_name_condition(environment: Environment, name: str, start: datetime, end: datetime) -> Q:
+def defined_events_named(environment: Environment, names: Iterable[str]) -> dict[str, DefinedEvent]:
+    """The environment's defined events among `names`, by name: one query for all of a report's names."""
+    return {item.name: item for item in DefinedEvent.objects.filter(environment=environment, name__in=list(names))}
+
+
+def event_name_condition(
+    environment: Environment, name: str, start: datetime, end: datetime, defined_event: DefinedEvent | None
+) -> Q:
     """The condition on an event for it to count as `name` in a funnel step or a retention event: the one
     place that says it. A raw name is a plain condition on the name (the (name, timestamp) index serves it);
     the name of a defined event (SPEC 13) takes Event.objects.named's events (its matches and any raw events of
-    that name) in [start, end)."""
-    if not DefinedEvent.objects.filter(environment=environment, name=name).exists():
+    that name) in [start, end). `defined_event`: the environment's defined event of `name`, or None
+    (defined_events_named)."""
+    if defined_event is None:
         return Q(name=name)
-    return Q(pk__in=Event.objects.named(environment, name, start=start, end=end).values("pk"))
+    named = Event.objects.named(environment, name, start=start, end=end, defined_event=defined_event)
+    return Q(pk__in=named.values("pk"))
 
 
 def step_events(environment: Environment, base: ReportQuery, names: list[str], start: datetime, end: datetime):
@@ -45,12 +54,13 @@ def step_events(environment: Environment, base: ReportQuery, names: list[str], s
     (read as the graph report reads them: a user property is the person's current value), annotated `step_<i>`:
     whether the event counts as names[i] (an event may count as several). One scan of the events for all the
     names: a scan per name read the same table pages once per name."""
-    conditions = [event_name_condition(environment, name, start, end) for name in names]
+    defined = defined_events_named(environment, names)
+    conditions = [event_name_condition(environment, name, start, end, defined.get(name)) for name in names]
     queryset = Event.objects.filter(environment=environment, timestamp__gte=start, timestamp__lt=end)
     # The raw names as one `name IN (...)`: an OR of `name = ...` conditions is read by a bitmap of each and then
     # the table's pages, where the IN list lets an index-only scan of event_by_name_time_cover read the steps.
-    raw = [name for name, condition in zip(names, conditions, strict=True) if condition == Q(name=name)]
-    others = [condition for name, condition in zip(names, conditions, strict=True) if name not in raw]
+    raw = [name for name in names if name not in defined]
+    others = [condition for name, condition in zip(names, conditions, strict=True) if name in defined]
     queryset = queryset.filter(reduce(operator.or_, [*([Q(name__in=raw)] if raw else []), *others]))
     queryset, _ = events_filtered(queryset, environment, base.filters)
     return queryset.annotate(

@@ -18,11 +18,11 @@ range has few enough buckets (then one pass counts, per cohort and period, the p
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from events_app.models import DefinedEvent, Event
+from events_app.models import Event
 from reports_app.query import ReportQuery
 from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_next
-from reports_app.selectors.person_steps import group_join_sql, step_events
+from reports_app.selectors.person_steps import defined_events_named, group_join_sql, step_events
 from reports_app.selectors.report_cursor import report_cursor
 from reports_app.selectors.rollup_rows import rollup_part_sql, rollup_parts, rollups_answer
 from reports_app.selectors.series import POSTGRESQL_PATH, ROLLUP_PATH, events_filtered
@@ -38,7 +38,7 @@ def _event_query(query: RetentionQuery, event: str, start: datetime, end: dateti
 def retention_path(environment: Environment, query: RetentionQuery, ranges) -> str:
     """ROLLUP_PATH when the rollups answer both the start and the return event's rows, else POSTGRESQL_PATH."""
     events = (query.start_event, query.return_event)
-    defined = {item.name: item for item in DefinedEvent.objects.filter(environment=environment, name__in=events)}
+    defined = defined_events_named(environment, events)
     for event, (start, end) in zip(events, ranges, strict=True):
         if not rollups_answer(_event_query(query, event, start, end), defined_event=defined.get(event)):
             return POSTGRESQL_PATH
