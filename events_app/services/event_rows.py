@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from functools import cache
 
+import orjson
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -81,9 +82,9 @@ def events_insert(
 def _copy_text(rows: list[tuple], received_at) -> bytes:
     """The rows (EVENT_COLUMNS) and received_at as COPY text, built in one go: one write, not one Python call of
     psycopg's per row (docs/benchmarks.md, "Ingest profile"). The ids are ints, the times aware datetimes
-    (ISO 8601, which timestamptz reads), the properties JSON text for the jsonb column: json.dumps escapes every
-    control character, so only its backslashes need escaping again."""
-    dumps, escapes = json.dumps, _COPY_ESCAPES
+    (ISO 8601, which timestamptz reads), the properties JSON text for the jsonb column (_properties_json), whose
+    control characters are escaped already, so only its backslashes need escaping again."""
+    dumps, escapes = _properties_json, _COPY_ESCAPES
     tail = f"\t{received_at.isoformat()}\n"
     lines = []
     for environment_id, profile_id, original_profile_id, session_id, name, moment, properties, key in rows:
@@ -95,6 +96,15 @@ def _copy_text(rows: list[tuple], received_at) -> bytes:
             f"{moment.isoformat()}\t{properties_text}\t{key_text}{tail}"
         )
     return "".join(lines).encode()
+
+
+def _properties_json(properties: dict) -> str:
+    """JSON text of an event's properties: by orjson, several times faster than json.dumps on the bulk path; by
+    json.dumps for what orjson refuses (an integer beyond 64 bits, which JSON and jsonb allow)."""
+    try:
+        return orjson.dumps(properties).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(properties)
 
 
 @cache

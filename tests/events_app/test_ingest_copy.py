@@ -57,3 +57,22 @@ def test_text_that_copy_would_read_as_escapes_or_separators_is_stored_as_sent(en
     assert all(event.properties == {"text": tricky, "n": 1.5} for event in stored)
     assert stored[0].idempotency_key == tricky and stored[1].idempotency_key is None
     assert all(event.timestamp == now and event.session_id is None for event in stored)
+
+
+@pytest.mark.parametrize("path", sorted(SIZES))
+def test_values_orjson_refuses_or_writes_differently_come_back_as_sent(environment, path):
+    """The COPY text's JSON comes from orjson, with json.dumps for what orjson refuses: an integer beyond 64
+    bits (valid JSON, and jsonb keeps it); large and small floats, nested arrays and non-ASCII keys round-trip."""
+    profile = profile_build(environment, 5)
+    now = timezone.now()
+    values = [
+        {"huge": 2**70, "negative": -(2**65)},
+        {"float": 1e16, "tiny": 5e-324, "nested": [[1, "ü"], {"k": None}], "ключ": True},
+    ]
+    batch = [
+        (environment.pk, profile.pk, profile.pk, None, "Signed up", now, values[index % 2], None)
+        for index in range(SIZES[path])
+    ]
+    events_insert(batch)
+    stored = [event.properties for event in Event.objects.order_by("pk")]
+    assert stored == [values[index % 2] for index in range(SIZES[path])]

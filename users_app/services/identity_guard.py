@@ -44,7 +44,10 @@ def _blocked_normal_forms(blocked: tuple[str, ...]) -> frozenset[str]:
 
 
 def _environment_blocked(environment: Environment) -> frozenset[str]:
-    return _blocked_normal_forms(tuple(str(item) for item in environment.blocked_identities or ()))
+    blocked = environment.blocked_identities
+    if not blocked:  # most environments: no tuple built per item of a bulk call
+        return frozenset()
+    return _blocked_normal_forms(tuple(str(item) for item in blocked))
 
 
 @lru_cache(maxsize=16384)
