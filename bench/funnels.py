@@ -123,14 +123,14 @@ def prepare(size: int, rebuild: bool) -> None:
 def catch_up_rollups(connection) -> None:
     """The rollups counted up to the last event, as beat keeps them (retention reads them), then vacuumed as
     autovacuum would after the inserts (an index-only scan needs the visibility map)."""
-    from events_app.models import PersonDayNameRollup, PersonDayRollup
     from events_app.rollups.catch_up import rollups_catch_up
+    from events_app.rollups.models import ROLLUP_MODELS
 
     started = time.monotonic()
     caught = rollups_catch_up()
     if caught.batches:
         with connection.cursor() as cursor:
-            for model in (PersonDayRollup, PersonDayNameRollup):
+            for model in ROLLUP_MODELS:
                 cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")  # fixed names
     seconds = time.monotonic() - started
     print(f"rollups_catch_up: {caught.batches} batches, {seconds:.1f} s, through event {caught.through_event_id}")

@@ -24,6 +24,7 @@ from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_next
 from reports_app.selectors.person_steps import defined_events_named, group_join_sql, step_events
 from reports_app.selectors.report_cursor import report_cursor
+from reports_app.selectors.retention_rollup_sql import rollup_return_masks, rollup_start_days
 from reports_app.selectors.rollup_rows import rollup_part_sql, rollup_parts, rollups_answer
 from reports_app.selectors.series import POSTGRESQL_PATH, ROLLUP_PATH, events_filtered
 from users_app.models import Environment
@@ -102,17 +103,37 @@ def postgresql_counts(environment: Environment, query: RetentionQuery, path: str
     """({(cohort, group): size}, {(cohort, group): {bucket: people}}, explain) in one statement. `ranges`: the
     start events' [start, end) and the return events'."""
     explain = {"path": path}
-    sources = []
-    for event, (start, end) in zip((query.start_event, query.return_event), ranges, strict=True):
-        if path == ROLLUP_PATH:
-            sources.append(_rollup_rows(environment, query, event, start, end, explain))
-        else:
-            sources.append(_event_rows(environment, query, event, start, end))
+    (start, end), (returns_from, returns_to) = ranges
     buckets = _buckets_of(query, ranges)
-    counts = _mask_counts if len(buckets) <= MASK_BUCKETS else _pair_counts
+    masked = len(buckets) <= MASK_BUCKETS
+    origin = buckets[0]
+    number = (
+        BUCKET_NUMBER[query.interval],
+        origin.year * 12 + origin.month if query.interval == "month" else origin.date(),
+    )
+    if path == ROLLUP_PATH:
+        starts = rollup_start_days(environment, _event_query(query, query.start_event, start, end), explain)
+        returns_query = _event_query(query, query.return_event, returns_from, returns_to)
+        if masked:
+            returns = rollup_return_masks(environment, returns_query, buckets, number, explain)
+        else:  # many buckets: (profile, day) rows of the per-day rollup, made distinct (person, bucket) pairs
+            returns = _rollup_rows(environment, query, query.return_event, returns_from, returns_to, explain)
+    else:
+        starts = _event_rows(environment, query, query.start_event, start, end)
+        returns = _event_rows(environment, query, query.return_event, returns_from, returns_to)
+        if masked:
+            returns = _day_masks(returns, number)
+    counts = _mask_counts if masked else _pair_counts
     with report_cursor(Event.objects.db) as cursor:
-        sizes, returns = counts(cursor, environment, query, sources, buckets)
+        sizes, returns = counts(cursor, environment, query, (starts, returns), buckets, number)
     return sizes, returns, explain
+
+
+def _day_masks(day_rows: tuple[str, list], number: tuple[str, object]) -> tuple[str, list]:
+    """Rows (profile, 1 << the bucket number of the day) from rows (profile, day)."""
+    (rows_sql, params), (number_sql, number_param) = day_rows, number
+    sql = f"SELECT profile, 1::bigint << {number_sql.format(day='day')} AS mask FROM ({rows_sql}) AS day_rows"
+    return sql, [number_param, *params]
 
 
 def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: str) -> tuple[str, list]:
@@ -130,18 +151,14 @@ def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: st
     return sql, [query.interval, *group_params]
 
 
-def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, dict]:
+def _mask_counts(cursor, environment, query, sources, buckets, number) -> tuple[dict, dict]:
     """Each person's return buckets as the bits of one bigint (a hash of people, not of (person, bucket) pairs),
-    then per cohort and group the people with bit `cohort + k` set, for each period k."""
+    then per cohort and group the people with bit `cohort + k` set, for each period k. The return rows are
+    (profile, mask): the bits of their buckets."""
     (starts_sql, starts_params), (returns_sql, returns_params) = sources
     cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql)
-    origin = buckets[0]
-    origin_param = origin.year * 12 + origin.month if query.interval == "month" else origin.date()
-    number = BUCKET_NUMBER[query.interval]
-    profile_masks = (
-        f"SELECT profile, bit_or(1::bigint << {number.format(day='day')}) AS profile_mask "
-        f"FROM ({returns_sql}) AS return_rows GROUP BY profile"
-    )
+    number_sql, origin_param = number
+    profile_masks = f"SELECT profile, bit_or(mask) AS profile_mask FROM ({returns_sql}) AS return_rows GROUP BY profile"
     periods = range(1, min(query.periods, len(buckets) - 1) + 1)
     # A period past the last bucket is left out by the caller; the CASE keeps its shift within the bigint.
     returned = "".join(
@@ -153,10 +170,10 @@ def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
         WITH {cohorts_sql},
         masks AS ({_per_person(profile_masks, "bit_or(profile_mask) AS mask", "return_profiles")}),
         placed AS (
-            SELECT grouped.cohort, grouped.grp, {number.format(day="grouped.first_day")} AS position, masks.mask
+            SELECT grouped.cohort, grouped.grp, {number_sql.format(day="grouped.first_day")} AS position, masks.mask
             FROM grouped LEFT JOIN masks ON masks.person = grouped.person)
         SELECT cohort, grp, count(*){returned} FROM placed GROUP BY 1, 2"""
-    cursor.execute(sql, [*starts_params, *cohorts_params, origin_param, *returns_params, origin_param])
+    cursor.execute(sql, [*starts_params, *cohorts_params, *returns_params, origin_param])
     sizes, returns = {}, {}
     for cohort, group, size, *counts in cursor.fetchall():
         key = (cohort.replace(tzinfo=UTC), group)
@@ -168,7 +185,7 @@ def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
     return sizes, returns
 
 
-def _pair_counts(cursor, environment, query, sources, buckets) -> tuple[dict, dict]:
+def _pair_counts(cursor, environment, query, sources, buckets, number) -> tuple[dict, dict]:
     """The distinct (person, bucket) of the return rows within `periods` buckets after the person's cohort."""
     (starts_sql, starts_params), (returns_sql, returns_params) = sources
     cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql)
