@@ -26,7 +26,7 @@ LOWEST_BIT = "bit_count(((({x}) & -({x})) - 1)::bit(64))::int"
 
 
 def chunk_masks(first: date, end: date) -> dict[int, int]:
-    """{chunk: the bits of its days in [first, end)} for every chunk the range touches."""
+    """{chunk: the bits of its days in [first, end)} for every chunk the range touches (none if it is empty)."""
     masks: dict[int, int] = {}
     for number in range(day_number(first), day_number(end)):
         chunk, bit = divmod(number, CHUNK_DAYS)
@@ -56,7 +56,10 @@ def _sources(environment: Environment, event_query: ReportQuery, explain: dict) 
     explain.setdefault("rollups_through_event_id", read_before)
     masks = _query_masks(event_query)
     activity = PersonActivityRollup.objects.filter(
-        environment=environment, name=event_query.event, chunk__gte=min(masks), chunk__lte=max(masks)
+        environment=environment,
+        name=event_query.event,
+        chunk__gte=min(masks, default=0),
+        chunk__lte=max(masks, default=-1),
     )
     activity, _ = events_filtered(activity, environment, event_query.filters, matches=True)
     activity_sql, activity_params = (
@@ -106,7 +109,8 @@ def rollup_return_masks(
             f"CASE WHEN days & {int(mask)}::bigint <> 0 THEN {1 << k}::bigint ELSE 0 END" for k, mask in tests
         )
         arms.append(f"WHEN {int(chunk)} THEN {bits}")
-    mask = f"CASE chunk {' '.join(arms)} ELSE 0::bigint END"
+    # No arm when no return bucket begins by `to` (a single month): no row has a return.
+    mask = f"CASE chunk {' '.join(arms)} ELSE 0::bigint END" if arms else "0::bigint"
     sql = f"""
         SELECT original_profile_id AS profile, {mask} AS mask FROM ({activity_sql}) AS a
         UNION ALL
