@@ -1,10 +1,13 @@
-"""Retention's PostgreSQL statement (reports_app/selectors/retention.py) over one of two sources of the same rows,
-(original profile, UTC day) per event of the start or the return event:
+"""Retention's PostgreSQL statement (reports_app/selectors/retention.py) over one of two sources of the same rows
+per original profile of the start event (profile, UTC day) and of the return event (profile, the bits of its
+buckets, or (profile, day) rows when the range has too many buckets for one bigint):
 
-- `ROLLUP_PATH`: events_app's PersonDayNameRollup rows of the event's name, plus the events above the rollups'
-  watermark, read in one statement as the graph report reads them (selectors/rollup_rows.py, whose helpers this
-  calls): a cohort and a return are whole buckets of days (day, week, month in UTC), so a per-day count answers
-  them exactly. Taken when rollups_answer says the rollups hold the rows (raw names, no event property);
+- `ROLLUP_PATH`: events_app's PersonActivityRollup, a profile's days of the name as bits per 63-day chunk, plus
+  the events above the rollups' watermark, read in one statement as the graph report reads them
+  (selectors/retention_rollup_sql.py): a cohort and a return are whole buckets of days (day, week, month in UTC),
+  so whether the profile had the event on a day answers them exactly. Taken when rollups_answer says the rollups
+  hold the rows (raw names, no event property). A daily report of more than MASK_BUCKETS days reads its returns
+  as (profile, day) rows of PersonDayNameRollup (selectors/rollup_rows.py);
 - `POSTGRESQL_PATH`: the events themselves (defined events, event-property filters), read from the covering index
   event_by_name_time_cover.
 
