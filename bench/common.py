@@ -115,7 +115,9 @@ def generate_people_and_events(size: int, *, api_key: str, names_sql: str = REPO
 LEAN_EVENTS_SQL = """
     WITH days AS (
         SELECT DISTINCT pid, floor(random() * %(days)s)::int AS day
-        FROM generate_series(%(first)s, %(last)s) AS pid, LATERAL generate_series(1, 1 + floor(random() * 6)::int)),
+        FROM (SELECT pid, 1 + floor(random() * 6)::int AS draws
+              FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS pid) AS drawn,
+             LATERAL generate_series(1, drawn.draws)),
     sessions AS (
         SELECT pid, day, row_number() OVER w AS nth, count(*) OVER (PARTITION BY pid) AS active_days,
                5 + floor(random() * 36)::int AS length, random() * 81000 AS opens_at, 5 + random() * 115 AS gap

@@ -127,8 +127,11 @@ def postgresql_counts(environment: Environment, query: RetentionQuery, path: str
         if masked:
             returns = _day_masks(returns, number)
     counts = _mask_counts if masked else _pair_counts
+    # The activity rollup has about one row per profile and chunk: reducing them per profile before the join to
+    # the tombstones would be a second hash aggregate of every row for nothing; the events have many per profile.
+    reduce = path != ROLLUP_PATH
     with report_cursor(Event.objects.db) as cursor:
-        sizes, returns = counts(cursor, environment, query, (starts, returns), buckets, number)
+        sizes, returns = counts(cursor, environment, query, (starts, returns), buckets, number, reduce)
     return sizes, returns, explain
 
 
@@ -139,11 +142,19 @@ def _day_masks(day_rows: tuple[str, list], number: tuple[str, object]) -> tuple[
     return sql, [number_param, *params]
 
 
-def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: str) -> tuple[str, list]:
+def _per_profile(rows_sql: str, column: str, aggregate: str, alias: str, reduce: bool) -> str:
+    """Rows (profile, `alias`) of rows (profile, `column`): `aggregate` of them per profile when `reduce`, else
+    each as it is (fixed texts)."""
+    if reduce:
+        return f"SELECT profile, {aggregate}({column}) AS {alias} FROM ({rows_sql}) AS per_profile GROUP BY profile"
+    return f"SELECT profile, {column} AS {alias} FROM ({rows_sql}) AS per_profile"
+
+
+def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: str, reduce: bool) -> tuple[str, list]:
     """The CTEs `tombstones`, `starts` (each person's first day) and `grouped` (with the bucket of that day, the
     cohort, and the person's group)."""
     group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "starts.person")
-    first_days = f"SELECT profile, min(day) AS first_day FROM ({starts_sql}) AS start_rows GROUP BY profile"
+    first_days = _per_profile(starts_sql, "day", "min", "first_day", reduce)
     sql = f"""
         tombstones AS MATERIALIZED ({tombstones_sql()}),
         starts AS ({_per_person(first_days, "min(first_day) AS first_day", "start_profiles")}),
@@ -154,14 +165,14 @@ def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: st
     return sql, [query.interval, *group_params]
 
 
-def _mask_counts(cursor, environment, query, sources, buckets, number) -> tuple[dict, dict]:
+def _mask_counts(cursor, environment, query, sources, buckets, number, reduce) -> tuple[dict, dict]:
     """Each person's return buckets as the bits of one bigint (a hash of people, not of (person, bucket) pairs),
     then per cohort and group the people with bit `cohort + k` set, for each period k. The return rows are
     (profile, mask): the bits of their buckets."""
     (starts_sql, starts_params), (returns_sql, returns_params) = sources
-    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql)
+    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql, reduce)
     number_sql, origin_param = number
-    profile_masks = f"SELECT profile, bit_or(mask) AS profile_mask FROM ({returns_sql}) AS return_rows GROUP BY profile"
+    profile_masks = _per_profile(returns_sql, "mask", "bit_or", "profile_mask", reduce)
     periods = range(1, min(query.periods, len(buckets) - 1) + 1)
     # A period past the last bucket is left out by the caller; the CASE keeps its shift within the bigint.
     returned = "".join(
@@ -188,10 +199,10 @@ def _mask_counts(cursor, environment, query, sources, buckets, number) -> tuple[
     return sizes, returns
 
 
-def _pair_counts(cursor, environment, query, sources, buckets, number) -> tuple[dict, dict]:
+def _pair_counts(cursor, environment, query, sources, buckets, number, reduce) -> tuple[dict, dict]:
     """The distinct (person, bucket) of the return rows within `periods` buckets after the person's cohort."""
     (starts_sql, starts_params), (returns_sql, returns_params) = sources
-    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql)
+    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql, reduce)
     profile_buckets = (  # pairs per profile first
         f"SELECT DISTINCT profile, date_trunc(%s, day::timestamp) AS bucket FROM ({returns_sql}) AS return_rows"
     )
