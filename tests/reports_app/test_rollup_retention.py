@@ -2,7 +2,9 @@
 events counted by the catch-up, part still above the watermark), late and out-of-order events that move a cohort
 or add a return, merges pending and done, undo, deleting a person, and a retention pass. The references are the
 PostgreSQL statement over the events and the Python walk (the one tests/reports_app/test_retention.py checks
-against hand-computed numbers), which every case must match cohort for cohort.
+against hand-computed numbers), which every case must match cohort for cohort. The activity rollup's own cases
+(edge_world) also check hand-computed cohorts and the rows' bits: range edges inside a 63-day chunk, a chunk
+boundary, late events above and below the watermark, a retention pass inside a chunk, the migration's backfill.
 
 The world is reports_app/conftest.py's (alice + 501 pending, bob + 502 done, carol, dave, 503), with its accounts.
 A funnel has no rollup path: its window is in seconds, which per-day rows cannot answer exactly."""
