@@ -185,8 +185,8 @@ def rollups_rebuild_until(*, environment_id: int, last_day) -> None:
         activity = PersonActivityRollup.objects.filter(environment_id=environment_id)
         activity.filter(chunk__lt=last_chunk).delete()
         with connection.cursor() as cursor:
-            # By hand, cast to bigint: the ORM's F("days").bitand(mask) gave 0 for every row with a mask whose low
-            # 32 bits are 0 (2**63 - 2**52), as if the mask had been cut to 32 bits.
+            # By hand, cast to bigint: the ORM's F("days").bitand(mask) set 0 on every row in a test with the mask
+            # 2**63 - 2**52 (the cause not found; its low 32 bits are 0).
             cursor.execute(
                 f"UPDATE {connection.ops.quote_name(PersonActivityRollup._meta.db_table)} SET days = days & %s::bigint "
                 "WHERE environment_id = %s AND chunk = %s",

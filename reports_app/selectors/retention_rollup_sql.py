@@ -3,7 +3,8 @@ as the bits of one bigint per 63-day chunk (bit `day_number % 63` of chunk `day_
 0001-01-01), plus the events above the rollups' watermark, read in the same statement (selectors/rollup_rows.py's
 newer part, one snapshot: an event is counted once, whether or not the catch-up ran).
 
-Two kinds of rows, for reports_app/selectors/retention_sql.py, which reduces them per profile and then per person:
+Two kinds of rows, for reports_app/selectors/retention_sql.py, which finds each row's person and reduces them
+per person (about one row per profile and chunk: no per-profile step first):
 - `rollup_start_days`: (profile, day), one per activity row: the first day of the row's chunk in [start, end)
   with a bit set (the lowest set bit of the days masked to the range), and one per newer event;
 - `rollup_return_masks`: (profile, mask), bit k set when the row has a day in the k-th bucket from the first
