@@ -28,6 +28,8 @@ def activity_backfill(apps, schema_editor):
             GROUP BY 1, 2, 3, 4""",
             [row[0]],
         )
+        # Planner statistics now, not at autovacuum's next pass: reports read it at once.
+        cursor.execute("ANALYZE events_app_personactivityrollup")
 
 
 class Migration(migrations.Migration):
