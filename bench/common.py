@@ -75,32 +75,13 @@ def generate_people_and_events(size: int, *, api_key: str, names_sql: str = REPO
     "generated in" line; the caller vacuums (it may add tables first)."""
     from django.db import connection
 
-    from users_app.models import property_key_hash
     from users_app.services.environments import environment_create
 
     environment = environment_create(name=f"Bench {size:,}", app_id=f"bench{size}", api_key=api_key).environment
     people = max(size // 20, 10)
-    tombstones = people // 10
     started = time.monotonic()
     with connection.cursor() as cursor:
-        first_person = people_insert(cursor, environment, people)
-        # Anonymous profiles merged into people with the merge still pending (SPEC 2 rule 4).
-        cursor.execute(
-            """
-            INSERT INTO users_app_profile (environment_id, user_id, identity, merged_into_id, first_seen,
-                                           last_seen, created_at)
-            SELECT %s, %s + g, NULL, %s + (g * 10) %% %s, %s::timestamptz, %s::timestamptz, now()
-            FROM generate_series(1, %s) g""",
-            [environment.pk, people, first_person, people, FROM, TO, tombstones],
-        )
-        cursor.execute(
-            """
-            INSERT INTO users_app_userproperty (profile_id, key, key_hash, value, is_number, set_at)
-            SELECT p.id, 'plan', %s, (%s::text[])[1 + (p.id * 7919) %% 5], false, now()
-            FROM users_app_profile p
-            WHERE p.environment_id = %s AND (p.merged_into_id IS NOT NULL OR p.id %% 10 <> 0)""",
-            [property_key_hash("plan"), PLANS, environment.pk],
-        )
+        first_person, tombstones = people_with_plans_insert(cursor, environment, people)
         indexes = event_indexes_drop(cursor)
         batch = 1_000_000
         for offset in range(0, size, batch):
@@ -124,6 +105,93 @@ def generate_people_and_events(size: int, *, api_key: str, names_sql: str = REPO
             print(f"  {offset + min(batch, size - offset):,} events ({time.monotonic() - started:.0f} s)", flush=True)
         event_indexes_create(cursor, indexes)
     return environment, started
+
+
+# bench/lean_data.py's shape (issue #16), set-based: per profile 1-6 active days (draws of the 90, the same day
+# drawn twice counting once), a session a day of 5-40 events 5 s to 2 min apart opening with a pageview; the first
+# session's second event is the Sign Up; 40% of people Activate at the end of their second day (their first if
+# they have one), a quarter of those with two days or more Upgrade near the end of their last; the rest 80%
+# pageview, 14% Click, 6% Search. The person-level draws are hashes of the profile id, so repeatable.
+LEAN_EVENTS_SQL = """
+    WITH days AS (
+        SELECT DISTINCT pid, floor(random() * %(days)s)::int AS day
+        FROM (SELECT pid, 1 + floor(random() * 6)::int AS draws
+              FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS pid) AS drawn,
+             LATERAL generate_series(1, drawn.draws)),
+    sessions AS (
+        SELECT pid, day, row_number() OVER w AS nth, count(*) OVER (PARTITION BY pid) AS active_days,
+               5 + floor(random() * 36)::int AS length, random() * 81000 AS opens_at, 5 + random() * 115 AS gap
+        FROM days WINDOW w AS (PARTITION BY pid ORDER BY day)),
+    positions AS (
+        SELECT s.*, position, random() AS r, (pid * 7919) %% 10 < 4 AS activates, (pid * 104729) %% 4 = 0 AS upgrades
+        FROM sessions s, LATERAL generate_series(0, s.length - 1) AS position)
+    INSERT INTO events_app_event (environment_id, profile_id, original_profile_id, session_id, name, timestamp,
+                                  properties, idempotency_key, received_at)
+    SELECT %(env)s, pid, pid, NULL,
+           CASE WHEN position = 0 THEN 'pageview'
+                WHEN nth = 1 AND position = 1 THEN 'Sign Up'
+                WHEN activates AND nth = least(2, active_days) AND position = length - 1 THEN 'Activate'
+                WHEN activates AND upgrades AND active_days >= 2 AND nth = active_days AND position = length - 2
+                     THEN 'Upgrade'
+                WHEN r < 0.8 THEN 'pageview' WHEN r < 0.94 THEN 'Click' ELSE 'Search' END,
+           %(start)s::timestamptz + day * interval '1 day' + (opens_at + position * gap) * interval '1 second',
+           '{}'::jsonb, NULL, now()
+    FROM positions"""
+
+
+def generate_lean_people_and_events(size: int, *, api_key: str):
+    """bench/lean_data.py's shape (LEAN_EVENTS_SQL; about `size` events, 13 profiles per 1,000 events) on
+    people_with_plans_insert's people, tombstones and plans, in batches of profiles. Returns as
+    generate_people_and_events does."""
+    from django.db import connection
+
+    from users_app.services.environments import environment_create
+
+    environment = environment_create(name=f"Bench {size:,}", app_id=f"bench{size}", api_key=api_key).environment
+    profiles = max(13, round(size * 13 / 1000))
+    people = profiles * 10 // 11  # and one tombstone per ten people: `profiles` in all
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        first_person, tombstones = people_with_plans_insert(cursor, environment, people)
+        indexes = event_indexes_drop(cursor)
+        batch = 13_000  # profiles: about 1,000,000 events
+        for offset in range(0, people + tombstones, batch):
+            last = first_person + min(offset + batch, people + tombstones) - 1
+            cursor.execute(
+                LEAN_EVENTS_SQL,
+                {"env": environment.pk, "start": FROM, "days": DAYS, "first": first_person + offset, "last": last},
+            )
+            print(f"  {offset + batch:,} profiles ({time.monotonic() - started:.0f} s)", flush=True)
+        event_indexes_create(cursor, indexes)
+    return environment, started
+
+
+def people_with_plans_insert(cursor, environment, people: int) -> tuple[int, int]:
+    """`people` people (people_insert), one in ten without a plan, plus one anonymous profile per ten people
+    merged into them with the merge *pending* (their events still on the tombstone, which has its own stale plan;
+    SPEC 2 rule 4). Returns (the first person's id, the tombstones' number): the tombstones' ids follow the
+    people's."""
+    from users_app.models import property_key_hash
+
+    first_person = people_insert(cursor, environment, people)
+    tombstones = people // 10
+    cursor.execute(
+        """
+        INSERT INTO users_app_profile (environment_id, user_id, identity, merged_into_id, first_seen,
+                                       last_seen, created_at)
+        SELECT %s, %s + g, NULL, %s + (g * 10) %% %s, %s::timestamptz, %s::timestamptz, now()
+        FROM generate_series(1, %s) g""",
+        [environment.pk, people, first_person, people, FROM, TO, tombstones],
+    )
+    cursor.execute(
+        """
+        INSERT INTO users_app_userproperty (profile_id, key, key_hash, value, is_number, set_at)
+        SELECT p.id, 'plan', %s, (%s::text[])[1 + (p.id * 7919) %% 5], false, now()
+        FROM users_app_profile p
+        WHERE p.environment_id = %s AND (p.merged_into_id IS NOT NULL OR p.id %% 10 <> 0)""",
+        [property_key_hash("plan"), PLANS, environment.pk],
+    )
+    return first_person, tombstones
 
 
 def people_insert(cursor, environment, people: int) -> int:

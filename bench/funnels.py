@@ -4,13 +4,18 @@ table (`user_id bigint, name text, ts timestamptz`, indexes (ts) and (name, ts),
 
     .venv/bin/python bench/funnels.py                 # 1,000,000 and 10,000,000 events
     .venv/bin/python bench/funnels.py --sizes 1000000 --repeat 7
+    .venv/bin/python bench/funnels.py --sizes 1000000 --shape lean
 
 Data is generated in SQL (INSERT ... SELECT generate_series, set-based, indexes built after the load) into one
-database per size, `cairn_bench_funnels_<size>`, on BENCH_PG (default postgres://postgres@127.0.0.1:5432), and
-reused by later runs (`--rebuild` to start over). People = events / 20, one in ten without a plan, plus one
-anonymous profile per ten people merged into them with the merge *pending* (their events still on the
-tombstone). Events over 90 days (2026-08-01 .. 2026-10-29): 4% "Sign Up", 3% "Activate", 2% "Upgrade", 76%
-"pageview", 15% "Click". The lean table holds the same events with each one's person as user_id.
+database per shape and size, `cairn_bench_funnels_<size>` (uniform) or `cairn_bench_funnels_lean_<size>`, on
+BENCH_PG (default postgres://postgres@127.0.0.1:5432), and reused by later runs (`--rebuild` to start over). Both
+shapes have one person in ten without a plan, plus one anonymous profile per ten people merged into them with the
+merge *pending* (their events still on the tombstone), over 90 days (2026-08-01 .. 2026-10-29):
+- `uniform` (the default): people = events / 20, each event of a random profile at a random moment: 4% "Sign Up",
+  3% "Activate", 2% "Upgrade", 76% "pageview", 15% "Click";
+- `lean`: bench/lean_data.py's realistic shape (issue #16; bench/common.py's LEAN_EVENTS_SQL): 13 profiles per
+  1,000 events, each active on 1-6 days, a session a day of 5-40 events, one Sign Up in the first session.
+The lean table holds the same events with each one's person as user_id.
 """
 
 import argparse
@@ -26,6 +31,7 @@ from bench.common import (  # noqa: E402
     FROM,
     TO,
     each_size_in_its_own_process,
+    generate_lean_people_and_events,
     generate_people_and_events,
     load_average,
     median_times,
@@ -87,11 +93,17 @@ FUNNEL_NAMES_SQL = """CASE WHEN r < 0.04 THEN 'Sign Up' WHEN r < 0.07 THEN 'Acti
                             WHEN r < 0.85 THEN 'pageview' ELSE 'Click' END"""
 
 
-def generate(size: int) -> None:
+SHAPES = ("uniform", "lean")
+
+
+def generate(size: int, shape: str) -> None:
     """Fill the (migrated, empty) database with `size` events and the lean table with the same events."""
     from django.db import connection
 
-    environment, started = generate_people_and_events(size, api_key=API_KEY, names_sql=FUNNEL_NAMES_SQL)
+    if shape == "lean":
+        environment, started = generate_lean_people_and_events(size, api_key=API_KEY)
+    else:
+        environment, started = generate_people_and_events(size, api_key=API_KEY, names_sql=FUNNEL_NAMES_SQL)
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE IF EXISTS bench_lean_events")
         cursor.execute("CREATE TABLE bench_lean_events (user_id bigint, name text, ts timestamptz)")
@@ -111,11 +123,11 @@ def generate(size: int) -> None:
     print(f"  generated in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def prepare(size: int, rebuild: bool) -> None:
-    database = f"cairn_bench_funnels_{size}"
+def prepare(size: int, shape: str, rebuild: bool) -> None:
+    database = f"cairn_bench_funnels_{size}" if shape == "uniform" else f"cairn_bench_funnels_{shape}_{size}"
     if prepare_database(database, rebuild=rebuild):
-        print(f"Generating {size:,} events into {database} ...", flush=True)
-        generate(size)
+        print(f"Generating {size:,} events ({shape}) into {database} ...", flush=True)
+        generate(size, shape)
     else:
         print(f"Reusing {database}", flush=True)
 
@@ -123,14 +135,14 @@ def prepare(size: int, rebuild: bool) -> None:
 def catch_up_rollups(connection) -> None:
     """The rollups counted up to the last event, as beat keeps them (retention reads them), then vacuumed as
     autovacuum would after the inserts (an index-only scan needs the visibility map)."""
-    from events_app.models import PersonDayNameRollup, PersonDayRollup
     from events_app.rollups.catch_up import rollups_catch_up
+    from events_app.rollups.models import ROLLUP_MODELS
 
     started = time.monotonic()
     caught = rollups_catch_up()
     if caught.batches:
         with connection.cursor() as cursor:
-            for model in (PersonDayRollup, PersonDayNameRollup):
+            for model in ROLLUP_MODELS:
                 cursor.execute(f"VACUUM ANALYZE {model._meta.db_table}")  # fixed names
     seconds = time.monotonic() - started
     print(f"rollups_catch_up: {caught.batches} batches, {seconds:.1f} s, through event {caught.through_event_id}")
@@ -232,14 +244,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (median); one warm-up first")
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the bench databases")
     parser.add_argument("--only", choices=["funnel", "retention"], help="time one report type only")
+    parser.add_argument("--shape", choices=SHAPES, default="uniform", help="the data's shape (module docstring)")
     arguments = parser.parse_args()
-    others = ["--repeat", str(arguments.repeat)] + (["--only", arguments.only] if arguments.only else [])
+    others = ["--repeat", str(arguments.repeat), "--shape", arguments.shape]
+    others += ["--only", arguments.only] if arguments.only else []
     if each_size_in_its_own_process(__file__, arguments.sizes, others + (["--rebuild"] if arguments.rebuild else [])):
         return
     size = arguments.sizes[0]
-    prepare(size, arguments.rebuild)
+    prepare(size, arguments.shape, arguments.rebuild)
     results = run(size, arguments.repeat, arguments.only)
-    print(f"load average at the end: {load_average()}")
+    print(
+        f"shape {arguments.shape}; load average at the end: {load_average()} ({open('/proc/loadavg').read().strip()})"
+    )
     print("\n| events | report | API (median) | plain SQL (median) | ratio | same numbers | path |")
     print("|---:|---|---:|---:|---:|---|---|")
     for size, title, api_seconds, sql_seconds, ratio, same, path in results:

@@ -280,6 +280,7 @@ class DefinedEventMatch(models.Model):
 # The rollups (events_app/rollups/models.py) are events_app's models too: re-exported here, where users_app's
 # deletion and retention, which may import events_app's models only, find them.
 from events_app.rollups.models import (  # noqa: E402
+    PersonActivityRollup,
     PersonDayNameRollup,
     PersonDayRollup,
     RollupWatermark,
@@ -291,6 +292,7 @@ __all__ = [
     "DefinedEvent",
     "DefinedEventMatch",
     "Event",
+    "PersonActivityRollup",
     "PersonDayNameRollup",
     "PersonDayRollup",
     "RollupWatermark",

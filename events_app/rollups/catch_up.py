@@ -22,9 +22,8 @@ from django.utils import timezone
 
 from events_app.models import Event
 from events_app.rollups.models import (
+    ROLLUP_MODELS,
     WATERMARK_PK,
-    PersonDayNameRollup,
-    PersonDayRollup,
     RollupWatermark,
     rollup_aggregate_sql,
     rollups_supported,
@@ -128,5 +127,5 @@ def _analyze_after_growth(event_ids: int) -> None:
         return
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        for model in (PersonDayRollup, PersonDayNameRollup):
+        for model in ROLLUP_MODELS:
             cursor.execute(f"ANALYZE {quote(model._meta.db_table)}")

@@ -1,10 +1,13 @@
-"""Retention's PostgreSQL statement (reports_app/selectors/retention.py) over one of two sources of the same rows,
-(original profile, UTC day) per event of the start or the return event:
+"""Retention's PostgreSQL statement (reports_app/selectors/retention.py) over one of two sources of the same rows
+per original profile of the start event (profile, UTC day) and of the return event (profile, the bits of its
+buckets, or (profile, day) rows when the range has too many buckets for one bigint):
 
-- `ROLLUP_PATH`: events_app's PersonDayNameRollup rows of the event's name, plus the events above the rollups'
-  watermark, read in one statement as the graph report reads them (selectors/rollup_rows.py, whose helpers this
-  calls): a cohort and a return are whole buckets of days (day, week, month in UTC), so a per-day count answers
-  them exactly. Taken when rollups_answer says the rollups hold the rows (raw names, no event property);
+- `ROLLUP_PATH`: events_app's PersonActivityRollup, a profile's days of the name as bits per 63-day chunk, plus
+  the events above the rollups' watermark, read in one statement as the graph report reads them
+  (selectors/retention_rollup_sql.py): a cohort and a return are whole buckets of days (day, week, month in UTC),
+  so whether the profile had the event on a day answers them exactly. Taken when rollups_answer says the rollups
+  hold the rows (raw names, no event property). A daily report of more than MASK_BUCKETS days reads its returns
+  as (profile, day) rows of PersonDayNameRollup (selectors/rollup_rows.py);
 - `POSTGRESQL_PATH`: the events themselves (defined events, event-property filters), read from the covering index
   event_by_name_time_cover.
 
@@ -24,6 +27,7 @@ from reports_app.query_funnels import RetentionQuery
 from reports_app.selectors.buckets import bucket_floor, bucket_next
 from reports_app.selectors.person_steps import defined_events_named, group_join_sql, step_events
 from reports_app.selectors.report_cursor import report_cursor
+from reports_app.selectors.retention_rollup_sql import rollup_return_masks, rollup_start_days
 from reports_app.selectors.rollup_rows import rollup_part_sql, rollup_parts, rollups_answer
 from reports_app.selectors.series import POSTGRESQL_PATH, ROLLUP_PATH, events_filtered
 from users_app.models import Environment
@@ -102,24 +106,55 @@ def postgresql_counts(environment: Environment, query: RetentionQuery, path: str
     """({(cohort, group): size}, {(cohort, group): {bucket: people}}, explain) in one statement. `ranges`: the
     start events' [start, end) and the return events'."""
     explain = {"path": path}
-    sources = []
-    for event, (start, end) in zip((query.start_event, query.return_event), ranges, strict=True):
-        if path == ROLLUP_PATH:
-            sources.append(_rollup_rows(environment, query, event, start, end, explain))
-        else:
-            sources.append(_event_rows(environment, query, event, start, end))
+    (start, end), (returns_from, returns_to) = ranges
     buckets = _buckets_of(query, ranges)
-    counts = _mask_counts if len(buckets) <= MASK_BUCKETS else _pair_counts
+    masked = len(buckets) <= MASK_BUCKETS
+    origin = buckets[0]
+    number = (
+        BUCKET_NUMBER[query.interval],
+        origin.year * 12 + origin.month if query.interval == "month" else origin.date(),
+    )
+    if path == ROLLUP_PATH:
+        starts = rollup_start_days(environment, _event_query(query, query.start_event, start, end), explain)
+        returns_query = _event_query(query, query.return_event, returns_from, returns_to)
+        if masked:
+            returns = rollup_return_masks(environment, returns_query, buckets, number, explain)
+        else:  # many buckets: (profile, day) rows of the per-day rollup, made distinct (person, bucket) pairs
+            returns = _rollup_rows(environment, query, query.return_event, returns_from, returns_to, explain)
+    else:
+        starts = _event_rows(environment, query, query.start_event, start, end)
+        returns = _event_rows(environment, query, query.return_event, returns_from, returns_to)
+        if masked:
+            returns = _day_masks(returns, number)
+    counts = _mask_counts if masked else _pair_counts
+    # The activity rollup has about one row per profile and chunk: reducing them per profile before the join to
+    # the tombstones would be a second hash aggregate of every row for nothing; the events have many per profile.
+    reduce = path != ROLLUP_PATH
     with report_cursor(Event.objects.db) as cursor:
-        sizes, returns = counts(cursor, environment, query, sources, buckets)
+        sizes, returns = counts(cursor, environment, query, (starts, returns), buckets, number, reduce)
     return sizes, returns, explain
 
 
-def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: str) -> tuple[str, list]:
+def _day_masks(day_rows: tuple[str, list], number: tuple[str, object]) -> tuple[str, list]:
+    """Rows (profile, 1 << the bucket number of the day) from rows (profile, day)."""
+    (rows_sql, params), (number_sql, number_param) = day_rows, number
+    sql = f"SELECT profile, 1::bigint << {number_sql.format(day='day')} AS mask FROM ({rows_sql}) AS day_rows"
+    return sql, [number_param, *params]
+
+
+def _per_profile(rows_sql: str, column: str, aggregate: str, alias: str, reduce: bool) -> str:
+    """Rows (profile, `alias`) of rows (profile, `column`): `aggregate` of them per profile when `reduce`, else
+    each as it is (fixed texts)."""
+    if reduce:
+        return f"SELECT profile, {aggregate}({column}) AS {alias} FROM ({rows_sql}) AS per_profile GROUP BY profile"
+    return f"SELECT profile, {column} AS {alias} FROM ({rows_sql}) AS per_profile"
+
+
+def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: str, reduce: bool) -> tuple[str, list]:
     """The CTEs `tombstones`, `starts` (each person's first day) and `grouped` (with the bucket of that day, the
     cohort, and the person's group)."""
     group_sql, group_join, group_params = group_join_sql(environment, query.base.group_by, "starts.person")
-    first_days = f"SELECT profile, min(day) AS first_day FROM ({starts_sql}) AS start_rows GROUP BY profile"
+    first_days = _per_profile(starts_sql, "day", "min", "first_day", reduce)
     sql = f"""
         tombstones AS MATERIALIZED ({tombstones_sql()}),
         starts AS ({_per_person(first_days, "min(first_day) AS first_day", "start_profiles")}),
@@ -130,18 +165,14 @@ def _cohorts_sql(environment: Environment, query: RetentionQuery, starts_sql: st
     return sql, [query.interval, *group_params]
 
 
-def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, dict]:
+def _mask_counts(cursor, environment, query, sources, buckets, number, reduce) -> tuple[dict, dict]:
     """Each person's return buckets as the bits of one bigint (a hash of people, not of (person, bucket) pairs),
-    then per cohort and group the people with bit `cohort + k` set, for each period k."""
+    then per cohort and group the people with bit `cohort + k` set, for each period k. The return rows are
+    (profile, mask): the bits of their buckets."""
     (starts_sql, starts_params), (returns_sql, returns_params) = sources
-    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql)
-    origin = buckets[0]
-    origin_param = origin.year * 12 + origin.month if query.interval == "month" else origin.date()
-    number = BUCKET_NUMBER[query.interval]
-    profile_masks = (
-        f"SELECT profile, bit_or(1::bigint << {number.format(day='day')}) AS profile_mask "
-        f"FROM ({returns_sql}) AS return_rows GROUP BY profile"
-    )
+    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql, reduce)
+    number_sql, origin_param = number
+    profile_masks = _per_profile(returns_sql, "mask", "bit_or", "profile_mask", reduce)
     periods = range(1, min(query.periods, len(buckets) - 1) + 1)
     # A period past the last bucket is left out by the caller; the CASE keeps its shift within the bigint.
     returned = "".join(
@@ -153,10 +184,10 @@ def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
         WITH {cohorts_sql},
         masks AS ({_per_person(profile_masks, "bit_or(profile_mask) AS mask", "return_profiles")}),
         placed AS (
-            SELECT grouped.cohort, grouped.grp, {number.format(day="grouped.first_day")} AS position, masks.mask
+            SELECT grouped.cohort, grouped.grp, {number_sql.format(day="grouped.first_day")} AS position, masks.mask
             FROM grouped LEFT JOIN masks ON masks.person = grouped.person)
         SELECT cohort, grp, count(*){returned} FROM placed GROUP BY 1, 2"""
-    cursor.execute(sql, [*starts_params, *cohorts_params, origin_param, *returns_params, origin_param])
+    cursor.execute(sql, [*starts_params, *cohorts_params, *returns_params, origin_param])
     sizes, returns = {}, {}
     for cohort, group, size, *counts in cursor.fetchall():
         key = (cohort.replace(tzinfo=UTC), group)
@@ -168,10 +199,10 @@ def _mask_counts(cursor, environment, query, sources, buckets) -> tuple[dict, di
     return sizes, returns
 
 
-def _pair_counts(cursor, environment, query, sources, buckets) -> tuple[dict, dict]:
+def _pair_counts(cursor, environment, query, sources, buckets, number, reduce) -> tuple[dict, dict]:
     """The distinct (person, bucket) of the return rows within `periods` buckets after the person's cohort."""
     (starts_sql, starts_params), (returns_sql, returns_params) = sources
-    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql)
+    cohorts_sql, cohorts_params = _cohorts_sql(environment, query, starts_sql, reduce)
     profile_buckets = (  # pairs per profile first
         f"SELECT DISTINCT profile, date_trunc(%s, day::timestamp) AS bucket FROM ({returns_sql}) AS return_rows"
     )

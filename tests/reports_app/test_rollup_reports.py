@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db import connection, connections, transaction
 
-from events_app.models import Event, PersonDayNameRollup, PersonDayRollup, RollupWatermark
+from events_app.models import Event, PersonActivityRollup, PersonDayNameRollup, PersonDayRollup, RollupWatermark
 from events_app.rollups.catch_up import rollups_catch_up
 from reports_app.selectors import report_series
 from reports_app.selectors.series import ORM_PATH, POSTGRESQL_PATH, ROLLUP_PATH
@@ -108,9 +108,11 @@ def test_deleting_a_person_leaves_no_rollup_rows(accounts):
     alice = Profile.objects.get(environment=accounts, identity="alice")
     members = {alice.pk, *Profile.objects.filter(merged_into=alice).values_list("pk", flat=True)}
     assert PersonDayRollup.objects.filter(original_profile_id__in=members).exists()
+    assert PersonActivityRollup.objects.filter(original_profile_id__in=members).exists()
     person_delete(person_pk=alice.pk)
     assert not PersonDayRollup.objects.filter(original_profile_id__in=members).exists()
     assert not PersonDayNameRollup.objects.filter(original_profile_id__in=members).exists()
+    assert not PersonActivityRollup.objects.filter(original_profile_id__in=members).exists()
     assert every_report_agrees(accounts) > 30
 
 

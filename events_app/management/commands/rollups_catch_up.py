@@ -6,9 +6,9 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from events_app.models import PersonDayNameRollup, PersonDayRollup, RollupWatermark
+from events_app.models import RollupWatermark
 from events_app.rollups.catch_up import rollups_catch_up
-from events_app.rollups.models import WATERMARK_PK, rollups_supported
+from events_app.rollups.models import ROLLUP_MODELS, WATERMARK_PK, rollups_supported
 
 BUSY_RETRIES = 30
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         if rebuild:
             with transaction.atomic():
                 RollupWatermark.objects.select_for_update().get_or_create(pk=WATERMARK_PK)
-                for model in (PersonDayRollup, PersonDayNameRollup):
+                for model in ROLLUP_MODELS:
                     model.objects.all().delete()
                 RollupWatermark.objects.filter(pk=WATERMARK_PK).update(through_event_id=0)
         result = rollups_catch_up()
