@@ -222,7 +222,7 @@ def resolve_targets(unit: IngestUnitOfWork, targets: list[Target], seen: SeenBou
 
 def drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[TrackItem]:
     """An idempotency_key is stored once: skip keys already stored or repeated earlier in this call.
-    (Concurrent duplicates are caught by the unique constraint when inserting.)"""
+    (A key a concurrent call stores meanwhile is caught by events_insert's claim of the keys.)"""
     keys = {item.idempotency_key for item in items if item.idempotency_key}
     seen = stored_idempotency_keys(environment, keys) if keys else set()
     fresh = []

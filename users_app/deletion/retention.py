@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from events_app.models import DefinedEventMatch, Event, Session, rollups_rebuild_until
+from events_app.models import Event, Session, event_side_rows_delete, rollups_rebuild_until
 from users_app.models import Environment
 
 RETENTION_BATCH_SIZE = 5000
@@ -39,8 +39,8 @@ def _delete_batches(queryset, model) -> int:
             pks = list(queryset.values_list("pk", flat=True)[:batch_size])
             if not pks:
                 return total
-            if model is Event:  # their defined-event matches, keyed by event id (no foreign key to cascade)
-                DefinedEventMatch.objects.filter(event_id__in=pks).delete()
+            if model is Event:  # their matches and keys, keyed by event id (no foreign key to cascade)
+                event_side_rows_delete(pks)
             total += model.objects.filter(pk__in=pks).delete()[1].get(model._meta.label, 0)
 
 
