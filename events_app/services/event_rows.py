@@ -89,38 +89,41 @@ def _id_values(ids: list[int] | None, count: int) -> list[tuple]:
 
 
 def _keys_claim(rows: list[tuple]) -> list[int | None] | None:
-    """PostgreSQL: claim the rows' idempotency keys in EventIdempotencyKey, each with the id its event will take
-    from the events' sequence. Answers, for each row, the id it is to be stored with, or None for a row to skip:
-    its key was stored already, by an earlier call or by a concurrent one (whose claim this INSERT waited for;
-    had that call rolled back, this one claims the key), or by an earlier row of the batch. Rows without a key
-    get an id from the same statement, so a batch is one COPY. None when no row has a key (the events take
-    their ids themselves). The keys go in one sorted order, so two calls claiming overlapping keys wait for one
-    another in that order and never deadlock."""
-    sent = sorted({(row[0], row[7]) for row in rows if row[7] is not None})
-    if not sent:
+    """PostgreSQL: claim the rows' idempotency keys in EventIdempotencyKey, each with the id its event will have.
+    Every row gets an id from the events' sequence, in the rows' order, in the same statement (so a batch is still
+    one COPY). Answers, for each row, that id, or None for a row to skip: its key was stored already, by an earlier
+    call or by a concurrent one (whose claim this INSERT waits for; had that call rolled back, this one claims the
+    key), or by an earlier row of the batch. None when no row has a key (the events take their ids themselves).
+    The keys go in one sorted order, so two calls claiming overlapping keys wait for one another in that order
+    and never deadlock."""
+    first_of_key: dict[tuple[int, str], int] = {}
+    for position, row in enumerate(rows):
+        if row[7] is not None:
+            first_of_key.setdefault((row[0], row[7]), position)
+    if not first_of_key:
         return None
     quote = connection.ops.quote_name
     table, keys = quote(Event._meta.db_table), quote(EventIdempotencyKey._meta.db_table)
-    sequence = f"nextval(pg_get_serial_sequence('{table}', 'id'))"
     sql = (
-        f"WITH claimed AS (INSERT INTO {keys} (environment_id, key, event_id) "
-        f"SELECT sent.environment_id, sent.key, {sequence} "
-        f"FROM unnest(%s::bigint[], %s::text[]) AS sent (environment_id, key) ORDER BY sent.environment_id, sent.key "
-        f"ON CONFLICT DO NOTHING RETURNING environment_id, key, event_id) "
-        f"SELECT environment_id, key, event_id FROM claimed "
-        f"UNION ALL SELECT NULL, NULL, {sequence} FROM generate_series(1, %s)"
+        f"WITH numbered AS MATERIALIZED (SELECT position, nextval(pg_get_serial_sequence('{table}', 'id')) AS id "
+        f"FROM generate_series(0, %s) AS position), "
+        f"claimed AS (INSERT INTO {keys} (environment_id, key, event_id) "
+        f"SELECT sent.environment_id, sent.key, numbered.id "
+        f"FROM unnest(%s::bigint[], %s::text[], %s::int[]) AS sent (environment_id, key, position) "
+        f"JOIN numbered USING (position) ORDER BY sent.environment_id, sent.key "
+        f"ON CONFLICT DO NOTHING RETURNING event_id) "
+        f"SELECT numbered.id, claimed.event_id IS NOT NULL FROM numbered "
+        f"LEFT JOIN claimed ON claimed.event_id = numbered.id ORDER BY numbered.position"
     )
-    unkeyed = sum(1 for row in rows if row[7] is None)
+    sent = list(first_of_key.items())
+    params = [len(rows) - 1, [pair[0] for pair, _ in sent], [pair[1] for pair, _ in sent], [p for _, p in sent]]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [[environment for environment, _ in sent], [key for _, key in sent], unkeyed])
+        cursor.execute(sql, params)
         answered = cursor.fetchall()
-    claimed = {(environment, key): event_id for environment, key, event_id in answered if key is not None}
-    spare = [event_id for _, key, event_id in answered if key is None]
-    ids = []
-    for row in rows:
-        # pop: a key repeated later in the batch finds its claim taken.
-        ids.append(spare.pop() if row[7] is None else claimed.pop((row[0], row[7]), None))
-    return ids
+    return [
+        event_id if row[7] is None or (claimed and first_of_key[(row[0], row[7])] == position) else None
+        for position, (row, (event_id, claimed)) in enumerate(zip(rows, answered, strict=True))
+    ]
 
 
 def _copy_text(rows: list[tuple], received_at, ids: list[int] | None = None) -> bytes:
