@@ -305,7 +305,9 @@ class DefinedEventMatch(models.Model):
 
 
 # The rollups (events_app/rollups/models.py) are events_app's models too: re-exported here, where users_app's
-# deletion and retention, which may import events_app's models only, find them.
+# deletion and retention, which may import events_app's models only, find them; the same for the partitions' step
+# of retention.
+from events_app.partitions import expired_partitions_drop  # noqa: E402
 from events_app.rollups.models import (  # noqa: E402
     PersonDayNameRollup,
     PersonDayRollup,
@@ -324,6 +326,7 @@ __all__ = [
     "RollupWatermark",
     "Session",
     "event_side_rows_delete",
+    "expired_partitions_drop",
     "rollups_forget_profiles",
     "rollups_rebuild_until",
 ]

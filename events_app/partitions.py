@@ -247,14 +247,21 @@ def _environments_in(cursor, partition: str) -> list[int]:
     return [environment_id for (environment_id,) in cursor.fetchall()]
 
 
-def expired_partitions_drop(cutoffs: dict[int, datetime], *, table: str = EVENTS_TABLE) -> dict[date, list[int]]:
+@dataclass
+class DroppedPartition:
+    month: date
+    environments: list[int]
+    events: int
+
+
+def expired_partitions_drop(cutoffs: dict[int, datetime], *, table: str = EVENTS_TABLE) -> list[DroppedPartition]:
     """Drop (detach, then drop) each month's partition whose rows all belong to environments whose retention
     cutoff (`cutoffs`: {environment pk: events before this time expire}) is at or after the month's end. The rows
     keyed by its events' ids go in the same transaction (defined-event matches, idempotency keys), so a report
-    sees the month's events and their matches whole or gone. Answers {month dropped: its environments}: the caller
-    rebuilds their rollups and removes the sessions left empty, as after the batched DELETE. Partitions without
+    sees the month's events and their matches whole or gone. Answers the partitions dropped: the caller rebuilds
+    their environments' rollups and removes the sessions left empty, as after the batched DELETE. Partitions without
     rows stay (cheap; late events of their month still land in them)."""
-    dropped: dict[date, list[int]] = {}
+    dropped: list[DroppedPartition] = []
     if not cutoffs or not is_partitioned(table):
         return dropped
     quote = connection.ops.quote_name
@@ -273,10 +280,12 @@ def expired_partitions_drop(cutoffs: dict[int, datetime], *, table: str = EVENTS
                 environments = _environments_in(cursor, partition)
                 if not environments or not set(environments) <= expired:
                     continue
+                cursor.execute(f"SELECT count(*) FROM {partition}")
+                (events,) = cursor.fetchone()
                 _side_rows_of_partition_delete(cursor, partition)
                 cursor.execute(f"ALTER TABLE {quote(table)} DETACH PARTITION {partition}")
                 cursor.execute(f"DROP TABLE {partition}")
-                dropped[month] = environments
+                dropped.append(DroppedPartition(month=month, environments=environments, events=events))
         except DatabaseError:  # lock_timeout: retention's batched DELETE takes the month this time
             continue
     return dropped
