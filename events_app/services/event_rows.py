@@ -38,29 +38,31 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 
 def events_insert(
     rows: list[tuple], insert: InsertRows = rows_insert, definitions: CompiledDefinitions | None = None
-) -> None:
+) -> int:
     """Store new events given as EVENT_COLUMNS tuples. On PostgreSQL a batch goes by COPY, several times
     faster than a bulk INSERT (docs/benchmarks.md). The idempotency keys are claimed first, in the same
     transaction (_keys_claim): an event whose key a concurrent call stored first is skipped, the rest of the batch
     kept. `insert`: how the INSERT of a few events (or the fallback) is sent; ingest holds it back for its call's
     last writes (IngestUnitOfWork.insert_later). `definitions`: the environment's defined events
-    (defined_events/cache.py); the events matching one are stored with their match rows (_matched_insert)."""
+    (defined_events/cache.py); the events matching one are stored with their match rows (_matched_insert).
+    Answers how many were stored (those skipped for their key are not)."""
     if not rows:
-        return
+        return 0
     received_at = timezone.now()
     matched = [() for _ in rows]
     if definitions is not None:
         matched = [definitions.matching(row[4], row[6]) for row in rows]
     if connection.vendor != "postgresql":
         # SQLite (the embedded default): an event with a key or a match goes alone, as it needs its id answered.
-        _one_by_one_insert([(row, pks) for row, pks in zip(rows, matched, strict=True) if pks or row[7] is not None])
+        alone = [(row, pks) for row, pks in zip(rows, matched, strict=True) if pks or row[7] is not None]
         rows = [row for row, pks in zip(rows, matched, strict=True) if not pks and row[7] is None]
         insert(Event, (*EVENT_COLUMNS, "received_at"), [(*row, received_at) for row in rows])
-        return
+        return _one_by_one_insert(alone) + len(rows)
     ids = _keys_claim(rows)
     if ids is not None:  # the rows whose key was claimed (or without one), each with the id it will have
         kept = [index for index, event_id in enumerate(ids) if event_id is not None]
         rows, matched, ids = [rows[i] for i in kept], [matched[i] for i in kept], [ids[i] for i in kept]
+    stored = len(rows)
     if any(matched):
         _matched_insert(
             [(row, pks, ids and ids[i]) for i, (row, pks) in enumerate(zip(rows, matched, strict=True)) if pks],
@@ -69,18 +71,19 @@ def events_insert(
         unmatched = [i for i, pks in enumerate(matched) if not pks]
         rows, ids = [rows[i] for i in unmatched], ids and [ids[i] for i in unmatched]
     if not rows:
-        return
+        return stored
     id_column = ("id",) if ids else ()
     if len(rows) >= COPY_MIN_ROWS:
         copy_sql = f"COPY {Event._meta.db_table} ({', '.join((*id_column, *EVENT_COLUMNS))}, received_at) FROM STDIN"
         with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
             copy.write(_copy_text(rows, received_at, ids))
-        return
+        return stored
     insert(
         Event,
         (*id_column, *EVENT_COLUMNS, "received_at"),
         [(*id_values, *row, received_at) for id_values, row in zip(_id_values(ids, len(rows)), rows, strict=True)],
     )
+    return stored
 
 
 def _id_values(ids: list[int] | None, count: int) -> list[tuple]:
@@ -185,11 +188,11 @@ def _matched_insert(triples: Sequence[tuple[tuple, tuple[int, ...], int | None]]
         cursor.execute(_matched_sql(), [json.dumps(document, default=_iso)])
 
 
-def _one_by_one_insert(pairs: Sequence[tuple[tuple, tuple[int, ...]]]) -> None:
+def _one_by_one_insert(pairs: Sequence[tuple[tuple, tuple[int, ...]]]) -> int:
     """SQLite (the embedded default, where writers take turns): events with an idempotency key or matches, one at a
     time. The key is claimed first (a key stored already skips its event), then the event answers its id for the
     key and the match rows."""
-    received_at = timezone.now()
+    received_at, stored = timezone.now(), 0
     for row, pks in pairs:
         environment_id, key = row[0], row[7]
         if key is not None:
@@ -201,6 +204,7 @@ def _one_by_one_insert(pairs: Sequence[tuple[tuple, tuple[int, ...]]]) -> None:
             ):
                 continue
         ((event_id,),) = rows_insert(Event, (*EVENT_COLUMNS, "received_at"), [(*row, received_at)], returning=("id",))
+        stored += 1
         if key is not None:
             EventIdempotencyKey.objects.filter(environment_id=environment_id, key=key).update(event_id=event_id)
         if pks:
@@ -210,6 +214,7 @@ def _one_by_one_insert(pairs: Sequence[tuple[tuple, tuple[int, ...]]]) -> None:
                 [(pk, event_id, row[5], row[2]) for pk in pks],
                 on_conflict="ON CONFLICT DO NOTHING",
             )
+    return stored
 
 
 def _iso(value):

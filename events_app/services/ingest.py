@@ -293,7 +293,8 @@ def events_write(*, unit: IngestUnitOfWork, items: list[TrackItem]) -> int:
     ]
     sessions_assign(unit=unit, needs=needs)
     environment_pk = unit.environment.pk
-    events_insert(
+    # Fewer than the items when a concurrent call stored one of their idempotency keys first.
+    stored = events_insert(
         [
             (
                 environment_pk,
@@ -311,7 +312,7 @@ def events_write(*, unit: IngestUnitOfWork, items: list[TrackItem]) -> int:
         definitions_for_ingest(unit.environment),  # None (nothing to match) unless the environment defined events
     )
     _touch_profiles(unit, items)
-    return len(items)
+    return stored
 
 
 # ---- the calls ----------------------------------------------------------------------------------------
