@@ -232,6 +232,20 @@ def event_partitions_ensure(*, now: datetime | None = None, table: str = EVENTS_
     return result
 
 
+def event_partitions_cover(first: date, last: date, *, table: str = EVENTS_TABLE) -> list[date]:
+    """Make the partitions of every month from `first`'s to `last`'s that has none (a bulk load of history, before
+    its rows go in: bench/common.py); answers those made."""
+    if not is_partitioned(table):
+        return []
+    existing, made, month = set(partition_months(table)), [], month_start(first)
+    while month <= last:
+        if month not in existing:
+            _month_partition_add(table, month)
+            made.append(month)
+        month = month_after(month)
+    return made
+
+
 # ---- retention ----------------------------------------------------------------------------------------------
 
 
