@@ -1,6 +1,6 @@
 """Event rows as ingest stores them: plain tuples in EVENT_COLUMNS order, no model instances (building 1,000
-of them costs more than storing them), the match rows of the defined events they match, and the probe of the
-idempotency keys already stored."""
+of them costs more than storing them), the match rows of the defined events they match, the probe of the
+idempotency keys already stored and the claim of new ones (EventIdempotencyKey)."""
 
 import json
 from collections.abc import Sequence
@@ -42,7 +42,7 @@ def events_insert(
     """Store new events given as EVENT_COLUMNS tuples. On PostgreSQL a batch goes by COPY, several times
     faster than a bulk INSERT (docs/benchmarks.md). The idempotency keys are claimed first, in the same
     transaction (_keys_claim): an event whose key a concurrent call stored first is skipped, the rest of the batch
-    kept. `insert`: how the INSERT of a few events (or the fallback) is sent; ingest holds it back for its call's
+    kept. `insert`: how the INSERT of a few events is sent; ingest holds it back for its call's
     last writes (IngestUnitOfWork.insert_later). `definitions`: the environment's defined events
     (defined_events/cache.py); the events matching one are stored with their match rows (_matched_insert).
     Answers how many were stored (those skipped for their key are not)."""
