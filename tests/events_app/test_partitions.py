@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count
@@ -19,6 +20,7 @@ from events_app.partitions import default_partition_name, event_partitions_ensur
 from events_app.rollups.catch_up import rollups_catch_up
 from events_app.services.event_rows import COPY_MIN_ROWS, events_insert
 from events_app.services.ingest import track_ingest
+from events_app.tasks import event_partitions_ensure_task
 from tests.builders import locked_or_done, profile_build, track
 from tests.reports_app.conftest import accounts, world  # noqa: F401 (fixtures)
 from tests.reports_app.test_rollup_reports import every_report_agrees
@@ -89,6 +91,13 @@ def test_partitions_are_made_ahead_and_a_second_run_makes_none(db):
     assert made.created == [date(2031, 5, 1), date(2031, 6, 1), date(2031, 7, 1)] and made.rows_moved == 0
     assert {date(2031, 5, 1), date(2031, 6, 1), date(2031, 7, 1)} <= set(partition_months())
     assert event_partitions_ensure(now=datetime(2031, 5, 20, tzinfo=UTC)).created == []
+
+
+def test_the_beat_task_is_scheduled_and_makes_the_partitions_of_default_rows(environment):
+    track(environment, user_id=2, event="Old", timestamp="2006-07-07T07:00:00Z")
+    assert "cairn.event_partitions_ensure" in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert event_partitions_ensure_task.apply().get() == 1
+    assert date(2006, 7, 1) in partition_months()
 
 
 def test_an_event_of_a_month_without_partition_lands_in_default_and_moves_into_its_new_partition(environment):
