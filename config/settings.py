@@ -269,7 +269,16 @@ CAIRN_ROLLUP_ANALYZE_EVENTS = env_int("CAIRN_ROLLUP_ANALYZE_EVENTS", 100000)
 # PostgreSQL's work_mem, in MB, for each report statement (trends, funnels, retention: reports_app/selectors/
 # report_cursor.py), set for that statement alone; 0 keeps the server's (docs/operations.md "Report memory").
 CAIRN_REPORT_WORK_MEM_MB = env_int("CAIRN_REPORT_WORK_MEM_MB", 64)
+# Event partitions (events_app/partitions.py, docs/operations.md "Event partitions"): how many months after the
+# current one beat keeps a partition made for, and how often it checks.
+CAIRN_EVENT_PARTITIONS_AHEAD = env_int("CAIRN_EVENT_PARTITIONS_AHEAD", 2)
+CAIRN_EVENT_PARTITIONS_SECONDS = env_int("CAIRN_EVENT_PARTITIONS_SECONDS", 3600)
 CELERY_BEAT_SCHEDULE = {
+    "event-partitions-ensure": {
+        "task": "cairn.event_partitions_ensure",
+        "schedule": float(CAIRN_EVENT_PARTITIONS_SECONDS),
+        "options": {"expires": float(CAIRN_EVENT_PARTITIONS_SECONDS)},
+    },
     "rollups-catch-up": {
         "task": "cairn.rollups_catch_up",
         "schedule": float(CAIRN_ROLLUP_SECONDS),

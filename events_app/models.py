@@ -5,7 +5,7 @@ Both keep two profiles: `profile` is who owns the row now (it changes when a mer
 """
 
 from django.db import models
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from users_app.models import Environment, Profile
 
@@ -145,13 +145,11 @@ class Event(models.Model):
     objects = EventQuerySet.as_manager()
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["environment", "idempotency_key"],
-                condition=Q(idempotency_key__isnull=False),
-                name="event_unique_idempotency_key",
-            ),
-        ]
+        # On PostgreSQL the table is partitioned by month of `timestamp` (events_app/partitions.py), and its
+        # primary key in the database is (id, timestamp): a partitioned table's unique keys must hold the
+        # partition key. `id` stays the pk here, for the ORM: ids come from the one sequence and are never
+        # written by hand, so an id is still one event. For the same reason the idempotency keys' uniqueness
+        # lives in EventIdempotencyKey; `idempotency_key` is kept as what the event was sent with.
         indexes = [
             # Covering: funnels and retention read a step's events (person and order) from the index alone.
             models.Index(
@@ -167,6 +165,35 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class EventIdempotencyKey(models.Model):
+    """An idempotency key an environment's event was stored with: its unique key is what makes a key stored once
+    (events_app/services/event_rows.py claims keys here in the event's own transaction). A side table, because a
+    unique key on the partitioned events table would have to include the timestamp. It goes with its event
+    (event_side_rows_delete): a key whose event was deleted or expired may be sent again."""
+
+    pk = models.CompositePrimaryKey("environment", "key")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    key = models.CharField(max_length=255)
+    # A plain column: no foreign key can point at the partitioned events table (its unique key is (id, timestamp)).
+    event_id = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["event_id"], name="idempotency_key_by_event")]
+
+    def __str__(self) -> str:
+        return f"{self.key} of event {self.event_id}"
+
+
+def event_side_rows_delete(event_ids) -> None:
+    """Delete the rows keyed by these events' ids that have no foreign key to cascade from the event: their
+    defined-event matches and their idempotency keys. `event_ids`: ids, or a queryset of them. Every service that
+    deletes events calls it first (users_app/deletion/)."""
+    DefinedEventMatch.objects.filter(event_id__in=event_ids).delete()
+    EventIdempotencyKey.objects.filter(event_id__in=event_ids).delete()
 
 
 class DefinedEvent(models.Model):
@@ -278,7 +305,9 @@ class DefinedEventMatch(models.Model):
 
 
 # The rollups (events_app/rollups/models.py) are events_app's models too: re-exported here, where users_app's
-# deletion and retention, which may import events_app's models only, find them.
+# deletion and retention, which may import events_app's models only, find them; the same for the partitions' step
+# of retention.
+from events_app.partitions import expired_partitions_drop  # noqa: E402
 from events_app.rollups.models import (  # noqa: E402
     PersonActivityRollup,
     PersonDayNameRollup,
@@ -292,11 +321,14 @@ __all__ = [
     "DefinedEvent",
     "DefinedEventMatch",
     "Event",
+    "EventIdempotencyKey",
     "PersonActivityRollup",
     "PersonDayNameRollup",
     "PersonDayRollup",
     "RollupWatermark",
     "Session",
+    "event_side_rows_delete",
+    "expired_partitions_drop",
     "rollups_forget_profiles",
     "rollups_rebuild_until",
 ]

@@ -38,3 +38,13 @@ def rollups_catch_up_task() -> int | None:
     from events_app.rollups.catch_up import rollups_catch_up
 
     return rollups_catch_up(time_budget_seconds=60).through_event_id
+
+
+# acks_late=False: a run a dead worker lost is replaced by the next one (each partition is made in one transaction).
+@shared_task(name="cairn.event_partitions_ensure", ignore_result=True, acks_late=False)
+def event_partitions_ensure_task() -> int:
+    """Beat: the events' partitions of this month and the months ahead, and of the months with rows in DEFAULT
+    (events_app/partitions.py); answers how many it made."""
+    from events_app.partitions import event_partitions_ensure
+
+    return len(event_partitions_ensure().created)

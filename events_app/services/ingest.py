@@ -222,7 +222,7 @@ def resolve_targets(unit: IngestUnitOfWork, targets: list[Target], seen: SeenBou
 
 def drop_duplicates(environment: Environment, items: list[TrackItem]) -> list[TrackItem]:
     """An idempotency_key is stored once: skip keys already stored or repeated earlier in this call.
-    (Concurrent duplicates are caught by the unique constraint when inserting.)"""
+    (A key a concurrent call stores meanwhile is caught by events_insert's claim of the keys.)"""
     keys = {item.idempotency_key for item in items if item.idempotency_key}
     seen = stored_idempotency_keys(environment, keys) if keys else set()
     fresh = []
@@ -293,7 +293,8 @@ def events_write(*, unit: IngestUnitOfWork, items: list[TrackItem]) -> int:
     ]
     sessions_assign(unit=unit, needs=needs)
     environment_pk = unit.environment.pk
-    events_insert(
+    # Fewer than the items when a concurrent call stored one of their idempotency keys first.
+    stored = events_insert(
         [
             (
                 environment_pk,
@@ -311,7 +312,7 @@ def events_write(*, unit: IngestUnitOfWork, items: list[TrackItem]) -> int:
         definitions_for_ingest(unit.environment),  # None (nothing to match) unless the environment defined events
     )
     _touch_profiles(unit, items)
-    return len(items)
+    return stored
 
 
 # ---- the calls ----------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q
 
-from events_app.models import DefinedEventMatch, Event, Session, rollups_forget_profiles
+from events_app.models import Event, Session, event_side_rows_delete, rollups_forget_profiles
 from users_app.models import MergeRecord, Profile, UserProperty
 from users_app.people import person_member_pks, person_of
 from users_app.services.locks import profiles_lock, profiles_try_lock
@@ -145,9 +145,10 @@ def _merges_delete(member_pks: set[int], identity: str | None) -> int:
 
 def _rows_delete(model, condition: Q) -> int:
     """Delete the rows and answer how many of `model` went (not the events a session's delete unlinks). An event's
-    defined-event matches go with it: they are keyed by the event's id, with no foreign key to cascade."""
+    defined-event matches and idempotency key go with it: they are keyed by the event's id, with no foreign key to
+    cascade."""
     if model is Event:
-        DefinedEventMatch.objects.filter(event_id__in=Event.objects.filter(condition).values("pk")).delete()
+        event_side_rows_delete(Event.objects.filter(condition).values("pk"))
     return model.objects.filter(condition).delete()[1].get(model._meta.label, 0)
 
 

@@ -5,7 +5,12 @@ In batches of CAIRN_RETENTION_BATCH_SIZE rows, each its own short transaction, f
 timestamp) index: no long lock, and ingest (which writes new rows, far from the cutoff) is never blocked. Every
 batch commits whole, so a report or count sees each event either there or gone, never half a batch; a session
 goes only after its last event, so a session count never includes a session whose events are gone. Idempotent:
-a pass that dies is finished by the next one."""
+a pass that dies is finished by the next one.
+
+On PostgreSQL, where events are partitioned by month (events_app/partitions.py), a month whose rows all belong to
+environments that expired the whole month is dropped first, partition and all (with its events' matches and keys,
+in one transaction); the batched DELETE then takes the rest, and each environment's rollups and empty sessions are
+corrected as after it."""
 
 from dataclasses import dataclass
 from datetime import UTC, timedelta
@@ -15,7 +20,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from events_app.models import DefinedEventMatch, Event, Session, rollups_rebuild_until
+from events_app.models import Event, Session, event_side_rows_delete, expired_partitions_drop, rollups_rebuild_until
 from users_app.models import Environment
 
 RETENTION_BATCH_SIZE = 5000
@@ -39,9 +44,14 @@ def _delete_batches(queryset, model) -> int:
             pks = list(queryset.values_list("pk", flat=True)[:batch_size])
             if not pks:
                 return total
-            if model is Event:  # their defined-event matches, keyed by event id (no foreign key to cascade)
-                DefinedEventMatch.objects.filter(event_id__in=pks).delete()
+            if model is Event:  # their matches and keys, keyed by event id (no foreign key to cascade)
+                event_side_rows_delete(pks)
             total += model.objects.filter(pk__in=pks).delete()[1].get(model._meta.label, 0)
+
+
+def _cutoff(environment: Environment, now) -> object:
+    """Events before this time are past the environment's retention."""
+    return (now or timezone.now()) - timedelta(days=environment.event_retention_days)
 
 
 def environment_retention_apply(*, environment: Environment, now=None) -> RetentionResult:
@@ -50,7 +60,7 @@ def environment_retention_apply(*, environment: Environment, now=None) -> Retent
     result = RetentionResult()
     if not environment.event_retention_days:
         return result
-    cutoff = (now or timezone.now()) - timedelta(days=environment.event_retention_days)
+    cutoff = _cutoff(environment, now)
     result.environments = 1
     result.events_deleted = _delete_batches(
         Event.objects.filter(environment=environment, timestamp__lt=cutoff).order_by(), Event
@@ -69,7 +79,13 @@ def environment_retention_apply(*, environment: Environment, now=None) -> Retent
 def event_retention_sweep(*, now=None) -> RetentionResult:
     """One pass over every environment with a retention (the periodic task's work)."""
     total = RetentionResult()
-    for environment in Environment.objects.filter(event_retention_days__isnull=False, event_retention_days__gt=0):
+    environments = list(Environment.objects.filter(event_retention_days__isnull=False, event_retention_days__gt=0))
+    now = now or timezone.now()
+    # Whole months first (PostgreSQL partitions); then each environment's batched DELETE of the rest, its rollups and
+    # empty sessions.
+    dropped = expired_partitions_drop({environment.pk: _cutoff(environment, now) for environment in environments})
+    total.events_deleted = sum(partition.events for partition in dropped)
+    for environment in environments:
         result = environment_retention_apply(environment=environment, now=now)
         total.environments += result.environments
         total.events_deleted += result.events_deleted
