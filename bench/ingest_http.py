@@ -122,8 +122,9 @@ def post(connection, path: str, body: bytes) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
-def send_all(port: int, bodies: list[bytes], clients: int) -> float:
-    """Send the bodies, `clients` at a time (each on one keep-alive connection); returns the seconds taken."""
+def send_all(port: int, bodies: list[bytes], clients: int, latencies: list[float] | None = None) -> float:
+    """Send the bodies, `clients` at a time (each on one keep-alive connection); returns the seconds taken.
+    `latencies`: each call's seconds are appended to it."""
     import http.client
 
     failures, lock, queue = [], threading.Lock(), list(reversed(bodies))
@@ -135,7 +136,11 @@ def send_all(port: int, bodies: list[bytes], clients: int) -> float:
                 if not queue:
                     break
                 body = queue.pop()
+            call_started = time.perf_counter()
             status, content = post(connection, "/api/track", body)
+            if latencies is not None:
+                with lock:
+                    latencies.append(time.perf_counter() - call_started)
             answer = json.loads(content) if status == 200 else {}
             if status != 200 or answer.get("rejected"):
                 failures.append((status, content[:300]))

@@ -19,7 +19,6 @@ recreated for each part.
 """
 
 import argparse
-import http.client
 import os
 import sys
 import threading
@@ -102,32 +101,6 @@ def cost_per_thousand(events: int) -> None:
     assert results["at ingest"][1] == results["periodic"][1], "the two ways disagree"
 
 
-def send_timed(port: int, bodies: list[bytes], clients: int) -> list[float]:
-    """Each call's latency in seconds, `clients` calls at a time on keep-alive connections."""
-    latencies, lock, queue = [], threading.Lock(), list(reversed(bodies))
-
-    def client() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        while True:
-            with lock:
-                if not queue:
-                    break
-                body = queue.pop()
-            started = time.perf_counter()
-            status, _ = ingest_http.post(connection, "/api/track", body)
-            assert status == 200, status
-            with lock:
-                latencies.append(time.perf_counter() - started)
-        connection.close()
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies
-
-
 def catch_up_every_second(stop: threading.Event, waits: list[float], runs: list[float]) -> None:
     from django.db import connection
 
@@ -158,7 +131,8 @@ def mark_under_load(events: int, clients: int) -> None:
             if with_catch_up:
                 catcher.start()
             started = time.perf_counter()
-            latencies = send_timed(servers.port, bodies, clients)
+            latencies = []
+            ingest_http.send_all(servers.port, bodies, clients, latencies)
             elapsed = time.perf_counter() - started
             stop.set()
             if with_catch_up:
